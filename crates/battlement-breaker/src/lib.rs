@@ -1,0 +1,1 @@
+//! Battlement breaker layer (not yet implemented).

@@ -1,0 +1,1 @@
+//! Battlement bulkhead layer (not yet implemented).

@@ -1,0 +1,1 @@
+//! Battlement chaos layer (not yet implemented).

@@ -1,0 +1,271 @@
+//! HTTP response classification (feature `http`).
+
+use crate::classify::status_failure_kind;
+use crate::error::{failure_kind, AsDynError};
+use crate::{Classify, ConfigError, Outcome};
+use std::fmt;
+
+/// A set of HTTP status codes (100..=999), stored as a bitmap: lookups cost one shift.
+///
+/// ```
+/// use battlement_core::StatusSet;
+///
+/// let set = StatusSet::range(500, 599).unwrap().with(429).unwrap();
+/// assert!(set.contains(503));
+/// assert!(set.contains(429));
+/// assert!(!set.contains(404));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatusSet {
+    bits: [u64; 16],
+}
+
+impl StatusSet {
+    /// The empty set.
+    pub const fn empty() -> Self {
+        StatusSet { bits: [0; 16] }
+    }
+
+    fn check(code: u16) -> Result<(), ConfigError> {
+        if (100..=999).contains(&code) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "http classifier",
+                "status",
+                code,
+                "an HTTP status code must be within 100..=999",
+            ))
+        }
+    }
+
+    /// The codes `from..=to`.
+    pub fn range(from: u16, to: u16) -> Result<Self, ConfigError> {
+        Self::check(from)?;
+        Self::check(to)?;
+        if from > to {
+            return Err(ConfigError::new(
+                "http classifier",
+                "status range",
+                (from, to),
+                "the range's start is after its end",
+            ));
+        }
+        let mut set = Self::empty();
+        for code in from..=to {
+            set.insert_unchecked(code);
+        }
+        Ok(set)
+    }
+
+    /// The given codes.
+    pub fn of(codes: impl IntoIterator<Item = u16>) -> Result<Self, ConfigError> {
+        let mut set = Self::empty();
+        for code in codes {
+            set = set.with(code)?;
+        }
+        Ok(set)
+    }
+
+    /// This set with `code` added.
+    pub fn with(mut self, code: u16) -> Result<Self, ConfigError> {
+        Self::check(code)?;
+        self.insert_unchecked(code);
+        Ok(self)
+    }
+
+    /// This set without `code`.
+    pub fn without(mut self, code: u16) -> Self {
+        if (100..=999).contains(&code) {
+            self.bits[(code / 64) as usize] &= !(1u64 << (code % 64));
+        }
+        self
+    }
+
+    /// The union of two sets.
+    pub fn union(mut self, other: StatusSet) -> Self {
+        for (a, b) in self.bits.iter_mut().zip(other.bits) {
+            *a |= b;
+        }
+        self
+    }
+
+    fn insert_unchecked(&mut self, code: u16) {
+        self.bits[(code / 64) as usize] |= 1u64 << (code % 64);
+    }
+
+    /// Whether `code` is in the set.
+    #[inline]
+    pub fn contains(&self, code: u16) -> bool {
+        code < 1024 && self.bits[(code / 64) as usize] & (1u64 << (code % 64)) != 0
+    }
+
+    /// Iterates over the codes in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (100u16..=999).filter(|c| self.contains(*c))
+    }
+}
+
+impl fmt::Debug for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// Classifies HTTP responses: by default 5xx and 429 fail, every other status succeeds;
+/// transport errors fail with the kind read from their source chain.
+///
+/// The failing and ignored status sets are configurable; a status in the ignored set counts as
+/// neither success nor failure.
+///
+/// ```
+/// use battlement_core::{Classify, FailureKind, HttpClassifier, Outcome, error::BoxError};
+/// use http::Response;
+///
+/// let c = HttpClassifier::new().ignore(404).unwrap();
+/// let res = |code: u16| Response::builder().status(code).body(()).unwrap();
+/// let classify = |code| Classify::<_, BoxError>::classify(&c, Ok(&res(code)));
+/// assert_eq!(classify(503), Outcome::Failure(FailureKind::ServerError));
+/// assert_eq!(classify(429), Outcome::Failure(FailureKind::RateLimited));
+/// assert_eq!(classify(404), Outcome::Ignored);
+/// assert_eq!(classify(200), Outcome::Success);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct HttpClassifier {
+    failures: StatusSet,
+    ignored: StatusSet,
+}
+
+impl Default for HttpClassifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClassifier {
+    /// 5xx and 429 fail; nothing is ignored.
+    pub fn new() -> Self {
+        let mut failures = StatusSet::empty();
+        for code in 500..=599 {
+            failures.insert_unchecked(code);
+        }
+        failures.insert_unchecked(429);
+        HttpClassifier {
+            failures,
+            ignored: StatusSet::empty(),
+        }
+    }
+
+    /// Replaces the set of failing statuses.
+    pub fn failure_statuses(mut self, set: StatusSet) -> Self {
+        self.failures = set;
+        self
+    }
+
+    /// Replaces the set of ignored statuses (they win over failing ones).
+    pub fn ignored_statuses(mut self, set: StatusSet) -> Self {
+        self.ignored = set;
+        self
+    }
+
+    /// Adds one failing status.
+    pub fn fail(mut self, code: u16) -> Result<Self, ConfigError> {
+        self.failures = self.failures.with(code)?;
+        Ok(self)
+    }
+
+    /// Adds one ignored status.
+    pub fn ignore(mut self, code: u16) -> Result<Self, ConfigError> {
+        self.ignored = self.ignored.with(code)?;
+        Ok(self)
+    }
+
+    /// Classifies a bare status code.
+    #[inline]
+    pub fn classify_status(&self, status: http::StatusCode) -> Outcome {
+        let code = status.as_u16();
+        if self.ignored.contains(code) {
+            Outcome::Ignored
+        } else if self.failures.contains(code) {
+            Outcome::Failure(status_failure_kind(code))
+        } else {
+            Outcome::Success
+        }
+    }
+}
+
+impl<B, E: AsDynError> Classify<http::Response<B>, E> for HttpClassifier {
+    #[inline]
+    fn classify(&self, result: Result<&http::Response<B>, &E>) -> Outcome {
+        match result {
+            Ok(res) => self.classify_status(res.status()),
+            Err(e) => Outcome::Failure(failure_kind(e.as_dyn_error())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::BoxError;
+    use crate::FailureKind;
+
+    fn res(code: u16) -> http::Response<()> {
+        http::Response::builder().status(code).body(()).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = HttpClassifier::new();
+        for code in [500u16, 502, 503, 504, 599] {
+            assert_eq!(
+                Classify::<_, BoxError>::classify(&c, Ok(&res(code))),
+                Outcome::Failure(FailureKind::ServerError)
+            );
+        }
+        for code in [200u16, 201, 301, 400, 401, 404, 418] {
+            assert_eq!(
+                Classify::<_, BoxError>::classify(&c, Ok(&res(code))),
+                Outcome::Success,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_sets() {
+        let c = HttpClassifier::new()
+            .failure_statuses(StatusSet::of([503, 408]).unwrap())
+            .ignored_statuses(StatusSet::range(400, 404).unwrap());
+        assert_eq!(
+            Classify::<_, BoxError>::classify(&c, Ok(&res(500))),
+            Outcome::Success
+        );
+        assert_eq!(
+            Classify::<_, BoxError>::classify(&c, Ok(&res(408))),
+            Outcome::Failure(FailureKind::Timeout)
+        );
+        assert_eq!(
+            Classify::<_, BoxError>::classify(&c, Ok(&res(403))),
+            Outcome::Ignored
+        );
+    }
+
+    #[test]
+    fn status_set_validation() {
+        assert!(StatusSet::range(600, 500).is_err());
+        assert!(StatusSet::empty().with(42).is_err());
+        assert!(StatusSet::empty().with(1000).is_err());
+        let s = StatusSet::of([200, 999]).unwrap().without(200);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![999]);
+    }
+
+    #[test]
+    fn errors_use_default_rules() {
+        let err: BoxError = Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            Classify::<http::Response<()>, _>::classify(&HttpClassifier::new(), Err(&err)),
+            Outcome::Failure(FailureKind::Connection)
+        );
+    }
+}

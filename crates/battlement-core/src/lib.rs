@@ -1,0 +1,59 @@
+//! The shared vocabulary of battlement, resilience middleware for Tower.
+//!
+//! Every battlement layer speaks the same small language, defined here:
+//!
+//! - [`Outcome`] and [`FailureKind`]: how a finished call counts.
+//! - [`Classify`]: maps a call's `Result<&Res, &E>` to an [`Outcome`], so "a 503 is a failure, a
+//!   404 is not" is said once for the breaker, the retry policy and the health probe. Built-ins:
+//!   [`DefaultClassifier`], [`HttpClassifier`] (feature `http`), [`GrpcClassifier`] (feature
+//!   `grpc`), [`TowerHttpClassifier`] (feature `tower-http`), and closures ([`classify_fn`]).
+//! - [`error`]: the typed, downcastable errors layers return ([`BreakerOpen`](error::BreakerOpen),
+//!   [`BulkheadFull`](error::BulkheadFull), [`BulkheadTimeout`](error::BulkheadTimeout),
+//!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted)) and [`ConfigError`], which every
+//!   builder returns for a bad setting.
+//! - [`Observe`] and [`Snapshot`]: what stateful components report to the health registry.
+//!
+//! # Time
+//!
+//! Every component measures time with `tokio::time::Instant`, so tests drive it with
+//! `tokio::time::pause()` and never sleep for real.
+//!
+//! # Example
+//!
+//! ```
+//! use battlement_core::{error::{BoxError, BreakerOpen}, Classify, DefaultClassifier, FailureKind, Outcome};
+//!
+//! let err: BoxError = Box::new(BreakerOpen::new("upstream".into(), None));
+//! let outcome = DefaultClassifier.classify(Err::<&(), _>(&err));
+//! assert_eq!(outcome, Outcome::Failure(FailureKind::Rejected));
+//! // The error keeps its type: callers downcast it.
+//! assert!(err.downcast_ref::<BreakerOpen>().is_some());
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod classify;
+pub mod error;
+#[cfg(feature = "grpc")]
+mod grpc;
+#[cfg(feature = "http")]
+mod http;
+pub mod observe;
+mod outcome;
+#[cfg(feature = "tower-http")]
+mod tower_http;
+
+pub use classify::{
+    classify_fn, classify_ok, status_failure_kind, Classify, DefaultClassifier, FnClassifier,
+    OkClassifier,
+};
+pub use error::{AsDynError, BoxError, ConfigError};
+#[cfg(feature = "grpc")]
+pub use grpc::{code_outcome as grpc_code_outcome, GrpcClassifier};
+#[cfg(feature = "http")]
+pub use http::{HttpClassifier, StatusSet};
+pub use observe::{ComponentKind, HealthStatus, Metric, Observe, Registrar, Snapshot};
+pub use outcome::{FailureKind, Outcome};
+#[cfg(feature = "tower-http")]
+pub use tower_http::TowerHttpClassifier;

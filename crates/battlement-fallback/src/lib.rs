@@ -1,0 +1,1 @@
+//! Battlement fallback layer (not yet implemented).

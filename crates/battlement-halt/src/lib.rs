@@ -1,0 +1,1 @@
+//! Battlement halt layer (not yet implemented).

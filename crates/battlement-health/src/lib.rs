@@ -1,0 +1,1 @@
+//! Battlement health layer (not yet implemented).

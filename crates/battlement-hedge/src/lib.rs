@@ -1,0 +1,1 @@
+//! Battlement hedge layer (not yet implemented).

@@ -1,0 +1,1 @@
+//! Battlement retry layer (not yet implemented).

@@ -1,0 +1,1 @@
+//! Battlement timeout layer (not yet implemented).
