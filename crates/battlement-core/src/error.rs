@@ -266,11 +266,7 @@ impl Elapsed {
 
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "timeout `{}`: call exceeded {:?}",
-            self.name, self.limit
-        )
+        write!(f, "timeout `{}`: call exceeded {:?}", self.name, self.limit)
     }
 }
 
@@ -447,7 +443,10 @@ pub fn failure_kind(err: &(dyn Error + 'static)) -> crate::FailureKind {
 
 fn direct_kind(e: &(dyn Error + 'static)) -> Option<crate::FailureKind> {
     use crate::FailureKind;
-    if e.is::<BreakerOpen>() || e.is::<BulkheadFull>() || e.is::<BulkheadTimeout>() || e.is::<Halted>()
+    if e.is::<BreakerOpen>()
+        || e.is::<BulkheadFull>()
+        || e.is::<BulkheadTimeout>()
+        || e.is::<Halted>()
     {
         return Some(FailureKind::Rejected);
     }
@@ -461,8 +460,8 @@ fn direct_kind(e: &(dyn Error + 'static)) -> Option<crate::FailureKind> {
         use std::io::ErrorKind::*;
         return match io.kind() {
             TimedOut => Some(FailureKind::Timeout),
-            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
-            | BrokenPipe | UnexpectedEof => Some(FailureKind::Connection),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
+            | UnexpectedEof => Some(FailureKind::Connection),
             // An io::Error may wrap a richer error; its `source()` skips that error, so look at
             // it directly.
             _ => io
@@ -546,8 +545,14 @@ mod tests {
     #[test]
     fn kinds_from_chain() {
         let cases: Vec<(BoxError, FailureKind)> = vec![
-            (Box::new(BreakerOpen::new("b".into(), None)), FailureKind::Rejected),
-            (Box::new(BulkheadFull::new("b".into())), FailureKind::Rejected),
+            (
+                Box::new(BreakerOpen::new("b".into(), None)),
+                FailureKind::Rejected,
+            ),
+            (
+                Box::new(BulkheadFull::new("b".into())),
+                FailureKind::Rejected,
+            ),
             (
                 Box::new(BulkheadTimeout::new("b".into(), Duration::ZERO)),
                 FailureKind::Rejected,
@@ -556,12 +561,18 @@ mod tests {
                 Box::new(Halted::new("h".into(), "r".into(), SystemTime::UNIX_EPOCH)),
                 FailureKind::Rejected,
             ),
-            (Box::new(Elapsed::new("t".into(), Duration::ZERO)), FailureKind::Timeout),
+            (
+                Box::new(Elapsed::new("t".into(), Duration::ZERO)),
+                FailureKind::Timeout,
+            ),
             (
                 Box::new(tower::timeout::error::Elapsed::new()),
                 FailureKind::Timeout,
             ),
-            (Box::new(io::Error::from(io::ErrorKind::TimedOut)), FailureKind::Timeout),
+            (
+                Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+                FailureKind::Timeout,
+            ),
             (
                 Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
                 FailureKind::Connection,

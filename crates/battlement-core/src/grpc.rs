@@ -17,7 +17,9 @@ pub fn code_outcome(code: Code) -> Outcome {
         Code::DeadlineExceeded => Outcome::Failure(FailureKind::Timeout),
         Code::Unavailable => Outcome::Failure(FailureKind::Connection),
         Code::ResourceExhausted => Outcome::Failure(FailureKind::RateLimited),
-        Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failure(FailureKind::ServerError),
+        Code::Internal | Code::Unknown | Code::DataLoss => {
+            Outcome::Failure(FailureKind::ServerError)
+        }
         _ => Outcome::Ignored,
     }
 }

@@ -1,0 +1,645 @@
+//! The shared breaker handle: admission, recording, operator actions, metrics.
+
+use crate::config::{CircuitBreakerBuilder, SlidingWindow, Validated};
+use crate::event::{BreakerEvent, TransitionReason};
+use crate::state::{Machine, Target, Transition, Word};
+use crate::window::{Record, Window};
+use crate::State;
+use battlement_core::error::BreakerOpen;
+use battlement_core::{
+    ComponentKind, FailureKind, HealthStatus, Metric, Observe, Outcome, Snapshot,
+};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// A circuit breaker: a cheap `Clone` handle to state shared by every service it guards.
+///
+/// Build one with [`CircuitBreaker::builder`], then guard services with
+/// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer). One handle may guard several services
+/// (all routes to one upstream); one stack may use several breakers.
+///
+/// ```
+/// use battlement_breaker::{CircuitBreaker, State};
+///
+/// let breaker = CircuitBreaker::builder("inventory").build().unwrap();
+/// breaker.force_open("deploying inventory v2");
+/// assert_eq!(breaker.state(), State::ForcedOpen);
+/// breaker.reset();
+/// assert_eq!(breaker.state(), State::Closed);
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    shards: Arc<[Arc<CachePadded<Shard>>]>,
+}
+
+/// What a call's future holds: its own cache-line-padded reference to the shared state, so
+/// cloning and dropping it per call touches a reference count no other core is writing.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    name: Arc<str>,
+    machine: Machine,
+    window: Window,
+    consecutive: CachePadded<AtomicU64>,
+    eval_pending: CachePadded<AtomicBool>,
+    minimum_calls: u64,
+    failure_rate: Option<f64>,
+    slow: Option<(u64, f64)>,
+    consecutive_limit: Option<u64>,
+    max_half_open: Option<u64>,
+    timing: bool,
+    origin: Instant,
+    events: broadcast::Sender<BreakerEvent>,
+}
+
+/// A call the breaker let through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    gen: u64,
+    trial: bool,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared();
+        f.debug_struct("CircuitBreaker")
+            .field("name", &shared.name)
+            .field("state", &shared.machine.current().state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl CircuitBreaker {
+    /// Starts building a breaker called `name`.
+    pub fn builder(name: impl Into<String>) -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new(name)
+    }
+
+    pub(crate) fn from_builder(b: &CircuitBreakerBuilder, v: Validated) -> Self {
+        let window = match b.window {
+            SlidingWindow::Count(n) => Window::count(n),
+            SlidingWindow::Time { length, buckets } => {
+                Window::time(nanos(length), u64::from(buckets))
+            }
+        };
+        let (events, _) = broadcast::channel(b.event_capacity);
+        let shared = Arc::new(Shared {
+            name: b.name.as_str().into(),
+            machine: Machine::new(v.machine),
+            window,
+            consecutive: CachePadded::new(AtomicU64::new(0)),
+            eval_pending: CachePadded::new(AtomicBool::new(false)),
+            minimum_calls: b.minimum_calls,
+            failure_rate: b.failure_rate,
+            slow: v.slow_nanos.zip(b.slow_call.map(|(_, r)| r)),
+            consecutive_limit: b.consecutive_failures,
+            max_half_open: v.max_half_open,
+            timing: b.record_latency || b.slow_call.is_some(),
+            origin: Instant::now(),
+            events,
+        });
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64)
+            .next_power_of_two();
+        let shards = (0..n)
+            .map(|_| {
+                Arc::new(CachePadded::new(Shard {
+                    shared: shared.clone(),
+                }))
+            })
+            .collect();
+        CircuitBreaker { shards }
+    }
+
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shards[0].shared
+    }
+
+    /// A reference for one call's future, from the calling thread's shard.
+    #[inline]
+    pub(crate) fn shard(&self) -> Arc<CachePadded<Shard>> {
+        let i = thread_index() & (self.shards.len() - 1);
+        self.shards[i].clone()
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// The current state. An open breaker whose wait has passed moves to half-open here, as it
+    /// would on the next call.
+    pub fn state(&self) -> State {
+        let shared = self.shared();
+        let word = shared.machine.current();
+        if word.state() == State::Open {
+            let now = shared.now();
+            if now >= shared.machine.open_until() {
+                shared.transition(word, Target::HalfOpen, now, TransitionReason::WaitElapsed);
+                return shared.machine.current().state();
+            }
+        }
+        word.state()
+    }
+
+    /// How long until an open breaker admits a trial call (`None` unless open).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let shared = self.shared();
+        (shared.machine.current().state() == State::Open)
+            .then(|| Duration::from_nanos(shared.machine.open_until().saturating_sub(shared.now())))
+    }
+
+    /// Forces the breaker open: every call is rejected until [`reset`](Self::reset). The reason
+    /// is carried by each [`BreakerOpen`] error and shown by the health endpoint.
+    pub fn force_open(&self, reason: impl Into<Arc<str>>) {
+        let reason: Arc<str> = reason.into();
+        self.shared().force(
+            Target::ForcedOpen(reason.clone()),
+            TransitionReason::Forced(reason),
+        );
+    }
+
+    /// Disables the breaker: every call passes and is recorded, but it never trips.
+    pub fn disable(&self) {
+        self.shared()
+            .force(Target::Disabled, TransitionReason::Disabled);
+    }
+
+    /// Back to closed with an empty window and the open wait reset to its base.
+    pub fn reset(&self) {
+        self.shared().force(Target::Closed, TransitionReason::Reset);
+    }
+
+    /// Subscribes to typed state-transition events.
+    pub fn subscribe(&self) -> broadcast::Receiver<BreakerEvent> {
+        self.shared().events.subscribe()
+    }
+
+    /// Counts, rates and latencies as plain data.
+    pub fn metrics(&self) -> BreakerMetrics {
+        self.shared().metrics()
+    }
+}
+
+#[cfg(not(loom))]
+#[inline]
+fn thread_index() -> usize {
+    crate::sync::thread_stripe()
+}
+
+#[cfg(loom)]
+#[inline]
+fn thread_index() -> usize {
+    0
+}
+
+impl Shared {
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.origin))
+    }
+
+    #[inline]
+    pub(crate) fn timing(&self) -> bool {
+        self.timing
+    }
+
+    /// Decides whether a call may start.
+    #[inline]
+    pub(crate) fn admit(&self) -> Result<Admission, BreakerOpen> {
+        let mut word = self.machine.current();
+        if word.state().admits_all() {
+            return Ok(Admission {
+                gen: word.gen(),
+                trial: false,
+            });
+        }
+        loop {
+            match word.state() {
+                State::Closed | State::Disabled => {
+                    return Ok(Admission {
+                        gen: word.gen(),
+                        trial: false,
+                    })
+                }
+                State::Open => {
+                    let now = self.now();
+                    let until = self.machine.open_until();
+                    if now < until {
+                        return Err(self.reject(Some(Duration::from_nanos(until - now))));
+                    }
+                    self.transition(word, Target::HalfOpen, now, TransitionReason::WaitElapsed);
+                }
+                State::HalfOpen => {
+                    if let Some(max) = self.max_half_open {
+                        let now = self.now();
+                        if now.saturating_sub(self.machine.half_open_since()) > max {
+                            self.transition(
+                                word,
+                                Target::Open,
+                                now,
+                                TransitionReason::HalfOpenTooLong,
+                            );
+                            word = self.machine.current();
+                            continue;
+                        }
+                    }
+                    return match self.machine.try_take_permit(word) {
+                        Some(gen) => Ok(Admission { gen, trial: true }),
+                        None => Err(self.reject(None)),
+                    };
+                }
+                State::ForcedOpen => {
+                    self.window.note_rejected();
+                    let reason = self
+                        .machine
+                        .forced_reason()
+                        .unwrap_or_else(|| Arc::from("forced open"));
+                    tracing::debug!(breaker = %self.name, %reason, "call rejected: breaker forced open");
+                    return Err(BreakerOpen::forced(self.name.clone(), reason));
+                }
+            }
+            word = self.machine.current();
+        }
+    }
+
+    fn reject(&self, retry_after: Option<Duration>) -> BreakerOpen {
+        self.window.note_rejected();
+        tracing::debug!(breaker = %self.name, ?retry_after, "call rejected: breaker open");
+        BreakerOpen::new(self.name.clone(), retry_after)
+    }
+
+    /// Records a finished call.
+    #[inline]
+    pub(crate) fn record(&self, adm: Admission, outcome: Outcome, latency: Option<u64>) {
+        let word = self.machine.current();
+        if word.gen() != adm.gen {
+            // Admitted in an earlier state: it must not count toward this one.
+            self.window.note_stale();
+            return;
+        }
+        let failure = match outcome {
+            Outcome::Success => None,
+            Outcome::Failure(kind) => Some(kind),
+            Outcome::Ignored => {
+                self.window.note_ignored();
+                if adm.trial {
+                    self.machine.return_permit(adm.gen);
+                }
+                return;
+            }
+        };
+        let slow = match (self.slow, latency) {
+            (Some((limit, _)), Some(lat)) => lat >= limit,
+            _ => false,
+        };
+        let now = if self.window.needs_time() {
+            self.now()
+        } else {
+            0
+        };
+        self.window.record(
+            Record {
+                failure,
+                slow,
+                latency,
+            },
+            now,
+        );
+        match word.state() {
+            State::Closed => self.judge(word, failure, slow, now),
+            State::HalfOpen if adm.trial => {
+                if let Some(target) = self
+                    .machine
+                    .record_trial(adm.gen, failure.is_none() && !slow)
+                {
+                    let reason = if target == Target::Closed {
+                        TransitionReason::TrialsSucceeded
+                    } else {
+                        TransitionReason::TrialsFailed
+                    };
+                    self.transition(word, target, self.now(), reason);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A call's future was dropped before it finished: count nothing, return its permit.
+    pub(crate) fn cancel(&self, adm: Admission) {
+        self.window.note_cancelled();
+        if adm.trial {
+            self.machine.return_permit(adm.gen);
+        }
+    }
+
+    /// Applies the trip rules after a call finished in the closed state.
+    #[inline]
+    fn judge(&self, word: Word, failure: Option<FailureKind>, slow: bool, now: u64) {
+        if let Some(limit) = self.consecutive_limit {
+            if failure.is_some() {
+                let n = self.consecutive.fetch_add(1, Relaxed) + 1;
+                if n >= limit {
+                    self.trip(word, TransitionReason::ConsecutiveFailures(n));
+                    return;
+                }
+            } else if self.consecutive.load(Relaxed) != 0 {
+                self.consecutive.store(0, Relaxed);
+            }
+        }
+        if self.failure_rate.is_none() && self.slow.is_none() {
+            return;
+        }
+        let bad = failure.is_some() || slow;
+        // Successes only lower the rates; they need a look only when a failure was seen before
+        // the window held enough calls.
+        if !bad && !self.eval_pending.load(Relaxed) {
+            return;
+        }
+        self.evaluate(word, bad, now);
+    }
+
+    #[cold]
+    fn evaluate(&self, word: Word, bad: bool, now: u64) {
+        let totals = self.window.totals(now);
+        if totals.calls < self.minimum_calls {
+            if bad && !self.eval_pending.load(Relaxed) {
+                self.eval_pending.store(true, Relaxed);
+            }
+            return;
+        }
+        if self.eval_pending.load(Relaxed) {
+            self.eval_pending.store(false, Relaxed);
+        }
+        let calls = totals.calls;
+        if let Some(threshold) = self.failure_rate {
+            let rate = totals.failures as f64 / calls as f64;
+            if rate >= threshold {
+                self.trip(word, TransitionReason::FailureRate { rate, calls });
+                return;
+            }
+        }
+        if let Some((_, threshold)) = self.slow {
+            let rate = totals.slow as f64 / calls as f64;
+            if rate >= threshold {
+                self.trip(word, TransitionReason::SlowCallRate { rate, calls });
+            }
+        }
+    }
+
+    #[cold]
+    fn trip(&self, word: Word, reason: TransitionReason) {
+        self.transition(word, Target::Open, self.now(), reason);
+    }
+
+    #[cold]
+    fn transition(&self, from: Word, target: Target, now: u64, reason: TransitionReason) -> bool {
+        let t = self
+            .machine
+            .transition(from.state(), from.gen(), target, now, |to| {
+                self.on_enter(to)
+            });
+        match t {
+            Some(t) => {
+                self.announce(t, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[cold]
+    fn force(&self, target: Target, reason: TransitionReason) {
+        let t = self
+            .machine
+            .force(target, self.now(), |to| self.on_enter(to));
+        self.announce(t, reason);
+    }
+
+    fn on_enter(&self, to: State) {
+        if matches!(to, State::Closed | State::Disabled) {
+            self.window.clear();
+            self.consecutive.store(0, Relaxed);
+            self.eval_pending.store(false, Relaxed);
+        }
+    }
+
+    fn announce(&self, t: Transition, reason: TransitionReason) {
+        let open_for = t.open_for.map(Duration::from_nanos);
+        match t.to {
+            State::Open | State::ForcedOpen => tracing::warn!(
+                breaker = %self.name,
+                from = %t.from,
+                to = %t.to,
+                ?reason,
+                ?open_for,
+                "circuit breaker opened"
+            ),
+            _ => tracing::info!(
+                breaker = %self.name,
+                from = %t.from,
+                to = %t.to,
+                ?reason,
+                "circuit breaker state changed"
+            ),
+        }
+        // No subscriber is not an error.
+        let _ = self.events.send(BreakerEvent::StateTransition {
+            name: self.name.clone(),
+            from: t.from,
+            to: t.to,
+            reason,
+            open_for,
+        });
+    }
+
+    fn metrics(&self) -> BreakerMetrics {
+        let word = self.machine.current();
+        let now = self.now();
+        let facts = self.machine.facts();
+        let totals = self.window.totals(now);
+        let c = self.window.cumulative();
+        let failures: u64 = c.failures.iter().sum();
+        let rate = |n: u64| {
+            if totals.calls == 0 {
+                0.0
+            } else {
+                n as f64 / totals.calls as f64
+            }
+        };
+        let state = word.state();
+        BreakerMetrics {
+            state,
+            time_in_state: Duration::from_nanos(now.saturating_sub(facts.entered_at)),
+            trips: facts.trips,
+            retry_after: (state == State::Open)
+                .then(|| Duration::from_nanos(self.machine.open_until().saturating_sub(now))),
+            forced_reason: facts.forced_reason.map(|r| r.to_string()),
+            calls_permitted: c.recorded + c.ignored + c.cancelled + c.stale,
+            calls_rejected: c.rejected,
+            successes: c.recorded - failures.min(c.recorded),
+            failures,
+            failures_by_kind: std::array::from_fn(|i| (FailureKind::ALL[i], c.failures[i])),
+            slow_calls: c.slow,
+            ignored: c.ignored,
+            cancelled: c.cancelled,
+            stale: c.stale,
+            window_calls: totals.calls,
+            window_failures: totals.failures,
+            failure_rate: rate(totals.failures),
+            slow_call_rate: rate(totals.slow),
+            mean_latency: (self.timing && totals.calls > 0)
+                .then(|| Duration::from_nanos(totals.lat_sum / totals.calls)),
+            max_latency: (self.timing && totals.calls > 0)
+                .then(|| Duration::from_nanos(totals.lat_max)),
+        }
+    }
+}
+
+/// A breaker's counts, rates and latencies, as plain data.
+///
+/// Counts are cumulative since the breaker was built; rates and latencies are over the current
+/// window (which empties when the breaker closes).
+///
+/// ```
+/// use battlement_breaker::{CircuitBreaker, State};
+///
+/// let m = CircuitBreaker::builder("db").build().unwrap().metrics();
+/// assert_eq!(m.state, State::Closed);
+/// assert_eq!(m.calls_permitted, 0);
+/// assert_eq!(m.failure_rate, 0.0);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerMetrics {
+    /// The state now.
+    pub state: State,
+    /// How long it has been in that state.
+    pub time_in_state: Duration,
+    /// How many times it opened on its own (not forced).
+    pub trips: u64,
+    /// While open: how long until a trial call is admitted.
+    pub retry_after: Option<Duration>,
+    /// While forced open: the operator's reason.
+    pub forced_reason: Option<String>,
+    /// Calls let through that have finished (or were cancelled).
+    pub calls_permitted: u64,
+    /// Calls rejected.
+    pub calls_rejected: u64,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// Calls that failed.
+    pub failures: u64,
+    /// Failures by kind.
+    pub failures_by_kind: [(FailureKind, u64); 6],
+    /// Calls slower than the slow-call duration.
+    pub slow_calls: u64,
+    /// Calls whose outcome was ignored.
+    pub ignored: u64,
+    /// Calls whose future was dropped before they finished.
+    pub cancelled: u64,
+    /// Calls that finished after the state they started in had ended (not counted).
+    pub stale: u64,
+    /// Calls in the window.
+    pub window_calls: u64,
+    /// Failures in the window.
+    pub window_failures: u64,
+    /// Failure rate over the window (0 when it is empty).
+    pub failure_rate: f64,
+    /// Slow-call rate over the window.
+    pub slow_call_rate: f64,
+    /// Mean latency over the window (when calls are timed).
+    pub mean_latency: Option<Duration>,
+    /// Largest latency in the window (when calls are timed).
+    pub max_latency: Option<Duration>,
+}
+
+impl Observe for CircuitBreaker {
+    fn name(&self) -> &str {
+        self.name()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let state = self.state();
+        let m = self.metrics();
+        let status = match state {
+            State::Closed | State::Disabled => HealthStatus::Pass,
+            State::HalfOpen => HealthStatus::Warn,
+            State::Open | State::ForcedOpen => HealthStatus::Fail,
+        };
+        let mut snap = Snapshot::new(
+            self.name(),
+            ComponentKind::CircuitBreaker,
+            state.as_str(),
+            status,
+        )
+        .with_metric(Metric::new("failure_rate", m.failure_rate, "ratio"))
+        .with_metric(Metric::new("slow_call_rate", m.slow_call_rate, "ratio"))
+        .with_metric(Metric::new("window_calls", m.window_calls as f64, "calls"))
+        .with_metric(Metric::new(
+            "calls_permitted",
+            m.calls_permitted as f64,
+            "calls",
+        ))
+        .with_metric(Metric::new(
+            "calls_rejected",
+            m.calls_rejected as f64,
+            "calls",
+        ))
+        .with_metric(Metric::new("successes", m.successes as f64, "calls"))
+        .with_metric(Metric::new("failures", m.failures as f64, "calls"))
+        .with_metric(Metric::new("slow_calls", m.slow_calls as f64, "calls"))
+        .with_metric(Metric::new("ignored", m.ignored as f64, "calls"))
+        .with_metric(Metric::new("trips", m.trips as f64, "count"))
+        .with_metric(Metric::new(
+            "time_in_state",
+            m.time_in_state.as_secs_f64() * 1e3,
+            "ms",
+        ));
+        for (kind, n) in m.failures_by_kind {
+            if n > 0 {
+                snap = snap.with_metric(Metric::new(
+                    format!("failures_{}", kind.as_str()),
+                    n as f64,
+                    "calls",
+                ));
+            }
+        }
+        if let Some(lat) = m.mean_latency {
+            snap = snap.with_metric(Metric::new("mean_latency", lat.as_secs_f64() * 1e3, "ms"));
+        }
+        if let Some(lat) = m.max_latency {
+            snap = snap.with_metric(Metric::new("max_latency", lat.as_secs_f64() * 1e3, "ms"));
+        }
+        if let Some(after) = m.retry_after {
+            snap = snap.with_metric(Metric::new("retry_after", after.as_secs_f64() * 1e3, "ms"));
+        }
+        if let Some(reason) = m.forced_reason {
+            snap = snap.with_message(format!("forced open: {reason}"));
+        }
+        snap
+    }
+}

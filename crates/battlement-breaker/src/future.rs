@@ -1,0 +1,130 @@
+//! The breaker's response future.
+
+use crate::breaker::{Admission, Shard};
+use battlement_core::error::BreakerOpen;
+use battlement_core::{BoxError, Classify};
+use crossbeam_utils::CachePadded;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tokio::time::Instant;
+
+pin_project! {
+    /// The future of a call through a [`CircuitBreakerService`](crate::CircuitBreakerService).
+    ///
+    /// When it finishes it records the call's outcome; dropped before that, it counts as neither
+    /// success nor failure and returns any half-open trial permit it held.
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Admitted {
+            #[pin]
+            future: F,
+            guard: Guard,
+            classifier: C,
+        },
+        Rejected {
+            error: Option<BreakerOpen>,
+        },
+    }
+}
+
+/// Records the call's end; if dropped unfinished, records a cancellation.
+struct Guard {
+    shard: Arc<CachePadded<Shard>>,
+    admission: Admission,
+    start: Option<Instant>,
+    done: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shard.shared.cancel(self.admission);
+        }
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn admitted(
+        future: F,
+        shard: Arc<CachePadded<Shard>>,
+        admission: Admission,
+        classifier: C,
+    ) -> Self {
+        let start = shard.shared.timing().then(Instant::now);
+        ResponseFuture {
+            kind: Kind::Admitted {
+                future,
+                guard: Guard {
+                    shard,
+                    admission,
+                    start,
+                    done: false,
+                },
+                classifier,
+            },
+        }
+    }
+
+    pub(crate) fn rejected(error: BreakerOpen) -> Self {
+        ResponseFuture {
+            kind: Kind::Rejected { error: Some(error) },
+        }
+    }
+}
+
+impl<F, C, T, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T, BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Admitted {
+                future,
+                guard,
+                classifier,
+            } => {
+                let result = ready!(future.poll(cx)).map_err(Into::into);
+                let outcome = classifier.classify(result.as_ref());
+                let latency = guard
+                    .start
+                    .map(|start| u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                guard.done = true;
+                guard.shard.shared.record(guard.admission, outcome, latency);
+                Poll::Ready(result)
+            }
+            KindProj::Rejected { error } => Poll::Ready(Err(Box::new(
+                error
+                    .take()
+                    .expect("ResponseFuture polled after completion"),
+            ))),
+        }
+    }
+}
+
+impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Admitted { .. } => "admitted",
+            Kind::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
+    }
+}

@@ -1,0 +1,70 @@
+//! The breaker's `tower::Layer`.
+
+use crate::{CircuitBreaker, CircuitBreakerService};
+use battlement_core::DefaultClassifier;
+use tower_layer::Layer;
+
+/// Guards services with a [`CircuitBreaker`], classifying outcomes with `C`.
+///
+/// The layer only holds a handle to the breaker: `layer()` may be called any number of times
+/// (axum calls it per request for a router without state) and every service it makes shares the
+/// same state.
+///
+/// ```
+/// use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer};
+/// use battlement_core::HttpClassifier;
+/// use tower::ServiceBuilder;
+///
+/// let breaker = CircuitBreaker::builder("upstream").build().unwrap();
+/// let svc = ServiceBuilder::new()
+///     .layer(CircuitBreakerLayer::new(&breaker).classifier(HttpClassifier::new()))
+///     .service_fn(|_req: http::Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+///     });
+/// # drop(svc);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerLayer<C = DefaultClassifier> {
+    breaker: CircuitBreaker,
+    classifier: C,
+}
+
+impl CircuitBreakerLayer {
+    /// A layer for `breaker` with the [`DefaultClassifier`] (every error fails).
+    pub fn new(breaker: &CircuitBreaker) -> Self {
+        CircuitBreakerLayer {
+            breaker: breaker.clone(),
+            classifier: DefaultClassifier,
+        }
+    }
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    /// Uses `classifier` to decide which outcomes are failures.
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
+        CircuitBreakerLayer {
+            breaker: self.breaker,
+            classifier,
+        }
+    }
+
+    /// The breaker this layer guards with.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreakerService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreakerService::new(inner, self.breaker.clone(), self.classifier.clone())
+    }
+}
+
+impl CircuitBreaker {
+    /// A layer guarding services with this breaker and the default classifier.
+    pub fn layer(&self) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::new(self)
+    }
+}

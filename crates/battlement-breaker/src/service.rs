@@ -1,0 +1,99 @@
+//! The breaker's `tower::Service`.
+
+use crate::future::ResponseFuture;
+use crate::CircuitBreaker;
+use battlement_core::{BoxError, Classify};
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// A service guarded by a [`CircuitBreaker`]; made by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
+///
+/// `poll_ready` is the inner service's. A call the breaker rejects never reaches the inner
+/// service: `call` returns a future that fails at once with
+/// [`BreakerOpen`](battlement_core::error::BreakerOpen) (like `tower::load_shed`, the rejection is
+/// made in the response future, since inside an axum router `poll_ready` is always ready).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use battlement_breaker::{BreakerOpen, CircuitBreaker, CircuitBreakerService};
+/// use battlement_core::DefaultClassifier;
+/// use tower::{service_fn, ServiceExt};
+///
+/// let breaker = CircuitBreaker::builder("db").build().unwrap();
+/// let svc = CircuitBreakerService::new(
+///     service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x * 2) }),
+///     breaker.clone(),
+///     DefaultClassifier,
+/// );
+/// assert_eq!(svc.clone().oneshot(21).await.unwrap(), 42);
+/// breaker.force_open("maintenance");
+/// let err = svc.oneshot(1).await.unwrap_err();
+/// assert!(err.downcast_ref::<BreakerOpen>().is_some());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerService<S, C> {
+    inner: S,
+    breaker: CircuitBreaker,
+    classifier: C,
+}
+
+impl<S, C> CircuitBreakerService<S, C> {
+    /// Guards `inner` with `breaker`, classifying outcomes with `classifier`.
+    pub fn new(inner: S, breaker: CircuitBreaker, classifier: C) -> Self {
+        CircuitBreakerService {
+            inner,
+            breaker,
+            classifier,
+        }
+    }
+
+    /// The breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, BoxError> + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shard = self.breaker.shard();
+        match shard.shared.admit() {
+            Ok(admission) => {
+                let future = self.inner.call(req);
+                ResponseFuture::admitted(future, shard, admission, self.classifier.clone())
+            }
+            Err(rejected) => ResponseFuture::rejected(rejected),
+        }
+    }
+}

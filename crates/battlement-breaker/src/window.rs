@@ -1,0 +1,431 @@
+//! The sliding window of recent outcomes, striped so concurrent calls write different cache lines.
+//!
+//! Each stripe (one per core, chosen by the calling thread) holds its own ring of slots; a
+//! decision (trip or not) sums the stripes. On the success path a call does one `fetch_add` on its
+//! stripe's cursor and two plain stores into its slot, all on lines no other core writes.
+//!
+//! - Count-based windows of up to [`EXACT_COUNT_SLOTS`] calls keep one slot per call: each
+//!   stripe's ring holds exactly its last `size` outcomes. Larger windows group calls into
+//!   at most `EXACT_COUNT_SLOTS` buckets of `ceil(size / EXACT_COUNT_SLOTS)` calls each, so the
+//!   window covers `size` calls give or take one bucket.
+//! - Time-based windows keep `buckets` slots, each covering `length / buckets` of time and tagged
+//!   with its epoch, so a stale bucket is recognised and reused: memory is constant and old
+//!   buckets age out.
+//!
+//! With several stripes, a count window is the union of each stripe's last `size` calls. The
+//! window is cleared when the breaker closes, so a stripe that went quiet cannot carry outcomes
+//! from an earlier closed period.
+
+use crate::sync::{AtomicU64, Ordering::Relaxed};
+use battlement_core::FailureKind;
+use crossbeam_utils::CachePadded;
+
+/// Count windows up to this size keep one slot per call.
+pub(crate) const EXACT_COUNT_SLOTS: u64 = 128;
+
+const FAIL_SHIFT: u32 = 32;
+const SLOW_MASK: u64 = (1 << FAIL_SHIFT) - 1;
+const NO_EPOCH: u64 = u64::MAX;
+
+#[derive(Debug)]
+struct Slot {
+    /// Calls recorded in this slot.
+    calls: AtomicU64,
+    /// `failures << 32 | slow`.
+    bad: AtomicU64,
+    /// Time windows: the epoch this slot holds.
+    epoch: AtomicU64,
+    /// Sum of recorded latencies (ns), when timing is on.
+    lat_sum: AtomicU64,
+    /// Largest recorded latency (ns), when timing is on.
+    lat_max: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            calls: AtomicU64::new(0),
+            bad: AtomicU64::new(0),
+            epoch: AtomicU64::new(NO_EPOCH),
+            lat_sum: AtomicU64::new(0),
+            lat_max: AtomicU64::new(0),
+        }
+    }
+
+    fn clear(&self) {
+        self.calls.store(0, Relaxed);
+        self.bad.store(0, Relaxed);
+        self.lat_sum.store(0, Relaxed);
+        self.lat_max.store(0, Relaxed);
+        self.epoch.store(NO_EPOCH, Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct Stripe {
+    /// Outcomes recorded into the window on this stripe, ever (successes + failures).
+    recorded: AtomicU64,
+    slots: Box<[Slot]>,
+    failures: [AtomicU64; 6],
+    slow: AtomicU64,
+    ignored: AtomicU64,
+    cancelled: AtomicU64,
+    rejected: AtomicU64,
+    stale: AtomicU64,
+}
+
+impl Stripe {
+    fn new(slots: usize) -> Self {
+        Stripe {
+            recorded: AtomicU64::new(0),
+            slots: (0..slots).map(|_| Slot::new()).collect(),
+            failures: std::array::from_fn(|_| AtomicU64::new(0)),
+            slow: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// `per_slot` calls share a slot.
+    Count { per_slot: u64 },
+    /// Each slot covers `slot_nanos`.
+    Time { slot_nanos: u64 },
+}
+
+/// What one finished call adds to the window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    pub(crate) failure: Option<FailureKind>,
+    pub(crate) slow: bool,
+    /// Latency in ns when timing is on.
+    pub(crate) latency: Option<u64>,
+}
+
+/// Sums over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+    pub(crate) lat_sum: u64,
+    pub(crate) lat_max: u64,
+}
+
+/// Cumulative counters since the breaker was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Cumulative {
+    pub(crate) recorded: u64,
+    pub(crate) failures: [u64; 6],
+    pub(crate) slow: u64,
+    pub(crate) ignored: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) rejected: u64,
+    pub(crate) stale: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Window {
+    stripes: Box<[CachePadded<Stripe>]>,
+    mask: usize,
+    kind: Kind,
+}
+
+/// How many stripes to use: the machine's parallelism, rounded up to a power of two.
+fn default_stripes() -> usize {
+    #[cfg(loom)]
+    {
+        1
+    }
+    #[cfg(not(loom))]
+    {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64)
+            .next_power_of_two()
+    }
+}
+
+impl Window {
+    pub(crate) fn count(size: u64) -> Self {
+        let per_slot = size.div_ceil(EXACT_COUNT_SLOTS);
+        let slots = size.div_ceil(per_slot);
+        Self::new(slots as usize, Kind::Count { per_slot })
+    }
+
+    pub(crate) fn time(length_nanos: u64, buckets: u64) -> Self {
+        let slot_nanos = (length_nanos / buckets).max(1);
+        Self::new(buckets as usize, Kind::Time { slot_nanos })
+    }
+
+    fn new(slots: usize, kind: Kind) -> Self {
+        let n = default_stripes();
+        Window {
+            stripes: (0..n)
+                .map(|_| CachePadded::new(Stripe::new(slots)))
+                .collect(),
+            mask: n - 1,
+            kind,
+        }
+    }
+
+    /// Whether recording needs the current time (time windows do).
+    pub(crate) fn needs_time(&self) -> bool {
+        matches!(self.kind, Kind::Time { .. })
+    }
+
+    #[inline]
+    fn stripe(&self) -> &Stripe {
+        &self.stripes[crate::sync::thread_stripe() & self.mask]
+    }
+
+    /// Records a finished call. `now` is only read for time windows.
+    #[inline]
+    pub(crate) fn record(&self, rec: Record, now: u64) {
+        let stripe = self.stripe();
+        let pos = stripe.recorded.fetch_add(1, Relaxed);
+        let bad = match rec.failure {
+            Some(kind) => {
+                stripe.failures[kind.index()].fetch_add(1, Relaxed);
+                1u64 << FAIL_SHIFT
+            }
+            None => 0,
+        } | u64::from(rec.slow);
+        if rec.slow {
+            stripe.slow.fetch_add(1, Relaxed);
+        }
+        match self.kind {
+            Kind::Count { per_slot } => {
+                let len = stripe.slots.len() as u64;
+                let slot = &stripe.slots[((pos / per_slot) % len) as usize];
+                if pos % per_slot == 0 {
+                    // First call of this slot's round: overwrite what the slot held a window ago.
+                    slot.calls.store(1, Relaxed);
+                    slot.bad.store(bad, Relaxed);
+                    if let Some(lat) = rec.latency {
+                        slot.lat_sum.store(lat, Relaxed);
+                        slot.lat_max.store(lat, Relaxed);
+                    }
+                } else {
+                    slot.calls.fetch_add(1, Relaxed);
+                    if bad != 0 {
+                        slot.bad.fetch_add(bad, Relaxed);
+                    }
+                    if let Some(lat) = rec.latency {
+                        slot.lat_sum.fetch_add(lat, Relaxed);
+                        slot.lat_max.fetch_max(lat, Relaxed);
+                    }
+                }
+            }
+            Kind::Time { slot_nanos } => {
+                let epoch = now / slot_nanos;
+                let len = stripe.slots.len() as u64;
+                let slot = &stripe.slots[(epoch % len) as usize];
+                let held = slot.epoch.load(Relaxed);
+                if held != epoch
+                    && slot
+                        .epoch
+                        .compare_exchange(held, epoch, Relaxed, Relaxed)
+                        .is_ok()
+                {
+                    slot.calls.store(0, Relaxed);
+                    slot.bad.store(0, Relaxed);
+                    slot.lat_sum.store(0, Relaxed);
+                    slot.lat_max.store(0, Relaxed);
+                }
+                slot.calls.fetch_add(1, Relaxed);
+                if bad != 0 {
+                    slot.bad.fetch_add(bad, Relaxed);
+                }
+                if let Some(lat) = rec.latency {
+                    slot.lat_sum.fetch_add(lat, Relaxed);
+                    slot.lat_max.fetch_max(lat, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sums the window as of `now` (only read for time windows).
+    pub(crate) fn totals(&self, now: u64) -> Totals {
+        let mut t = Totals::default();
+        let oldest_epoch = match self.kind {
+            Kind::Count { .. } => None,
+            Kind::Time { slot_nanos } => {
+                let current = now / slot_nanos;
+                Some(current.saturating_sub(self.stripes[0].slots.len() as u64 - 1))
+            }
+        };
+        for stripe in self.stripes.iter() {
+            for slot in stripe.slots.iter() {
+                if let Some(oldest) = oldest_epoch {
+                    let e = slot.epoch.load(Relaxed);
+                    if e == NO_EPOCH || e < oldest {
+                        continue;
+                    }
+                }
+                let bad = slot.bad.load(Relaxed);
+                t.calls += slot.calls.load(Relaxed);
+                t.failures += bad >> FAIL_SHIFT;
+                t.slow += bad & SLOW_MASK;
+                t.lat_sum += slot.lat_sum.load(Relaxed);
+                t.lat_max = t.lat_max.max(slot.lat_max.load(Relaxed));
+            }
+        }
+        t
+    }
+
+    /// Empties the window (cumulative counters stay).
+    pub(crate) fn clear(&self) {
+        for stripe in self.stripes.iter() {
+            // Restart count rings at a slot boundary.
+            let per_slot = match self.kind {
+                Kind::Count { per_slot } => per_slot,
+                Kind::Time { .. } => 1,
+            };
+            let pos = stripe.recorded.load(Relaxed);
+            let rem = pos % per_slot;
+            if rem != 0 {
+                stripe.recorded.fetch_add(per_slot - rem, Relaxed);
+            }
+            for slot in stripe.slots.iter() {
+                slot.clear();
+            }
+        }
+    }
+
+    pub(crate) fn note_ignored(&self) {
+        self.stripe().ignored.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn note_cancelled(&self) {
+        self.stripe().cancelled.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn note_rejected(&self) {
+        self.stripe().rejected.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn note_stale(&self) {
+        self.stripe().stale.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn cumulative(&self) -> Cumulative {
+        let mut c = Cumulative::default();
+        for s in self.stripes.iter() {
+            c.recorded += s.recorded.load(Relaxed);
+            for (acc, f) in c.failures.iter_mut().zip(s.failures.iter()) {
+                *acc += f.load(Relaxed);
+            }
+            c.slow += s.slow.load(Relaxed);
+            c.ignored += s.ignored.load(Relaxed);
+            c.cancelled += s.cancelled.load(Relaxed);
+            c.rejected += s.rejected.load(Relaxed);
+            c.stale += s.stale.load(Relaxed);
+        }
+        c
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ok() -> Record {
+        Record {
+            failure: None,
+            slow: false,
+            latency: None,
+        }
+    }
+    fn fail() -> Record {
+        Record {
+            failure: Some(FailureKind::ServerError),
+            slow: false,
+            latency: None,
+        }
+    }
+
+    #[test]
+    fn count_window_slides_exactly() {
+        let w = Window::count(4);
+        for r in [ok(), ok(), ok(), ok(), fail(), fail()] {
+            w.record(r, 0);
+        }
+        // Last four: ok ok fail fail.
+        let t = w.totals(0);
+        assert_eq!((t.calls, t.failures), (4, 2));
+        w.record(ok(), 0);
+        w.record(ok(), 0);
+        w.record(ok(), 0);
+        let t = w.totals(0);
+        assert_eq!((t.calls, t.failures), (4, 1));
+    }
+
+    #[test]
+    fn clear_empties_window_but_keeps_cumulative() {
+        let w = Window::count(300);
+        for _ in 0..5 {
+            w.record(fail(), 0);
+        }
+        w.clear();
+        assert_eq!(w.totals(0), Totals::default());
+        assert_eq!(w.cumulative().failures[FailureKind::ServerError.index()], 5);
+        w.record(fail(), 0);
+        assert_eq!(w.totals(0).calls, 1);
+    }
+
+    #[test]
+    fn time_window_ages_out() {
+        // 10 s window in 10 buckets of 1 s.
+        let sec = 1_000_000_000u64;
+        let w = Window::time(10 * sec, 10);
+        w.record(fail(), 0);
+        w.record(ok(), sec / 2);
+        w.record(ok(), 3 * sec);
+        assert_eq!(w.totals(3 * sec).calls, 3);
+        assert_eq!(w.totals(9 * sec + sec / 2).calls, 3);
+        // At 10 s the bucket [0, 1) s has left the window.
+        let t = w.totals(10 * sec);
+        assert_eq!((t.calls, t.failures), (1, 0));
+        assert_eq!(w.totals(13 * sec).calls, 0);
+        // A reused bucket starts from zero.
+        w.record(fail(), 20 * sec);
+        let t = w.totals(20 * sec);
+        assert_eq!((t.calls, t.failures), (1, 1));
+    }
+
+    proptest! {
+        // Against a model: a plain VecDeque of the last `size` outcomes (exact for size <= 128).
+        #[test]
+        fn count_window_matches_model(size in 1u64..=128, outcomes in proptest::collection::vec(any::<bool>(), 0..400)) {
+            let w = Window::count(size);
+            let mut model = std::collections::VecDeque::new();
+            for failed in outcomes {
+                w.record(if failed { fail() } else { ok() }, 0);
+                model.push_back(failed);
+                if model.len() as u64 > size { model.pop_front(); }
+                let t = w.totals(0);
+                prop_assert_eq!(t.calls, model.len() as u64);
+                prop_assert_eq!(t.failures, model.iter().filter(|f| **f).count() as u64);
+            }
+        }
+
+        // Bucketed count windows cover between size - bucket and size calls.
+        #[test]
+        fn bucketed_count_window_bounds(size in 129u64..5000, n in 0u64..12000) {
+            let w = Window::count(size);
+            for _ in 0..n { w.record(ok(), 0); }
+            let per_slot = size.div_ceil(EXACT_COUNT_SLOTS);
+            let calls = w.totals(0).calls;
+            prop_assert!(calls <= n);
+            prop_assert!(calls <= size + per_slot);
+            prop_assert!(calls + per_slot >= n.min(size), "calls {} n {} size {}", calls, n, size);
+        }
+    }
+}
