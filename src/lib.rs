@@ -1,14 +1,22 @@
 //! Battlement: resilience middleware for Tower.
+//!
+//! Each pattern is a `tower::Layer` in its own crate, re-exported here behind a feature (all on
+//! by default): [`breaker`], [`retry`], [`bulkhead`], [`timeout`], [`health`], [`fallback`],
+//! [`hedge`], [`halt`], [`chaos`]. The shared vocabulary (outcomes, classifiers, typed errors) is
+//! [`core`].
+//!
+//! The README follows, compiled as a doc test so its examples cannot rot.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use battlement_core as core;
 #[cfg(feature = "breaker")]
 pub use battlement_breaker as breaker;
 #[cfg(feature = "bulkhead")]
 pub use battlement_bulkhead as bulkhead;
 #[cfg(feature = "chaos")]
 pub use battlement_chaos as chaos;
+pub use battlement_core as core;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
 #[cfg(feature = "halt")]
@@ -21,3 +29,10 @@ pub use battlement_hedge as hedge;
 pub use battlement_retry as retry;
 #[cfg(feature = "timeout")]
 pub use battlement_timeout as timeout;
+
+mod builder_ext;
+#[cfg(feature = "http")]
+pub mod http_error;
+pub mod prelude;
+
+pub use builder_ext::ServiceBuilderExt;

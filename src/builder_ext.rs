@@ -1,0 +1,57 @@
+//! `ServiceBuilder` methods for battlement's layers.
+
+use tower::layer::util::Stack;
+use tower::ServiceBuilder;
+
+/// Adds battlement's layers to `tower::ServiceBuilder`, so stacks read top-down:
+///
+/// ```
+/// use battlement::prelude::*;
+/// use tower::ServiceBuilder;
+///
+/// let breaker = CircuitBreaker::builder("upstream").build().unwrap();
+/// let svc = ServiceBuilder::new()
+///     .circuit_breaker(&breaker)
+///     .service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
+/// # drop(svc);
+/// ```
+pub trait ServiceBuilderExt<L>: sealed::Sealed {
+    /// Guards the service with a circuit breaker, classifying with the default classifier.
+    #[cfg(feature = "breaker")]
+    fn circuit_breaker(
+        self,
+        breaker: &crate::breaker::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer, L>>;
+
+    /// Guards the service with a circuit breaker and a classifier.
+    #[cfg(feature = "breaker")]
+    fn circuit_breaker_with<C: Clone>(
+        self,
+        breaker: &crate::breaker::CircuitBreaker,
+        classifier: C,
+    ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<L> Sealed for tower::ServiceBuilder<L> {}
+}
+
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+    #[cfg(feature = "breaker")]
+    fn circuit_breaker(
+        self,
+        breaker: &crate::breaker::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer, L>> {
+        self.layer(crate::breaker::CircuitBreakerLayer::new(breaker))
+    }
+
+    #[cfg(feature = "breaker")]
+    fn circuit_breaker_with<C: Clone>(
+        self,
+        breaker: &crate::breaker::CircuitBreaker,
+        classifier: C,
+    ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>> {
+        self.layer(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
+    }
+}

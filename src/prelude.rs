@@ -1,0 +1,14 @@
+//! The names most stacks need: `use battlement::prelude::*;`.
+
+pub use crate::core::error::{BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted};
+#[cfg(feature = "http")]
+pub use crate::core::HttpClassifier;
+pub use crate::core::{
+    BoxError, Classify, ConfigError, DefaultClassifier, FailureKind, HealthStatus, Outcome,
+};
+pub use crate::ServiceBuilderExt;
+
+#[cfg(feature = "breaker")]
+pub use crate::breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
+#[cfg(feature = "http")]
+pub use crate::http_error::{ErrorMapping, HttpErrorLayer};
