@@ -83,7 +83,11 @@ async fn breaker_opens_probes_and_closes_against_a_real_server() {
         let open = err.downcast_ref::<BreakerOpen>().expect("BreakerOpen");
         assert!(open.retry_after().unwrap() <= Duration::from_secs(30));
     }
-    assert_eq!(up.hits.load(SeqCst), hits, "open breaker must not reach the server");
+    assert_eq!(
+        up.hits.load(SeqCst),
+        hits,
+        "open breaker must not reach the server"
+    );
 
     // After the wait, one trial goes through; the server is still failing: reopen.
     tokio::time::advance(Duration::from_secs(30)).await;
