@@ -31,6 +31,8 @@ pub use battlement_retry as retry;
 pub use battlement_timeout as timeout;
 
 mod builder_ext;
+#[cfg(feature = "grpc")]
+pub mod grpc_error;
 #[cfg(feature = "http")]
 pub mod http_error;
 pub mod prelude;
