@@ -1,0 +1,259 @@
+//! The demo's logic, shared by `cargo run --example demo` and the test that runs it briefly.
+
+#[path = "load.rs"]
+pub(crate) mod load;
+#[path = "upstream.rs"]
+pub(crate) mod upstream;
+
+use battlement::breaker::{BreakerEvent, CircuitBreaker, SlidingWindow, State};
+use battlement::core::{BoxError, HttpClassifier};
+use battlement::http_error::ErrorMapping;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use load::{Counters, Counts, OUTCOME_HEADER};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// How to run the demo.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// How long the load runs.
+    pub(crate) duration: Duration,
+    /// Requests per second, in total.
+    pub(crate) rate: u32,
+    /// Concurrent workers.
+    pub(crate) concurrency: usize,
+    /// Whether to draw a live line (on a terminal) instead of plain lines.
+    pub(crate) live: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            duration: Duration::from_secs(15),
+            rate: 200,
+            concurrency: 16,
+            live: false,
+        }
+    }
+}
+
+/// What the run showed.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    /// Every breaker transition, in order.
+    pub(crate) transitions: Vec<(State, State)>,
+    /// The final counts.
+    pub(crate) counts: Counts,
+    /// The final `/health` body.
+    pub(crate) health_json: String,
+    /// The final `/health` status code.
+    pub(crate) health_status: u16,
+    /// Requests the upstream saw.
+    pub(crate) upstream_hits: u64,
+}
+
+type Upstream = BoxCloneSyncService<
+    http::Request<Empty<Bytes>>,
+    http::Response<hyper::body::Incoming>,
+    BoxError,
+>;
+
+/// Runs the demo, printing to stdout, and returns what happened.
+pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
+    let secs = opts.duration.as_secs_f64();
+    // Scale the breaker's waits with the run so every phase shows in short runs too.
+    let open_wait = Duration::from_secs_f64((secs / 15.0).clamp(0.2, 2.0));
+    let per_try = Duration::from_millis(100);
+
+    let schedule = upstream::Schedule::new(opts.duration);
+    let (upstream_addr, upstream_hits) = upstream::start(schedule.clone(), per_try * 3).await;
+
+    let breaker = CircuitBreaker::builder("upstream")
+        .sliding_window(SlidingWindow::Count(20))
+        .minimum_calls(10)
+        .failure_rate_threshold(0.5)
+        .open_wait(open_wait, 2.0, open_wait * 4)
+        .half_open_calls(3, 2)
+        .build()?;
+
+    let transitions = Arc::new(Mutex::new(Vec::new()));
+    {
+        let mut events = breaker.subscribe();
+        let transitions = transitions.clone();
+        let schedule = schedule.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let BreakerEvent::StateTransition {
+                    from, to, reason, ..
+                } = event
+                {
+                    println!(
+                        "  [{:>5.1}s] breaker: {from} -> {to} ({reason:?})",
+                        schedule.elapsed().as_secs_f64()
+                    );
+                    transitions.lock().unwrap().push((from, to));
+                }
+            }
+        });
+    }
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let stack: Upstream = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(
+                battlement::breaker::CircuitBreakerLayer::new(&breaker)
+                    .classifier(HttpClassifier::new()),
+            )
+            .timeout(per_try)
+            .service(client),
+    );
+
+    let gateway_addr = gateway(stack, upstream_addr).await;
+    println!(
+        "upstream on {upstream_addr}, gateway on {gateway_addr}; {} req/s from {} workers for {:.0}s",
+        opts.rate, opts.concurrency, secs
+    );
+    println!(
+        "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
+        "t", "phase", "sent", "ok", "failed", "breaker", "bulkhead", "timeout", "state"
+    );
+
+    let counters = Arc::new(Counters::default());
+    let driver = tokio::spawn(load::drive(
+        gateway_addr,
+        opts.duration,
+        opts.rate,
+        opts.concurrency,
+        counters.clone(),
+    ));
+    let mut last = Counts::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    while !driver.is_finished() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => { continue; }
+        }
+        let now = counters.read();
+        let d = now - last;
+        last = now;
+        println!(
+            "{:>5.1}s {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
+            schedule.elapsed().as_secs_f64(),
+            schedule.phase().as_str(),
+            d.sent,
+            d.ok,
+            d.failed,
+            d.breaker,
+            d.bulkhead,
+            d.timed_out,
+            breaker.state().as_str(),
+        );
+    }
+    driver.await?;
+
+    let (health_status, health_json) = fetch(gateway_addr, "/health").await?;
+    println!("\nfinal /health ({health_status}):\n{health_json}");
+    let counts = counters.read();
+    let transitions = transitions.lock().unwrap().clone();
+    println!(
+        "\nsummary: sent {} ok {} failed {} rejected by breaker {} by bulkhead {} timed out {}; \
+         upstream saw {} requests; breaker transitions: {}",
+        counts.sent,
+        counts.ok,
+        counts.failed,
+        counts.breaker,
+        counts.bulkhead,
+        counts.timed_out,
+        upstream_hits.load(std::sync::atomic::Ordering::Relaxed),
+        transitions
+            .iter()
+            .map(|(f, t)| format!("{f}->{t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Report {
+        transitions,
+        counts,
+        health_json,
+        health_status,
+        upstream_hits: upstream_hits.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+/// Starts the gateway: `/` calls the upstream through the resilience stack.
+async fn gateway(stack: Upstream, upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    let uri: http::Uri = format!("http://{upstream}/").parse().expect("upstream uri");
+    let mapping = ErrorMapping::new();
+    let handler = move || {
+        let stack = stack.clone();
+        let uri = uri.clone();
+        async move {
+            let req = http::Request::get(uri).body(Empty::new()).expect("request");
+            match stack.oneshot(req).await {
+                Ok(res) => {
+                    let status = res.status();
+                    let body = res
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let mut out = axum::response::Response::new(axum::body::Body::from(body));
+                    *out.status_mut() = status;
+                    out
+                }
+                Err(err) => {
+                    let outcome = if err.is::<battlement::core::error::BreakerOpen>() {
+                        "breaker"
+                    } else if err.is::<battlement::core::error::BulkheadFull>()
+                        || err.is::<battlement::core::error::BulkheadTimeout>()
+                    {
+                        "bulkhead"
+                    } else if battlement::core::error::failure_kind(&*err)
+                        == battlement::core::FailureKind::Timeout
+                    {
+                        "timeout"
+                    } else {
+                        "error"
+                    };
+                    let mut res: axum::response::Response =
+                        mapping.response(&*err).unwrap_or_else(|| {
+                            let mut r = axum::response::Response::new(axum::body::Body::from(
+                                err.to_string(),
+                            ));
+                            *r.status_mut() = http::StatusCode::BAD_GATEWAY;
+                            r
+                        });
+                    res.headers_mut()
+                        .insert(OUTCOME_HEADER, http::HeaderValue::from_static(outcome));
+                    res
+                }
+            }
+        }
+    };
+    let app = axum::Router::new().route("/", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let addr = listener.local_addr().expect("gateway address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+async fn fetch(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), BoxError> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let res = client
+        .request(http::Request::get(format!("http://{addr}{path}")).body(Empty::new())?)
+        .await?;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
