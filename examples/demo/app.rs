@@ -81,8 +81,10 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         .half_open_calls(3, 2)
         .build()?;
 
+    let out = Output::new(opts.live, opts.duration);
     let transitions = Arc::new(Mutex::new(Vec::new()));
     {
+        let out = out.clone();
         let mut events = breaker.subscribe();
         let transitions = transitions.clone();
         let schedule = schedule.clone();
@@ -92,10 +94,10 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
                     from, to, reason, ..
                 } = event
                 {
-                    println!(
+                    out.line(format!(
                         "  [{:>5.1}s] breaker: {from} -> {to} ({reason:?})",
                         schedule.elapsed().as_secs_f64()
-                    );
+                    ));
                     transitions.lock().unwrap().push((from, to));
                 }
             }
@@ -118,10 +120,10 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         "upstream on {upstream_addr}, gateway on {gateway_addr}; {} req/s from {} workers for {:.0}s",
         opts.rate, opts.concurrency, secs
     );
-    println!(
+    out.line(format!(
         "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
         "t", "phase", "sent", "ok", "failed", "breaker", "bulkhead", "timeout", "state"
-    );
+    ));
 
     let counters = Arc::new(Counters::default());
     let driver = tokio::spawn(load::drive(
@@ -142,7 +144,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         let now = counters.read();
         let d = now - last;
         last = now;
-        println!(
+        out.tick(format!(
             "{:>5.1}s {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
             schedule.elapsed().as_secs_f64(),
             schedule.phase().as_str(),
@@ -153,9 +155,10 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
             d.bulkhead,
             d.timed_out,
             breaker.state().as_str(),
-        );
+        ));
     }
     driver.await?;
+    out.finish();
 
     let (health_status, health_json) = fetch(gateway_addr, "/health").await?;
     println!("\nfinal /health ({health_status}):\n{health_json}");
@@ -256,4 +259,51 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), 
     let status = res.status().as_u16();
     let body = res.into_body().collect().await?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Where the per-second lines go: a live line under a progress bar on a terminal, plain lines
+/// otherwise.
+#[derive(Clone)]
+struct Output {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Output {
+    fn new(live: bool, duration: Duration) -> Self {
+        let bar = live.then(|| {
+            let bar = indicatif::ProgressBar::new(duration.as_secs().max(1));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:20.cyan/blue} {msg}")
+                    .expect("progress template"),
+            );
+            bar
+        });
+        Output { bar }
+    }
+
+    /// A line that stays (events, headers).
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    /// The once-a-second status: the live line on a terminal, a plain line otherwise.
+    fn tick(&self, text: String) {
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.println(&text);
+                bar.set_message(text);
+            }
+            None => println!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
