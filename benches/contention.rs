@@ -1,2 +1,284 @@
-//! Placeholder until the bench lands.
-fn main() {}
+//! Throughput of one shared breaker and one shared bulkhead hit by N = 1, 2, 4, 8 tasks on a
+//! multi-thread tokio runtime with 2 workers, ours beside the peers'.
+//!
+//! Not a criterion bench: criterion times one routine on one thread, while this measures calls
+//! per second summed over tasks. Each measurement builds nothing: the service (and so the shared
+//! breaker or bulkhead) is built once per implementation and every task drives its own clone of
+//! it, `ready().await` + `call().await` in a loop, in front of the trivial inner service of
+//! `benches/common/mod.rs`, configured as in the `overhead` bench. Tasks spin (yielding) until a
+//! start flag, count their calls until a stop flag set `duration` later (checked every 256 calls),
+//! and yield every 4096 calls so that 4 or 8 tasks share the 2 workers fairly. Each figure is the
+//! median of `rounds` measurements, the implementations interleaved round by round so that a
+//! burst of load from elsewhere on the machine does not hit one implementation only.
+//!
+//! The figure that matters is the 2-vs-1 ratio: with two workers on two cores, a breaker that
+//! does not contend serves close to twice the calls with two tasks. The `bare` row (no layer)
+//! shows what the machine allows.
+//!
+//! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
+//! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared
+//! breaker handle; tower's `ConcurrencyLimit` clones share one semaphore.
+//!
+//! Run: `cargo bench -p battlement --bench contention` (about 2 minutes), or with `-- --quick`
+//! (about 15 seconds, one round of 0.3 s). A further argument filters implementations by name.
+
+mod common;
+
+use common::{Window, PERMITS};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tower::{Layer, Service, ServiceExt};
+
+const TASKS: [usize; 4] = [1, 2, 4, 8];
+
+struct Settings {
+    duration: Duration,
+    rounds: usize,
+    filter: Option<String>,
+}
+
+/// Calls per second through clones of `svc` driven by `tasks` tasks for `duration`.
+fn throughput<S>(rt: &Runtime, svc: &S, tasks: usize, duration: Duration) -> f64
+where
+    S: Service<()> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Debug + Send,
+{
+    let go = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let (go, stop) = (go.clone(), stop.clone());
+            rt.spawn(async move {
+                while !go.load(Relaxed) {
+                    tokio::task::yield_now().await;
+                }
+                let mut calls = 0u64;
+                while !stop.load(Relaxed) {
+                    for _ in 0..256 {
+                        svc.ready().await.expect("ready");
+                        let r = svc.call(()).await;
+                        if let Err(e) = r {
+                            panic!("call failed: {e:?}");
+                        }
+                    }
+                    calls += 256;
+                    if calls % 4096 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                calls
+            })
+        })
+        .collect();
+    // Let every task reach its spin loop, then time the window between the flags.
+    std::thread::sleep(Duration::from_millis(20));
+    go.store(true, Relaxed);
+    let start = Instant::now();
+    std::thread::sleep(duration);
+    stop.store(true, Relaxed);
+    let elapsed = start.elapsed();
+    let total: u64 = rt.block_on(async {
+        let mut total = 0;
+        for h in handles {
+            total += h.await.expect("task");
+        }
+        total
+    });
+    total as f64 / elapsed.as_secs_f64()
+}
+
+/// One implementation under test: a name and a closure measuring it with N tasks.
+struct Subject<'a> {
+    kind: &'static str,
+    name: &'static str,
+    run: Box<dyn Fn(usize, Duration) -> f64 + 'a>,
+}
+
+fn subject<'a, S>(rt: &'a Runtime, kind: &'static str, name: &'static str, svc: S) -> Subject<'a>
+where
+    S: Service<()> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Debug + Send,
+{
+    Subject {
+        kind,
+        name,
+        run: Box::new(move |tasks, duration| throughput(rt, &svc, tasks, duration)),
+    }
+}
+
+fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
+    let _guard = rt.enter();
+    let mut v = vec![subject(rt, "none", "bare", common::bare())];
+
+    let ours = common::ours_breaker(Window::Count);
+    v.push(subject(
+        rt,
+        "breaker",
+        "battlement",
+        battlement_breaker::CircuitBreakerLayer::new(&ours).layer(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "breaker",
+        "tower-resilience",
+        common::tr_breaker(Window::Count).layer(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "breaker",
+        "failsafe",
+        common::failsafe_service(common::failsafe_breaker()),
+    ));
+    v.push(subject(
+        rt,
+        "breaker",
+        "recloser",
+        common::recloser_service(common::recloser_breaker()),
+    ));
+
+    v.push(subject(
+        rt,
+        "bulkhead",
+        "tower",
+        tower::limit::ConcurrencyLimitLayer::new(PERMITS).layer(common::bare()),
+    ));
+    let tr_bulkhead = tower_resilience_bulkhead::BulkheadLayer::builder()
+        .max_concurrent_calls(PERMITS)
+        .build()
+        .expect("valid bulkhead config");
+    v.push(subject(
+        rt,
+        "bulkhead",
+        "tower-resilience",
+        tr_bulkhead.layer(common::bare()),
+    ));
+    v
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn settings() -> Settings {
+    let mut quick = false;
+    let mut filter = None;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--bench" => {}
+            a if a.starts_with("--") => {}
+            a => filter = Some(a.to_owned()),
+        }
+    }
+    if quick {
+        Settings {
+            duration: Duration::from_millis(300),
+            rounds: 1,
+            filter,
+        }
+    } else {
+        Settings {
+            duration: Duration::from_millis(1000),
+            rounds: 3,
+            filter,
+        }
+    }
+}
+
+fn main() {
+    let settings = settings();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let subjects: Vec<_> = subjects(&rt)
+        .into_iter()
+        .filter(|s| {
+            s.name == "bare"
+                || settings
+                    .filter
+                    .as_deref()
+                    .map_or(true, |f| s.name.contains(f) || s.kind.contains(f))
+        })
+        .collect();
+
+    // Sanity and warm-up: every implementation serves calls from both workers.
+    for s in &subjects {
+        (s.run)(2, Duration::from_millis(20));
+    }
+
+    let mut samples = vec![vec![Vec::new(); TASKS.len()]; subjects.len()];
+    for round in 0..settings.rounds {
+        eprintln!("contention: round {}/{}", round + 1, settings.rounds);
+        for (i, s) in subjects.iter().enumerate() {
+            for (j, &tasks) in TASKS.iter().enumerate() {
+                samples[i][j].push((s.run)(tasks, settings.duration));
+            }
+        }
+    }
+
+    println!();
+    println!(
+        "## Contention: calls/s through one shared instance (2-worker runtime, {} round(s) of {} ms, median)",
+        settings.rounds,
+        settings.duration.as_millis()
+    );
+    println!();
+    println!("| layer | implementation | 1 task | 2 tasks | 4 tasks | 8 tasks | 2 vs 1 | spread |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (i, s) in subjects.iter().enumerate() {
+        let med: Vec<f64> = samples[i].iter().map(|v| median(v.clone())).collect();
+        // Largest relative spread (max/min - 1) over this row's cells: how noisy the row was.
+        let spread = samples[i]
+            .iter()
+            .map(|v| {
+                let max = v.iter().copied().fold(f64::MIN, f64::max);
+                let min = v.iter().copied().fold(f64::MAX, f64::min);
+                max / min - 1.0
+            })
+            .fold(0.0, f64::max);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.2}x | {:.0} % |",
+            s.kind,
+            s.name,
+            mcalls(med[0]),
+            mcalls(med[1]),
+            mcalls(med[2]),
+            mcalls(med[3]),
+            med[1] / med[0],
+            spread * 100.0
+        );
+    }
+    println!();
+    println!("(figures in millions of calls per second)");
+    if let Some(i) = subjects
+        .iter()
+        .position(|s| s.kind == "breaker" && s.name == "battlement")
+    {
+        let one = median(samples[i][0].clone());
+        let two = median(samples[i][1].clone());
+        let ok = two >= 1.5 * one;
+        println!(
+            "Target: shared breaker, 2 tasks >= 1.5x 1 task: {:.2}x -> {}",
+            two / one,
+            if ok { "met" } else { "MISSED" }
+        );
+    }
+}
+
+fn mcalls(per_sec: f64) -> String {
+    format!("{:.1} M", per_sec / 1e6)
+}

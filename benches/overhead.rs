@@ -1,2 +1,418 @@
-//! Placeholder until the bench lands.
-fn main() {}
+//! Per-call overhead of each Battlement layer, side by side with tower and the peer crates.
+//!
+//! Every row drives one service, built once before timing, in front of the same trivial inner
+//! service (`tower::service_fn` returning `std::future::ready(Ok(()))`) with
+//! `ready().await` + `call().await` on a current-thread tokio runtime. Every call succeeds, so
+//! breakers stay closed, bulkheads have a free permit and timeouts never fire: this is the cost a
+//! healthy call pays. The figure per row is criterion's median time per call; "over bare" is
+//! that minus the `baseline` row measured in the same run.
+//!
+//! Configurations (see `benches/common/mod.rs`): count window of 100 calls, 50 % failure rate,
+//! 10 calls minimum, 5 s open wait; time window of 10 s; slow calls: over 1 s, 50 %.
+//!
+//! Peers and what they cannot match:
+//! - `tower-resilience-*` 0.14: configured equivalently in every row. Its breaker always times
+//!   each call, slow-call detection or not.
+//! - `failsafe` 1.3 is not a Tower layer: its futures breaker's `call(future)` is wrapped in a
+//!   `service_fn` around the inner service. It has no count window and no slow-call detection:
+//!   its closest policy (a success-rate moving average over a 10 s window, 10 calls minimum)
+//!   stands in for the count and time rows.
+//! - `recloser` 1.4 is not a Tower layer either: its `AsyncRecloser::call(future)` is wrapped in
+//!   a `service_fn`. It has only a count window (a lock-free ring of 100 outcomes; no minimum-calls
+//!   setting, it judges once the ring is full) and no slow-call detection: count row only.
+//! - tower's `ConcurrencyLimit` and `Timeout` are the reference for the bulkhead and timeout
+//!   (target: ours ≤ 1.1× theirs); tower's `Retry` runs a trivial policy (retry an error up to
+//!   twice, no backoff, no budget).
+//!
+//! Run: `cargo bench -p battlement --bench overhead` (criterion's flags apply: `-- --quick`,
+//! `-- breaker`, `-- --measurement-time 2`). After criterion's own output it prints the summary
+//! table, read back from criterion's `estimates.json` of the rows run in this process.
+
+mod common;
+
+use common::{Window, PERMITS, TIMEOUT};
+use criterion::Criterion;
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+/// Rows run in this process: (group, id).
+static RAN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Times `ready().await` + `call().await` through `svc`.
+fn bench<S>(c: &mut Criterion, rt: &Runtime, group: &str, id: &str, mut svc: S)
+where
+    S: Service<()>,
+    S::Error: std::fmt::Debug,
+{
+    // Sanity: the call path under test must be the success path.
+    rt.block_on(async {
+        for _ in 0..1000 {
+            svc.ready().await.expect("ready");
+            svc.call(()).await.expect("call succeeds");
+        }
+    });
+    let mut g = c.benchmark_group(group);
+    let mut ran = false;
+    g.bench_function(id, |b| {
+        ran = true;
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let s = svc.ready().await;
+                    let s = match s {
+                        Ok(s) => s,
+                        Err(e) => panic!("not ready: {e:?}"),
+                    };
+                    let r = s.call(()).await;
+                    if let Err(e) = black_box(r) {
+                        panic!("call failed: {e:?}");
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+    if ran {
+        RAN.lock().unwrap().push((group.to_owned(), id.to_owned()));
+    }
+}
+
+/// tower's retry with a trivial policy: retry an error up to twice, at once.
+#[derive(Clone, Copy)]
+struct TrivialPolicy {
+    left: u8,
+}
+
+impl<Res, E> tower::retry::Policy<(), Res, E> for TrivialPolicy {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _req: &mut (), result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Err(_) if self.left > 0 => {
+                self.left -= 1;
+                Some(std::future::ready(()))
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &()) -> Option<()> {
+        let () = req;
+        Some(())
+    }
+}
+
+fn breakers(c: &mut Criterion, rt: &Runtime) {
+    let rows = [
+        ("breaker_count", Window::Count),
+        ("breaker_time", Window::Time),
+        ("breaker_slow", Window::Slow),
+    ];
+    for (group, window) in rows {
+        let ours = common::ours_breaker(window);
+        let svc = ServiceBuilder::new()
+            .layer(battlement_breaker::CircuitBreakerLayer::new(&ours))
+            .service(common::bare());
+        bench(c, rt, group, "battlement", svc);
+
+        let svc = common::tr_breaker(window).layer(common::bare());
+        bench(c, rt, group, "tower-resilience", svc);
+
+        if window != Window::Slow {
+            let svc = common::failsafe_service(common::failsafe_breaker());
+            bench(c, rt, group, "failsafe", svc);
+        }
+        if window == Window::Count {
+            let svc = common::recloser_service(common::recloser_breaker());
+            bench(c, rt, group, "recloser", svc);
+        }
+    }
+}
+
+fn bulkheads(c: &mut Criterion, rt: &Runtime) {
+    let svc = tower::limit::ConcurrencyLimitLayer::new(PERMITS).layer(common::bare());
+    bench(c, rt, "bulkhead", "tower", svc);
+
+    let layer = tower_resilience_bulkhead::BulkheadLayer::builder()
+        .max_concurrent_calls(PERMITS)
+        .build()
+        .expect("valid bulkhead config");
+    bench(
+        c,
+        rt,
+        "bulkhead",
+        "tower-resilience",
+        layer.layer(common::bare()),
+    );
+}
+
+fn timeouts(c: &mut Criterion, rt: &Runtime) {
+    // Timer futures need the runtime's time driver in scope when they are created.
+    let _guard = rt.enter();
+    let svc = tower::timeout::TimeoutLayer::new(TIMEOUT).layer(common::bare());
+    bench(c, rt, "timeout", "tower", svc);
+
+    let layer = tower_resilience_timelimiter::TimeLimiterLayer::builder()
+        .timeout_duration(TIMEOUT)
+        .build();
+    bench(
+        c,
+        rt,
+        "timeout",
+        "tower-resilience",
+        layer.layer(common::bare()),
+    );
+}
+
+fn retries(c: &mut Criterion, rt: &Runtime) {
+    let svc = tower::retry::RetryLayer::new(TrivialPolicy { left: 2 }).layer(common::bare());
+    bench(c, rt, "retry", "tower", svc);
+
+    let layer = tower_resilience_retry::RetryLayer::<(), (), std::convert::Infallible>::builder()
+        .max_attempts(3)
+        .fixed_backoff(Duration::ZERO)
+        .build();
+    bench(
+        c,
+        rt,
+        "retry",
+        "tower-resilience",
+        layer.layer(common::bare()),
+    );
+}
+
+fn stacks(c: &mut Criterion, rt: &Runtime) {
+    let _guard = rt.enter();
+    // The recommended order, outermost first: retry → breaker → bulkhead → timeout.
+    let retry = tower_resilience_retry::RetryLayer::builder()
+        .max_attempts(3)
+        .fixed_backoff(Duration::ZERO)
+        .build();
+    let svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(common::tr_breaker(Window::Count))
+        .layer(
+            tower_resilience_bulkhead::BulkheadLayer::builder()
+                .max_concurrent_calls(PERMITS)
+                .build()
+                .expect("valid bulkhead config"),
+        )
+        .layer(
+            tower_resilience_timelimiter::TimeLimiterLayer::builder()
+                .timeout_duration(TIMEOUT)
+                .build(),
+        )
+        .service(common::bare());
+    bench(c, rt, "stack", "tower-resilience", svc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The summary table.
+
+/// A row of the table: the group, its label, and its peers' ids.
+struct Row {
+    group: &'static str,
+    label: &'static str,
+    peers: &'static [&'static str],
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        group: "breaker_count",
+        label: "breaker, closed, count window",
+        peers: &["tower-resilience", "failsafe", "recloser"],
+    },
+    Row {
+        group: "breaker_time",
+        label: "breaker, closed, time window",
+        peers: &["tower-resilience", "failsafe"],
+    },
+    Row {
+        group: "breaker_slow",
+        label: "breaker, closed, slow-call on",
+        peers: &["tower-resilience"],
+    },
+    Row {
+        group: "bulkhead",
+        label: "bulkhead, permit free",
+        peers: &["tower", "tower-resilience"],
+    },
+    Row {
+        group: "timeout",
+        label: "timeout",
+        peers: &["tower", "tower-resilience"],
+    },
+    Row {
+        group: "retry",
+        label: "retry, first attempt ok",
+        peers: &["tower", "tower-resilience"],
+    },
+    Row {
+        group: "stack",
+        label: "full stack (retry→breaker→bulkhead→timeout)",
+        peers: &["tower-resilience"],
+    },
+];
+
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    // `CARGO_TARGET_TMPDIR` is `<target>/tmp`.
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|p| p.join("criterion"))
+        .unwrap_or_else(|| PathBuf::from("target/criterion"))
+}
+
+/// Criterion's median ns per call for a row run in this process.
+fn read_ns(results: &BTreeMap<(String, String), f64>, group: &str, id: &str) -> Option<f64> {
+    results.get(&(group.to_owned(), id.to_owned())).copied()
+}
+
+fn load_results() -> BTreeMap<(String, String), f64> {
+    let dir = criterion_dir();
+    let mut out = BTreeMap::new();
+    for (group, id) in RAN.lock().unwrap().iter() {
+        let path = dir.join(group).join(id).join("new").join("estimates.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!("no estimates at {}", path.display());
+            continue;
+        };
+        let json: serde_json::Value = serde_json::from_str(&text).expect("estimates.json");
+        if let Some(ns) = json["median"]["point_estimate"].as_f64() {
+            out.insert((group.clone(), id.clone()), ns);
+        }
+    }
+    out
+}
+
+fn fmt_ns(ns: Option<f64>) -> String {
+    ns.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".to_owned(),
+    }
+}
+
+fn print_table() {
+    let results = load_results();
+    let bare = read_ns(&results, "baseline", "bare");
+    println!();
+    println!("## Overhead per call (median ns; criterion, current-thread runtime)");
+    println!();
+    println!("baseline (bare service_fn): {} ns", fmt_ns(bare));
+    println!();
+    println!(
+        "| layer | ours ns | ours over bare | best peer | peer ns | peer over bare | ours/peer | ours/baseline |"
+    );
+    println!("|---|---:|---:|---|---:|---:|---:|---:|");
+    for row in ROWS {
+        let ours = read_ns(&results, row.group, "battlement");
+        let best = row
+            .peers
+            .iter()
+            .filter_map(|p| read_ns(&results, row.group, p).map(|ns| (*p, ns)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let over = |v: Option<f64>| match (v, bare) {
+            (Some(v), Some(b)) => format!("{:+.1}", v - b),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.label,
+            fmt_ns(ours),
+            over(ours),
+            best.map_or("-", |b| b.0),
+            fmt_ns(best.map(|b| b.1)),
+            over(best.map(|b| b.1)),
+            fmt_ratio(ours, best.map(|b| b.1)),
+            fmt_ratio(ours, bare),
+        );
+    }
+    println!();
+    println!("Every peer measured:");
+    println!();
+    println!("| layer | implementation | ns | over bare |");
+    println!("|---|---|---:|---:|");
+    for row in ROWS {
+        for id in std::iter::once(&"battlement").chain(row.peers.iter()) {
+            if let Some(ns) = read_ns(&results, row.group, id) {
+                let over = bare.map_or_else(|| "-".to_owned(), |b| format!("{:+.1}", ns - b));
+                println!("| {} | {} | {:.1} | {} |", row.label, id, ns, over);
+            }
+        }
+    }
+    print_targets(&results, bare);
+}
+
+fn print_targets(results: &BTreeMap<(String, String), f64>, bare: Option<f64>) {
+    let get = |g: &str, id: &str| read_ns(results, g, id);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!();
+    println!("Targets:");
+    if let (Some(ours), Some(peer)) = (
+        get("breaker_count", "battlement"),
+        get("breaker_count", "recloser"),
+    ) {
+        println!(
+            "- closed breaker, count window, no slower than recloser: {:.1} vs {:.1} ns -> {}",
+            ours,
+            peer,
+            verdict(ours <= peer)
+        );
+    }
+    if let (Some(ours), Some(b)) = (get("breaker_slow", "battlement"), bare) {
+        println!(
+            "- slow-call detection on, <= 40 ns over bare: {:+.1} ns -> {}",
+            ours - b,
+            verdict(ours - b <= 40.0)
+        );
+    }
+    for group in ["bulkhead", "timeout"] {
+        if let (Some(ours), Some(tower)) = (get(group, "battlement"), get(group, "tower")) {
+            println!(
+                "- {group} <= 1.1x tower's: {:.2}x -> {}",
+                ours / tower,
+                verdict(ours / tower <= 1.1)
+            );
+        }
+    }
+    if let (Some(ours), Some(b)) = (get("stack", "battlement"), bare) {
+        println!(
+            "- full stack <= 200 ns over bare: {:+.1} ns -> {}",
+            ours - b,
+            verdict(ours - b <= 200.0)
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    bench(&mut c, &rt, "baseline", "bare", common::bare());
+    breakers(&mut c, &rt);
+    bulkheads(&mut c, &rt);
+    timeouts(&mut c, &rt);
+    retries(&mut c, &rt);
+    stacks(&mut c, &rt);
+
+    c.final_summary();
+    print_table();
+}

@@ -1,0 +1,126 @@
+//! No heap allocation per call in steady state: through a closed breaker, a free bulkhead and the
+//! timeout layer.
+//!
+//! Each service is driven by hand (`poll_ready`, `call`, one `poll` of the response future) with
+//! a no-op waker, so nothing but the layer and the trivial inner service runs: no executor, whose
+//! own bookkeeping could allocate. After a warm-up (thread-locals, lazy statics), 1000 calls are
+//! counted with `allocation_counter::measure`, which counts only this thread's allocations, so
+//! tests running in parallel do not disturb each other.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::future::{ready, Future};
+use std::pin::pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::{service_fn, Layer, Service};
+
+const WARM_UP: usize = 100;
+const CALLS: u64 = 1000;
+
+fn bare() -> impl Service<
+    (),
+    Response = (),
+    Error = Infallible,
+    Future = std::future::Ready<Result<(), Infallible>>,
+> + Clone {
+    service_fn(|_: ()| ready(Ok::<_, Infallible>(())))
+}
+
+/// One call through `svc`, which must complete at once and succeed.
+fn one_call<S>(svc: &mut S, cx: &mut Context<'_>)
+where
+    S: Service<()>,
+    S::Error: Debug,
+{
+    match svc.poll_ready(cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => panic!("poll_ready failed: {e:?}"),
+        Poll::Pending => panic!("service not ready"),
+    }
+    let mut future = pin!(svc.call(()));
+    match future.as_mut().poll(cx) {
+        Poll::Ready(Ok(_)) => {}
+        Poll::Ready(Err(e)) => panic!("call failed: {e:?}"),
+        Poll::Pending => panic!("call did not complete at once"),
+    }
+}
+
+/// Heap allocations made by `CALLS` calls through `svc`, after a warm-up.
+fn allocations_per_steady_calls<S>(mut svc: S) -> u64
+where
+    S: Service<()>,
+    S::Error: Debug,
+{
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..WARM_UP {
+        one_call(&mut svc, &mut cx);
+    }
+    let info = allocation_counter::measure(|| {
+        for _ in 0..CALLS {
+            one_call(&mut svc, &mut cx);
+        }
+    });
+    info.count_total
+}
+
+/// A current-thread runtime to enter: the timeout layer's timer needs a time driver in scope.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_counter_sees_a_boxed_future_per_call() {
+    // Guards against a vacuous pass: a service that boxes its future allocates once per call.
+    let svc = tower::util::BoxService::new(bare());
+    assert_eq!(allocations_per_steady_calls(svc), CALLS);
+}
+
+mod breaker {
+    use super::*;
+    use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
+
+    fn closed(b: battlement_breaker::CircuitBreakerBuilder) -> u64 {
+        let breaker = b.build().unwrap();
+        let svc = CircuitBreakerLayer::new(&breaker).layer(bare());
+        let n = allocations_per_steady_calls(svc);
+        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.metrics().successes, WARM_UP as u64 + CALLS);
+        n
+    }
+
+    #[test]
+    fn closed_count_window_allocates_nothing() {
+        let b = CircuitBreaker::builder("alloc").sliding_window(SlidingWindow::Count(100));
+        assert_eq!(closed(b), 0);
+    }
+
+    #[test]
+    fn closed_time_window_allocates_nothing() {
+        let b = CircuitBreaker::builder("alloc").sliding_window(SlidingWindow::Time {
+            length: Duration::from_secs(10),
+            buckets: 10,
+        });
+        assert_eq!(closed(b), 0);
+    }
+
+    #[test]
+    fn closed_with_slow_call_detection_allocates_nothing() {
+        let b = CircuitBreaker::builder("alloc")
+            .sliding_window(SlidingWindow::Count(100))
+            .slow_call(Duration::from_secs(1), 0.5);
+        assert_eq!(closed(b), 0);
+    }
+
+    #[test]
+    fn closed_inside_a_runtime_allocates_nothing() {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let b = CircuitBreaker::builder("alloc").slow_call(Duration::from_secs(1), 0.5);
+        assert_eq!(closed(b), 0);
+    }
+}
