@@ -43,19 +43,27 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 /// Rows run in this process: (group, id).
 static RAN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
-/// Times `ready().await` + `call().await` through `svc`.
+/// `iters` calls through `svc`, each `ready().await` + `call().await`, all of which must succeed.
+async fn drive<S>(svc: &mut S, iters: u64)
+where
+    S: Service<()>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..iters {
+        let s = svc.ready().await.expect("ready");
+        let r = s.call(()).await;
+        black_box(r).expect("call succeeds");
+    }
+}
+
+/// Times [`drive`] through `svc`.
 fn bench<S>(c: &mut Criterion, rt: &Runtime, group: &str, id: &str, mut svc: S)
 where
     S: Service<()>,
     S::Error: std::fmt::Debug,
 {
-    // Sanity: the call path under test must be the success path.
-    rt.block_on(async {
-        for _ in 0..1000 {
-            svc.ready().await.expect("ready");
-            svc.call(()).await.expect("call succeeds");
-        }
-    });
+    // Sanity: the call path under test is the success path (`drive` panics otherwise).
+    rt.block_on(drive(&mut svc, 1000));
     let mut g = c.benchmark_group(group);
     let mut ran = false;
     g.bench_function(id, |b| {
@@ -63,17 +71,7 @@ where
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = Instant::now();
-                for _ in 0..iters {
-                    let s = svc.ready().await;
-                    let s = match s {
-                        Ok(s) => s,
-                        Err(e) => panic!("not ready: {e:?}"),
-                    };
-                    let r = s.call(()).await;
-                    if let Err(e) = black_box(r) {
-                        panic!("call failed: {e:?}");
-                    }
-                }
+                drive(&mut svc, iters).await;
                 start.elapsed()
             })
         })
