@@ -1,0 +1,505 @@
+//! The policy's builder and its validation.
+
+use crate::backoff::{Backoff, Jitter, COMPONENT};
+use crate::event::RetryEvent;
+use crate::policy::{RetryPolicy, Shared};
+use crate::rules::{DefaultPredicate, PredicateFn, RetryContext, Rules};
+use battlement_core::{ConfigError, FailureKind};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tower::retry::budget::{Budget, TpsBudget};
+
+/// The largest event channel capacity.
+const MAX_EVENT_CAPACITY: usize = 1 << 20;
+
+pub(crate) mod sealed {
+    use battlement_core::{ConfigError, FailureKind};
+
+    /// Settings every rules type shares; sealed.
+    pub trait RulesConfig {
+        fn set_kind(&mut self, kind: FailureKind, retry: bool);
+        fn validate(&self) -> Result<(), ConfigError>;
+    }
+}
+use sealed::RulesConfig;
+
+impl<C> RulesConfig for Rules<C> {
+    fn set_kind(&mut self, kind: FailureKind, retry: bool) {
+        self.kinds.set(kind, retry);
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "http")]
+impl<C> RulesConfig for crate::http::HttpRules<C> {
+    fn set_kind(&mut self, kind: FailureKind, retry: bool) {
+        self.kinds.set(kind, retry);
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::check_statuses(self.statuses).map(drop)
+    }
+}
+
+pub(crate) type Callback = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+pub(crate) type SharedBudget = Arc<dyn Budget + Send + Sync>;
+
+enum BudgetSetting {
+    None,
+    Tps {
+        ratio: f32,
+        min_per_sec: u32,
+        ttl: Duration,
+    },
+    Custom(SharedBudget),
+}
+
+/// Builds a [`RetryPolicy`], validating every setting.
+///
+/// Defaults: 3 attempts in all (the first and two retries); exponential backoff from 100 ms,
+/// doubling, capped at 10 s; no jitter; no delay bounds; no time limit; no budget; retry
+/// failures of kind `Timeout`, `Connection` and `RateLimited` (and, with
+/// [`http_builder`](RetryPolicy::http_builder), responses 429, 502, 503 and 504 to idempotent
+/// requests); randomness seeded from the OS.
+///
+/// ```
+/// use battlement_retry::{Backoff, Jitter, RetryPolicy};
+/// use std::time::Duration;
+///
+/// let policy = RetryPolicy::builder()
+///     .name("inventory")
+///     .max_attempts(5)
+///     .backoff(Backoff::exponential(Duration::from_millis(50), 2.0).with_cap(Duration::from_secs(2)))
+///     .jitter(Jitter::Proportional(25.0))
+///     .min_delay(Duration::from_millis(10))
+///     .time_limit(Duration::from_secs(5))
+///     .budget(0.2, 10)
+///     .seed(42)
+///     .build()
+///     .unwrap();
+/// assert_eq!(policy.name(), "inventory");
+///
+/// let err = RetryPolicy::builder().max_attempts(0).build().unwrap_err();
+/// assert_eq!(err.setting(), "max_attempts");
+/// ```
+#[must_use]
+pub struct RetryPolicyBuilder<K = Rules, P = DefaultPredicate> {
+    name: Arc<str>,
+    max_attempts: u32,
+    time_limit: Option<Duration>,
+    backoff: Backoff,
+    jitter: Jitter,
+    min_delay: Duration,
+    max_delay: Option<Duration>,
+    seed: Option<u64>,
+    budget: BudgetSetting,
+    on_retry: Option<Callback>,
+    event_capacity: usize,
+    rules: K,
+    predicate: P,
+}
+
+impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicyBuilder<K, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicyBuilder")
+            .field("name", &self.name)
+            .field("max_attempts", &self.max_attempts)
+            .field("time_limit", &self.time_limit)
+            .field("backoff", &self.backoff)
+            .field("jitter", &self.jitter)
+            .field("min_delay", &self.min_delay)
+            .field("max_delay", &self.max_delay)
+            .field("seed", &self.seed)
+            .field("rules", &self.rules)
+            .field("predicate", &self.predicate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> RetryPolicyBuilder<K, DefaultPredicate> {
+    pub(crate) fn with_rules(rules: K) -> Self {
+        RetryPolicyBuilder {
+            name: Arc::from("retry"),
+            max_attempts: 3,
+            time_limit: None,
+            backoff: Backoff::default(),
+            jitter: Jitter::None,
+            min_delay: Duration::ZERO,
+            max_delay: None,
+            seed: None,
+            budget: BudgetSetting::None,
+            on_retry: None,
+            event_capacity: 64,
+            rules,
+            predicate: DefaultPredicate,
+        }
+    }
+}
+
+impl<K, P> RetryPolicyBuilder<K, P> {
+    /// The policy's name, used in `tracing` events and [`RetryEvent`]s (default `"retry"`).
+    pub fn name(mut self, name: impl AsRef<str>) -> Self {
+        self.name = Arc::from(name.as_ref());
+        self
+    }
+
+    /// The most attempts in all, the first included (at least 1; 1 never retries).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// No attempt starts later than `limit` after the first one started: a retry whose delay
+    /// would end at or past the limit is not made, and the last result is returned at once.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+
+    /// The backoff strategy.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The jitter applied to every backoff delay (not to a `Retry-After` the server asked for).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// No delay is shorter than `min` (applied after jitter, and to `Retry-After`).
+    pub fn min_delay(mut self, min: Duration) -> Self {
+        self.min_delay = min;
+        self
+    }
+
+    /// No delay is longer than `max` (applied after jitter, and to `Retry-After`).
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        self.max_delay = Some(max);
+        self
+    }
+
+    /// Seeds the randomness (jitter, decorrelated backoff), so delays are reproducible: the
+    /// `n`-th request that needs random numbers (counting from 0) draws from
+    /// `fastrand::Rng::with_seed(seed + n)`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// A retry budget (tower's [`TpsBudget`]): every request deposits, every retry withdraws;
+    /// `ratio` retries are allowed per request (`0.0 ..= 1000.0`, e.g. `0.2` for one retry per
+    /// five requests) plus `min_per_sec` retries per second regardless. Deposits count for
+    /// 10 s unless [`budget_ttl`](Self::budget_ttl) says otherwise.
+    ///
+    /// The budget is shared by every service and every clone of the built policy.
+    pub fn budget(mut self, ratio: f32, min_per_sec: u32) -> Self {
+        let ttl = match self.budget {
+            BudgetSetting::Tps { ttl, .. } => ttl,
+            _ => Duration::from_secs(10),
+        };
+        self.budget = BudgetSetting::Tps {
+            ratio,
+            min_per_sec,
+            ttl,
+        };
+        self
+    }
+
+    /// How long a deposit in the [`budget`](Self::budget) counts (1 s ..= 60 s; default 10 s).
+    pub fn budget_ttl(mut self, ttl: Duration) -> Self {
+        self.budget = match self.budget {
+            BudgetSetting::Tps {
+                ratio, min_per_sec, ..
+            } => BudgetSetting::Tps {
+                ratio,
+                min_per_sec,
+                ttl,
+            },
+            _ => BudgetSetting::Tps {
+                ratio: 0.2,
+                min_per_sec: 10,
+                ttl,
+            },
+        };
+        self
+    }
+
+    /// Uses a budget of your own (any [`tower::retry::budget::Budget`]), e.g. one `TpsBudget`
+    /// shared by several policies.
+    pub fn custom_budget<B>(mut self, budget: Arc<B>) -> Self
+    where
+        B: Budget + Send + Sync + 'static,
+    {
+        self.budget = BudgetSetting::Custom(budget);
+        self
+    }
+
+    /// Calls `f` before every retry (after the decision, before the wait).
+    pub fn on_retry<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RetryEvent) + Send + Sync + 'static,
+    {
+        self.on_retry = Some(Arc::new(f));
+        self
+    }
+
+    /// The capacity of the [`subscribe`](RetryPolicy::subscribe) channel (default 64; a slow
+    /// subscriber misses the oldest events).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Decides with a closure instead of the rules: the closure sees the request, the result,
+    /// its outcome and the rules' decision ([`RetryContext::default_decision`]), and returns
+    /// whether to retry, so it can widen or narrow the rules. The attempt limit, the time limit,
+    /// the budget and (for HTTP) the idempotency and body rules still apply.
+    ///
+    /// ```
+    /// use battlement_core::{error::BoxError, FailureKind, Outcome};
+    /// use battlement_retry::{RetryContext, RetryPolicy};
+    ///
+    /// // Also retry `Other` failures, except for requests marked "once".
+    /// let policy = RetryPolicy::builder()
+    ///     .retry_if(|cx: &RetryContext<'_, &'static str, (), BoxError>| {
+    ///         *cx.request() != "once"
+    ///             && (cx.default_decision() || cx.outcome() == Outcome::Failure(FailureKind::Other))
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(policy);
+    /// ```
+    pub fn retry_if<F, Req, Res, E>(
+        self,
+        f: F,
+    ) -> RetryPolicyBuilder<K, PredicateFn<F, Req, Res, E>>
+    where
+        F: Fn(&RetryContext<'_, Req, Res, E>) -> bool,
+    {
+        RetryPolicyBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            time_limit: self.time_limit,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            min_delay: self.min_delay,
+            max_delay: self.max_delay,
+            seed: self.seed,
+            budget: self.budget,
+            on_retry: self.on_retry,
+            event_capacity: self.event_capacity,
+            rules: self.rules,
+            predicate: PredicateFn {
+                f,
+                _types: PhantomData,
+            },
+        }
+    }
+
+    fn map_rules<K2>(self, f: impl FnOnce(K) -> K2) -> RetryPolicyBuilder<K2, P> {
+        RetryPolicyBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            time_limit: self.time_limit,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            min_delay: self.min_delay,
+            max_delay: self.max_delay,
+            seed: self.seed,
+            budget: self.budget,
+            on_retry: self.on_retry,
+            event_capacity: self.event_capacity,
+            rules: f(self.rules),
+            predicate: self.predicate,
+        }
+    }
+}
+
+impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
+    /// Also retries failures of `kind`.
+    pub fn retry_on(mut self, kind: FailureKind) -> Self {
+        self.rules.set_kind(kind, true);
+        self
+    }
+
+    /// Never retries failures of `kind` (for HTTP: errors of that kind; statuses are set with
+    /// `retry_statuses`).
+    pub fn dont_retry_on(mut self, kind: FailureKind) -> Self {
+        self.rules.set_kind(kind, false);
+        self
+    }
+
+    /// Retries rejections by battlement's own components (an open breaker, a full bulkhead):
+    /// off by default. When on, an open breaker's `retry_after` sets the next delay (bounded
+    /// like every delay).
+    pub fn retry_rejected(self, yes: bool) -> Self {
+        if yes {
+            self.retry_on(FailureKind::Rejected)
+        } else {
+            self.dont_retry_on(FailureKind::Rejected)
+        }
+    }
+
+    /// Validates the settings and builds the policy.
+    pub fn build(self) -> Result<RetryPolicy<K, P>, ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new(
+                COMPONENT,
+                "max_attempts",
+                self.max_attempts,
+                "must be at least 1 (the first attempt counts)",
+            ));
+        }
+        if let Some(limit) = self.time_limit {
+            if limit.is_zero() {
+                return Err(ConfigError::new(
+                    COMPONENT,
+                    "time_limit",
+                    limit,
+                    "must be above zero",
+                ));
+            }
+        }
+        self.backoff.validate()?;
+        self.jitter.validate()?;
+        if let Some(max) = self.max_delay {
+            if max < self.min_delay {
+                return Err(ConfigError::new(
+                    COMPONENT,
+                    "max_delay",
+                    max,
+                    format!("must not be below min_delay ({:?})", self.min_delay),
+                ));
+            }
+        }
+        if !(1..=MAX_EVENT_CAPACITY).contains(&self.event_capacity) {
+            return Err(ConfigError::new(
+                COMPONENT,
+                "event_capacity",
+                self.event_capacity,
+                format!("must be within 1..={MAX_EVENT_CAPACITY}"),
+            ));
+        }
+        self.rules.validate()?;
+        let budget: Option<SharedBudget> = match self.budget {
+            BudgetSetting::None => None,
+            BudgetSetting::Custom(b) => Some(b),
+            BudgetSetting::Tps {
+                ratio,
+                min_per_sec,
+                ttl,
+            } => {
+                if !(0.0..=1000.0).contains(&ratio) {
+                    return Err(ConfigError::new(
+                        COMPONENT,
+                        "budget ratio",
+                        ratio,
+                        "must be within 0..=1000 (retries per request)",
+                    ));
+                }
+                if min_per_sec >= i32::MAX as u32 {
+                    return Err(ConfigError::new(
+                        COMPONENT,
+                        "budget min_per_sec",
+                        min_per_sec,
+                        "must be below i32::MAX",
+                    ));
+                }
+                if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
+                    return Err(ConfigError::new(
+                        COMPONENT,
+                        "budget ttl",
+                        ttl,
+                        "must be within 1s..=60s",
+                    ));
+                }
+                Some(Arc::new(TpsBudget::new(ttl, min_per_sec, ratio)))
+            }
+        };
+        let (events, _) = broadcast::channel(self.event_capacity);
+        let retry_after_cap = self.max_delay.or(self.backoff.cap());
+        let shared = Shared {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            time_limit: self.time_limit,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            min_delay: self.min_delay,
+            max_delay: self.max_delay,
+            retry_after_cap,
+            seed: self.seed.unwrap_or_else(|| fastrand::u64(..)),
+            next_stream: AtomicU64::new(0),
+            budget,
+            on_retry: self.on_retry,
+            events,
+            rules: self.rules,
+            predicate: self.predicate,
+        };
+        Ok(RetryPolicy::from_shared(Arc::new(shared)))
+    }
+}
+
+impl<C, P> RetryPolicyBuilder<Rules<C>, P> {
+    /// Classifies outcomes with `classifier` (any [`battlement_core::Classify`]), e.g. the one
+    /// the breaker uses.
+    pub fn classifier<C2>(self, classifier: C2) -> RetryPolicyBuilder<Rules<C2>, P> {
+        self.map_rules(|rules| Rules {
+            classifier,
+            kinds: rules.kinds,
+        })
+    }
+}
+
+#[cfg(feature = "http")]
+impl<C, P> RetryPolicyBuilder<crate::http::HttpRules<C>, P> {
+    /// Classifies outcomes with `classifier` (default [`battlement_core::HttpClassifier`]).
+    pub fn classifier<C2>(
+        self,
+        classifier: C2,
+    ) -> RetryPolicyBuilder<crate::http::HttpRules<C2>, P> {
+        self.map_rules(|rules| crate::http::HttpRules {
+            classifier,
+            kinds: rules.kinds,
+            statuses: rules.statuses,
+            any_method: rules.any_method,
+            honour_retry_after: rules.honour_retry_after,
+            wall_clock: rules.wall_clock,
+        })
+    }
+
+    /// The response statuses that are retried (default 429, 502, 503, 504); only error
+    /// statuses (400 and above) are accepted.
+    pub fn retry_statuses(mut self, statuses: battlement_core::StatusSet) -> Self {
+        self.rules.statuses = statuses;
+        self
+    }
+
+    /// Retries requests of every method, not only idempotent ones (off by default: a POST or
+    /// PATCH is sent once).
+    pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
+        self.rules.any_method = yes;
+        self
+    }
+
+    /// Whether a `Retry-After` header on a 429 or 503 sets the next delay (default on).
+    pub fn honour_retry_after(mut self, yes: bool) -> Self {
+        self.rules.honour_retry_after = yes;
+        self
+    }
+
+    /// The wall clock `Retry-After` dates are read against (tests pin it).
+    #[cfg(test)]
+    pub(crate) fn wall_clock(mut self, now: fn() -> std::time::SystemTime) -> Self {
+        self.rules.wall_clock = now;
+        self
+    }
+}

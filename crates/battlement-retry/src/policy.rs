@@ -1,0 +1,300 @@
+//! The policy: tower's `Policy` trait, with per-request state.
+
+use crate::backoff::{bound, Backoff, Jitter};
+use crate::config::{Callback, RetryPolicyBuilder, SharedBudget};
+use crate::event::{DelaySource, RetryEvent};
+use crate::future::RetryDelay;
+use crate::layer::RetryLayer;
+use crate::rules::{DefaultPredicate, RetryContext, RetryPredicate, RetryRules, Rules};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// Settings and shared state of a policy (one per built policy, shared by its clones).
+pub(crate) struct Shared<K, P> {
+    pub(crate) name: Arc<str>,
+    pub(crate) max_attempts: u32,
+    pub(crate) time_limit: Option<Duration>,
+    pub(crate) backoff: Backoff,
+    pub(crate) jitter: Jitter,
+    pub(crate) min_delay: Duration,
+    pub(crate) max_delay: Option<Duration>,
+    /// The bound on a `Retry-After`: `max_delay`, else the backoff's cap.
+    pub(crate) retry_after_cap: Option<Duration>,
+    pub(crate) seed: u64,
+    /// Counts the requests that drew random numbers, to give each its own stream.
+    pub(crate) next_stream: AtomicU64,
+    pub(crate) budget: Option<SharedBudget>,
+    pub(crate) on_retry: Option<Callback>,
+    pub(crate) events: broadcast::Sender<RetryEvent>,
+    pub(crate) rules: K,
+    pub(crate) predicate: P,
+}
+
+/// The state of one request session: tower clones the policy for every request, so each
+/// request has its own copy.
+#[derive(Debug, Clone, Default)]
+struct RequestState {
+    /// Attempts finished so far.
+    attempts: u32,
+    /// The backoff strategy's previous delay (for decorrelated jitter).
+    prev: Duration,
+    /// When the first attempt started (only kept with a time limit).
+    started: Option<Instant>,
+    /// This request's random stream, made on its first random draw.
+    rng: Option<fastrand::Rng>,
+}
+
+/// A retry policy for [`tower::retry::Retry`]: backoff with jitter and bounds, an attempt limit,
+/// an overall time limit, a retry budget, classification and, for HTTP, idempotency and
+/// `Retry-After`.
+///
+/// Build one with [`RetryPolicy::builder`] (any request, response and error) or
+/// [`RetryPolicy::http_builder`] (feature `http`), then stack it with
+/// `ServiceBuilder::retry(policy)` or `.layer(policy.into_layer())`. Clones share the settings,
+/// the budget and the event channel; tower clones the policy for every request, which gives
+/// each request its own attempt count, previous delay, start time and random stream.
+///
+/// The error after the last attempt is that attempt's own error, unchanged: callers downcast
+/// it as if there were no retry layer.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use battlement_core::error::BoxError;
+/// use battlement_retry::{Backoff, RetryPolicy};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(4)
+///     .backoff(Backoff::linear(Duration::from_millis(100), Duration::from_millis(100)))
+///     .build()
+///     .unwrap();
+///
+/// // Fails twice with a timeout, then answers.
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let counter = calls.clone();
+/// let svc = ServiceBuilder::new().retry(policy).service_fn(move |req: u32| {
+///     let n = counter.fetch_add(1, Ordering::SeqCst);
+///     async move {
+///         if n < 2 {
+///             Err::<u32, BoxError>(Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)))
+///         } else {
+///             Ok(req * 2)
+///         }
+///     }
+/// });
+///
+/// let start = Instant::now();
+/// assert_eq!(svc.oneshot(21).await.unwrap(), 42);
+/// assert_eq!(calls.load(Ordering::SeqCst), 3);
+/// assert_eq!(start.elapsed(), Duration::from_millis(100 + 200));
+/// # }
+/// ```
+pub struct RetryPolicy<K = Rules, P = DefaultPredicate> {
+    shared: Arc<Shared<K, P>>,
+    state: RequestState,
+}
+
+impl<K, P> Clone for RetryPolicy<K, P> {
+    fn clone(&self) -> Self {
+        RetryPolicy {
+            shared: self.shared.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicy<K, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &*self.shared;
+        f.debug_struct("RetryPolicy")
+            .field("name", &s.name)
+            .field("max_attempts", &s.max_attempts)
+            .field("time_limit", &s.time_limit)
+            .field("backoff", &s.backoff)
+            .field("jitter", &s.jitter)
+            .field("min_delay", &s.min_delay)
+            .field("max_delay", &s.max_delay)
+            .field("budget", &s.budget.is_some())
+            .field("rules", &s.rules)
+            .field("predicate", &s.predicate)
+            .field("attempts", &self.state.attempts)
+            .finish()
+    }
+}
+
+impl RetryPolicy {
+    /// A builder for a policy over any request, response and error, with [`Rules`] and the
+    /// [`DefaultClassifier`](battlement_core::DefaultClassifier).
+    pub fn builder() -> RetryPolicyBuilder<Rules, DefaultPredicate> {
+        RetryPolicyBuilder::with_rules(Rules::default())
+    }
+}
+
+#[cfg(feature = "http")]
+impl RetryPolicy<crate::http::HttpRules> {
+    /// A builder for a policy over `http::Request`/`http::Response`, with
+    /// [`HttpRules`](crate::HttpRules) and the [`HttpClassifier`](battlement_core::HttpClassifier).
+    pub fn http_builder() -> RetryPolicyBuilder<crate::http::HttpRules, DefaultPredicate> {
+        RetryPolicyBuilder::with_rules(crate::http::HttpRules::default())
+    }
+}
+
+impl<K, P> RetryPolicy<K, P> {
+    pub(crate) fn from_shared(shared: Arc<Shared<K, P>>) -> Self {
+        RetryPolicy {
+            shared,
+            state: RequestState::default(),
+        }
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The most attempts in all, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.shared.max_attempts
+    }
+
+    /// The rules that judge attempts.
+    pub fn rules(&self) -> &K {
+        &self.shared.rules
+    }
+
+    /// A receiver of every [`RetryEvent`] from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RetryEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// A layer applying this policy with tower's `Retry`: the same as `ServiceBuilder::retry`.
+    pub fn into_layer(self) -> RetryLayer<K, P> {
+        RetryLayer::new(self)
+    }
+}
+
+/// The delay before retry number `retry`, and where it came from.
+fn next_delay<K, P>(
+    shared: &Shared<K, P>,
+    state: &mut RequestState,
+    retry: u32,
+    retry_after: Option<Duration>,
+) -> (Duration, DelaySource) {
+    let mut fixed = fastrand::Rng::with_seed(0);
+    let rng = if shared.backoff.is_random() || shared.jitter.is_random() {
+        state.rng.get_or_insert_with(|| {
+            let stream = shared.next_stream.fetch_add(1, Ordering::Relaxed);
+            fastrand::Rng::with_seed(shared.seed.wrapping_add(stream))
+        })
+    } else {
+        &mut fixed
+    };
+    let raw = shared.backoff.delay(retry, state.prev, rng);
+    state.prev = raw;
+    let backoff = bound(
+        shared.jitter.apply(raw, rng),
+        shared.min_delay,
+        shared.max_delay,
+    );
+    match retry_after {
+        Some(after) => (
+            bound(after, shared.min_delay, shared.retry_after_cap),
+            DelaySource::RetryAfter,
+        ),
+        None => (backoff, DelaySource::Backoff),
+    }
+}
+
+impl<Req, Res, E, K, P> tower::retry::Policy<Req, Res, E> for RetryPolicy<K, P>
+where
+    K: RetryRules<Req, Res, E>,
+    P: RetryPredicate<Req, Res, E>,
+{
+    type Future = RetryDelay;
+
+    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<RetryDelay> {
+        self.state.attempts = self.state.attempts.saturating_add(1);
+        let attempt = self.state.attempts;
+        let shared = &*self.shared;
+        let result = result.as_ref();
+        let verdict = shared.rules.judge(req, result);
+        let cx = RetryContext {
+            request: &*req,
+            result,
+            verdict,
+            attempt,
+        };
+        if !shared.predicate.should_retry(&cx) {
+            return None;
+        }
+        let name = &*shared.name;
+        let outcome = verdict.outcome();
+        if attempt >= shared.max_attempts {
+            tracing::debug!(retry = name, attempt, %outcome, "giving up: attempts exhausted");
+            return None;
+        }
+        let (delay, source) = next_delay(shared, &mut self.state, attempt, verdict.retry_after());
+        if let (Some(limit), Some(started)) = (shared.time_limit, self.state.started) {
+            let too_late = match Instant::now().checked_add(delay) {
+                Some(at) => at.saturating_duration_since(started) >= limit,
+                None => true,
+            };
+            if too_late {
+                tracing::debug!(retry = name, attempt, %outcome, ?delay, ?limit, "giving up: time limit");
+                return None;
+            }
+        }
+        if let Some(budget) = &shared.budget {
+            if !budget.withdraw() {
+                tracing::debug!(retry = name, attempt, %outcome, "giving up: retry budget spent");
+                return None;
+            }
+        }
+        let event = RetryEvent {
+            name: shared.name.clone(),
+            attempt,
+            delay,
+            source,
+            outcome,
+            status: verdict.status(),
+        };
+        tracing::debug!(
+            retry = name,
+            attempt,
+            ?delay,
+            %source,
+            %outcome,
+            status = ?event.status,
+            "retrying"
+        );
+        if let Some(on_retry) = &shared.on_retry {
+            on_retry(&event);
+        }
+        // No subscriber is not an error.
+        let _ = shared.events.send(event);
+        Some(RetryDelay::new(delay))
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        if self.state.attempts == 0 {
+            // The first attempt of a request: tower calls this on the service's own policy,
+            // before cloning it for the request's session.
+            if let Some(budget) = &self.shared.budget {
+                budget.deposit();
+            }
+            if self.shared.time_limit.is_some() {
+                self.state.started = Some(Instant::now());
+            }
+        }
+        self.shared.rules.clone_request(req)
+    }
+}
