@@ -3,7 +3,8 @@
 use tower::layer::util::Stack;
 use tower::ServiceBuilder;
 
-/// Adds battlement's layers to `tower::ServiceBuilder`, so stacks read top-down:
+/// Adds battlement's layers to `tower::ServiceBuilder`, so stacks read top-down in the
+/// recommended order (outermost first):
 ///
 /// ```
 /// use battlement::prelude::*;
@@ -30,6 +31,28 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         breaker: &crate::breaker::CircuitBreaker,
         classifier: C,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>>;
+
+    /// Retries with a battlement [`RetryPolicy`](crate::retry::RetryPolicy) (tower's retry
+    /// service underneath).
+    #[cfg(feature = "retry")]
+    fn retry_policy<K, P>(
+        self,
+        policy: crate::retry::RetryPolicy<K, P>,
+    ) -> ServiceBuilder<Stack<crate::retry::RetryLayer<K, P>, L>>;
+
+    /// Rejects every call while the kill switch is halted.
+    #[cfg(feature = "halt")]
+    fn kill_switch(
+        self,
+        switch: &crate::halt::KillSwitch,
+    ) -> ServiceBuilder<Stack<crate::halt::HaltLayer, L>>;
+
+    /// Injects faults while the chaos handle is enabled (development and staging).
+    #[cfg(feature = "chaos")]
+    fn chaos<R: Clone>(
+        self,
+        chaos: &crate::chaos::Chaos<R>,
+    ) -> ServiceBuilder<Stack<crate::chaos::ChaosLayer<R>, L>>;
 }
 
 mod sealed {
@@ -53,5 +76,29 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         classifier: C,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>> {
         self.layer(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
+    }
+
+    #[cfg(feature = "retry")]
+    fn retry_policy<K, P>(
+        self,
+        policy: crate::retry::RetryPolicy<K, P>,
+    ) -> ServiceBuilder<Stack<crate::retry::RetryLayer<K, P>, L>> {
+        self.layer(crate::retry::RetryLayer::new(policy))
+    }
+
+    #[cfg(feature = "halt")]
+    fn kill_switch(
+        self,
+        switch: &crate::halt::KillSwitch,
+    ) -> ServiceBuilder<Stack<crate::halt::HaltLayer, L>> {
+        self.layer(crate::halt::HaltLayer::new(switch))
+    }
+
+    #[cfg(feature = "chaos")]
+    fn chaos<R: Clone>(
+        self,
+        chaos: &crate::chaos::Chaos<R>,
+    ) -> ServiceBuilder<Stack<crate::chaos::ChaosLayer<R>, L>> {
+        self.layer(crate::chaos::ChaosLayer::new(chaos))
     }
 }
