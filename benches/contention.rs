@@ -15,6 +15,11 @@
 //! does not contend serves close to twice the calls with two tasks. The `bare` row (no layer)
 //! shows what the machine allows.
 //!
+//! Retry rows: tower's `Retry` (which our retry policy plugs into) clones the policy and the
+//! whole inner service for every call, so whatever those clones touch is written by every call:
+//! the `retry` rows show the policy alone over the bare service, and `retry→breaker` our retry
+//! in front of our breaker (the start of the recommended stack).
+//!
 //! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
 //! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared
 //! breaker handle; tower's `ConcurrencyLimit` clones share one semaphore.
@@ -142,6 +147,45 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
         common::recloser_service(common::recloser_breaker()),
     ));
 
+    let policy = battlement_retry::RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(battlement_retry::Backoff::fixed(Duration::ZERO))
+        .build()
+        .expect("valid retry policy");
+    v.push(subject(
+        rt,
+        "retry",
+        "battlement",
+        tower::ServiceBuilder::new()
+            .layer(policy.clone().into_layer())
+            .service(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "retry",
+        "tower",
+        tower::retry::RetryLayer::new(common::TrivialPolicy { left: 2 }).layer(common::bare()),
+    ));
+    let tr_retry =
+        tower_resilience_retry::RetryLayer::<(), (), std::convert::Infallible>::builder()
+            .max_attempts(3)
+            .fixed_backoff(Duration::ZERO)
+            .build();
+    v.push(subject(
+        rt,
+        "retry",
+        "tower-resilience",
+        tr_retry.layer(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "retry→breaker",
+        "battlement",
+        tower::ServiceBuilder::new()
+            .layer(policy.into_layer())
+            .layer(battlement_breaker::CircuitBreakerLayer::new(&ours))
+            .service(common::bare()),
+    ));
     v.push(subject(
         rt,
         "bulkhead",

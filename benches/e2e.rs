@@ -11,10 +11,15 @@
 //!   in flight each, counting complete `200` responses for the measured time after a warm-up.
 //!   Pipelining keeps the client cheap per request, so the server, not the client, is the
 //!   bottleneck and its per-request overhead shows in the figure.
-//! - Rounds alternate the order (bare, stack / stack, bare); the median of the rounds is shown.
+//! - Each measurement starts a fresh server runtime. A round measures both servers back to back,
+//!   alternating which goes first; the headline is the median over rounds of stack/bare within a
+//!   round, which cancels slow drifts in the machine's load. On a shared 2-core machine the
+//!   per-round figures still swing by several percent: `BATTLEMENT_E2E_AA=1` serves bare on both
+//!   sides (an A/A run) to show how much; `BATTLEMENT_E2E_WORKERS=n` changes the server's worker
+//!   count (default 2).
 //!
-//! Run: `cargo bench -p battlement --bench e2e` (3 rounds of 5 s each way, under a minute), or
-//! `-- --quick` (1 round of 2 s).
+//! Run: `cargo bench -p battlement --bench e2e` (6 rounds of 3 s each way, about 45 s), or
+//! `-- --quick` (2 rounds of 1.5 s).
 
 use axum::routing::get;
 use axum::Router;
@@ -60,37 +65,23 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, secs) = if quick { (1, 2) } else { (3, 5) };
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let serve = |router: Router| -> SocketAddr {
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-            addr
-        })
-    };
-    let bare_addr = serve(hello());
-    let stack_addr = serve(stacked());
+    let (rounds, millis) = if quick { (2, 1500) } else { (6, 3000) };
+    let duration = Duration::from_millis(millis);
+    // An A/A run (both sides bare) shows how noisy the machine is.
+    let aa = std::env::var_os("BATTLEMENT_E2E_AA").is_some();
 
     let mut bare = Vec::new();
     let mut stack = Vec::new();
     for round in 0..rounds {
         eprintln!("e2e: round {}/{}", round + 1, rounds);
         let order = if round % 2 == 0 {
-            [(bare_addr, true), (stack_addr, false)]
+            [true, false]
         } else {
-            [(stack_addr, false), (bare_addr, true)]
+            [false, true]
         };
-        for (addr, is_bare) in order {
-            let rps = run_child(addr, Duration::from_secs(secs));
+        for is_bare in order {
+            let router = if is_bare || aa { hello() } else { stacked() };
+            let rps = measure(router, duration);
             if is_bare {
                 bare.push(rps)
             } else {
@@ -98,27 +89,48 @@ fn main() {
             }
         }
     }
-    let (b, s) = (median(&bare), median(&stack));
+    // Each round measures both servers back to back: the ratio within a round cancels slow
+    // drifts of the machine's load, so the headline is the median of those ratios.
+    let ratios: Vec<f64> = stack.iter().zip(&bare).map(|(s, b)| s / b).collect();
+    let ratio = median(&ratios);
     println!();
     println!(
-        "## End to end: axum hello-world over loopback ({rounds} round(s) of {secs} s, median)"
+        "## End to end: axum hello-world over loopback ({rounds} rounds of {:.1} s each way{})",
+        duration.as_secs_f64(),
+        if aa { ", A/A: both sides bare" } else { "" }
     );
     println!();
-    println!("| server | requests/s | rounds |");
+    println!("| server | requests/s (median) | per round |");
     println!("|---|---:|---|");
-    println!("| bare | {:.0} | {} |", b, list(&bare));
-    println!("| full stack | {:.0} | {} |", s, list(&stack));
+    println!("| bare | {:.0} | {} |", median(&bare), list(&bare, 0.0));
+    println!(
+        "| full stack | {:.0} | {} |",
+        median(&stack),
+        list(&stack, 0.0)
+    );
+    println!(
+        "| stack / bare | {:.1} % | {} |",
+        ratio * 100.0,
+        list(&ratios, 100.0)
+    );
     println!();
     println!(
-        "Target: full stack >= 95 % of bare: {:.1} % -> {}",
-        s / b * 100.0,
-        if s >= 0.95 * b { "met" } else { "MISSED" }
+        "Target: full stack >= 95 % of bare (median of per-round ratios): {:.1} % -> {}",
+        ratio * 100.0,
+        if ratio >= 0.95 { "met" } else { "MISSED" }
     );
 }
 
-fn list(v: &[f64]) -> String {
+/// `v` as a list; `scale` > 0 prints `v * scale` with one decimal (percentages).
+fn list(v: &[f64], scale: f64) -> String {
     v.iter()
-        .map(|x| format!("{x:.0}"))
+        .map(|x| {
+            if scale > 0.0 {
+                format!("{:.1}", x * scale)
+            } else {
+                format!("{x:.0}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -132,6 +144,32 @@ fn median(v: &[f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// Serves `router` from a fresh 2-worker runtime and loads it from a child process for
+/// `duration`; returns the requests per second. A fresh runtime per measurement gives each
+/// server the same start (no leftover tasks, the same worker placement).
+fn measure(router: Router, duration: Duration) -> f64 {
+    let workers: usize = std::env::var("BATTLEMENT_E2E_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+        addr
+    });
+    let rps = run_child(addr, duration);
+    rt.shutdown_background();
+    rps
 }
 
 /// Runs the load generator in a child process against `addr`; returns its requests per second.

@@ -82,31 +82,6 @@ where
     }
 }
 
-/// tower's retry with a trivial policy: retry an error up to twice, at once.
-#[derive(Clone, Copy)]
-struct TrivialPolicy {
-    left: u8,
-}
-
-impl<Res, E> tower::retry::Policy<(), Res, E> for TrivialPolicy {
-    type Future = std::future::Ready<()>;
-
-    fn retry(&mut self, _req: &mut (), result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Err(_) if self.left > 0 => {
-                self.left -= 1;
-                Some(std::future::ready(()))
-            }
-            _ => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &()) -> Option<()> {
-        let () = req;
-        Some(())
-    }
-}
-
 fn breakers(c: &mut Criterion, rt: &Runtime) {
     let rows = [
         ("breaker_count", Window::Count),
@@ -170,7 +145,21 @@ fn timeouts(c: &mut Criterion, rt: &Runtime) {
 }
 
 fn retries(c: &mut Criterion, rt: &Runtime) {
-    let svc = tower::retry::RetryLayer::new(TrivialPolicy { left: 2 }).layer(common::bare());
+    let policy = battlement_retry::RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(battlement_retry::Backoff::fixed(Duration::ZERO))
+        .build()
+        .expect("valid retry policy");
+    bench(
+        c,
+        rt,
+        "retry",
+        "battlement",
+        policy.into_layer().layer(common::bare()),
+    );
+
+    let svc =
+        tower::retry::RetryLayer::new(common::TrivialPolicy { left: 2 }).layer(common::bare());
     bench(c, rt, "retry", "tower", svc);
 
     let layer = tower_resilience_retry::RetryLayer::<(), (), std::convert::Infallible>::builder()

@@ -163,3 +163,28 @@ pub(crate) fn recloser_service(
     let mut inner = bare();
     tower::service_fn(move |req: ()| breaker.call(inner.call(req)))
 }
+
+/// tower's retry with a trivial policy: retry an error up to twice, at once.
+#[derive(Clone, Copy)]
+pub(crate) struct TrivialPolicy {
+    pub(crate) left: u8,
+}
+
+impl<Res, E> tower::retry::Policy<(), Res, E> for TrivialPolicy {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _req: &mut (), result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Err(_) if self.left > 0 => {
+                self.left -= 1;
+                Some(std::future::ready(()))
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &()) -> Option<()> {
+        let () = req;
+        Some(())
+    }
+}
