@@ -8,6 +8,8 @@ pub(crate) mod upstream;
 use battlement::breaker::{BreakerEvent, CircuitBreaker, SlidingWindow, State};
 use battlement::core::{BoxError, HttpClassifier};
 use battlement::http_error::ErrorMapping;
+use battlement::retry::{Backoff, RetryPolicy};
+use battlement::ServiceBuilderExt;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -77,7 +79,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         .sliding_window(SlidingWindow::Count(20))
         .minimum_calls(10)
         .failure_rate_threshold(0.5)
-        .open_wait(open_wait, 2.0, open_wait * 4)
+        .open_wait(open_wait, 2.0, open_wait * 2)
         .half_open_calls(3, 2)
         .build()?;
 
@@ -105,21 +107,27 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
     }
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    // Retry outside the breaker (an open breaker fails a retry fast), the per-try timeout
+    // inside it (each attempt has its own deadline; a timeout is a failure the breaker sees).
+    let retry = RetryPolicy::http_builder()
+        .name("upstream")
+        .max_attempts(2)
+        .backoff(Backoff::fixed(Duration::from_millis(20)))
+        .budget(0.2, 5)
+        .build()?;
     let stack: Upstream = BoxCloneSyncService::new(
         ServiceBuilder::new()
-            .layer(
-                battlement::breaker::CircuitBreakerLayer::new(&breaker)
-                    .classifier(HttpClassifier::new()),
-            )
+            .retry_policy(retry)
+            .circuit_breaker_with(&breaker, HttpClassifier::new())
             .timeout(per_try)
             .service(client),
     );
 
     let gateway_addr = gateway(stack, upstream_addr).await;
-    println!(
+    out.line(format!(
         "upstream on {upstream_addr}, gateway on {gateway_addr}; {} req/s from {} workers for {:.0}s",
         opts.rate, opts.concurrency, secs
-    );
+    ));
     out.line(format!(
         "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
         "t", "phase", "sent", "ok", "failed", "breaker", "bulkhead", "timeout", "state"
