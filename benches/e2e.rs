@@ -1,29 +1,42 @@
 //! End to end: an axum hello-world served bare and behind the full recommended stack, loaded
-//! over loopback from a second process for a fixed time; prints requests per second for both and
-//! the ratio (target: the stack keeps ≥ 95 % of bare).
+//! over loopback from a second process for a fixed time; prints requests per second for each and
+//! the ratio to bare (target: the stack keeps ≥ 95 % of bare), and the server's CPU time per
+//! request.
 //!
-//! - Servers: one process, a 2-worker tokio runtime, `axum::serve` on `127.0.0.1:0`, a single
-//!   `GET /` route answering `Hello, World!`. The stacked server wraps the router with
-//!   [`battlement::http_error::HttpErrorLayer`] (errors become HTTP answers, as axum needs) and
-//!   the recommended order: retry → breaker → bulkhead → timeout (see `stacked`).
+//! - Servers: a fresh 2-worker tokio runtime per measurement, `axum::serve` on `127.0.0.1:0`, a
+//!   single `GET /` route answering `Hello, World!`. Four of them:
+//!   - `bare`;
+//!   - `no-op layer`: the router with `Router::layer(Identity)`, a layer that does nothing: it
+//!     shows what axum's layering itself costs (each route's boxed service is boxed once more and
+//!     cloned per request), which any Tower layer added this way pays;
+//!   - `full stack (Router::layer)`: the recommended stack (see the `stack!` macro:
+//!     [`battlement::http_error::HttpErrorLayer`] so that errors become HTTP answers as axum
+//!     needs, then retry → breaker → bulkhead → timeout) added with `Router::layer`;
+//!   - `full stack around the Router`: the same stack wrapped around the whole router and served
+//!     as a plain `tower::Service` (hyper-util clones it per request).
 //! - Load: the bench re-executes its own binary with `BATTLEMENT_E2E_TARGET` set; that child runs
-//!   a small pipelined HTTP/1.1 client on a current-thread runtime: 4 keep-alive connections with 32 requests
-//!   in flight each, counting complete `200` responses for the measured time after a warm-up.
-//!   Pipelining keeps the client cheap per request, so the server, not the client, is the
-//!   bottleneck and its per-request overhead shows in the figure.
-//! - Each measurement starts a fresh server runtime. A round measures both servers back to back,
-//!   alternating which goes first; the headline is the median over rounds of stack/bare within a
-//!   round, which cancels slow drifts in the machine's load. On a shared 2-core machine the
-//!   per-round figures still swing by several percent: `BATTLEMENT_E2E_AA=1` serves bare on both
-//!   sides (an A/A run) to show how much; `BATTLEMENT_E2E_WORKERS=n` changes the server's worker
-//!   count (default 2).
+//!   a small pipelined HTTP/1.1 client on a current-thread runtime: 4 keep-alive connections with
+//!   32 requests in flight each, counting complete `200` responses for the measured time after a
+//!   warm-up. Pipelining keeps the client cheap per request, but on 2 cores the client and the
+//!   server share the machine: the server uses about 1.2 cores, so requests/s understates a
+//!   server-side cost. Hence the second figure, the server process's CPU time (all threads,
+//!   from `/proc/self/task/*/schedstat`) per response, which is also less disturbed by other load.
+//! - A round measures every server back to back, rotating the order; headlines are medians over
+//!   rounds of the within-round ratio (or difference) to bare, which cancels slow drifts in the
+//!   machine's load. On a shared 2-core machine single rounds still swing by several percent:
+//!   `BATTLEMENT_E2E_AA=1` serves bare everywhere (an A/A run) to show how much;
+//!   `BATTLEMENT_E2E_WORKERS=n` changes the server's worker count (1 takes cross-core contention
+//!   out of the picture).
 //!
-//! Run: `cargo bench -p battlement --bench e2e` (6 rounds of 3 s each way, about 45 s), or
-//! `-- --quick` (2 rounds of 1.5 s).
+//! Run: `cargo bench -p battlement --bench e2e` (6 rounds of 3 s per server, about 90 s), or
+//! `-- --quick` (2 rounds of 1.5 s, about 20 s).
 
 use axum::routing::get;
 use axum::Router;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -37,19 +50,60 @@ fn hello() -> Router {
     Router::new().route("/", get(|| async { "Hello, World!" }))
 }
 
-/// The router behind the full recommended stack, outermost first.
-fn stacked() -> Router {
-    use battlement::http_error::HttpErrorLayer;
-    use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer};
-    use battlement_core::HttpClassifier;
-    use tower::ServiceBuilder;
+/// The full recommended stack, outermost first, as a `ServiceBuilder` (a macro, so that one
+/// expression serves both as a layer of `Router` and around it).
+macro_rules! stack {
+    () => {{
+        use battlement::http_error::HttpErrorLayer;
+        use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer};
+        use battlement_core::HttpClassifier;
 
-    let breaker = CircuitBreaker::builder("e2e").build().expect("breaker");
-    hello().layer(
-        ServiceBuilder::new()
+        let breaker = CircuitBreaker::builder("e2e").build().expect("breaker");
+        tower::ServiceBuilder::new()
             .layer(HttpErrorLayer::<axum::body::Body>::new())
-            .layer(CircuitBreakerLayer::new(&breaker).classifier(HttpClassifier::new())),
-    )
+            .layer(CircuitBreakerLayer::new(&breaker).classifier(HttpClassifier::new()))
+    }};
+}
+
+/// Starts serving on a listener.
+type Serve = fn(tokio::net::TcpListener) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move { axum::serve(listener, router).await.expect("serve") })
+}
+
+/// Bare.
+fn bare(listener: tokio::net::TcpListener) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    serve_router(listener, hello())
+}
+
+/// The same router behind a layer that does nothing (tower's `Identity`): what axum's own
+/// layering costs (`Router::layer` wraps each route's boxed service in another box, cloned per
+/// request), which any Tower layer added this way pays.
+fn noop_layered(listener: tokio::net::TcpListener) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    serve_router(listener, hello().layer(tower::layer::util::Identity::new()))
+}
+
+/// The stack added with `Router::layer`, the usual axum idiom.
+fn stack_as_router_layer(
+    listener: tokio::net::TcpListener,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    serve_router(listener, hello().layer(stack!()))
+}
+
+/// The stack wrapped around the whole router (a `tower::Service` served as is): no extra box.
+fn stack_around_router(
+    listener: tokio::net::TcpListener,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let svc = stack!().service(hello());
+    Box::pin(async move {
+        axum::serve(listener, tower::make::Shared::new(svc))
+            .await
+            .expect("serve")
+    })
 }
 
 fn main() {
@@ -67,58 +121,74 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, millis) = if quick { (2, 1500) } else { (6, 3000) };
     let duration = Duration::from_millis(millis);
-    // An A/A run (both sides bare) shows how noisy the machine is.
+    // An A/A run (every server bare) shows how noisy the machine is.
     let aa = std::env::var_os("BATTLEMENT_E2E_AA").is_some();
 
-    let mut bare = Vec::new();
-    let mut stack = Vec::new();
+    let servers: [(&str, Serve); 4] = [
+        ("bare", bare),
+        ("no-op layer (Router::layer)", noop_layered),
+        ("full stack (Router::layer)", stack_as_router_layer),
+        ("full stack around the Router", stack_around_router),
+    ];
+    let n = servers.len();
+    let mut rps = vec![Vec::new(); n];
+    let mut cpu = vec![Vec::new(); n];
     for round in 0..rounds {
         eprintln!("e2e: round {}/{}", round + 1, rounds);
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for is_bare in order {
-            let router = if is_bare || aa { hello() } else { stacked() };
-            let rps = measure(router, duration);
-            if is_bare {
-                bare.push(rps)
-            } else {
-                stack.push(rps)
-            }
+        // Rotate the order so no server always runs first.
+        for k in 0..n {
+            let i = (round + k) % n;
+            let serve = if aa { bare } else { servers[i].1 };
+            let m = measure(serve, duration);
+            rps[i].push(m.rps);
+            cpu[i].push(m.cpu_per_request_ns);
         }
     }
-    // Each round measures both servers back to back: the ratio within a round cancels slow
+    // Each round measures every server back to back: a ratio within a round cancels slow
     // drifts of the machine's load, so the headline is the median of those ratios.
-    let ratios: Vec<f64> = stack.iter().zip(&bare).map(|(s, b)| s / b).collect();
-    let ratio = median(&ratios);
+    let ratios = |v: &[Vec<f64>], i: usize| -> Vec<f64> {
+        v[i].iter().zip(&v[0]).map(|(x, b)| x / b).collect()
+    };
     println!();
     println!(
-        "## End to end: axum hello-world over loopback ({rounds} rounds of {:.1} s each way{})",
+        "## End to end: axum hello-world over loopback ({rounds} rounds of {:.1} s per server{})",
         duration.as_secs_f64(),
-        if aa { ", A/A: both sides bare" } else { "" }
+        if aa { ", A/A: every server bare" } else { "" }
     );
     println!();
-    println!("| server | requests/s (median) | per round |");
-    println!("|---|---:|---|");
-    println!("| bare | {:.0} | {} |", median(&bare), list(&bare, 0.0));
-    println!(
-        "| full stack | {:.0} | {} |",
-        median(&stack),
-        list(&stack, 0.0)
-    );
-    println!(
-        "| stack / bare | {:.1} % | {} |",
-        ratio * 100.0,
-        list(&ratios, 100.0)
-    );
+    println!("| server | requests/s | vs bare | server CPU per request | vs bare |");
+    println!("|---|---:|---:|---:|---:|");
+    for (i, (name, _)) in servers.iter().enumerate() {
+        println!(
+            "| {} | {:.0} | {:.1} % | {:.0} ns | {:+.0} ns |",
+            name,
+            median(&rps[i]),
+            median(&ratios(&rps, i)) * 100.0,
+            median(&cpu[i]),
+            median(
+                &cpu[i]
+                    .iter()
+                    .zip(&cpu[0])
+                    .map(|(x, b)| x - b)
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
     println!();
-    println!(
-        "Target: full stack >= 95 % of bare (median of per-round ratios): {:.1} % -> {}",
-        ratio * 100.0,
-        if ratio >= 0.95 { "met" } else { "MISSED" }
-    );
+    println!("Per round (requests/s; server CPU ns per request):");
+    for (i, (name, _)) in servers.iter().enumerate() {
+        println!("- {}: {}; {}", name, list(&rps[i], 0.0), list(&cpu[i], 0.0));
+    }
+    println!();
+    for i in [2, 3] {
+        let ratio = median(&ratios(&rps, i));
+        println!(
+            "Target: {} >= 95 % of bare requests/s (median of per-round ratios): {:.1} % -> {}",
+            servers[i].0,
+            ratio * 100.0,
+            if ratio >= 0.95 { "met" } else { "MISSED" }
+        );
+    }
 }
 
 /// `v` as a list; `scale` > 0 prints `v * scale` with one decimal (percentages).
@@ -149,7 +219,7 @@ fn median(v: &[f64]) -> f64 {
 /// Serves `router` from a fresh 2-worker runtime and loads it from a child process for
 /// `duration`; returns the requests per second. A fresh runtime per measurement gives each
 /// server the same start (no leftover tasks, the same worker placement).
-fn measure(router: Router, duration: Duration) -> f64 {
+fn measure(serve: Serve, duration: Duration) -> Measurement {
     let workers: usize = std::env::var("BATTLEMENT_E2E_WORKERS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -164,16 +234,63 @@ fn measure(router: Router, duration: Duration) -> f64 {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+        tokio::spawn(serve(listener));
         addr
     });
-    let rps = run_child(addr, duration);
+    let before = thread_cpu_nanos();
+    let load = run_child(addr, duration);
+    let cpu = cpu_since(&before);
     rt.shutdown_background();
-    rps
+    Measurement {
+        rps: load.counted as f64 / (load.nanos as f64 / 1e9),
+        cpu_per_request_ns: cpu as f64 / load.all as f64,
+    }
 }
 
-/// Runs the load generator in a child process against `addr`; returns its requests per second.
-fn run_child(addr: SocketAddr, duration: Duration) -> f64 {
+/// What one measurement found.
+struct Measurement {
+    /// Complete responses per second in the measured window.
+    rps: f64,
+    /// The server process's CPU time (all threads, user and system) per response, over the
+    /// load generator's whole run.
+    cpu_per_request_ns: f64,
+}
+
+/// CPU time used so far by each of this process's live threads, by thread id: the first field
+/// of `/proc/self/task/<tid>/schedstat` (ns on a CPU). Linux only; empty elsewhere.
+fn thread_cpu_nanos() -> HashMap<String, u64> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return HashMap::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
+            let ns = stat.split_whitespace().next()?.parse().ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), ns))
+        })
+        .collect()
+}
+
+/// CPU time the threads alive now used since `before`.
+fn cpu_since(before: &HashMap<String, u64>) -> u64 {
+    thread_cpu_nanos()
+        .iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// What the load generator reports.
+struct Load {
+    /// Responses in the measured window.
+    counted: u64,
+    /// The measured window's length.
+    nanos: u64,
+    /// Responses over the whole run, warm-up included.
+    all: u64,
+}
+
+/// Runs the load generator in a child process against `addr`.
+fn run_child(addr: SocketAddr, duration: Duration) -> Load {
     let out = Command::new(std::env::current_exe().expect("current exe"))
         .env(TARGET_ENV, addr.to_string())
         .env(SECS_ENV, duration.as_millis().to_string())
@@ -185,16 +302,21 @@ fn run_child(addr: SocketAddr, duration: Duration) -> f64 {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).expect("utf-8");
-    let mut fields = text.split_whitespace();
-    let responses: f64 = fields.next().and_then(|s| s.parse().ok()).expect("count");
-    let nanos: f64 = fields.next().and_then(|s| s.parse().ok()).expect("nanos");
-    responses / (nanos / 1e9)
+    let mut fields = text
+        .split_whitespace()
+        .map(|f| f.parse::<u64>().expect("load generator output"));
+    let mut next = || fields.next().expect("load generator output");
+    Load {
+        counted: next(),
+        nanos: next(),
+        all: next(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The load generator (child process).
 
-/// Pipelined keep-alive HTTP/1.1 client on one thread: prints `<responses> <nanos>`.
+/// Pipelined keep-alive HTTP/1.1 client on one thread: prints `<counted> <nanos> <all>`.
 fn load(target: SocketAddr, duration: Duration) {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::Arc;
@@ -215,20 +337,23 @@ fn load(target: SocketAddr, duration: Duration) {
         tokio::time::sleep(duration).await;
         stop.store(true, Relaxed);
         let elapsed = start.elapsed();
-        let mut total = 0;
+        let (mut counted, mut all) = (0, 0);
         for t in tasks {
-            total += t.await.expect("connection task");
+            let (c, a) = t.await.expect("connection task");
+            counted += c;
+            all += a;
         }
-        println!("{} {}", total, elapsed.as_nanos());
+        println!("{} {} {}", counted, elapsed.as_nanos(), all);
     });
 }
 
-/// One connection: keeps `DEPTH` requests in flight; counts responses while `counting`.
+/// One connection: keeps `DEPTH` requests in flight; returns the responses counted while
+/// `counting`, and all of them.
 async fn connection(
     target: SocketAddr,
     counting: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> u64 {
+) -> (u64, u64) {
     use std::sync::atomic::Ordering::Relaxed;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -244,6 +369,7 @@ async fn connection(
     let mut buf = vec![0u8; 64 * 1024];
     let mut filled = 0;
     let mut counted = 0u64;
+    let mut all = 0u64;
     loop {
         let k = stream.read(&mut buf[filled..]).await.expect("read");
         assert!(k > 0, "server closed the connection");
@@ -264,8 +390,9 @@ async fn connection(
         if counting.load(Relaxed) && !stop.load(Relaxed) {
             counted += done as u64;
         }
+        all += done as u64;
         if stop.load(Relaxed) {
-            return counted;
+            return (counted, all);
         }
         if done > 0 {
             stream
