@@ -1,5 +1,5 @@
-//! No heap allocation per call in steady state: through a closed breaker, a free bulkhead and the
-//! timeout layer.
+//! No heap allocation per call in steady state: through a closed breaker, a free bulkhead, the
+//! timeout layer, and the retry policy whose first attempt succeeds.
 //!
 //! Each service is driven by hand (`poll_ready`, `call`, one `poll` of the response future) with
 //! a no-op waker, so nothing but the layer and the trivial inner service runs: no executor, whose
@@ -122,5 +122,37 @@ mod breaker {
         let _enter = rt.enter();
         let b = CircuitBreaker::builder("alloc").slow_call(Duration::from_secs(1), 0.5);
         assert_eq!(closed(b), 0);
+    }
+}
+
+mod retry {
+    use super::*;
+    use battlement_retry::{Backoff, RetryPolicy};
+
+    #[test]
+    fn first_attempt_ok_allocates_nothing() {
+        let policy = RetryPolicy::builder()
+            .max_attempts(3)
+            .backoff(Backoff::fixed(Duration::ZERO))
+            .build()
+            .unwrap();
+        assert_eq!(
+            allocations_per_steady_calls(policy.into_layer().layer(bare())),
+            0
+        );
+    }
+
+    #[test]
+    fn with_a_budget_first_attempt_ok_allocates_nothing() {
+        let policy = RetryPolicy::builder()
+            .max_attempts(3)
+            .backoff(Backoff::fixed(Duration::ZERO))
+            .budget(0.2, 10)
+            .build()
+            .unwrap();
+        assert_eq!(
+            allocations_per_steady_calls(policy.into_layer().layer(bare())),
+            0
+        );
     }
 }
