@@ -3,8 +3,9 @@
 //! the ratio to bare (target: the stack keeps ≥ 95 % of bare), and the server's CPU time per
 //! request.
 //!
-//! - Servers: a fresh 2-worker tokio runtime per measurement, `axum::serve` on `127.0.0.1:0`, a
-//!   single `GET /` route answering `Hello, World!`. Four of them:
+//! - Servers: a fresh tokio runtime per measurement with one worker thread (see below),
+//!   `axum::serve` on `127.0.0.1:0`, a single `GET /` route answering `Hello, World!`. Four of
+//!   them:
 //!   - `bare`;
 //!   - `no-op layer`: the router with `Router::layer(Identity)`, a layer that does nothing: it
 //!     shows what axum's layering itself costs (each route's boxed service is boxed once more and
@@ -17,16 +18,18 @@
 //! - Load: the bench re-executes its own binary with `BATTLEMENT_E2E_TARGET` set; that child runs
 //!   a small pipelined HTTP/1.1 client on a current-thread runtime: 4 keep-alive connections with
 //!   32 requests in flight each, counting complete `200` responses for the measured time after a
-//!   warm-up. Pipelining keeps the client cheap per request, but on 2 cores the client and the
-//!   server share the machine: the server uses about 1.2 cores, so requests/s understates a
-//!   server-side cost. Hence the second figure, the server process's CPU time (all threads,
-//!   from `/proc/self/task/*/schedstat`) per response, which is also less disturbed by other load.
+//!   warm-up. Pipelining keeps the client cheap per request (cheaper than the server's), so with
+//!   one server worker and one client thread on the 2 cores the server is the bottleneck and its
+//!   per-request cost shows in requests/s. With 2 server workers (`BATTLEMENT_E2E_WORKERS=2`) the
+//!   three threads share two cores, the client becomes a co-bottleneck and requests/s both
+//!   understates server-side costs and swings by ±10 % from round to round.
+//! - The second figure is the server process's CPU time (all threads, from
+//!   `/proc/self/task/*/schedstat`) per response: the most direct measure of what the stack adds,
+//!   and less disturbed by other load on the machine.
 //! - A round measures every server back to back, rotating the order; headlines are medians over
 //!   rounds of the within-round ratio (or difference) to bare, which cancels slow drifts in the
 //!   machine's load. On a shared 2-core machine single rounds still swing by several percent:
-//!   `BATTLEMENT_E2E_AA=1` serves bare everywhere (an A/A run) to show how much;
-//!   `BATTLEMENT_E2E_WORKERS=n` changes the server's worker count (1 takes cross-core contention
-//!   out of the picture).
+//!   `BATTLEMENT_E2E_AA=1` serves bare everywhere (an A/A run) to show how much.
 //!
 //! Run: `cargo bench -p battlement --bench e2e` (6 rounds of 3 s per server, about 90 s), or
 //! `-- --quick` (2 rounds of 1.5 s, about 20 s).
@@ -216,14 +219,14 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Serves `router` from a fresh 2-worker runtime and loads it from a child process for
-/// `duration`; returns the requests per second. A fresh runtime per measurement gives each
+/// Serves with `serve` from a fresh runtime and loads it from a child process for
+/// `duration`; returns requests/s and server CPU per request. A fresh runtime per measurement gives each
 /// server the same start (no leftover tasks, the same worker placement).
 fn measure(serve: Serve, duration: Duration) -> Measurement {
     let workers: usize = std::env::var("BATTLEMENT_E2E_WORKERS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

@@ -4,7 +4,8 @@
 #                 to the bare service (criterion medians, current-thread runtime);
 #   - contention: calls/s through one shared breaker / bulkhead with 1, 2, 4, 8 tasks on a
 #                 2-worker runtime, and the 2-vs-1 ratio;
-#   - e2e:        axum hello-world requests/s, bare vs the full stack, over loopback.
+#   - e2e:        axum hello-world requests/s and server CPU per request, bare vs the full stack,
+#                 over loopback.
 #
 # Usage: benches/report.sh [--quick]
 #   full:    about 6 minutes on 2 cores (criterion: 1 s warm-up + 2 s measurement per row;
