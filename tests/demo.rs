@@ -1,0 +1,42 @@
+//! Runs the demo's logic for a few seconds and checks the story it tells: the breaker opens,
+//! probes in half-open and closes again; rejections are counted; `/health` is served as JSON.
+//!
+//! This drives real servers on 127.0.0.1 with a real load generator, so it runs on the real
+//! clock (a paused clock would auto-advance past per-try timeouts while bytes are on the wire);
+//! it is bounded to a few seconds.
+
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod app;
+
+use battlement::breaker::State;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_open_half_open_closed_and_serves_health() {
+    let report = app::run(app::Options {
+        duration: Duration::from_secs(6),
+        rate: 150,
+        concurrency: 8,
+        live: false,
+    })
+    .await
+    .expect("demo runs");
+    let t = &report.transitions;
+    assert!(t.contains(&(State::Closed, State::Open)), "{t:?}");
+    assert!(t.contains(&(State::Open, State::HalfOpen)), "{t:?}");
+    assert!(t.contains(&(State::HalfOpen, State::Closed)), "{t:?}");
+    assert_eq!(
+        t.last(),
+        Some(&(State::HalfOpen, State::Closed)),
+        "ends closed: {t:?}"
+    );
+    assert!(report.counts.breaker > 0, "{:?}", report.counts);
+    assert!(report.counts.ok > 0);
+    assert!(
+        report.upstream_hits < report.counts.sent,
+        "rejections never reached the upstream: {} hits for {} sent",
+        report.upstream_hits,
+        report.counts.sent
+    );
+}
