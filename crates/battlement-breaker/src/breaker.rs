@@ -1,5 +1,6 @@
 //! The shared breaker handle: admission, recording, operator actions, metrics.
 
+use crate::clock::HotClock;
 use crate::config::{CircuitBreakerBuilder, SlidingWindow, Validated};
 use crate::event::{BreakerEvent, TransitionReason};
 use crate::state::{Machine, Target, Transition, Word};
@@ -42,6 +43,8 @@ pub struct CircuitBreaker {
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub(crate) shared: Arc<Shared>,
+    /// This shard's index: the window stripe its calls record into.
+    pub(crate) index: usize,
 }
 
 pub(crate) struct Shared {
@@ -57,6 +60,7 @@ pub(crate) struct Shared {
     max_half_open: Option<u64>,
     timing: bool,
     origin: Instant,
+    hot: HotClock,
     events: broadcast::Sender<BreakerEvent>,
 }
 
@@ -116,6 +120,7 @@ impl CircuitBreaker {
             max_half_open: v.max_half_open,
             timing: b.record_latency || b.slow_call.is_some(),
             origin: Instant::now(),
+            hot: HotClock::new(),
             events,
         });
         let n = std::thread::available_parallelism()
@@ -124,9 +129,10 @@ impl CircuitBreaker {
             .clamp(1, 64)
             .next_power_of_two();
         let shards = (0..n)
-            .map(|_| {
+            .map(|index| {
                 Arc::new(CachePadded::new(Shard {
                     shared: shared.clone(),
+                    index,
                 }))
             })
             .collect();
@@ -222,9 +228,16 @@ impl Shared {
         nanos(Instant::now().saturating_duration_since(self.origin))
     }
 
+    /// A reading of the call-path clock when calls are timed.
     #[inline]
-    pub(crate) fn timing(&self) -> bool {
-        self.timing
+    pub(crate) fn start_timer(&self) -> Option<u64> {
+        self.timing.then(|| self.hot.raw())
+    }
+
+    /// Nanoseconds since `start` (from [`start_timer`](Self::start_timer)).
+    #[inline]
+    pub(crate) fn elapsed(&self, start: u64) -> u64 {
+        self.hot.nanos_between(start, self.hot.raw())
     }
 
     /// Decides whether a call may start.
@@ -292,20 +305,26 @@ impl Shared {
         BreakerOpen::new(self.name.clone(), retry_after)
     }
 
-    /// Records a finished call.
+    /// Records a finished call into window stripe `stripe`.
     #[inline]
-    pub(crate) fn record(&self, adm: Admission, outcome: Outcome, latency: Option<u64>) {
+    pub(crate) fn record(
+        &self,
+        stripe: usize,
+        adm: Admission,
+        outcome: Outcome,
+        latency: Option<u64>,
+    ) {
         let word = self.machine.current();
         if word.gen() != adm.gen {
             // Admitted in an earlier state: it must not count toward this one.
-            self.window.note_stale();
+            self.window.note_stale(stripe);
             return;
         }
         let failure = match outcome {
             Outcome::Success => None,
             Outcome::Failure(kind) => Some(kind),
             Outcome::Ignored => {
-                self.window.note_ignored();
+                self.window.note_ignored(stripe);
                 if adm.trial {
                     self.machine.return_permit(adm.gen);
                 }
@@ -322,6 +341,7 @@ impl Shared {
             0
         };
         self.window.record(
+            stripe,
             Record {
                 failure,
                 slow,
@@ -349,8 +369,8 @@ impl Shared {
     }
 
     /// A call's future was dropped before it finished: count nothing, return its permit.
-    pub(crate) fn cancel(&self, adm: Admission) {
-        self.window.note_cancelled();
+    pub(crate) fn cancel(&self, stripe: usize, adm: Admission) {
+        self.window.note_cancelled(stripe);
         if adm.trial {
             self.machine.return_permit(adm.gen);
         }
@@ -480,7 +500,7 @@ impl Shared {
         let word = self.machine.current();
         let now = self.now();
         let facts = self.machine.facts();
-        let totals = self.window.totals(now);
+        let totals = self.window.totals(self.hot.now());
         let c = self.window.cumulative();
         let failures: u64 = c.failures.iter().sum();
         let rate = |n: u64| {

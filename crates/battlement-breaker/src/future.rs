@@ -10,7 +10,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use tokio::time::Instant;
 
 pin_project! {
     /// The future of a call through a [`CircuitBreakerService`](crate::CircuitBreakerService).
@@ -42,14 +41,14 @@ pin_project! {
 struct Guard {
     shard: Arc<CachePadded<Shard>>,
     admission: Admission,
-    start: Option<Instant>,
+    start: Option<u64>,
     done: bool,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         if !self.done {
-            self.shard.shared.cancel(self.admission);
+            self.shard.shared.cancel(self.shard.index, self.admission);
         }
     }
 }
@@ -61,7 +60,7 @@ impl<F, C> ResponseFuture<F, C> {
         admission: Admission,
         classifier: C,
     ) -> Self {
-        let start = shard.shared.timing().then(Instant::now);
+        let start = shard.shared.start_timer();
         ResponseFuture {
             kind: Kind::Admitted {
                 future,
@@ -101,11 +100,12 @@ where
             } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
                 let outcome = classifier.classify(result.as_ref());
-                let latency = guard
-                    .start
-                    .map(|start| u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                let latency = guard.start.map(|start| guard.shard.shared.elapsed(start));
                 guard.done = true;
-                guard.shard.shared.record(guard.admission, outcome, latency);
+                guard
+                    .shard
+                    .shared
+                    .record(guard.shard.index, guard.admission, outcome, latency);
                 Poll::Ready(result)
             }
             KindProj::Rejected { error } => Poll::Ready(Err(Box::new(

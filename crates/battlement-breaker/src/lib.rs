@@ -71,6 +71,7 @@
 #![deny(missing_docs)]
 
 mod breaker;
+mod clock;
 mod config;
 pub mod error;
 mod event;

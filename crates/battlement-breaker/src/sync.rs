@@ -14,6 +14,7 @@ pub(crate) use std::sync::Mutex;
 /// The stripe a thread records into: threads are numbered round-robin on first use, so on a
 /// multi-thread runtime each worker writes its own cache lines.
 #[cfg(not(loom))]
+#[inline]
 pub(crate) fn thread_stripe() -> usize {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -6,8 +6,9 @@
 //!
 //! - Count-based windows of up to [`EXACT_COUNT_SLOTS`] calls keep one slot per call: each
 //!   stripe's ring holds exactly its last `size` outcomes. Larger windows group calls into
-//!   at most `EXACT_COUNT_SLOTS` buckets of `ceil(size / EXACT_COUNT_SLOTS)` calls each, so the
-//!   window covers `size` calls give or take one bucket.
+//!   at most `EXACT_COUNT_SLOTS` buckets of a power-of-two number of calls each, so the window
+//!   covers `size` calls give or take one bucket. Rings have power-of-two capacity and a decision
+//!   sums only the slots inside the window, so recording a call needs no division.
 //! - Time-based windows keep `buckets` slots, each covering `length / buckets` of time and tagged
 //!   with its epoch, so a stale bucket is recognised and reused: memory is constant and old
 //!   buckets age out.
@@ -91,8 +92,9 @@ impl Stripe {
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    /// `per_slot` calls share a slot.
-    Count { per_slot: u64 },
+    /// `1 << shift` calls share a slot; the window is the last `slots` slots of a ring of
+    /// `mask + 1` (a power of two).
+    Count { shift: u32, slots: u64, mask: u64 },
     /// Each slot covers `slot_nanos`.
     Time { slot_nanos: u64 },
 }
@@ -153,9 +155,17 @@ fn default_stripes() -> usize {
 
 impl Window {
     pub(crate) fn count(size: u64) -> Self {
-        let per_slot = size.div_ceil(EXACT_COUNT_SLOTS);
+        let per_slot = size.div_ceil(EXACT_COUNT_SLOTS).next_power_of_two();
         let slots = size.div_ceil(per_slot);
-        Self::new(slots as usize, Kind::Count { per_slot })
+        let ring = slots.next_power_of_two();
+        Self::new(
+            ring as usize,
+            Kind::Count {
+                shift: per_slot.trailing_zeros(),
+                slots,
+                mask: ring - 1,
+            },
+        )
     }
 
     pub(crate) fn time(length_nanos: u64, buckets: u64) -> Self {
@@ -181,13 +191,19 @@ impl Window {
 
     #[inline]
     fn stripe(&self) -> &Stripe {
-        &self.stripes[crate::sync::thread_stripe() & self.mask]
+        self.stripe_at(crate::sync::thread_stripe())
     }
 
-    /// Records a finished call. `now` is only read for time windows.
     #[inline]
-    pub(crate) fn record(&self, rec: Record, now: u64) {
-        let stripe = self.stripe();
+    fn stripe_at(&self, index: usize) -> &Stripe {
+        &self.stripes[index & self.mask]
+    }
+
+    /// Records a finished call into stripe `stripe` (any index; it is masked). `now` is only
+    /// read for time windows.
+    #[inline]
+    pub(crate) fn record(&self, stripe: usize, rec: Record, now: u64) {
+        let stripe = self.stripe_at(stripe);
         let pos = stripe.recorded.fetch_add(1, Relaxed);
         let bad = match rec.failure {
             Some(kind) => {
@@ -200,10 +216,9 @@ impl Window {
             stripe.slow.fetch_add(1, Relaxed);
         }
         match self.kind {
-            Kind::Count { per_slot } => {
-                let len = stripe.slots.len() as u64;
-                let slot = &stripe.slots[((pos / per_slot) % len) as usize];
-                if pos % per_slot == 0 {
+            Kind::Count { shift, mask, .. } => {
+                let slot = &stripe.slots[((pos >> shift) & mask) as usize];
+                if pos & ((1 << shift) - 1) == 0 {
                     // First call of this slot's round: overwrite what the slot held a window ago.
                     slot.calls.store(1, Relaxed);
                     slot.bad.store(bad, Relaxed);
@@ -253,27 +268,39 @@ impl Window {
     /// Sums the window as of `now` (only read for time windows).
     pub(crate) fn totals(&self, now: u64) -> Totals {
         let mut t = Totals::default();
-        let oldest_epoch = match self.kind {
-            Kind::Count { .. } => None,
-            Kind::Time { slot_nanos } => {
-                let current = now / slot_nanos;
-                Some(current.saturating_sub(self.stripes[0].slots.len() as u64 - 1))
-            }
+        let add = |t: &mut Totals, slot: &Slot| {
+            let bad = slot.bad.load(Relaxed);
+            t.calls += slot.calls.load(Relaxed);
+            t.failures += bad >> FAIL_SHIFT;
+            t.slow += bad & SLOW_MASK;
+            t.lat_sum += slot.lat_sum.load(Relaxed);
+            t.lat_max = t.lat_max.max(slot.lat_max.load(Relaxed));
         };
-        for stripe in self.stripes.iter() {
-            for slot in stripe.slots.iter() {
-                if let Some(oldest) = oldest_epoch {
-                    let e = slot.epoch.load(Relaxed);
-                    if e == NO_EPOCH || e < oldest {
+        match self.kind {
+            Kind::Count { shift, slots, mask } => {
+                for stripe in self.stripes.iter() {
+                    let recorded = stripe.recorded.load(Relaxed);
+                    if recorded == 0 {
                         continue;
                     }
+                    // The slot of the latest call, and the `slots - 1` before it.
+                    let last = (recorded - 1) >> shift;
+                    for k in 0..slots.min(last + 1) {
+                        add(&mut t, &stripe.slots[((last - k) & mask) as usize]);
+                    }
                 }
-                let bad = slot.bad.load(Relaxed);
-                t.calls += slot.calls.load(Relaxed);
-                t.failures += bad >> FAIL_SHIFT;
-                t.slow += bad & SLOW_MASK;
-                t.lat_sum += slot.lat_sum.load(Relaxed);
-                t.lat_max = t.lat_max.max(slot.lat_max.load(Relaxed));
+            }
+            Kind::Time { slot_nanos } => {
+                let current = now / slot_nanos;
+                let oldest = current.saturating_sub(self.stripes[0].slots.len() as u64 - 1);
+                for stripe in self.stripes.iter() {
+                    for slot in stripe.slots.iter() {
+                        let e = slot.epoch.load(Relaxed);
+                        if e != NO_EPOCH && e >= oldest {
+                            add(&mut t, slot);
+                        }
+                    }
+                }
             }
         }
         t
@@ -284,7 +311,7 @@ impl Window {
         for stripe in self.stripes.iter() {
             // Restart count rings at a slot boundary.
             let per_slot = match self.kind {
-                Kind::Count { per_slot } => per_slot,
+                Kind::Count { shift, .. } => 1 << shift,
                 Kind::Time { .. } => 1,
             };
             let pos = stripe.recorded.load(Relaxed);
@@ -298,20 +325,20 @@ impl Window {
         }
     }
 
-    pub(crate) fn note_ignored(&self) {
-        self.stripe().ignored.fetch_add(1, Relaxed);
+    pub(crate) fn note_ignored(&self, stripe: usize) {
+        self.stripe_at(stripe).ignored.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn note_cancelled(&self) {
-        self.stripe().cancelled.fetch_add(1, Relaxed);
+    pub(crate) fn note_cancelled(&self, stripe: usize) {
+        self.stripe_at(stripe).cancelled.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn note_rejected(&self) {
         self.stripe().rejected.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn note_stale(&self) {
-        self.stripe().stale.fetch_add(1, Relaxed);
+    pub(crate) fn note_stale(&self, stripe: usize) {
+        self.stripe_at(stripe).stale.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn cumulative(&self) -> Cumulative {
@@ -355,14 +382,14 @@ mod tests {
     fn count_window_slides_exactly() {
         let w = Window::count(4);
         for r in [ok(), ok(), ok(), ok(), fail(), fail()] {
-            w.record(r, 0);
+            w.record(0, r, 0);
         }
         // Last four: ok ok fail fail.
         let t = w.totals(0);
         assert_eq!((t.calls, t.failures), (4, 2));
-        w.record(ok(), 0);
-        w.record(ok(), 0);
-        w.record(ok(), 0);
+        w.record(0, ok(), 0);
+        w.record(0, ok(), 0);
+        w.record(0, ok(), 0);
         let t = w.totals(0);
         assert_eq!((t.calls, t.failures), (4, 1));
     }
@@ -371,12 +398,12 @@ mod tests {
     fn clear_empties_window_but_keeps_cumulative() {
         let w = Window::count(300);
         for _ in 0..5 {
-            w.record(fail(), 0);
+            w.record(0, fail(), 0);
         }
         w.clear();
         assert_eq!(w.totals(0), Totals::default());
         assert_eq!(w.cumulative().failures[FailureKind::ServerError.index()], 5);
-        w.record(fail(), 0);
+        w.record(0, fail(), 0);
         assert_eq!(w.totals(0).calls, 1);
     }
 
@@ -385,9 +412,9 @@ mod tests {
         // 10 s window in 10 buckets of 1 s.
         let sec = 1_000_000_000u64;
         let w = Window::time(10 * sec, 10);
-        w.record(fail(), 0);
-        w.record(ok(), sec / 2);
-        w.record(ok(), 3 * sec);
+        w.record(0, fail(), 0);
+        w.record(0, ok(), sec / 2);
+        w.record(0, ok(), 3 * sec);
         assert_eq!(w.totals(3 * sec).calls, 3);
         assert_eq!(w.totals(9 * sec + sec / 2).calls, 3);
         // At 10 s the bucket [0, 1) s has left the window.
@@ -395,7 +422,7 @@ mod tests {
         assert_eq!((t.calls, t.failures), (1, 0));
         assert_eq!(w.totals(13 * sec).calls, 0);
         // A reused bucket starts from zero.
-        w.record(fail(), 20 * sec);
+        w.record(0, fail(), 20 * sec);
         let t = w.totals(20 * sec);
         assert_eq!((t.calls, t.failures), (1, 1));
     }
@@ -407,7 +434,7 @@ mod tests {
             let w = Window::count(size);
             let mut model = std::collections::VecDeque::new();
             for failed in outcomes {
-                w.record(if failed { fail() } else { ok() }, 0);
+                w.record(0, if failed { fail() } else { ok() }, 0);
                 model.push_back(failed);
                 if model.len() as u64 > size { model.pop_front(); }
                 let t = w.totals(0);
@@ -420,8 +447,8 @@ mod tests {
         #[test]
         fn bucketed_count_window_bounds(size in 129u64..5000, n in 0u64..12000) {
             let w = Window::count(size);
-            for _ in 0..n { w.record(ok(), 0); }
-            let per_slot = size.div_ceil(EXACT_COUNT_SLOTS);
+            for _ in 0..n { w.record(0, ok(), 0); }
+            let per_slot = size.div_ceil(EXACT_COUNT_SLOTS).next_power_of_two();
             let calls = w.totals(0).calls;
             prop_assert!(calls <= n);
             prop_assert!(calls <= size + per_slot);
