@@ -1,0 +1,232 @@
+//! Per-request overrides for HTTP and gRPC requests (feature `http`).
+
+use crate::TimeoutPolicy;
+use http::{HeaderValue, Request};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A request extension that sets this request's time limit, replacing the layer's default
+/// (shorter or longer).
+///
+/// ```
+/// use battlement_timeout::Timeout;
+/// use std::time::Duration;
+///
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(Timeout(Duration::from_millis(250)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+/// A request extension that sets an absolute deadline for this request; the limit is the time
+/// left until it (zero if it has passed).
+///
+/// ```
+/// use battlement_timeout::Deadline;
+/// use std::time::Duration;
+///
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(Deadline(tokio::time::Instant::now() + Duration::from_secs(2)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+/// The header gRPC uses to carry a call's time limit.
+pub const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// Per-request limits for `http::Request`s.
+///
+/// In order of precedence: a [`Deadline`] extension, a [`Timeout`] extension, then (if
+/// [`grpc`](Self::grpc) is on) an incoming `grpc-timeout` header, then the layer's default.
+/// With [`propagate_grpc`](Self::propagate_grpc), the chosen limit is written into the request's
+/// `grpc-timeout` header, so the next hop knows how long is left.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use battlement_timeout::{HttpTimeouts, TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// let svc = ServiceBuilder::new()
+///     .layer(TimeoutLayer::new(Duration::from_secs(1)).policy(HttpTimeouts::new().grpc(true)))
+///     .service(service_fn(|_req: http::Request<()>| async {
+///         tokio::time::sleep(Duration::from_millis(600)).await;
+///         Ok::<_, std::convert::Infallible>(())
+///     }));
+/// // The caller allows 500 ms: that wins over the layer's 1 s.
+/// let req = http::Request::builder().header("grpc-timeout", "500m").body(()).unwrap();
+/// assert!(svc.oneshot(req).await.is_err());
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpTimeouts {
+    grpc: bool,
+    propagate: bool,
+}
+
+impl HttpTimeouts {
+    /// Extensions only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Honour an incoming `grpc-timeout` header.
+    pub fn grpc(mut self, on: bool) -> Self {
+        self.grpc = on;
+        self
+    }
+
+    /// Write the chosen limit into the outbound request's `grpc-timeout` header.
+    pub fn propagate_grpc(mut self, on: bool) -> Self {
+        self.propagate = on;
+        self
+    }
+}
+
+impl<B> TimeoutPolicy<Request<B>> for HttpTimeouts {
+    fn limit(&self, req: &mut Request<B>, default: Duration) -> Duration {
+        let ext = req.extensions();
+        let limit = if let Some(Deadline(at)) = ext.get::<Deadline>() {
+            at.saturating_duration_since(Instant::now())
+        } else if let Some(Timeout(d)) = ext.get::<Timeout>() {
+            *d
+        } else if self.grpc {
+            match req.headers().get(GRPC_TIMEOUT) {
+                Some(value) => match value.to_str().ok().and_then(parse_grpc_timeout) {
+                    Some(d) => d,
+                    None => {
+                        tracing::warn!(
+                            value = ?value,
+                            "ignoring malformed grpc-timeout header; using the default limit"
+                        );
+                        default
+                    }
+                },
+                None => default,
+            }
+        } else {
+            default
+        };
+        if self.propagate {
+            req.headers_mut()
+                .insert(GRPC_TIMEOUT, format_grpc_timeout(limit));
+        }
+        limit
+    }
+}
+
+/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit (`H` hours, `M` minutes,
+/// `S` seconds, `m` milliseconds, `u` microseconds, `n` nanoseconds). Anything else is `None`.
+///
+/// ```
+/// use battlement_timeout::parse_grpc_timeout;
+/// use std::time::Duration;
+///
+/// assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+/// assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+/// assert_eq!(parse_grpc_timeout("123456789S"), None); // more than 8 digits
+/// assert_eq!(parse_grpc_timeout("10x"), None);
+/// ```
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Writes a duration as a `grpc-timeout` value, in the finest unit whose count fits 8 digits
+/// (rounding up, so the next hop never gets more time than is left).
+///
+/// ```
+/// use battlement_timeout::format_grpc_timeout;
+/// use std::time::Duration;
+///
+/// assert_eq!(format_grpc_timeout(Duration::from_millis(1500)), "1500000u");
+/// assert_eq!(format_grpc_timeout(Duration::from_secs(3 * 3600)), "10800000m");
+/// ```
+pub fn format_grpc_timeout(limit: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = limit.as_nanos();
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    for (per, unit) in units {
+        let n = nanos.div_ceil(per);
+        if n <= MAX {
+            return HeaderValue::from_str(&format!("{n}{unit}")).expect("ascii");
+        }
+    }
+    HeaderValue::from_static("99999999H")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_unit_parses() {
+        let cases = [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("4S", Duration::from_secs(4)),
+            ("5m", Duration::from_millis(5)),
+            ("6u", Duration::from_micros(6)),
+            ("7n", Duration::from_nanos(7)),
+            ("99999999S", Duration::from_secs(99_999_999)),
+            ("0m", Duration::ZERO),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_grpc_timeout(text), Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        for text in [
+            "",
+            "S",
+            "m",
+            "10",
+            "10s",
+            "1.5S",
+            "-1S",
+            " 1S",
+            "1S ",
+            "123456789m",
+            "1 S",
+            "٣S",
+        ] {
+            assert_eq!(parse_grpc_timeout(text), None, "{text:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn format_round_trips_without_granting_more_time(nanos in 0u64..(1 << 60)) {
+            let d = Duration::from_nanos(nanos);
+            let v = format_grpc_timeout(d);
+            let back = parse_grpc_timeout(v.to_str().unwrap()).unwrap();
+            prop_assert!(back >= d, "{:?} -> {:?} -> {:?}", d, v, back);
+            // Rounding up costs less than one unit, and a coarser unit is chosen only when the
+            // finer one overflows 8 digits: at most about 1 part in 10^5.
+            prop_assert!(back.as_nanos() - d.as_nanos() <= d.as_nanos() / 99_999);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The timeout's `tower::Service`.
+
+use crate::future::ResponseFuture;
+use crate::{TimeoutLayer, TimeoutPolicy};
+use battlement_core::BoxError;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// A service whose calls are limited in time; made by [`TimeoutLayer`].
+///
+/// ```
+/// use battlement_timeout::{TimeoutLayer, TimeoutService};
+/// use std::time::Duration;
+/// use tower::service_fn;
+///
+/// let svc = TimeoutService::new(
+///     service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }),
+///     TimeoutLayer::new(Duration::from_secs(1)),
+/// );
+/// # drop(svc);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TimeoutService<S, P> {
+    inner: S,
+    layer: TimeoutLayer<P>,
+}
+
+impl<S, P> TimeoutService<S, P> {
+    /// Limits `inner`'s calls as `layer` says.
+    pub fn new(inner: S, layer: TimeoutLayer<P>) -> Self {
+        TimeoutService { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, P, Req> Service<Req> for TimeoutService<S, P>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: TimeoutPolicy<Req>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let limit = self.layer.policy.limit(&mut req, self.layer.limit);
+        ResponseFuture::new(self.inner.call(req), limit, self.layer.name)
+    }
+}

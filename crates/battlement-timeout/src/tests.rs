@@ -1,0 +1,229 @@
+//! Behavior tests on paused time.
+
+use crate::*;
+use battlement_core::{BoxError, Classify, DefaultClassifier, FailureKind, Outcome};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+/// A service that answers after the delay given in the request, and counts dropped futures.
+fn sleeper(
+    dropped: Arc<AtomicUsize>,
+) -> impl Service<Duration, Response = Duration, Error = std::io::Error> + Clone {
+    service_fn(move |d: Duration| {
+        let guard = DropCount(dropped.clone(), true);
+        async move {
+            tokio::time::sleep(d).await;
+            let mut guard = guard;
+            guard.1 = false;
+            Ok(d)
+        }
+    })
+}
+
+struct DropCount(Arc<AtomicUsize>, bool);
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+fn elapsed(err: &BoxError) -> &Elapsed {
+    err.downcast_ref::<Elapsed>().expect("Elapsed")
+}
+
+#[tokio::test(start_paused = true)]
+async fn default_limit_applies_and_drops_the_inner_future() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let svc = TimeoutLayer::new(Duration::from_millis(100))
+        .name("t")
+        .layer(sleeper(dropped.clone()));
+    assert_eq!(
+        svc.clone()
+            .oneshot(Duration::from_millis(99))
+            .await
+            .unwrap(),
+        Duration::from_millis(99)
+    );
+    let start = Instant::now();
+    let err = svc.oneshot(Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    let e = elapsed(&err);
+    assert_eq!((e.name(), e.limit()), ("t", Duration::from_millis(100)));
+    assert_eq!(dropped.load(SeqCst), 1, "the timed-out call was cancelled");
+    assert_eq!(
+        DefaultClassifier.classify(Err::<&(), _>(&err)),
+        Outcome::Failure(FailureKind::Timeout)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn inner_errors_pass_through_unchanged() {
+    let svc = TimeoutLayer::new(Duration::from_secs(1)).layer(service_fn(|_: ()| async {
+        Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }));
+    let err = svc.oneshot(()).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<std::io::Error>().unwrap().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_limit_is_refused_by_try_new() {
+    assert_eq!(
+        TimeoutLayer::try_new(Duration::ZERO).unwrap_err().setting(),
+        "limit"
+    );
+    assert!(TimeoutLayer::try_new(Duration::from_nanos(1)).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn closure_policy_picks_per_request_limits() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let svc = TimeoutLayer::new(Duration::from_millis(100))
+        .policy(|d: &Duration, default: Duration| if *d > default { *d * 2 } else { default })
+        .layer(sleeper(dropped));
+    assert!(svc
+        .clone()
+        .oneshot(Duration::from_millis(500))
+        .await
+        .is_ok());
+}
+
+#[cfg(feature = "http")]
+mod http_overrides {
+    use super::*;
+    use ::http::Request;
+
+    fn http_sleeper(
+    ) -> impl Service<Request<Duration>, Response = Duration, Error = std::io::Error> + Clone {
+        service_fn(|req: Request<Duration>| async move {
+            tokio::time::sleep(*req.body()).await;
+            Ok(*req.body())
+        })
+    }
+
+    fn layer() -> TimeoutLayer<HttpTimeouts> {
+        TimeoutLayer::new(Duration::from_millis(100)).policy(HttpTimeouts::new().grpc(true))
+    }
+
+    async fn run(req: Request<Duration>) -> Result<Duration, BoxError> {
+        layer().layer(http_sleeper()).oneshot(req).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_extension_overrides_shorter_and_longer() {
+        let mut longer = Request::new(Duration::from_millis(300));
+        longer
+            .extensions_mut()
+            .insert(Timeout(Duration::from_millis(400)));
+        assert!(
+            run(longer).await.is_ok(),
+            "a longer override lets a slow call finish"
+        );
+
+        let mut shorter = Request::new(Duration::from_millis(60));
+        shorter
+            .extensions_mut()
+            .insert(Timeout(Duration::from_millis(50)));
+        let err = run(shorter).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_extension_gives_the_time_left() {
+        let mut req = Request::new(Duration::from_millis(500));
+        req.extensions_mut()
+            .insert(Deadline(Instant::now() + Duration::from_millis(250)));
+        let start = Instant::now();
+        let err = run(req).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_millis(250));
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(250));
+        // A deadline in the past fails at once.
+        let mut req = Request::new(Duration::from_millis(1));
+        req.extensions_mut()
+            .insert(Deadline(Instant::now() - Duration::from_millis(1)));
+        assert_eq!(
+            elapsed(&run(req).await.unwrap_err()).limit(),
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_timeout_header_is_honoured_in_every_unit() {
+        for (header, limit) in [
+            ("30000000n", Duration::from_millis(30)),
+            ("300000u", Duration::from_millis(300)),
+            ("300m", Duration::from_millis(300)),
+            ("1S", Duration::from_secs(1)),
+            ("1M", Duration::from_secs(60)),
+            ("1H", Duration::from_secs(3600)),
+        ] {
+            let req = Request::builder()
+                .header(GRPC_TIMEOUT, header)
+                .body(limit + Duration::from_millis(1))
+                .unwrap();
+            let err = run(req).await.unwrap_err();
+            assert_eq!(elapsed(&err).limit(), limit, "{header}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn malformed_grpc_timeout_falls_back_to_the_default() {
+        for header in ["soon", "1.5S", "123456789m", "10"] {
+            let req = Request::builder()
+                .header(GRPC_TIMEOUT, header)
+                .body(Duration::from_secs(1))
+                .unwrap();
+            let err = run(req).await.unwrap_err();
+            assert_eq!(
+                elapsed(&err).limit(),
+                Duration::from_millis(100),
+                "{header}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_header_ignored_unless_asked() {
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "1S")
+            .body(Duration::from_millis(500))
+            .unwrap();
+        let err = TimeoutLayer::new(Duration::from_millis(100))
+            .policy(HttpTimeouts::new())
+            .layer(http_sleeper())
+            .oneshot(req)
+            .await
+            .unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outbound_grpc_timeout_is_written_from_the_limit() {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let svc = TimeoutLayer::new(Duration::from_millis(100))
+            .policy(HttpTimeouts::new().propagate_grpc(true))
+            .layer(service_fn({
+                let seen = seen.clone();
+                move |req: Request<()>| {
+                    *seen.lock().unwrap() = req.headers().get(GRPC_TIMEOUT).cloned();
+                    async { Ok::<_, std::io::Error>(()) }
+                }
+            }));
+        let mut req = Request::new(());
+        req.extensions_mut()
+            .insert(Timeout(Duration::from_millis(40)));
+        svc.oneshot(req).await.unwrap();
+        let value = seen.lock().unwrap().clone().unwrap();
+        assert_eq!(
+            parse_grpc_timeout(value.to_str().unwrap()),
+            Some(Duration::from_millis(40))
+        );
+    }
+}
