@@ -73,7 +73,7 @@ async fn main() -> Result<(), BoxError> {
     let svc = ServiceBuilder::new()
         .retry_policy(retry)
         .circuit_breaker_with(&breaker, HttpClassifier::new())
-        .timeout(Duration::from_secs(2)) // per try
+        .timeout_per_try(Duration::from_secs(2))
         .service(client);
 
     let started = Instant::now();

@@ -32,6 +32,14 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         classifier: C,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>>;
 
+    /// Limits each call (each attempt, when placed under a retry) to `limit`, failing it with a
+    /// typed [`Elapsed`](crate::core::error::Elapsed).
+    #[cfg(feature = "timeout")]
+    fn timeout_per_try(
+        self,
+        limit: std::time::Duration,
+    ) -> ServiceBuilder<Stack<crate::timeout::TimeoutLayer, L>>;
+
     /// Retries with a battlement [`RetryPolicy`](crate::retry::RetryPolicy) (tower's retry
     /// service underneath).
     #[cfg(feature = "retry")]
@@ -76,6 +84,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         classifier: C,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>> {
         self.layer(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
+    }
+
+    #[cfg(feature = "timeout")]
+    fn timeout_per_try(
+        self,
+        limit: std::time::Duration,
+    ) -> ServiceBuilder<Stack<crate::timeout::TimeoutLayer, L>> {
+        self.layer(crate::timeout::TimeoutLayer::new(limit))
     }
 
     #[cfg(feature = "retry")]

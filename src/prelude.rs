@@ -10,5 +10,13 @@ pub use crate::ServiceBuilderExt;
 
 #[cfg(feature = "breaker")]
 pub use crate::breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
+#[cfg(feature = "chaos")]
+pub use crate::chaos::Chaos;
+#[cfg(feature = "halt")]
+pub use crate::halt::KillSwitch;
 #[cfg(feature = "http")]
 pub use crate::http_error::{ErrorMapping, HttpErrorLayer};
+#[cfg(feature = "retry")]
+pub use crate::retry::{Backoff, Jitter, RetryPolicy};
+#[cfg(feature = "timeout")]
+pub use crate::timeout::TimeoutLayer;

@@ -119,7 +119,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         ServiceBuilder::new()
             .retry_policy(retry)
             .circuit_breaker_with(&breaker, HttpClassifier::new())
-            .timeout(per_try)
+            .timeout_per_try(per_try)
             .service(client),
     );
 
