@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use battlement::breaker::{BreakerOpen, CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
 use battlement::core::{FailureKind, HttpClassifier, Outcome};
 use battlement::retry::{Backoff, DelaySource, RetryEvent, RetryPolicy};
+use battlement::timeout::TimeoutLayer;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -27,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::timeout::TimeoutLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 /// A server that answers its first `failures` requests with 503 and `Retry-After: 1`, then 200,
