@@ -36,5 +36,7 @@ pub mod grpc_error;
 #[cfg(feature = "http")]
 pub mod http_error;
 pub mod prelude;
+mod stack;
 
 pub use builder_ext::ServiceBuilderExt;
+pub use stack::{ResilienceLayer, ResilienceStack};

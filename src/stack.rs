@@ -1,0 +1,545 @@
+//! A stack builder that composes battlement's layers in the recommended order.
+
+use battlement_core::{Observe, Registrar};
+use std::fmt;
+use std::sync::Arc;
+use tower::layer::util::{Identity, Stack};
+
+/// Builds one [`Layer`] from the battlement layers you configure, composed in the recommended
+/// order whatever order you configure them in (outermost first):
+///
+/// ```text
+/// health probe → kill switch → fallback → retry → hedge → circuit breaker → bulkhead →
+/// timeout (per try) → fault injection → service
+/// ```
+///
+/// Retry sits outside the breaker, so an open breaker fails a retry fast instead of being
+/// hammered; the timeout sits inside, so each attempt has its own deadline and a timeout is a
+/// failure the breaker sees; fault injection sits innermost, where the real dependency's faults
+/// would come from. A layer you do not configure costs nothing (it is tower's `Identity`).
+///
+/// Given a registry ([`registry`](Self::registry)), [`build`](Self::build) registers the
+/// stack's stateful parts (breaker, bulkhead, kill switch) so the health endpoint reports them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), battlement::core::BoxError> {
+/// use battlement::prelude::*;
+/// use battlement::ResilienceStack;
+/// use std::time::Duration;
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// let breaker = CircuitBreaker::builder("upstream").build()?;
+/// let retry = RetryPolicy::builder().max_attempts(3).build()?;
+/// let stack = ResilienceStack::new()
+///     .timeout(Duration::from_millis(250)) // configured first, still innermost
+///     .circuit_breaker(&breaker)
+///     .retry(retry)
+///     .build();
+/// let svc = ServiceBuilder::new()
+///     .layer(stack)
+///     .service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) });
+/// assert_eq!(svc.oneshot(41).await?, 42);
+/// # Ok(())
+/// # }
+/// ```
+pub struct ResilienceStack<
+    Probe = Identity,
+    Halt = Identity,
+    Fallback = Identity,
+    Retry = Identity,
+    Hedge = Identity,
+    Breaker = Identity,
+    Bulkhead = Identity,
+    Timeout = Identity,
+    Chaos = Identity,
+> {
+    probe: Probe,
+    halt: Halt,
+    fallback: Fallback,
+    retry: Retry,
+    hedge: Hedge,
+    breaker: Breaker,
+    bulkhead: Bulkhead,
+    timeout: Timeout,
+    chaos: Chaos,
+    components: Vec<(Arc<dyn Observe>, bool)>,
+    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+}
+
+impl fmt::Debug for ResilienceStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResilienceStack").finish_non_exhaustive()
+    }
+}
+
+impl Default for ResilienceStack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResilienceStack {
+    /// An empty stack.
+    pub fn new() -> Self {
+        ResilienceStack {
+            probe: Identity::new(),
+            halt: Identity::new(),
+            fallback: Identity::new(),
+            retry: Identity::new(),
+            hedge: Identity::new(),
+            breaker: Identity::new(),
+            bulkhead: Identity::new(),
+            timeout: Identity::new(),
+            chaos: Identity::new(),
+            components: Vec::new(),
+            registries: Vec::new(),
+        }
+    }
+}
+
+/// The layer [`ResilienceStack::build`] returns.
+pub type ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> = Stack<
+    Ch,
+    Stack<
+        Ti,
+        Stack<Bu, Stack<Br, Stack<He, Stack<Re, Stack<Fa, Stack<Ha, Stack<Pr, Identity>>>>>>>,
+    >,
+>;
+
+impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+    /// Registers the stack's stateful parts with `registry` when it is built.
+    pub fn registry<R>(mut self, registry: &R) -> Self
+    where
+        R: Registrar + Clone + Send + Sync + 'static,
+    {
+        self.registries.push(Box::new(registry.clone()));
+        self
+    }
+
+    /// Composes the layers in the recommended order and registers the stateful parts.
+    pub fn build(self) -> ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+        for registry in &self.registries {
+            for (component, critical) in &self.components {
+                registry.register_component(component.clone(), *critical);
+            }
+        }
+        Stack::new(
+            self.chaos,
+            Stack::new(
+                self.timeout,
+                Stack::new(
+                    self.bulkhead,
+                    Stack::new(
+                        self.breaker,
+                        Stack::new(
+                            self.hedge,
+                            Stack::new(
+                                self.retry,
+                                Stack::new(
+                                    self.fallback,
+                                    Stack::new(self.halt, Stack::new(self.probe, Identity::new())),
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        )
+    }
+
+    /// Adds any layer as the outermost health probe slot (e.g. `battlement::health`'s probe).
+    pub fn probe<L>(self, layer: L) -> ResilienceStack<L, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+        let ResilienceStack {
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = self;
+        ResilienceStack {
+            probe: layer,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Adds any layer in the fallback slot (under the kill switch, over the retry).
+    pub fn fallback<L>(self, layer: L) -> ResilienceStack<Pr, Ha, L, Re, He, Br, Bu, Ti, Ch> {
+        let ResilienceStack {
+            probe,
+            halt,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = self;
+        ResilienceStack {
+            probe,
+            halt,
+            fallback: layer,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Adds any layer in the hedging slot (under the retry, over the breaker).
+    pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, L, Br, Bu, Ti, Ch> {
+        let ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = self;
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge: layer,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Adds any layer in the bulkhead slot (under the breaker, over the timeout).
+    pub fn bulkhead_layer<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, L, Ti, Ch> {
+        let ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = self;
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead: layer,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Registers `component` (as critical or not) when the stack is built with a registry.
+    pub fn component(mut self, component: Arc<dyn Observe>, critical: bool) -> Self {
+        self.components.push((component, critical));
+        self
+    }
+
+    /// Guards calls with a circuit breaker (default classifier); registered as critical.
+    #[cfg(feature = "breaker")]
+    pub fn circuit_breaker(
+        self,
+        breaker: &crate::breaker::CircuitBreaker,
+    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch> {
+        self.circuit_breaker_with(breaker, battlement_core::DefaultClassifier)
+    }
+
+    /// Guards calls with a circuit breaker and a classifier; registered as critical.
+    #[cfg(feature = "breaker")]
+    pub fn circuit_breaker_with<C>(
+        self,
+        breaker: &crate::breaker::CircuitBreaker,
+        classifier: C,
+    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer<C>, Bu, Ti, Ch>
+    {
+        let this = self.component(Arc::new(breaker.clone()), true);
+        let ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = this;
+        let breaker = crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier);
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Retries with a battlement retry policy.
+    #[cfg(feature = "retry")]
+    pub fn retry<K, P>(
+        self,
+        policy: crate::retry::RetryPolicy<K, P>,
+    ) -> ResilienceStack<Pr, Ha, Fa, crate::retry::RetryLayer<K, P>, He, Br, Bu, Ti, Ch> {
+        let ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = self;
+        let retry = crate::retry::RetryLayer::new(policy);
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Limits each attempt to `limit`.
+    #[cfg(feature = "timeout")]
+    pub fn timeout(
+        self,
+        limit: std::time::Duration,
+    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
+        self.timeout_layer(crate::timeout::TimeoutLayer::new(limit))
+    }
+
+    /// Limits each attempt with a configured timeout layer (name, per-request policy).
+    #[cfg(feature = "timeout")]
+    pub fn timeout_layer<P>(
+        self,
+        layer: crate::timeout::TimeoutLayer<P>,
+    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch> {
+        let ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            chaos,
+            components,
+            registries,
+            ..
+        } = self;
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout: layer,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Rejects every call while the kill switch is halted; registered as critical.
+    #[cfg(feature = "halt")]
+    pub fn kill_switch(
+        self,
+        switch: &crate::halt::KillSwitch,
+    ) -> ResilienceStack<Pr, crate::halt::HaltLayer, Fa, Re, He, Br, Bu, Ti, Ch> {
+        let this = self.component(Arc::new(switch.clone()), true);
+        let ResilienceStack {
+            probe,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+            ..
+        } = this;
+        let halt = crate::halt::HaltLayer::new(switch);
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+
+    /// Injects faults innermost while the chaos handle is enabled.
+    #[cfg(feature = "chaos")]
+    pub fn chaos<R: Clone>(
+        self,
+        chaos: &crate::chaos::Chaos<R>,
+    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
+        let ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            components,
+            registries,
+            ..
+        } = self;
+        let chaos = crate::chaos::ChaosLayer::new(chaos);
+        ResilienceStack {
+            probe,
+            halt,
+            fallback,
+            retry,
+            hedge,
+            breaker,
+            bulkhead,
+            timeout,
+            chaos,
+            components,
+            registries,
+        }
+    }
+}
+
+#[cfg(all(test, feature = "breaker", feature = "retry", feature = "timeout"))]
+mod tests {
+    use super::*;
+    use crate::breaker::CircuitBreaker;
+    use crate::retry::{Backoff, RetryPolicy};
+    use battlement_core::BoxError;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+    #[derive(Clone, Default)]
+    struct Names(Arc<Mutex<Vec<(String, bool)>>>);
+    impl Registrar for Names {
+        fn register_component(&self, component: Arc<dyn Observe>, critical: bool) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((component.name().to_owned(), critical));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn layers_compose_in_the_recommended_order_and_register() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let breaker = CircuitBreaker::builder("upstream").build().unwrap();
+        let names = Names::default();
+        // Configured innermost-first on purpose.
+        let stack = ResilienceStack::new()
+            .timeout(Duration::from_millis(100))
+            .circuit_breaker(&breaker)
+            .retry(
+                RetryPolicy::builder()
+                    .max_attempts(2)
+                    .backoff(Backoff::fixed(Duration::from_millis(10)))
+                    .build()
+                    .unwrap(),
+            )
+            .registry(&names)
+            .build();
+        assert_eq!(
+            *names.0.lock().unwrap(),
+            vec![("upstream".to_owned(), true)]
+        );
+        let svc = ServiceBuilder::new().layer(stack).service(service_fn({
+            let calls = calls.clone();
+            move |_: ()| {
+                let n = calls.fetch_add(1, SeqCst);
+                async move {
+                    if n == 0 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Ok::<_, BoxError>(n)
+                }
+            }
+        }));
+        // The first attempt times out (timeout inside retry: per try), the retry succeeds.
+        assert_eq!(svc.clone().oneshot(()).await.unwrap(), 1);
+        let m = breaker.metrics();
+        assert_eq!(
+            (m.failures, m.successes),
+            (1, 1),
+            "the breaker saw both attempts"
+        );
+
+        // An open breaker is not retried and never reaches the service.
+        breaker.force_open("test");
+        let err = svc.oneshot(()).await.unwrap_err();
+        assert!(err.is::<crate::core::error::BreakerOpen>());
+        assert_eq!(calls.load(SeqCst), 2);
+    }
+}
