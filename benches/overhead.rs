@@ -129,6 +129,9 @@ fn bulkheads(c: &mut Criterion, rt: &Runtime) {
 fn timeouts(c: &mut Criterion, rt: &Runtime) {
     // Timer futures need the runtime's time driver in scope when they are created.
     let _guard = rt.enter();
+    let svc = battlement_timeout::TimeoutLayer::new(TIMEOUT).layer(common::bare());
+    bench(c, rt, "timeout", "battlement", svc);
+
     let svc = tower::timeout::TimeoutLayer::new(TIMEOUT).layer(common::bare());
     bench(c, rt, "timeout", "tower", svc);
 

@@ -156,3 +156,16 @@ mod retry {
         );
     }
 }
+
+mod timeout {
+    use super::*;
+    use battlement_timeout::TimeoutLayer;
+
+    #[test]
+    fn a_call_within_the_limit_allocates_nothing() {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let svc = TimeoutLayer::new(Duration::from_secs(10)).layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+    }
+}
