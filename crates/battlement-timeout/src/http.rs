@@ -1,7 +1,7 @@
 //! Per-request overrides for HTTP and gRPC requests (feature `http`).
 
 use crate::TimeoutPolicy;
-use http::{HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -33,6 +33,10 @@ pub struct Deadline(pub Instant);
 
 /// The header gRPC uses to carry a call's time limit.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// [`GRPC_TIMEOUT`] parsed once: a `HeaderName` key is hashed directly, where a `&str` key is
+/// parsed and validated on every lookup.
+const GRPC_TIMEOUT_NAME: HeaderName = HeaderName::from_static(GRPC_TIMEOUT);
 
 /// Per-request limits for `http::Request`s.
 ///
@@ -85,6 +89,7 @@ impl HttpTimeouts {
 }
 
 impl<B> TimeoutPolicy<Request<B>> for HttpTimeouts {
+    #[inline]
     fn limit(&self, req: &mut Request<B>, default: Duration) -> Duration {
         let ext = req.extensions();
         let limit = if let Some(Deadline(at)) = ext.get::<Deadline>() {
@@ -92,28 +97,42 @@ impl<B> TimeoutPolicy<Request<B>> for HttpTimeouts {
         } else if let Some(Timeout(d)) = ext.get::<Timeout>() {
             *d
         } else if self.grpc {
-            match req.headers().get(GRPC_TIMEOUT) {
-                Some(value) => match value.to_str().ok().and_then(parse_grpc_timeout) {
-                    Some(d) => d,
-                    None => {
-                        tracing::warn!(
-                            value = ?value,
-                            "ignoring malformed grpc-timeout header; using the default limit"
-                        );
-                        default
-                    }
-                },
-                None => default,
-            }
+            grpc_limit(req.headers(), default)
         } else {
             default
         };
         if self.propagate {
-            req.headers_mut()
-                .insert(GRPC_TIMEOUT, format_grpc_timeout(limit));
+            propagate(req.headers_mut(), limit);
         }
         limit
     }
+}
+
+/// The limit an incoming `grpc-timeout` header gives; `default` without one, or (with a warning)
+/// when it is malformed. Out of line, so the policy stays small enough to inline into `call`
+/// (inlined, the lookup made every call about 10 ns slower, grpc on or off).
+#[inline(never)]
+fn grpc_limit(headers: &http::HeaderMap, default: Duration) -> Duration {
+    let Some(value) = headers.get(&GRPC_TIMEOUT_NAME) else {
+        return default;
+    };
+    match value.to_str().ok().and_then(parse_grpc_timeout) {
+        Some(d) => d,
+        None => {
+            tracing::warn!(
+                value = ?value,
+                "ignoring malformed grpc-timeout header; using the default limit"
+            );
+            default
+        }
+    }
+}
+
+/// Out of line, like [`grpc_limit`].
+#[cold]
+#[inline(never)]
+fn propagate(headers: &mut http::HeaderMap, limit: Duration) {
+    headers.insert(GRPC_TIMEOUT_NAME, format_grpc_timeout(limit));
 }
 
 /// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit (`H` hours, `M` minutes,
@@ -129,18 +148,22 @@ impl<B> TimeoutPolicy<Request<B>> for HttpTimeouts {
 /// assert_eq!(parse_grpc_timeout("10x"), None);
 /// ```
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // Bytes, not chars: a multi-byte last character must be refused, not split.
+    let (&unit, digits) = value.as_bytes().split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n: u64 = digits.parse().ok()?;
+    // At most 8 digits: no overflow, even in hours.
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
         _ => return None,
     })
 }
@@ -212,12 +235,21 @@ mod tests {
             "123456789m",
             "1 S",
             "٣S",
+            "1é",
+            "é",
+            "12\u{1F600}",
+            "99999999\u{1F600}",
         ] {
             assert_eq!(parse_grpc_timeout(text), None, "{text:?}");
         }
     }
 
     proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,12}") {
+            let _ = parse_grpc_timeout(&text);
+        }
+
         #[test]
         fn format_round_trips_without_granting_more_time(nanos in 0u64..(1 << 60)) {
             let d = Duration::from_nanos(nanos);

@@ -16,7 +16,9 @@
 //! `tower::timeout::Timeout` has a fixed limit and returns tower's untyped `Elapsed`, which names
 //! neither the layer nor the limit. This layer is the same racing future (the inner future
 //! against a `tokio::time::Sleep`, pinned in place, no boxing, no allocation per call) with those
-//! two things added, and costs the same per call (see the benches).
+//! two things added. With the default policy it costs the same per call as tower's (about 37 ns
+//! each in `benches/per_call.rs`, most of it reading the clock for the timer); [`HttpTimeouts`]
+//! adds its extension and header lookups (about 10 ns on an `http::Request`).
 //!
 //! # Example
 //!

@@ -173,9 +173,34 @@ mod http_overrides {
         }
     }
 
+    /// Counts `WARN` events, to show a malformed header is reported, not only ignored.
+    struct WarnCounter(Arc<AtomicUsize>);
+
+    impl tracing::Subscriber for WarnCounter {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
     #[tokio::test(start_paused = true)]
     async fn malformed_grpc_timeout_falls_back_to_the_default() {
-        for header in ["soon", "1.5S", "123456789m", "10"] {
+        let warnings = Arc::new(AtomicUsize::new(0));
+        // The test runs on a current-thread runtime: a thread default sees every event.
+        let _guard = tracing::subscriber::set_default(WarnCounter(warnings.clone()));
+        let malformed = ["soon", "1.5S", "123456789m", "10", "1s", "-1S", "S"];
+        for header in malformed {
             let req = Request::builder()
                 .header(GRPC_TIMEOUT, header)
                 .body(Duration::from_secs(1))
@@ -187,6 +212,25 @@ mod http_overrides {
                 "{header}"
             );
         }
+        assert_eq!(warnings.load(SeqCst), malformed.len(), "one warning each");
+        // A header that is not even visible ASCII is malformed too, and does not panic.
+        let req = Request::builder()
+            .header(
+                GRPC_TIMEOUT,
+                ::http::HeaderValue::from_bytes(b"1\xe9").unwrap(),
+            )
+            .body(Duration::from_secs(1))
+            .unwrap();
+        let err = run(req).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(100));
+        assert_eq!(warnings.load(SeqCst), malformed.len() + 1);
+        // A well-formed header warns about nothing.
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "5m")
+            .body(Duration::from_secs(1))
+            .unwrap();
+        run(req).await.unwrap_err();
+        assert_eq!(warnings.load(SeqCst), malformed.len() + 1);
     }
 
     #[tokio::test(start_paused = true)]
