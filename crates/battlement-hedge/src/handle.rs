@@ -1,0 +1,238 @@
+//! The hedging layer's shared state, and the handle that reports it.
+
+use crate::budget::Budget;
+use crate::latency::LatencyWindow;
+use crate::stripe::StripedCounter;
+use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Snapshot};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub(crate) enum DelayMode {
+    Fixed(Duration),
+    Percentile {
+        window: LatencyWindow,
+        initial: Duration,
+        min: Duration,
+        max: Duration,
+    },
+}
+
+/// State shared by every service one [`HedgeLayer`](crate::HedgeLayer) makes.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) name: Arc<str>,
+    pub(crate) delay: DelayMode,
+    pub(crate) max_attempts: usize,
+    pub(crate) budget: Option<Budget>,
+    requests: StripedCounter,
+    hedges_sent: AtomicU64,
+    hedges_won: AtomicU64,
+    hedges_denied: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        name: Arc<str>,
+        delay: DelayMode,
+        max_attempts: usize,
+        budget: Option<Budget>,
+    ) -> Self {
+        Shared {
+            name,
+            delay,
+            max_attempts,
+            budget,
+            requests: StripedCounter::new(),
+            hedges_sent: AtomicU64::new(0),
+            hedges_won: AtomicU64::new(0),
+            hedges_denied: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count_request(&self) {
+        self.requests.incr();
+    }
+
+    /// How long to wait for the attempts in flight before sending another.
+    #[inline]
+    pub(crate) fn delay(&self) -> Duration {
+        match &self.delay {
+            DelayMode::Fixed(d) => *d,
+            DelayMode::Percentile {
+                window,
+                initial,
+                min,
+                max,
+            } => window.get().map_or(*initial, |d| d.clamp(*min, *max)),
+        }
+    }
+
+    /// Whether the layer measures latencies (percentile delay).
+    #[inline]
+    pub(crate) fn measures_latency(&self) -> bool {
+        matches!(self.delay, DelayMode::Percentile { .. })
+    }
+
+    #[inline]
+    pub(crate) fn record_latency(&self, latency: Duration) {
+        if let DelayMode::Percentile { window, .. } = &self.delay {
+            window.record(latency);
+        }
+    }
+
+    /// Asks the budget for one hedge; counts it as sent or denied.
+    pub(crate) fn try_hedge(&self) -> bool {
+        let allowed = match &self.budget {
+            None => true,
+            Some(b) => b.withdraw(self.requests.sum()),
+        };
+        if allowed {
+            self.hedges_sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.hedges_denied.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
+    }
+
+    pub(crate) fn hedge_won(&self) {
+        self.hedges_won.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn metrics(&self) -> HedgeMetrics {
+        let requests = self.requests.sum();
+        HedgeMetrics {
+            requests,
+            hedges_sent: self.hedges_sent.load(Ordering::Relaxed),
+            hedges_won: self.hedges_won.load(Ordering::Relaxed),
+            hedges_denied: self.hedges_denied.load(Ordering::Relaxed),
+            delay: self.delay(),
+            latency_samples: match &self.delay {
+                DelayMode::Fixed(_) => 0,
+                DelayMode::Percentile { window, .. } => window.samples(),
+            },
+            budget_available: self.budget.as_ref().map(|b| b.available(requests)),
+        }
+    }
+}
+
+/// The hedging layer's counters at a point in time; see [`HedgeHandle::metrics`].
+///
+/// ```
+/// use battlement_hedge::HedgeLayer;
+/// use std::time::Duration;
+///
+/// let layer = HedgeLayer::builder().delay(Duration::from_millis(20)).build().unwrap();
+/// let m = layer.handle().metrics();
+/// assert_eq!((m.requests, m.hedges_sent, m.hedges_won), (0, 0, 0));
+/// assert_eq!(m.delay, Duration::from_millis(20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HedgeMetrics {
+    /// Calls made through the layer's services.
+    pub requests: u64,
+    /// Hedges sent (attempts beyond each call's first).
+    pub hedges_sent: u64,
+    /// Calls answered by a hedge rather than by their first attempt.
+    pub hedges_won: u64,
+    /// Hedges the budget refused.
+    pub hedges_denied: u64,
+    /// The hedge delay now (the percentile's current value, clamped, in percentile mode).
+    pub delay: Duration,
+    /// Latencies in the percentile window (0 with a fixed delay).
+    pub latency_samples: usize,
+    /// Whole hedges the budget would allow now (`None` without a budget).
+    pub budget_available: Option<u64>,
+}
+
+/// A cheap handle to a hedging layer's metrics; implements [`Observe`].
+///
+/// Its [`Snapshot`] (kind `hedge`, state `hedging`, status `pass`: hedging is an optimisation,
+/// never unhealthy) has the metrics `requests`, `hedges_sent`, `hedges_won`, `hedges_denied`,
+/// `hedge_rate` (hedges per request), `win_rate` (wins per hedge) and `delay` (ms).
+///
+/// ```
+/// use battlement_core::Observe;
+/// use battlement_hedge::HedgeLayer;
+/// use std::time::Duration;
+///
+/// let layer = HedgeLayer::builder().name("search").delay(Duration::from_millis(20)).build().unwrap();
+/// let snap = layer.handle().snapshot();
+/// assert_eq!(snap.name, "search");
+/// assert_eq!(snap.metric("delay"), Some(20.0));
+/// ```
+#[derive(Clone)]
+pub struct HedgeHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for HedgeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HedgeHandle")
+            .field("name", &self.shared.name)
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}
+
+impl HedgeHandle {
+    /// The layer's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The counters now.
+    pub fn metrics(&self) -> HedgeMetrics {
+        self.shared.metrics()
+    }
+
+    /// The hedge delay now.
+    pub fn current_delay(&self) -> Duration {
+        self.shared.delay()
+    }
+
+    /// The most attempts one call makes (the first plus hedges).
+    pub fn max_attempts(&self) -> usize {
+        self.shared.max_attempts
+    }
+}
+
+impl Observe for HedgeHandle {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let m = self.metrics();
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Snapshot::new(
+            self.shared.name.to_string(),
+            ComponentKind::Hedge,
+            "hedging",
+            HealthStatus::Pass,
+        )
+        .with_metric(Metric::new("requests", m.requests as f64, "calls"))
+        .with_metric(Metric::new("hedges_sent", m.hedges_sent as f64, "calls"))
+        .with_metric(Metric::new("hedges_won", m.hedges_won as f64, "calls"))
+        .with_metric(Metric::new(
+            "hedges_denied",
+            m.hedges_denied as f64,
+            "calls",
+        ))
+        .with_metric(Metric::new(
+            "hedge_rate",
+            ratio(m.hedges_sent, m.requests),
+            "ratio",
+        ))
+        .with_metric(Metric::new(
+            "win_rate",
+            ratio(m.hedges_won, m.hedges_sent),
+            "ratio",
+        ))
+        .with_metric(Metric::new("delay", m.delay.as_secs_f64() * 1e3, "ms"))
+    }
+}
