@@ -1,0 +1,732 @@
+//! The health registry: named components, aggregation and change notifications.
+
+use crate::check::HealthCheck;
+use crate::component::{Component, ComponentStats, HistoryEntry, Source};
+use crate::config::{HealthRegistryBuilder, RegistryConfig};
+use crate::report::HealthReport;
+use battlement_core::{HealthStatus, Observe, Registrar, Snapshot};
+use serde::Serialize;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The registry of a service's health: named components (breakers, bulkheads, probes, anything
+/// that implements [`Observe`]) and custom [`HealthCheck`]s, each critical or not.
+///
+/// The handle is cheap to clone (an `Arc` inside); every clone is the same registry.
+///
+/// - Components register themselves when their builder is given the registry (it implements
+///   [`Registrar`]), or with [`register`](Self::register).
+/// - Checks are added with [`add_check`](Self::add_check) and run by the
+///   [monitor](Self::spawn_monitor) (or once, by [`run_checks`](Self::run_checks)).
+/// - [`report`](Self::report) reads every component now and aggregates: `fail` if a critical
+///   component fails; `warn` if a non-critical one fails or any warns (a half-open breaker, a
+///   saturated bulkhead); `pass` otherwise.
+/// - [`subscribe`](Self::subscribe) returns a `watch` receiver of the [`Aggregate`], updated
+///   whenever the registry evaluates its components: after every check run, on every monitor
+///   tick ([`refresh_interval`](HealthRegistryBuilder::refresh_interval)), on every report and
+///   on every registration.
+/// - [`service`](Self::service) is the HTTP endpoint.
+///
+/// A component registered under a name already in use replaces the earlier one.
+///
+/// ```
+/// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+/// use battlement_health::HealthRegistry;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// // Anything that implements `Observe` can be registered; breakers and bulkheads do.
+/// #[derive(Clone, Default)]
+/// struct Cache(Arc<AtomicBool>);
+/// impl Observe for Cache {
+///     fn name(&self) -> &str { "cache" }
+///     fn snapshot(&self) -> Snapshot {
+///         let (state, status) = if self.0.load(Ordering::Relaxed) {
+///             ("down", HealthStatus::Fail)
+///         } else {
+///             ("up", HealthStatus::Pass)
+///         };
+///         Snapshot::new("cache", ComponentKind::Other, state, status)
+///     }
+/// }
+///
+/// let registry = HealthRegistry::new();
+/// let cache = Cache::default();
+/// registry.register(&cache, false); // not critical
+/// assert_eq!(registry.status(), HealthStatus::Pass);
+///
+/// cache.0.store(true, Ordering::Relaxed);
+/// // A failing non-critical component degrades the service; it does not fail it.
+/// let report = registry.report();
+/// assert_eq!(report.status, HealthStatus::Warn);
+/// assert_eq!(report.summary.fail, 1);
+/// assert_eq!(report.component("cache").unwrap().snapshot.state, "down");
+/// ```
+#[derive(Clone)]
+pub struct HealthRegistry {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: RegistryConfig,
+    components: RwLock<Vec<Arc<Component>>>,
+    next_id: AtomicU64,
+    /// Bumped whenever the set of components changes (the monitor re-syncs its check tasks).
+    pub(crate) set_tx: watch::Sender<u64>,
+    aggregate_tx: watch::Sender<Aggregate>,
+    /// Serialises evaluate-and-publish, so an older evaluation never overwrites a newer one.
+    publish_lock: Mutex<()>,
+    pub(crate) monitors_started: AtomicU64,
+    pub(crate) monitors_running: AtomicU64,
+}
+
+/// The aggregate health: the overall status, the summary counts, and each component's status.
+///
+/// This is what [`HealthRegistry::subscribe`] publishes; a new value is sent only when it
+/// differs from the last one (the overall status, a count, or a component's status changed).
+///
+/// ```
+/// use battlement_core::HealthStatus;
+/// use battlement_health::HealthRegistry;
+///
+/// let registry = HealthRegistry::new();
+/// let agg = registry.aggregate();
+/// assert_eq!(agg.status, HealthStatus::Pass);
+/// assert_eq!(agg.summary.total, 0);
+/// assert!(agg.components.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Aggregate {
+    /// The overall status.
+    pub status: HealthStatus,
+    /// How many components are in each status (their own status).
+    pub summary: Summary,
+    /// Each component's status, in registration order.
+    pub components: Vec<ComponentStatus>,
+}
+
+/// How many components are in each status (each component's *own* status: a failing
+/// non-critical component counts as `fail` though it only makes the aggregate `warn`).
+///
+/// ```
+/// use battlement_health::Summary;
+///
+/// let s = Summary::default();
+/// assert_eq!((s.total, s.pass, s.warn, s.fail), (0, 0, 0, 0));
+/// assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"total":0,"pass":0,"warn":0,"fail":0}"#);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Components registered.
+    pub total: usize,
+    /// Components passing.
+    pub pass: usize,
+    /// Components warning.
+    pub warn: usize,
+    /// Components failing.
+    pub fail: usize,
+}
+
+/// One component's status within an [`Aggregate`].
+///
+/// ```
+/// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+/// use battlement_health::HealthRegistry;
+///
+/// #[derive(Clone)]
+/// struct Down;
+/// impl Observe for Down {
+///     fn name(&self) -> &str { "search" }
+///     fn snapshot(&self) -> Snapshot {
+///         Snapshot::new("search", ComponentKind::Other, "down", HealthStatus::Fail)
+///     }
+/// }
+/// let registry = HealthRegistry::new();
+/// registry.register(&Down, false);
+/// let c = &registry.aggregate().components[0];
+/// assert_eq!(&*c.name, "search");
+/// assert_eq!(c.status, HealthStatus::Fail);
+/// assert_eq!(c.effective, HealthStatus::Warn); // not critical
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ComponentStatus {
+    /// The component's name.
+    pub name: Arc<str>,
+    /// Whether it is critical.
+    pub critical: bool,
+    /// Its own status.
+    pub status: HealthStatus,
+    /// What it contributes to the aggregate: its status, except that a non-critical `fail`
+    /// counts as `warn`.
+    pub effective: HealthStatus,
+}
+
+/// What a component with `status` contributes to the aggregate.
+pub(crate) fn effective(status: HealthStatus, critical: bool) -> HealthStatus {
+    match status {
+        HealthStatus::Fail if !critical => HealthStatus::Warn,
+        s => s,
+    }
+}
+
+/// A component read now.
+pub(crate) struct Evaluated {
+    pub(crate) component: Arc<Component>,
+    pub(crate) snapshot: Snapshot,
+    /// The time the snapshot describes, when not now (a check's last run).
+    pub(crate) time: Option<SystemTime>,
+    pub(crate) duration: Duration,
+}
+
+impl Default for HealthRegistry {
+    fn default() -> Self {
+        HealthRegistry::new()
+    }
+}
+
+impl fmt::Debug for HealthRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .components()
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        f.debug_struct("HealthRegistry")
+            .field("components", &names)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HealthRegistry {
+    /// A registry with the default settings (history of 16 entries per component, monitor
+    /// refresh every second, no persistence).
+    pub fn new() -> Self {
+        HealthRegistry::builder()
+            .build()
+            .expect("the default settings are valid")
+    }
+
+    /// Starts building a registry with custom settings.
+    pub fn builder() -> HealthRegistryBuilder {
+        HealthRegistryBuilder::new()
+    }
+
+    pub(crate) fn from_config(config: RegistryConfig) -> Self {
+        HealthRegistry {
+            inner: Arc::new(Inner {
+                config,
+                components: RwLock::new(Vec::new()),
+                next_id: AtomicU64::new(0),
+                set_tx: watch::Sender::new(0),
+                aggregate_tx: watch::Sender::new(Aggregate::default()),
+                publish_lock: Mutex::new(()),
+                monitors_started: AtomicU64::new(0),
+                monitors_running: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub(crate) fn components(&self) -> Vec<Arc<Component>> {
+        self.inner
+            .components
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn component(&self, name: &str) -> Option<Arc<Component>> {
+        self.inner
+            .components
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|c| &*c.name == name)
+            .cloned()
+    }
+
+    fn insert(&self, name: Arc<str>, critical: bool, source: Source) {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let component = Arc::new(Component::new(
+            id,
+            name.clone(),
+            critical,
+            source,
+            self.inner.config.history_len,
+        ));
+        {
+            let mut list = self
+                .inner
+                .components
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = list.iter_mut().find(|c| c.name == name) {
+                tracing::warn!(component = %name, "health component replaced by a new one of the same name");
+                *slot = component;
+            } else {
+                list.push(component);
+            }
+        }
+        tracing::debug!(component = %name, critical, "health component registered");
+        self.inner.set_tx.send_modify(|g| *g += 1);
+        self.refresh();
+    }
+
+    /// Registers `component` (anything that implements [`Observe`] and `Clone`: a breaker, a
+    /// bulkhead, a [`HealthProbe`](crate::HealthProbe), an `Arc<impl Observe>`) under its
+    /// [`name`](Observe::name). A `critical` component that fails fails the aggregate.
+    ///
+    /// ```
+    /// use battlement_health::{HealthProbe, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// let probe = HealthProbe::builder("upstream").build().unwrap();
+    /// registry.register(&probe, true);
+    /// assert_eq!(registry.names(), ["upstream"]);
+    /// ```
+    pub fn register<O>(&self, component: &O, critical: bool)
+    where
+        O: Observe + Clone,
+    {
+        self.register_component(Arc::new(component.clone()), critical);
+    }
+
+    /// Adds a custom check; the [monitor](Self::spawn_monitor) runs it on its interval.
+    ///
+    /// ```
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::pass() }).build().unwrap());
+    /// assert_eq!(registry.names(), ["db"]);
+    /// ```
+    pub fn add_check(&self, check: HealthCheck) {
+        self.insert(check.name.clone(), check.critical, Source::Check(check));
+    }
+
+    /// Removes the component or check named `name`; returns whether there was one.
+    ///
+    /// ```
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::pass() }).build().unwrap());
+    /// assert!(registry.unregister("db"));
+    /// assert!(!registry.unregister("db"));
+    /// ```
+    pub fn unregister(&self, name: &str) -> bool {
+        let removed = {
+            let mut list = self
+                .inner
+                .components
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let before = list.len();
+            list.retain(|c| &*c.name != name);
+            list.len() != before
+        };
+        if removed {
+            tracing::debug!(component = %name, "health component unregistered");
+            self.inner.set_tx.send_modify(|g| *g += 1);
+            self.refresh();
+        }
+        removed
+    }
+
+    /// The names of the registered components, in registration order.
+    pub fn names(&self) -> Vec<String> {
+        self.components()
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect()
+    }
+
+    /// Reads every component now and returns the full report (this also publishes the
+    /// aggregate to [subscribers](Self::subscribe)).
+    pub fn report(&self) -> HealthReport {
+        let (evaluated, aggregate) = self.refresh();
+        HealthReport::new(&self.inner.config, evaluated, aggregate)
+    }
+
+    /// Reads every component now and returns the aggregate (also published to
+    /// [subscribers](Self::subscribe)).
+    pub fn aggregate(&self) -> Aggregate {
+        self.refresh().1
+    }
+
+    /// The overall status now: `self.aggregate().status`.
+    pub fn status(&self) -> HealthStatus {
+        self.aggregate().status
+    }
+
+    /// Liveness: `pass` unless a [monitor](Self::spawn_monitor) was started and none is running
+    /// any more (it was shut down, or its task died).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_core::HealthStatus;
+    /// use battlement_health::HealthRegistry;
+    ///
+    /// let registry = HealthRegistry::new();
+    /// assert_eq!(registry.liveness(), HealthStatus::Pass);
+    /// let monitor = registry.spawn_monitor();
+    /// assert_eq!(registry.liveness(), HealthStatus::Pass);
+    /// monitor.shutdown().await;
+    /// assert_eq!(registry.liveness(), HealthStatus::Fail);
+    /// # }
+    /// ```
+    pub fn liveness(&self) -> HealthStatus {
+        let started = self.inner.monitors_started.load(Ordering::Acquire);
+        let running = self.inner.monitors_running.load(Ordering::Acquire);
+        if started > 0 && running == 0 {
+            HealthStatus::Fail
+        } else {
+            HealthStatus::Pass
+        }
+    }
+
+    /// A receiver of the [`Aggregate`]; it is notified when the aggregate changes.
+    ///
+    /// The registry evaluates its components after every check run, on every monitor tick, on
+    /// every report and registration; breakers and bulkheads do not push their changes, so run
+    /// a [monitor](Self::spawn_monitor) to be told of them within its refresh interval.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_core::HealthStatus;
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// let mut rx = registry.subscribe();
+    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap());
+    /// registry.run_checks().await;
+    /// assert!(rx.has_changed().unwrap());
+    /// assert_eq!(rx.borrow_and_update().status, HealthStatus::Fail);
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> watch::Receiver<Aggregate> {
+        self.inner.aggregate_tx.subscribe()
+    }
+
+    /// Runs every check once, concurrently, records the results and publishes the aggregate.
+    ///
+    /// The monitor does this on each check's interval; call this to check without a monitor.
+    pub async fn run_checks(&self) -> Aggregate {
+        let runs = self.components().into_iter().filter_map(|c| {
+            let check = c.check()?.clone();
+            Some(async move {
+                let run = check.run().await;
+                c.record_run(run);
+            })
+        });
+        futures::future::join_all(runs).await;
+        self.aggregate()
+    }
+
+    /// The bounded history of the component `name`, oldest first: check runs, or an observed
+    /// component's state changes. `None` if there is no such component.
+    pub fn history(&self, name: &str) -> Option<Vec<HistoryEntry>> {
+        self.component(name).map(|c| c.history())
+    }
+
+    /// The run counters of the component `name`. `None` if there is no such component.
+    pub fn stats(&self, name: &str) -> Option<ComponentStats> {
+        self.component(name).map(|c| c.stats())
+    }
+
+    /// Reads every component, publishes the aggregate, and returns both.
+    pub(crate) fn refresh(&self) -> (Vec<Evaluated>, Aggregate) {
+        let _serial = self
+            .inner
+            .publish_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let evaluated: Vec<Evaluated> = self
+            .components()
+            .into_iter()
+            .map(|component| {
+                let start = Instant::now();
+                let (snapshot, time) = component.snapshot();
+                let duration = start.elapsed();
+                component.note_state(&snapshot);
+                Evaluated {
+                    component,
+                    snapshot,
+                    time,
+                    duration,
+                }
+            })
+            .collect();
+        let aggregate = aggregate_of(&evaluated);
+        self.inner.aggregate_tx.send_if_modified(|current| {
+            if *current == aggregate {
+                return false;
+            }
+            log_changes(current, &aggregate);
+            *current = aggregate.clone();
+            true
+        });
+        (evaluated, aggregate)
+    }
+}
+
+fn aggregate_of(evaluated: &[Evaluated]) -> Aggregate {
+    let mut agg = Aggregate::default();
+    for e in evaluated {
+        let status = e.snapshot.status;
+        let eff = effective(status, e.component.critical);
+        agg.status = agg.status.max(eff);
+        agg.summary.total += 1;
+        match status {
+            HealthStatus::Pass => agg.summary.pass += 1,
+            HealthStatus::Warn => agg.summary.warn += 1,
+            HealthStatus::Fail => agg.summary.fail += 1,
+        }
+        agg.components.push(ComponentStatus {
+            name: e.component.name.clone(),
+            critical: e.component.critical,
+            status,
+            effective: eff,
+        });
+    }
+    agg
+}
+
+fn log_changes(old: &Aggregate, new: &Aggregate) {
+    for c in &new.components {
+        let before = old.components.iter().find(|o| o.name == c.name);
+        match before {
+            Some(o) if o.status == c.status => {}
+            Some(o) => tracing::info!(
+                component = %c.name,
+                from = %o.status,
+                to = %c.status,
+                critical = c.critical,
+                "health component status changed"
+            ),
+            None => {}
+        }
+    }
+    if old.status != new.status {
+        if new.status == HealthStatus::Pass {
+            tracing::info!(from = %old.status, to = %new.status, "health aggregate changed");
+        } else {
+            tracing::warn!(from = %old.status, to = %new.status, "health aggregate changed");
+        }
+    }
+}
+
+impl Registrar for HealthRegistry {
+    fn register_component(&self, component: Arc<dyn Observe>, critical: bool) {
+        let name: Arc<str> = component.name().into();
+        self.insert(name, critical, Source::Observed(component));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::CheckResult;
+    use crate::test_util::Fake;
+    use battlement_core::ComponentKind;
+
+    fn statuses(agg: &Aggregate) -> Vec<(String, HealthStatus, HealthStatus)> {
+        agg.components
+            .iter()
+            .map(|c| (c.name.to_string(), c.status, c.effective))
+            .collect()
+    }
+
+    #[test]
+    fn aggregation_rules() {
+        use HealthStatus::*;
+        let registry = HealthRegistry::new();
+        assert_eq!(registry.status(), Pass, "empty registry passes");
+
+        let critical = Fake::new("db", ComponentKind::CircuitBreaker);
+        let optional = Fake::new("cache", ComponentKind::Bulkhead);
+        registry.register(&critical, true);
+        registry.register(&optional, false);
+        assert_eq!(registry.status(), Pass);
+
+        // A non-critical failure degrades.
+        optional.set("open", Fail);
+        let agg = registry.aggregate();
+        assert_eq!(agg.status, Warn);
+        assert_eq!(
+            statuses(&agg),
+            [("db".into(), Pass, Pass), ("cache".into(), Fail, Warn)]
+        );
+        assert_eq!(
+            agg.summary,
+            Summary {
+                total: 2,
+                pass: 1,
+                warn: 0,
+                fail: 1
+            }
+        );
+
+        // Any warn warns, critical or not.
+        optional.set("ok", Pass);
+        critical.set("half_open", Warn);
+        assert_eq!(registry.status(), Warn);
+
+        // A critical failure fails, whatever the rest.
+        critical.set("open", Fail);
+        optional.set("saturated", Warn);
+        let agg = registry.aggregate();
+        assert_eq!(agg.status, Fail);
+        assert_eq!(
+            agg.summary,
+            Summary {
+                total: 2,
+                pass: 0,
+                warn: 1,
+                fail: 1
+            }
+        );
+
+        critical.set("closed", Pass);
+        optional.set("ok", Pass);
+        assert_eq!(registry.status(), Pass);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_are_components_too() {
+        let registry = HealthRegistry::new();
+        let check = |name: &str, critical: bool| {
+            let name2 = name.to_string();
+            HealthCheck::builder(name, move || {
+                let n = name2.clone();
+                async move { CheckResult::fail(format!("{n} is down")) }
+            })
+            .critical(critical)
+            .build()
+            .unwrap()
+        };
+        registry.add_check(check("optional", false));
+        // Never run: pending, which warns.
+        let report = registry.report();
+        assert_eq!(report.status, HealthStatus::Warn);
+        assert_eq!(report.components[0].snapshot.state, "pending");
+
+        registry.run_checks().await;
+        assert_eq!(registry.status(), HealthStatus::Warn);
+        registry.add_check(check("critical", true));
+        let agg = registry.run_checks().await;
+        assert_eq!(agg.status, HealthStatus::Fail);
+        assert_eq!(registry.stats("optional").unwrap().runs, 2);
+        assert_eq!(registry.stats("critical").unwrap().runs, 1);
+        assert_eq!(
+            registry.report().component("critical").unwrap().output(),
+            "critical is down"
+        );
+        assert!(registry.unregister("critical"));
+        assert_eq!(registry.status(), HealthStatus::Warn);
+    }
+
+    #[test]
+    fn same_name_replaces_and_registrar_works() {
+        let registry = HealthRegistry::new();
+        let a = Fake::new("db", ComponentKind::Other);
+        a.set("down", HealthStatus::Fail);
+        let b = Fake::new("db", ComponentKind::Other);
+        Registrar::register_component(&registry, Arc::new(a), true);
+        assert_eq!(registry.status(), HealthStatus::Fail);
+        Registrar::register_component(&registry, Arc::new(b), true);
+        assert_eq!(registry.names(), ["db"]);
+        assert_eq!(registry.status(), HealthStatus::Pass);
+        // An `Arc<impl Observe>` registers too.
+        registry.register(&Arc::new(Fake::new("arc", ComponentKind::Other)), false);
+        assert_eq!(registry.names(), ["db", "arc"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watch_notifies_on_change_only() {
+        let registry = HealthRegistry::new();
+        let mut rx = registry.subscribe();
+        let db = Fake::new("db", ComponentKind::CircuitBreaker);
+        registry.register(&db, true);
+        assert!(
+            rx.has_changed().unwrap(),
+            "registration changes the aggregate"
+        );
+        assert_eq!(rx.borrow_and_update().summary.total, 1);
+
+        // Re-evaluating without a change sends nothing.
+        registry.report();
+        registry.aggregate();
+        assert!(!rx.has_changed().unwrap());
+
+        // A state change that keeps the status (closed -> disabled) sends nothing either.
+        db.set("disabled", HealthStatus::Pass);
+        registry.report();
+        assert!(!rx.has_changed().unwrap());
+
+        let waiter = tokio::spawn({
+            let mut rx = rx.clone();
+            async move {
+                rx.changed().await.unwrap();
+                rx.borrow_and_update().status
+            }
+        });
+        tokio::task::yield_now().await;
+        db.set("open", HealthStatus::Fail);
+        registry.report();
+        assert_eq!(waiter.await.unwrap(), HealthStatus::Fail);
+        assert!(rx.has_changed().unwrap());
+        let agg = rx.borrow_and_update().clone();
+        assert_eq!(agg.status, HealthStatus::Fail);
+        assert_eq!(agg.components[0].status, HealthStatus::Fail);
+    }
+
+    #[test]
+    fn observed_history_records_state_changes_and_is_bounded() {
+        let registry = HealthRegistry::builder().history_len(3).build().unwrap();
+        let db = Fake::new("db", ComponentKind::CircuitBreaker);
+        registry.register(&db, true);
+        registry.report();
+        registry.report(); // no change, no entry
+        assert_eq!(registry.history("db").unwrap().len(), 1);
+        for state in ["open", "half_open", "closed", "open"] {
+            db.set(state, HealthStatus::Warn);
+            registry.report();
+        }
+        let states: Vec<_> = registry
+            .history("db")
+            .unwrap()
+            .into_iter()
+            .map(|h| h.state)
+            .collect();
+        assert_eq!(states, ["half_open", "closed", "open"]);
+        assert!(registry.history("nope").is_none());
+    }
+
+    #[test]
+    fn a_panicking_snapshot_fails_the_component_not_the_registry() {
+        struct Bad;
+        impl Observe for Bad {
+            fn name(&self) -> &str {
+                "bad"
+            }
+            fn snapshot(&self) -> Snapshot {
+                panic!("bad snapshot")
+            }
+        }
+        let registry = HealthRegistry::new();
+        registry.register_component(Arc::new(Bad), false);
+        let report = registry.report();
+        assert_eq!(report.status, HealthStatus::Warn);
+        assert_eq!(report.components[0].snapshot.status, HealthStatus::Fail);
+    }
+}
