@@ -47,8 +47,9 @@ async fn example_registry() -> HealthRegistry {
     pool.set_metrics(vec![
         Metric::new("in_flight", 16.0, "calls"),
         Metric::new("queued", 4.0, "calls"),
-        Metric::new("rejected", 2.0, "calls"),
+        Metric::new("rejected_full", 2.0, "calls"),
     ]);
+    pool.set_message("bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued");
     registry.register(&pool, true);
     registry.add_check(
         HealthCheck::builder("disk", || async {
