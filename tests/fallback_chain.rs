@@ -2,7 +2,8 @@
 //!
 //! The gateway answers `GET /who` by asking a [`FallbackChain`] of two members, `primary` and
 //! `backup`, each a hyper-util client bound to one upstream; `GET /chain` serves the chain's
-//! health snapshot as JSON. The test kills the primary (aborts its accept loop and every
+//! snapshot as JSON, and `GET /health` the health registry's report, in which the chain is
+//! registered. The test kills the primary (aborts its accept loop and every
 //! connection task, so its sockets close), checks that answers come from the backup and that the
 //! primary is marked unhealthy, brings the primary back on the same address, and checks that
 //! traffic returns to it only after the cool-down, through a single trial call.
@@ -15,6 +16,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use battlement::core::{BoxError, HealthStatus, HttpClassifier, Observe};
 use battlement::fallback::{ChainEvent, FallbackChain, MemberState};
+use battlement::health::HealthRegistry;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -167,10 +169,11 @@ async fn chain_status(State(chain): State<Chain>) -> axum::response::Response {
     ([(http::header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-async fn start_gateway(chain: Chain) -> SocketAddr {
+async fn start_gateway(chain: Chain, registry: &HealthRegistry) -> SocketAddr {
     let app = axum::Router::new()
         .route("/who", axum::routing::get(who))
         .route("/chain", axum::routing::get(chain_status))
+        .route_service("/health", registry.service())
         .with_state(chain);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -208,6 +211,18 @@ impl Caller {
         assert_eq!(status, StatusCode::OK);
         serde_json::from_str(&body).unwrap()
     }
+
+    /// The health endpoint's overall status and the chain's `state` entry.
+    async fn health(&self) -> (StatusCode, String, serde_json::Value) {
+        let (status, body) = self.get("/health").await;
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let state = report["checks"]["upstreams:state"][0].clone();
+        (
+            status,
+            report["status"].as_str().unwrap().to_string(),
+            state,
+        )
+    }
 }
 
 async fn bind_again(addr: SocketAddr) -> TcpListener {
@@ -229,6 +244,7 @@ async fn bind_again(addr: SocketAddr) -> TcpListener {
 async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_cool_down() {
     let primary = start_upstream("primary", TcpListener::bind("127.0.0.1:0").await.unwrap());
     let backup = start_upstream("backup", TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let registry = HealthRegistry::builder().build().unwrap();
     let upstream_client = Client::builder(TokioExecutor::new()).build_http::<Body>();
     let member = |addr| Member {
         client: upstream_client.clone(),
@@ -242,13 +258,14 @@ async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_c
         .min_calls(2)
         .min_success_rate(0.5)
         .cool_down(COOL_DOWN)
+        .registry(&registry)
         .build()
         .unwrap();
     let handle = chain.handle();
     let mut events = handle.subscribe();
     let caller = Caller {
         client: Client::builder(TokioExecutor::new()).build_http::<Body>(),
-        gateway: start_gateway(chain).await,
+        gateway: start_gateway(chain, &registry).await,
     };
 
     // 1. Healthy: the primary answers everything; the backup sees nothing.
@@ -261,6 +278,10 @@ async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_c
     assert_eq!(snap["state"], "primary");
     assert_eq!(snap["status"], "pass");
     assert_eq!(snap["kind"], "fallback");
+    let (http_status, status, state) = caller.health().await;
+    assert_eq!((http_status, status.as_str()), (StatusCode::OK, "pass"));
+    assert_eq!(state["componentType"], "fallback");
+    assert_eq!(state["observedValue"], "primary");
 
     // 2. Kill the primary: its listener and pooled connections are gone.
     let primary_addr = primary.kill().await;
@@ -292,6 +313,12 @@ async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_c
     assert_eq!(snap["status"], "warn");
     assert_eq!(snap["message"], "serving from `backup`; unhealthy: primary");
     assert_eq!(handle.snapshot().status, HealthStatus::Warn);
+    // The health endpoint shows the chain degraded, and which member is serving.
+    let (http_status, status, state) = caller.health().await;
+    assert_eq!((http_status, status.as_str()), (StatusCode::OK, "warn"));
+    assert_eq!(state["observedValue"], "degraded");
+    assert_eq!(state["status"], "warn");
+    assert_eq!(state["output"], "serving from `backup`; unhealthy: primary");
 
     // 3. Bring the primary back on its old address.
     let primary = start_upstream("primary", bind_again(primary_addr).await);
@@ -342,6 +369,10 @@ async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_c
     assert_eq!(snap["state"], "primary");
     assert_eq!(snap["status"], "pass");
     assert_eq!(snap["message"], "serving from `primary`");
+    let (http_status, status, state) = caller.health().await;
+    assert_eq!((http_status, status.as_str()), (StatusCode::OK, "pass"));
+    assert_eq!(state["observedValue"], "primary");
+    assert_eq!(state["output"], "serving from `primary`");
 
     let rest: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
         .filter_map(|e| match e {
