@@ -83,14 +83,16 @@ impl<Res> FallbackInput<Res> {
 /// [`FallbackValue`], [`FallbackFn`], [`FallbackTo`]; implement it for anything else.
 ///
 /// ```
-/// use battlement_core::BoxError;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use battlement_core::FailureKind;
 /// use battlement_fallback::{FallbackInput, FallbackSource, FallbackValue, PendingFallback};
 ///
 /// let source = FallbackValue::new("cached".to_string());
 /// let pending = FallbackSource::<u32, String>::prepare(&source, &7);
-/// let input = FallbackInput::Error { error: "down".into(), kind: battlement_core::FailureKind::Other };
-/// let fut = pending.fallback(input);
-/// # let _ = fut;
+/// let input = FallbackInput::Error { error: "down".into(), kind: FailureKind::Connection };
+/// assert_eq!(pending.fallback(input).await.unwrap(), "cached");
+/// # }
 /// ```
 pub trait FallbackSource<Req, Res> {
     /// What the response future keeps for the fallback.
@@ -167,14 +169,23 @@ impl<T: Clone> PendingFallback for FallbackValue<T> {
 /// does not cover).
 ///
 /// ```
-/// use battlement_core::{BoxError, FailureKind};
-/// use battlement_fallback::{FallbackFn, FallbackInput};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use battlement_core::{error::BulkheadFull, BoxError, FailureKind};
+/// use battlement_fallback::{FallbackFn, FallbackInput, FallbackService};
+/// use tower::{service_fn, ServiceExt};
 ///
+/// // Rejections get a polite answer; other failures stay failures.
 /// let f = FallbackFn::new(|input: FallbackInput<String>| match input.kind() {
 ///     FailureKind::Rejected => Ok("busy, try later".to_string()),
 ///     _ => input.into_result(),
 /// });
-/// # let _ = f;
+/// let full = service_fn(|_: ()| async { Err::<String, BoxError>(Box::new(BulkheadFull::new("db".into()))) });
+/// assert_eq!(FallbackService::new(full, f.clone()).oneshot(()).await.unwrap(), "busy, try later");
+/// let broken = service_fn(|_: ()| async { Err::<String, BoxError>("disk on fire".into()) });
+/// let err = FallbackService::new(broken, f).oneshot(()).await.unwrap_err();
+/// assert_eq!(err.to_string(), "disk on fire");
+/// # }
 /// ```
 pub struct FallbackFn<F> {
     f: Arc<F>,
@@ -246,11 +257,16 @@ where
 /// call's error.
 ///
 /// ```
-/// use battlement_fallback::FallbackTo;
-/// use tower::service_fn;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use battlement_fallback::{FallbackService, FallbackTo};
+/// use tower::{service_fn, ServiceExt};
 ///
-/// let backup = FallbackTo::new(service_fn(|id: u32| async move { Ok::<_, std::io::Error>(format!("stale #{id}")) }));
-/// # let _ = backup;
+/// let primary = service_fn(|_id: u32| async { Err::<String, _>(std::io::Error::other("down")) });
+/// let replica = service_fn(|id: u32| async move { Ok::<_, std::io::Error>(format!("stale #{id}")) });
+/// let svc = FallbackService::new(primary, FallbackTo::new(replica));
+/// assert_eq!(svc.oneshot(7).await.unwrap(), "stale #7");
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct FallbackTo<S> {
