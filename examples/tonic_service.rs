@@ -6,13 +6,16 @@
 //!
 //! Run with `cargo run --example tonic_service`.
 
-use battlement::breaker::{BreakerEvent, CircuitBreaker, CircuitBreakerLayer, State};
+use battlement::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use battlement::core::GrpcClassifier;
 use battlement::grpc_error::GrpcErrorLayer;
+use battlement::health::grpc::GrpcHealthBridge;
+use battlement::health::HealthRegistry;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::transport::{Endpoint, Server};
@@ -136,24 +139,17 @@ async fn health_of(channel: tonic::transport::Channel, service: &str) -> Serving
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let breaker = CircuitBreaker::builder("greeter").build()?;
 
-    // The gRPC health service follows the breaker: SERVING while it admits calls.
+    // The health registry reads the breaker (critical); the bridge drives the standard gRPC
+    // health service from the registry's aggregate: SERVING while it passes or warns.
+    let registry = HealthRegistry::builder()
+        .refresh_interval(Duration::from_millis(20))
+        .build()?;
+    registry.register(&breaker, true);
+    let _monitor = registry.spawn_monitor();
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter.set_serving::<Named<Greeter>>().await;
-    {
-        let reporter = reporter.clone();
-        let mut events = breaker.subscribe();
-        tokio::spawn(async move {
-            while let Ok(BreakerEvent::StateTransition { to, .. }) = events.recv().await {
-                let status = match to {
-                    State::Closed | State::Disabled | State::HalfOpen => {
-                        tonic_health::ServingStatus::Serving
-                    }
-                    State::Open | State::ForcedOpen => tonic_health::ServingStatus::NotServing,
-                };
-                reporter.set_service_status("demo.Greeter", status).await;
-            }
-        });
-    }
+    let bridge = GrpcHealthBridge::new(&registry, reporter).service_name("demo.Greeter");
+    bridge.sync().await;
+    let _bridge = bridge.spawn();
 
     // The greeter behind the breaker; rejections become gRPC statuses (UNAVAILABLE).
     let greeter = Named(
@@ -183,12 +179,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     assert_eq!(status, ServingStatus::Serving);
 
     breaker.force_open("maintenance window");
-    // Let the health task see the transition.
+    // The monitor re-reads the breaker every 20 ms; the bridge applies the new aggregate.
     for _ in 0..100 {
         if health_of(channel.clone(), "demo.Greeter").await == ServingStatus::NotServing {
             break;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let status = health_of(channel.clone(), "demo.Greeter").await;
     println!("breaker forced open; health(demo.Greeter) -> {status:?}");
