@@ -17,7 +17,7 @@ pub const HEALTH_JSON: &str = "application/health+json";
 
 /// Serves a [`HealthRegistry`] over HTTP: a `tower::Service<http::Request<B>>` (any body type,
 /// `Clone`, `Error = Infallible`) that axum mounts with `Router::route_service` (or
-/// `nest_service`) and hyper serves directly.
+/// `nest_service`) and hyper serves directly (through `hyper_util::service::TowerToHyperService`).
 ///
 /// The view is chosen by the last segment of the path, so the service works wherever it is
 /// mounted or nested:

@@ -49,7 +49,10 @@ fn a_probe_allocates_nothing_per_call() {
     });
     assert_eq!(info.count_total, 0);
     let stats = probe.stats();
-    assert_eq!((stats.successes, stats.failures), (CALLS / 2 + 50, CALLS / 2 + 50));
+    assert_eq!(
+        (stats.successes, stats.failures),
+        (CALLS / 2 + 50, CALLS / 2 + 50)
+    );
 
     // The counter is not vacuous: a dropped call does not count, and its future allocates
     // nothing either, while boxing something does show.
