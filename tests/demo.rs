@@ -33,6 +33,17 @@ async fn demo_shows_open_half_open_closed_and_serves_health() {
     );
     assert!(report.counts.breaker > 0, "{:?}", report.counts);
     assert!(report.counts.ok > 0);
+    let health: serde_json::Value =
+        serde_json::from_str(&report.health_json).expect("/health is JSON");
+    assert!(
+        matches!(health["status"].as_str(), Some("pass" | "warn")),
+        "recovered by the end: {health}"
+    );
+    assert_eq!(report.health_status, 200);
+    assert_eq!(
+        health["checks"]["upstream:state"][0]["observedValue"],
+        "closed"
+    );
     assert!(
         report.upstream_hits < report.counts.sent,
         "rejections never reached the upstream: {} hits for {} sent",

@@ -7,6 +7,7 @@ pub(crate) mod upstream;
 
 use battlement::breaker::{BreakerEvent, CircuitBreaker, SlidingWindow, State};
 use battlement::core::{BoxError, HttpClassifier};
+use battlement::health::{CheckResult, HealthCheck, HealthRegistry, HealthService};
 use battlement::http_error::ErrorMapping;
 use battlement::retry::{Backoff, RetryPolicy};
 use battlement::ServiceBuilderExt;
@@ -75,7 +76,30 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
     let schedule = upstream::Schedule::new(opts.duration);
     let (upstream_addr, upstream_hits) = upstream::start(schedule.clone(), per_try * 3).await;
 
+    // Health: the breaker registers itself (critical: an open breaker fails readiness), and a
+    // custom check pings the upstream directly (not critical: it only degrades to warn).
+    let registry = HealthRegistry::builder()
+        .service_id("demo-gateway")
+        .description("battlement demo gateway")
+        .refresh_interval(Duration::from_millis(100))
+        .build()?;
+    registry.add_check(
+        HealthCheck::builder("upstream-ping", move || async move {
+            match fetch(upstream_addr, "/").await {
+                Ok((200, _)) => CheckResult::pass(),
+                Ok((status, _)) => CheckResult::fail(format!("upstream answered {status}")),
+                Err(e) => CheckResult::fail(format!("upstream unreachable: {e}")),
+            }
+        })
+        .interval(Duration::from_millis(500))
+        .timeout(per_try * 2)
+        .critical(false)
+        .build()?,
+    );
+    let _monitor = registry.spawn_monitor();
+
     let breaker = CircuitBreaker::builder("upstream")
+        .registry(&registry)
         .sliding_window(SlidingWindow::Count(20))
         .minimum_calls(10)
         .failure_rate_threshold(0.5)
@@ -123,14 +147,14 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
             .service(client),
     );
 
-    let gateway_addr = gateway(stack, upstream_addr).await;
+    let gateway_addr = gateway(stack, upstream_addr, registry.service()).await;
     out.line(format!(
         "upstream on {upstream_addr}, gateway on {gateway_addr}; {} req/s from {} workers for {:.0}s",
         opts.rate, opts.concurrency, secs
     ));
     out.line(format!(
-        "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
-        "t", "phase", "sent", "ok", "failed", "breaker", "bulkhead", "timeout", "state"
+        "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10} {:<6}",
+        "t", "phase", "sent", "ok", "failed", "breaker", "bulkhead", "timeout", "state", "health"
     ));
 
     let counters = Arc::new(Counters::default());
@@ -153,7 +177,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         let d = now - last;
         last = now;
         out.tick(format!(
-            "{:>5.1}s {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10}",
+            "{:>5.1}s {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10} {:<6}",
             schedule.elapsed().as_secs_f64(),
             schedule.phase().as_str(),
             d.sent,
@@ -163,13 +187,17 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
             d.bulkhead,
             d.timed_out,
             breaker.state().as_str(),
+            registry.status().as_str(),
         ));
     }
     driver.await?;
     out.finish();
 
     let (health_status, health_json) = fetch(gateway_addr, "/health").await?;
-    println!("\nfinal /health ({health_status}):\n{health_json}");
+    let pretty = serde_json::from_str::<serde_json::Value>(&health_json)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| health_json.clone());
+    println!("\nfinal /health (HTTP {health_status}):\n{pretty}");
     let counts = counters.read();
     let transitions = transitions.lock().unwrap().clone();
     println!(
@@ -198,7 +226,11 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
 }
 
 /// Starts the gateway: `/` calls the upstream through the resilience stack.
-async fn gateway(stack: Upstream, upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+async fn gateway(
+    stack: Upstream,
+    upstream: std::net::SocketAddr,
+    health: HealthService,
+) -> std::net::SocketAddr {
     let uri: http::Uri = format!("http://{upstream}/").parse().expect("upstream uri");
     let mapping = ErrorMapping::new();
     let handler = move || {
@@ -248,7 +280,11 @@ async fn gateway(stack: Upstream, upstream: std::net::SocketAddr) -> std::net::S
             }
         }
     };
-    let app = axum::Router::new().route("/", axum::routing::get(handler));
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(handler))
+        .route_service("/health", health.clone())
+        .route_service("/health/ready", health.clone())
+        .route_service("/health/live", health);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");
