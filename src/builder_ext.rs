@@ -40,6 +40,13 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         limit: std::time::Duration,
     ) -> ServiceBuilder<Stack<crate::timeout::TimeoutLayer, L>>;
 
+    /// Records the outcomes of every call into a passive health probe (outermost).
+    #[cfg(feature = "health")]
+    fn health_probe(
+        self,
+        probe: &crate::health::HealthProbe,
+    ) -> ServiceBuilder<Stack<crate::health::HealthProbeLayer, L>>;
+
     /// Retries with a battlement [`RetryPolicy`](crate::retry::RetryPolicy) (tower's retry
     /// service underneath).
     #[cfg(feature = "retry")]
@@ -92,6 +99,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         limit: std::time::Duration,
     ) -> ServiceBuilder<Stack<crate::timeout::TimeoutLayer, L>> {
         self.layer(crate::timeout::TimeoutLayer::new(limit))
+    }
+
+    #[cfg(feature = "health")]
+    fn health_probe(
+        self,
+        probe: &crate::health::HealthProbe,
+    ) -> ServiceBuilder<Stack<crate::health::HealthProbeLayer, L>> {
+        self.layer(crate::health::HealthProbeLayer::new(probe))
     }
 
     #[cfg(feature = "retry")]

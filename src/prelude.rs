@@ -12,8 +12,14 @@ pub use crate::ServiceBuilderExt;
 pub use crate::breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
 #[cfg(feature = "chaos")]
 pub use crate::chaos::Chaos;
+#[cfg(feature = "fallback")]
+pub use crate::fallback::{FallbackChain, FallbackLayer};
 #[cfg(feature = "halt")]
 pub use crate::halt::KillSwitch;
+#[cfg(feature = "health")]
+pub use crate::health::{CheckResult, HealthCheck, HealthProbe, HealthRegistry, HealthService};
+#[cfg(feature = "hedge")]
+pub use crate::hedge::HedgeLayer;
 #[cfg(feature = "http")]
 pub use crate::http_error::{ErrorMapping, HttpErrorLayer};
 #[cfg(feature = "retry")]

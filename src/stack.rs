@@ -148,7 +148,17 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         )
     }
 
-    /// Adds any layer as the outermost health probe slot (e.g. `battlement::health`'s probe).
+    /// Records every call's outcome into a passive health probe, outermost (the probe registers
+    /// itself when its builder is given a registry).
+    #[cfg(feature = "health")]
+    pub fn health_probe(
+        self,
+        probe: &crate::health::HealthProbe,
+    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+        self.probe(crate::health::HealthProbeLayer::new(probe))
+    }
+
+    /// Adds any layer in the outermost (health probe) slot.
     pub fn probe<L>(self, layer: L) -> ResilienceStack<L, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
         let ResilienceStack {
             halt,
