@@ -10,9 +10,14 @@ use tower::ServiceBuilder;
 /// use battlement::prelude::*;
 /// use tower::ServiceBuilder;
 ///
+/// use std::time::Duration;
+///
 /// let breaker = CircuitBreaker::builder("upstream").build().unwrap();
+/// let bulkhead = Bulkhead::builder("upstream").max_concurrent(8).build().unwrap();
 /// let svc = ServiceBuilder::new()
 ///     .circuit_breaker(&breaker)
+///     .bulkhead(&bulkhead)
+///     .timeout_per_try(Duration::from_millis(500))
 ///     .service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
 /// # drop(svc);
 /// ```
@@ -31,6 +36,13 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         breaker: &crate::breaker::CircuitBreaker,
         classifier: C,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>>;
+
+    /// Limits concurrent calls with a bulkhead (permits taken in the response future).
+    #[cfg(feature = "bulkhead")]
+    fn bulkhead(
+        self,
+        bulkhead: &crate::bulkhead::Bulkhead,
+    ) -> ServiceBuilder<Stack<crate::bulkhead::BulkheadLayer, L>>;
 
     /// Limits each call (each attempt, when placed under a retry) to `limit`, failing it with a
     /// typed [`Elapsed`](crate::core::error::Elapsed).
@@ -91,6 +103,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         classifier: C,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer<C>, L>> {
         self.layer(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
+    }
+
+    #[cfg(feature = "bulkhead")]
+    fn bulkhead(
+        self,
+        bulkhead: &crate::bulkhead::Bulkhead,
+    ) -> ServiceBuilder<Stack<crate::bulkhead::BulkheadLayer, L>> {
+        self.layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
     }
 
     #[cfg(feature = "timeout")]

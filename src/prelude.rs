@@ -10,6 +10,8 @@ pub use crate::ServiceBuilderExt;
 
 #[cfg(feature = "breaker")]
 pub use crate::breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
+#[cfg(feature = "bulkhead")]
+pub use crate::bulkhead::Bulkhead;
 #[cfg(feature = "chaos")]
 pub use crate::chaos::Chaos;
 #[cfg(feature = "fallback")]

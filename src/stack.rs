@@ -331,6 +331,16 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         }
     }
 
+    /// Limits concurrent calls with a bulkhead; registered as critical.
+    #[cfg(feature = "bulkhead")]
+    pub fn bulkhead(
+        self,
+        bulkhead: &crate::bulkhead::Bulkhead,
+    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, crate::bulkhead::BulkheadLayer, Ti, Ch> {
+        self.component(Arc::new(bulkhead.clone()), true)
+            .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
+    }
+
     /// Retries with a battlement retry policy.
     #[cfg(feature = "retry")]
     pub fn retry<K, P>(

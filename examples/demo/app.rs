@@ -6,6 +6,7 @@ pub(crate) mod load;
 pub(crate) mod upstream;
 
 use battlement::breaker::{BreakerEvent, CircuitBreaker, SlidingWindow, State};
+use battlement::bulkhead::Bulkhead;
 use battlement::core::{BoxError, HttpClassifier};
 use battlement::health::{CheckResult, HealthCheck, HealthRegistry, HealthService};
 use battlement::http_error::ErrorMapping;
@@ -74,7 +75,8 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
     let per_try = Duration::from_millis(100);
 
     let schedule = upstream::Schedule::new(opts.duration);
-    let (upstream_addr, upstream_hits) = upstream::start(schedule.clone(), per_try * 3).await;
+    let (upstream_addr, upstream_hits) =
+        upstream::start(schedule.clone(), per_try * 4 / 5, per_try * 3).await;
 
     // Health: the breaker registers itself (critical: an open breaker fails readiness), and a
     // custom check pings the upstream directly (not critical: it only degrades to warn).
@@ -108,6 +110,14 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         .build()?;
 
     let out = Output::new(opts.live, opts.duration);
+    // At most 8 calls in flight to the upstream, 8 more may wait up to 50 ms.
+    let bulkhead = Bulkhead::builder("upstream-pool")
+        .max_concurrent(8)
+        .max_queued(8)
+        .max_wait(Duration::from_millis(50))
+        .registry(&registry)
+        .build()?;
+
     let transitions = Arc::new(Mutex::new(Vec::new()));
     {
         let out = out.clone();
@@ -143,6 +153,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         ServiceBuilder::new()
             .retry_policy(retry)
             .circuit_breaker_with(&breaker, HttpClassifier::new())
+            .bulkhead(&bulkhead)
             .timeout_per_try(per_try)
             .service(client),
     );
@@ -153,8 +164,18 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         opts.rate, opts.concurrency, secs
     ));
     out.line(format!(
-        "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10} {:<6}",
-        "t", "phase", "sent", "ok", "failed", "breaker", "bulkhead", "timeout", "state", "health"
+        "{:>6} {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10} {:>9} {:<6}",
+        "t",
+        "phase",
+        "sent",
+        "ok",
+        "failed",
+        "breaker",
+        "bulkhead",
+        "timeout",
+        "state",
+        "in flight",
+        "health"
     ));
 
     let counters = Arc::new(Counters::default());
@@ -177,7 +198,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         let d = now - last;
         last = now;
         out.tick(format!(
-            "{:>5.1}s {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10} {:<6}",
+            "{:>5.1}s {:<10} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {:<10} {:>9} {:<6}",
             schedule.elapsed().as_secs_f64(),
             schedule.phase().as_str(),
             d.sent,
@@ -187,6 +208,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
             d.bulkhead,
             d.timed_out,
             breaker.state().as_str(),
+            bulkhead.in_flight(),
             registry.status().as_str(),
         ));
     }

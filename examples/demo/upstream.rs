@@ -14,7 +14,8 @@ pub(crate) enum Phase {
     Healthy,
     /// Answers 503.
     Failing,
-    /// Answers 200, but only after a delay longer than the gateway's per-try timeout.
+    /// Answers 200 slowly: most answers just inside the gateway's per-try timeout (so calls pile
+    /// up against the bulkhead), one in five well past it (a timeout).
     Slow,
     /// Healthy again.
     Recovered,
@@ -31,7 +32,7 @@ impl Phase {
     }
 }
 
-/// The phases over the run: healthy 20 %, failing 25 %, slow 20 %, recovered 35 %.
+/// The phases over the run: healthy 20 %, failing 20 %, slow 25 %, recovered 35 %.
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule {
     start: Instant,
@@ -54,7 +55,7 @@ impl Schedule {
         let f = self.elapsed().as_secs_f64() / self.duration.as_secs_f64();
         if f < 0.20 {
             Phase::Healthy
-        } else if f < 0.45 {
+        } else if f < 0.40 {
             Phase::Failing
         } else if f < 0.65 {
             Phase::Slow
@@ -64,9 +65,13 @@ impl Schedule {
     }
 }
 
-/// Starts the upstream on 127.0.0.1 with an ephemeral port. `slow` is how long a slow answer
-/// takes. Returns its address and its hit counter.
-pub(crate) async fn start(schedule: Schedule, slow: Duration) -> (SocketAddr, Arc<AtomicU64>) {
+/// Starts the upstream on 127.0.0.1 with an ephemeral port. In the slow phase answers take
+/// `slow`, and one in five takes `very_slow`. Returns its address and its hit counter.
+pub(crate) async fn start(
+    schedule: Schedule,
+    slow: Duration,
+    very_slow: Duration,
+) -> (SocketAddr, Arc<AtomicU64>) {
     let hits = Arc::new(AtomicU64::new(0));
     let app = axum::Router::new().route(
         "/",
@@ -76,12 +81,12 @@ pub(crate) async fn start(schedule: Schedule, slow: Duration) -> (SocketAddr, Ar
                 let hits = hits.clone();
                 let schedule = schedule.clone();
                 async move {
-                    hits.fetch_add(1, Ordering::Relaxed);
+                    let n = hits.fetch_add(1, Ordering::Relaxed);
                     match schedule.phase() {
                         Phase::Healthy | Phase::Recovered => (StatusCode::OK, "ok"),
                         Phase::Failing => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
                         Phase::Slow => {
-                            tokio::time::sleep(slow).await;
+                            tokio::time::sleep(if n % 5 == 0 { very_slow } else { slow }).await;
                             (StatusCode::OK, "ok, eventually")
                         }
                     }

@@ -58,6 +58,7 @@ pub(crate) struct Shared {
     slow: Option<(u64, f64)>,
     consecutive_limit: Option<u64>,
     max_half_open: Option<u64>,
+    count_rejections: bool,
     timing: bool,
     origin: Instant,
     hot: HotClock,
@@ -118,6 +119,7 @@ impl CircuitBreaker {
             slow: v.slow_nanos.zip(b.slow_call.map(|(_, r)| r)),
             consecutive_limit: b.consecutive_failures,
             max_half_open: v.max_half_open,
+            count_rejections: b.count_rejections,
             timing: b.record_latency || b.slow_call.is_some(),
             origin: Instant::now(),
             hot: HotClock::new(),
@@ -322,6 +324,15 @@ impl Shared {
         }
         let failure = match outcome {
             Outcome::Success => None,
+            Outcome::Failure(FailureKind::Rejected) if !self.count_rejections => {
+                // A rejection by a layer below (a full bulkhead, a kill switch) is local
+                // back-pressure, not the dependency failing: count it as nothing.
+                self.window.note_ignored(stripe);
+                if adm.trial {
+                    self.machine.return_permit(adm.gen);
+                }
+                return;
+            }
             Outcome::Failure(kind) => Some(kind),
             Outcome::Ignored => {
                 self.window.note_ignored(stripe);

@@ -79,6 +79,7 @@ pub struct CircuitBreakerBuilder {
     pub(crate) half_open_successes: u32,
     pub(crate) max_half_open: Option<Duration>,
     pub(crate) record_latency: bool,
+    pub(crate) count_rejections: bool,
     pub(crate) registries: Vec<Box<dyn Registrar + Send + Sync>>,
     pub(crate) critical: bool,
     pub(crate) event_capacity: usize,
@@ -100,6 +101,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("half_open_successes", &self.half_open_successes)
             .field("max_half_open", &self.max_half_open)
             .field("record_latency", &self.record_latency)
+            .field("count_rejections", &self.count_rejections)
             .field("registries", &self.registries.len())
             .finish()
     }
@@ -121,6 +123,7 @@ impl CircuitBreakerBuilder {
             half_open_successes: 1,
             max_half_open: None,
             record_latency: false,
+            count_rejections: false,
             registries: Vec::new(),
             critical: true,
             event_capacity: 64,
@@ -196,6 +199,14 @@ impl CircuitBreakerBuilder {
     /// [`slow_call`](Self::slow_call)).
     pub fn record_latency(mut self, on: bool) -> Self {
         self.record_latency = on;
+        self
+    }
+
+    /// Whether failures of kind `Rejected` count as failures (default `false`): a rejection by a
+    /// layer below the breaker (a full bulkhead, a halted kill switch) is local back-pressure,
+    /// not the dependency failing, so by default it counts as nothing, like an ignored outcome.
+    pub fn count_rejections(mut self, count: bool) -> Self {
+        self.count_rejections = count;
         self
     }
 

@@ -643,3 +643,33 @@ fn one_breaker_guards_several_services() {
         assert!(is_open(&call(&svc_c, Call::Ok).await));
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn rejections_from_layers_below_count_as_nothing_unless_asked() {
+    let reject = || {
+        service_fn(|_: Call| async {
+            Err::<Res, BoxError>(Box::new(battlement_core::error::BulkheadFull::new(
+                "pool".into(),
+            )))
+        })
+    };
+    let b = count_breaker(4, 2).build().unwrap();
+    let svc = CircuitBreakerLayer::new(&b)
+        .classifier(classifier())
+        .layer(reject());
+    for _ in 0..10 {
+        let err = svc.clone().oneshot(Call::Ok).await.unwrap_err();
+        assert!(err.is::<battlement_core::error::BulkheadFull>());
+    }
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!((b.metrics().ignored, b.metrics().failures), (10, 0));
+
+    let b = count_breaker(4, 2).count_rejections(true).build().unwrap();
+    let svc = CircuitBreakerLayer::new(&b)
+        .classifier(classifier())
+        .layer(reject());
+    for _ in 0..2 {
+        let _ = svc.clone().oneshot(Call::Ok).await;
+    }
+    assert_eq!(b.state(), State::Open);
+}
