@@ -204,6 +204,25 @@ impl<B, E: AsDynError> Classify<http::Response<B>, E> for HttpClassifier {
     }
 }
 
+/// Whether requests with `method` are idempotent (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE,
+/// PUT and DELETE. Retry and hedging send only these more than once unless told otherwise.
+///
+/// ```
+/// use battlement_core::is_idempotent;
+/// use http::Method;
+///
+/// assert!(is_idempotent(&Method::PUT));
+/// assert!(!is_idempotent(&Method::POST));
+/// assert!(!is_idempotent(&Method::PATCH));
+/// ```
+pub fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ pub use error::{AsDynError, BoxError, ConfigError};
 #[cfg(feature = "grpc")]
 pub use grpc::{code_outcome as grpc_code_outcome, GrpcClassifier};
 #[cfg(feature = "http")]
-pub use http::{HttpClassifier, StatusSet};
+pub use http::{is_idempotent, HttpClassifier, StatusSet};
 pub use observe::{ComponentKind, HealthStatus, Metric, Observe, Registrar, Snapshot};
 pub use outcome::{FailureKind, Outcome};
 #[cfg(feature = "tower-http")]

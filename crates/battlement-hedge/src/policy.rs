@@ -100,19 +100,5 @@ impl<B> HedgePolicy<http::Request<B>> for IdempotentMethods {
     }
 }
 
-/// Whether an HTTP method is idempotent (RFC 9110 §9.2.2).
-///
-/// ```
-/// use battlement_hedge::is_idempotent;
-///
-/// assert!(is_idempotent(&http::Method::DELETE));
-/// assert!(!is_idempotent(&http::Method::PATCH));
-/// ```
 #[cfg(feature = "http")]
-pub fn is_idempotent(method: &http::Method) -> bool {
-    use http::Method;
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
+pub use battlement_core::is_idempotent;

@@ -5,7 +5,7 @@ use battlement_core::error::AsDynError;
 use battlement_core::{Classify, ConfigError, HttpClassifier, StatusSet};
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Request, Response};
 use std::time::{Duration, SystemTime};
 
 /// A request body that can be copied for a retry.
@@ -102,22 +102,7 @@ pub fn clone_request<B: CloneBody>(req: &Request<B>) -> Option<Request<B>> {
     Some(copy)
 }
 
-/// Whether a method is idempotent by RFC 9110: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-///
-/// ```
-/// use battlement_retry::is_idempotent;
-/// use http::Method;
-///
-/// assert!(is_idempotent(&Method::PUT));
-/// assert!(!is_idempotent(&Method::POST));
-/// assert!(!is_idempotent(&Method::PATCH));
-/// ```
-pub fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
+pub use battlement_core::is_idempotent;
 
 /// Reads a `Retry-After` value: delta-seconds (`"120"`) or an HTTP date, relative to `now`.
 ///
