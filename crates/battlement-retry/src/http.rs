@@ -256,6 +256,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
     use battlement_core::error::{BoxError, BreakerOpen};
     use battlement_core::{FailureKind, Outcome};
 
