@@ -147,11 +147,7 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
         common::recloser_service(common::recloser_breaker()),
     ));
 
-    let policy = battlement_retry::RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(battlement_retry::Backoff::fixed(Duration::ZERO))
-        .build()
-        .expect("valid retry policy");
+    let policy = common::ours_retry(false);
     v.push(subject(
         rt,
         "retry",
@@ -166,16 +162,11 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
         "tower",
         tower::retry::RetryLayer::new(common::TrivialPolicy { left: 2 }).layer(common::bare()),
     ));
-    let tr_retry =
-        tower_resilience_retry::RetryLayer::<(), (), std::convert::Infallible>::builder()
-            .max_attempts(3)
-            .fixed_backoff(Duration::ZERO)
-            .build();
     v.push(subject(
         rt,
         "retry",
         "tower-resilience",
-        tr_retry.layer(common::bare()),
+        common::tr_retry(false).layer(common::bare()),
     ));
     v.push(subject(
         rt,
@@ -186,21 +177,42 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
             .layer(battlement_breaker::CircuitBreakerLayer::new(&ours))
             .service(common::bare()),
     ));
+    let ours_bulkhead = common::ours_bulkhead();
+    v.push(subject(
+        rt,
+        "bulkhead",
+        "battlement",
+        battlement_bulkhead::BulkheadLayer::new(&ours_bulkhead).layer(common::bare()),
+    ));
     v.push(subject(
         rt,
         "bulkhead",
         "tower",
         tower::limit::ConcurrencyLimitLayer::new(PERMITS).layer(common::bare()),
     ));
-    let tr_bulkhead = tower_resilience_bulkhead::BulkheadLayer::builder()
-        .max_concurrent_calls(PERMITS)
-        .build()
-        .expect("valid bulkhead config");
     v.push(subject(
         rt,
         "bulkhead",
         "tower-resilience",
-        tr_bulkhead.layer(common::bare()),
+        common::tr_bulkhead().layer(common::bare()),
+    ));
+
+    v.push(subject(
+        rt,
+        "full stack",
+        "battlement",
+        common::ours_stack().layer(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "full stack",
+        "tower-resilience",
+        tower::ServiceBuilder::new()
+            .layer(common::tr_retry(true))
+            .layer(common::tr_breaker(Window::Count))
+            .layer(common::tr_bulkhead())
+            .layer(common::tr_timeout())
+            .service(common::bare()),
     ));
     v
 }

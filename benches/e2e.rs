@@ -12,7 +12,10 @@
 //!     cloned per request), which any Tower layer added this way pays;
 //!   - `full stack (Router::layer)`: the recommended stack (see the `stack!` macro:
 //!     [`battlement::http_error::HttpErrorLayer`] so that errors become HTTP answers as axum
-//!     needs, then retry → breaker → bulkhead → timeout) added with `Router::layer`;
+//!     needs, then breaker → bulkhead → timeout) added with `Router::layer`. The retry is left
+//!     out: it must copy each request for a possible second attempt, and axum's `Body` cannot
+//!     be copied (battlement's `CloneBody` has no impl for it, and its rules cannot be replaced
+//!     with a send-once rule), so battlement's retry, like tower's, cannot wrap an axum router;
 //!   - `full stack around the Router`: the same stack wrapped around the whole router and served
 //!     as a plain `tower::Service` (hyper-util clones it per request).
 //! - Load: the bench re-executes its own binary with `BATTLEMENT_E2E_TARGET` set; that child runs
@@ -59,12 +62,22 @@ macro_rules! stack {
     () => {{
         use battlement::http_error::HttpErrorLayer;
         use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer};
+        use battlement_bulkhead::{Bulkhead, BulkheadLayer};
         use battlement_core::HttpClassifier;
+        use battlement_timeout::TimeoutLayer;
 
         let breaker = CircuitBreaker::builder("e2e").build().expect("breaker");
+        let bulkhead = Bulkhead::builder("e2e")
+            .max_concurrent(1024)
+            .max_queued(1024)
+            .max_wait(Duration::from_secs(10))
+            .build()
+            .expect("bulkhead");
         tower::ServiceBuilder::new()
             .layer(HttpErrorLayer::<axum::body::Body>::new())
             .layer(CircuitBreakerLayer::new(&breaker).classifier(HttpClassifier::new()))
+            .layer(BulkheadLayer::new(&bulkhead))
+            .layer(TimeoutLayer::new(Duration::from_secs(10)))
     }};
 }
 

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
@@ -110,20 +110,15 @@ fn breakers(c: &mut Criterion, rt: &Runtime) {
 }
 
 fn bulkheads(c: &mut Criterion, rt: &Runtime) {
+    let ours = common::ours_bulkhead();
+    let svc = battlement_bulkhead::BulkheadLayer::new(&ours).layer(common::bare());
+    bench(c, rt, "bulkhead", "battlement", svc);
+
     let svc = tower::limit::ConcurrencyLimitLayer::new(PERMITS).layer(common::bare());
     bench(c, rt, "bulkhead", "tower", svc);
 
-    let layer = tower_resilience_bulkhead::BulkheadLayer::builder()
-        .max_concurrent_calls(PERMITS)
-        .build()
-        .expect("valid bulkhead config");
-    bench(
-        c,
-        rt,
-        "bulkhead",
-        "tower-resilience",
-        layer.layer(common::bare()),
-    );
+    let svc = common::tr_bulkhead().layer(common::bare());
+    bench(c, rt, "bulkhead", "tower-resilience", svc);
 }
 
 fn timeouts(c: &mut Criterion, rt: &Runtime) {
@@ -135,70 +130,34 @@ fn timeouts(c: &mut Criterion, rt: &Runtime) {
     let svc = tower::timeout::TimeoutLayer::new(TIMEOUT).layer(common::bare());
     bench(c, rt, "timeout", "tower", svc);
 
-    let layer = tower_resilience_timelimiter::TimeLimiterLayer::builder()
-        .timeout_duration(TIMEOUT)
-        .build();
-    bench(
-        c,
-        rt,
-        "timeout",
-        "tower-resilience",
-        layer.layer(common::bare()),
-    );
+    let svc = common::tr_timeout().layer(common::bare());
+    bench(c, rt, "timeout", "tower-resilience", svc);
 }
 
 fn retries(c: &mut Criterion, rt: &Runtime) {
-    let policy = battlement_retry::RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(battlement_retry::Backoff::fixed(Duration::ZERO))
-        .build()
-        .expect("valid retry policy");
-    bench(
-        c,
-        rt,
-        "retry",
-        "battlement",
-        policy.into_layer().layer(common::bare()),
-    );
+    let svc = common::ours_retry(false).into_layer().layer(common::bare());
+    bench(c, rt, "retry", "battlement", svc);
 
     let svc =
         tower::retry::RetryLayer::new(common::TrivialPolicy { left: 2 }).layer(common::bare());
     bench(c, rt, "retry", "tower", svc);
 
-    let layer = tower_resilience_retry::RetryLayer::<(), (), std::convert::Infallible>::builder()
-        .max_attempts(3)
-        .fixed_backoff(Duration::ZERO)
-        .build();
-    bench(
-        c,
-        rt,
-        "retry",
-        "tower-resilience",
-        layer.layer(common::bare()),
-    );
+    let svc = common::tr_retry(false).layer(common::bare());
+    bench(c, rt, "retry", "tower-resilience", svc);
 }
 
 fn stacks(c: &mut Criterion, rt: &Runtime) {
     let _guard = rt.enter();
-    // The recommended order, outermost first: retry → breaker → bulkhead → timeout.
-    let retry = tower_resilience_retry::RetryLayer::builder()
-        .max_attempts(3)
-        .fixed_backoff(Duration::ZERO)
-        .build();
+    // The recommended order, outermost first: retry (with budget) → breaker → bulkhead →
+    // timeout; ours composed by the facade's `ResilienceStack`.
+    let svc = common::ours_stack().layer(common::bare());
+    bench(c, rt, "stack", "battlement", svc);
+
     let svc = ServiceBuilder::new()
-        .layer(retry)
+        .layer(common::tr_retry(true))
         .layer(common::tr_breaker(Window::Count))
-        .layer(
-            tower_resilience_bulkhead::BulkheadLayer::builder()
-                .max_concurrent_calls(PERMITS)
-                .build()
-                .expect("valid bulkhead config"),
-        )
-        .layer(
-            tower_resilience_timelimiter::TimeLimiterLayer::builder()
-                .timeout_duration(TIMEOUT)
-                .build(),
-        )
+        .layer(common::tr_bulkhead())
+        .layer(common::tr_timeout())
         .service(common::bare());
     bench(c, rt, "stack", "tower-resilience", svc);
 }
@@ -246,7 +205,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         group: "stack",
-        label: "full stack (retry→breaker→bulkhead→timeout)",
+        label: "full stack (retry+budget→breaker→bulkhead→timeout)",
         peers: &["tower-resilience"],
     },
 ];

@@ -1,5 +1,6 @@
 //! No heap allocation per call in steady state: through a closed breaker, a free bulkhead, the
-//! timeout layer, and the retry policy whose first attempt succeeds.
+//! timeout layer, the retry policy whose first attempt succeeds, and the full recommended stack
+//! composed by the facade's `ResilienceStack`.
 //!
 //! Each service is driven by hand (`poll_ready`, `call`, one `poll` of the response future) with
 //! a no-op waker, so nothing but the layer and the trivial inner service runs: no executor, whose
@@ -167,5 +168,48 @@ mod timeout {
         let _enter = rt.enter();
         let svc = TimeoutLayer::new(Duration::from_secs(10)).layer(bare());
         assert_eq!(allocations_per_steady_calls(svc), 0);
+    }
+}
+
+mod bulkhead {
+    use super::*;
+    use battlement_bulkhead::{Bulkhead, BulkheadLayer};
+
+    #[test]
+    fn a_free_permit_allocates_nothing() {
+        let bulkhead = Bulkhead::builder("alloc")
+            .max_concurrent(4)
+            .max_queued(4)
+            .max_wait(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let svc = BulkheadLayer::new(&bulkhead).layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        assert_eq!(bulkhead.in_flight(), 0);
+    }
+}
+
+mod stack {
+    use super::*;
+
+    #[test]
+    fn the_full_recommended_stack_allocates_nothing() {
+        use battlement::ResilienceStack;
+        use battlement_breaker::CircuitBreaker;
+        use battlement_bulkhead::Bulkhead;
+        use battlement_retry::RetryPolicy;
+
+        let rt = runtime();
+        let _enter = rt.enter();
+        let breaker = CircuitBreaker::builder("alloc").build().unwrap();
+        let bulkhead = Bulkhead::builder("alloc").build().unwrap();
+        let retry = RetryPolicy::builder().budget(0.2, 10).build().unwrap();
+        let stack = ResilienceStack::new()
+            .retry(retry)
+            .circuit_breaker(&breaker)
+            .bulkhead(&bulkhead)
+            .timeout(Duration::from_secs(10))
+            .build();
+        assert_eq!(allocations_per_steady_calls(stack.layer(bare())), 0);
     }
 }

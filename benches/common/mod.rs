@@ -5,7 +5,13 @@
 //! - count window of 100 calls, failure-rate threshold 50 %, minimum 10 calls before the rate is
 //!   judged, 5 s open wait, one half-open trial;
 //! - time window: 10 s (ours in 10 buckets of 1 s);
-//! - slow-call detection: a call slower than 1 s is slow; 50 % slow calls trip.
+//! - slow-call detection: a call slower than 1 s is slow; 50 % slow calls trip;
+//! - bulkhead: 1024 permits (never exhausted here), waiting allowed (ours: a queue of 1024 for at
+//!   most 10 s; tower's `ConcurrencyLimit` and tower-resilience's waits have no bound);
+//! - timeout: 10 s (never reached);
+//! - retry: at most 3 attempts, no backoff; the stacks add a retry budget (ours: 20 % of calls +
+//!   10/s, tower's `TpsBudget`; tower-resilience: its token bucket, 10 tokens/s, 100 max — a
+//!   different rule with the same purpose, and like ours it is touched by every call).
 //!
 //! Every call in the benches succeeds, so the breakers stay closed: this measures the closed path.
 #![allow(dead_code)] // each bench binary uses a different subset
@@ -187,4 +193,79 @@ impl<Res, E> tower::retry::Policy<(), Res, E> for TrivialPolicy {
         let () = req;
         Some(())
     }
+}
+
+/// Ours: a bulkhead with [`PERMITS`] permits and a queue.
+pub(crate) fn ours_bulkhead() -> battlement_bulkhead::Bulkhead {
+    battlement_bulkhead::Bulkhead::builder("bench")
+        .max_concurrent(PERMITS)
+        .max_queued(PERMITS)
+        .max_wait(TIMEOUT)
+        .build()
+        .expect("valid bulkhead config")
+}
+
+/// tower-resilience's bulkhead: [`PERMITS`] permits, callers wait for one without a bound.
+pub(crate) fn tr_bulkhead() -> tower_resilience_bulkhead::BulkheadLayer {
+    tower_resilience_bulkhead::BulkheadLayer::builder()
+        .max_concurrent_calls(PERMITS)
+        .build()
+        .expect("valid bulkhead config")
+}
+
+/// Ours: the retry policy, optionally with a budget.
+pub(crate) fn ours_retry(budget: bool) -> battlement_retry::RetryPolicy {
+    let b = battlement_retry::RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(battlement_retry::Backoff::fixed(Duration::ZERO));
+    let b = if budget { b.budget(0.2, 10) } else { b };
+    b.build().expect("valid retry policy")
+}
+
+/// tower-resilience's retry, optionally with its token-bucket budget.
+pub(crate) fn tr_retry<E>(budget: bool) -> tower_resilience_retry::RetryLayer<(), (), E> {
+    let b = tower_resilience_retry::RetryLayer::<(), (), E>::builder()
+        .max_attempts(3)
+        .fixed_backoff(Duration::ZERO);
+    let b = if budget {
+        b.budget(
+            tower_resilience_retry::RetryBudgetBuilder::new()
+                .token_bucket()
+                .tokens_per_second(10.0)
+                .max_tokens(100)
+                .build()
+                .expect("valid budget"),
+        )
+    } else {
+        b
+    };
+    b.build()
+}
+
+/// tower-resilience's time limiter: [`TIMEOUT`].
+pub(crate) fn tr_timeout() -> tower_resilience_timelimiter::TimeLimiterLayer {
+    tower_resilience_timelimiter::TimeLimiterLayer::builder()
+        .timeout_duration(TIMEOUT)
+        .build()
+}
+
+/// Ours: the full recommended stack (retry with budget → breaker → bulkhead → timeout), composed
+/// by the facade's `ResilienceStack`, from fresh shared parts.
+pub(crate) fn ours_stack() -> battlement::ResilienceLayer<
+    tower::layer::util::Identity,
+    tower::layer::util::Identity,
+    tower::layer::util::Identity,
+    battlement_retry::RetryLayer,
+    tower::layer::util::Identity,
+    battlement_breaker::CircuitBreakerLayer,
+    battlement_bulkhead::BulkheadLayer,
+    battlement_timeout::TimeoutLayer,
+    tower::layer::util::Identity,
+> {
+    battlement::ResilienceStack::new()
+        .retry(ours_retry(true))
+        .circuit_breaker(&ours_breaker(Window::Count))
+        .bulkhead(&ours_bulkhead())
+        .timeout(TIMEOUT)
+        .build()
 }
