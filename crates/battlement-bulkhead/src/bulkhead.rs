@@ -1,0 +1,582 @@
+//! The bulkhead handle and its shared state: permits, the wait queue, resizing and metrics.
+
+use crate::counter::StripedCounter;
+use crate::sync::{
+    AtomicU64, AtomicUsize, Mutex,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    Semaphore,
+};
+use crate::BulkheadBuilder;
+use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
+use battlement_core::{ComponentKind, ConfigError, HealthStatus, Metric, Observe, Snapshot};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub(crate) const COMPONENT: &str = "bulkhead";
+
+/// A concurrency limit with a bounded, time-limited wait queue, shared by every service guarded
+/// with it.
+///
+/// At most [`max_concurrent`](Self::max_concurrent) calls run at once. A call that finds every
+/// permit taken waits in a FIFO queue of at most [`max_queued`](Self::max_queued) calls, for at
+/// most [`max_wait`](Self::max_wait); past either bound it is rejected with a typed error
+/// ([`BulkheadFull`], [`BulkheadTimeout`]), which `battlement-core` classifies as
+/// [`Rejected`](battlement_core::FailureKind::Rejected).
+///
+/// The handle is a cheap `Clone` (one `Arc`): every clone, and every [`BulkheadLayer`] made
+/// from one, shares one budget of permits. It implements [`Observe`]: a snapshot reports the
+/// counts, and `warn` while the bulkhead is saturated.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use battlement_bulkhead::Bulkhead;
+/// use std::time::Duration;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// let db = Bulkhead::builder("db")
+///     .max_concurrent(8)
+///     .max_queued(16)
+///     .max_wait(Duration::from_millis(50))
+///     .build()
+///     .unwrap();
+/// let svc = ServiceBuilder::new()
+///     .layer(db.layer())
+///     .service(service_fn(|q: &'static str| async move { Ok::<_, std::io::Error>(q.len()) }));
+/// assert_eq!(svc.oneshot("select 1").await.unwrap(), 8);
+///
+/// let m = db.metrics();
+/// assert_eq!((m.accepted, m.in_flight, m.queued), (1, 0, 0));
+///
+/// // Run-time resize, shared by every service guarded by `db`.
+/// db.set_max_concurrent(4).unwrap();
+/// assert_eq!(db.max_concurrent(), 4);
+/// # }
+/// ```
+///
+/// [`BulkheadLayer`]: crate::BulkheadLayer
+#[derive(Clone)]
+pub struct Bulkhead {
+    shared: Arc<Shared>,
+}
+
+/// The state every clone of a [`Bulkhead`] shares.
+///
+/// An admitted call writes the semaphore's permit word and this thread's stripe of `accepted`,
+/// and reads `debt`; everything else is written only off the fast path.
+pub(crate) struct Shared {
+    semaphore: Semaphore,
+    accepted: StripedCounter,
+    /// Permits still to be removed after a shrink: a finishing call pays one by forgetting its
+    /// permit instead of returning it.
+    debt: AtomicUsize,
+    max_concurrent: AtomicUsize,
+    queued: AtomicUsize,
+    rejected_full: AtomicU64,
+    rejected_timeout: AtomicU64,
+    waits: AtomicU64,
+    wait_total_nanos: AtomicU64,
+    wait_max_nanos: AtomicU64,
+    max_queued: usize,
+    max_wait: Option<Duration>,
+    /// Serialises resizes (never taken by a call).
+    resize: Mutex<()>,
+    name: Arc<str>,
+}
+
+impl Bulkhead {
+    /// A builder for a bulkhead named `name`.
+    pub fn builder(name: impl Into<String>) -> BulkheadBuilder {
+        BulkheadBuilder::new(name)
+    }
+
+    pub(crate) fn from_parts(
+        name: Arc<str>,
+        max_concurrent: usize,
+        max_queued: usize,
+        max_wait: Option<Duration>,
+    ) -> Self {
+        Bulkhead {
+            shared: Arc::new(Shared {
+                semaphore: Semaphore::new(max_concurrent),
+                accepted: StripedCounter::new(),
+                debt: AtomicUsize::new(0),
+                max_concurrent: AtomicUsize::new(max_concurrent),
+                queued: AtomicUsize::new(0),
+                rejected_full: AtomicU64::new(0),
+                rejected_timeout: AtomicU64::new(0),
+                waits: AtomicU64::new(0),
+                wait_total_nanos: AtomicU64::new(0),
+                wait_max_nanos: AtomicU64::new(0),
+                max_queued,
+                max_wait,
+                resize: Mutex::new(()),
+                name,
+            }),
+        }
+    }
+
+    /// The bulkhead's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// How many calls may run at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.shared.max_concurrent.load(Acquire)
+    }
+
+    /// How many calls may wait for a permit (0: a call that finds none is rejected at once).
+    pub fn max_queued(&self) -> usize {
+        self.shared.max_queued
+    }
+
+    /// How long a call may wait in the queue (`None`: until admitted or cancelled).
+    pub fn max_wait(&self) -> Option<Duration> {
+        self.shared.max_wait
+    }
+
+    /// Calls holding a permit now.
+    ///
+    /// Read from the semaphore (permits in existence minus free ones), so the call path keeps no
+    /// counter of its own for it; exact when no resize is in progress.
+    pub fn in_flight(&self) -> usize {
+        let s = &self.shared;
+        let capacity = s.max_concurrent.load(Acquire) + s.debt.load(Acquire);
+        capacity.saturating_sub(s.semaphore.available_permits())
+    }
+
+    /// Calls waiting in the queue now.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Acquire)
+    }
+
+    /// Whether every permit is taken (`in_flight >= max_concurrent`): the next call waits or is
+    /// rejected.
+    pub fn is_saturated(&self) -> bool {
+        self.in_flight() >= self.max_concurrent()
+    }
+
+    /// Changes how many calls may run at once, for every service sharing this bulkhead.
+    ///
+    /// Growing admits waiting calls at once. Shrinking removes free permits at once and the rest
+    /// as running calls finish: no running call is interrupted, and no new call is admitted until
+    /// in-flight calls are below the new limit. `max` must be at least 1.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// let b = Bulkhead::builder("pool").max_concurrent(10).build().unwrap();
+    /// b.set_max_concurrent(2).unwrap();
+    /// assert_eq!(b.max_concurrent(), 2);
+    /// assert_eq!(b.set_max_concurrent(0).unwrap_err().setting(), "max_concurrent");
+    /// ```
+    pub fn set_max_concurrent(&self, max: usize) -> Result<(), ConfigError> {
+        validate_max_concurrent(&self.shared.name, max)?;
+        let s = &self.shared;
+        let _resizing = s.resize.lock().unwrap_or_else(|e| e.into_inner());
+        let old = s.max_concurrent.load(Acquire);
+        if max == old {
+            return Ok(());
+        }
+        s.max_concurrent.store(max, Release);
+        if max > old {
+            let grow = max - old;
+            // Permits still owed by a shrink are kept instead of added.
+            let owed = s
+                .debt
+                .fetch_update(AcqRel, Acquire, |d| Some(d.saturating_sub(grow)))
+                .unwrap_or_else(|d| d);
+            s.semaphore.add_permits(grow - owed.min(grow));
+        } else {
+            let shrink = old - max;
+            let forgotten = s.semaphore.forget_permits(shrink);
+            if forgotten < shrink {
+                s.debt.fetch_add(shrink - forgotten, AcqRel);
+                s.settle();
+            }
+        }
+        tracing::info!(bulkhead = %s.name, old, new = max, "bulkhead max_concurrent changed");
+        Ok(())
+    }
+
+    /// A snapshot of the bulkhead's counts.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// let b = Bulkhead::builder("pool").max_concurrent(3).max_queued(5).build().unwrap();
+    /// let m = b.metrics();
+    /// assert_eq!((m.max_concurrent, m.max_queued, m.in_flight, m.accepted), (3, 5, 0, 0));
+    /// assert!(!m.is_saturated());
+    /// ```
+    pub fn metrics(&self) -> BulkheadMetrics {
+        let s = &self.shared;
+        let waited = s.waits.load(Acquire);
+        let total = s.wait_total_nanos.load(Acquire);
+        BulkheadMetrics {
+            in_flight: self.in_flight(),
+            queued: self.queued(),
+            max_concurrent: self.max_concurrent(),
+            max_queued: s.max_queued,
+            accepted: s.accepted.sum(),
+            rejected_full: s.rejected_full.load(Acquire),
+            rejected_timeout: s.rejected_timeout.load(Acquire),
+            waited,
+            wait_mean: match waited {
+                0 => Duration::ZERO,
+                n => Duration::from_nanos(total / n),
+            },
+            wait_max: Duration::from_nanos(s.wait_max_nanos.load(Acquire)),
+        }
+    }
+
+    /// Tries to admit a call now; past the fast path, queues it or rejects it.
+    ///
+    /// The fast path (a free permit) takes no lock and allocates nothing: one compare-and-swap on
+    /// the semaphore, one `Arc` clone for the permit, and a plain increment of this thread's
+    /// stripe of `accepted`.
+    #[inline]
+    pub(crate) fn admit(&self) -> Admission {
+        if self.shared.semaphore.try_acquire() {
+            self.shared.accepted.increment();
+            Admission::Now(Permit {
+                shared: self.shared.clone(),
+            })
+        } else {
+            self.admit_slow()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&self) -> Admission {
+        let s = &self.shared;
+        let max_queued = s.max_queued;
+        let entered = s
+            .queued
+            .fetch_update(AcqRel, Acquire, |q| (q < max_queued).then_some(q + 1));
+        if entered.is_err() {
+            s.rejected_full.fetch_add(1, Relaxed);
+            tracing::debug!(
+                bulkhead = %s.name,
+                max_concurrent = s.max_concurrent.load(Relaxed),
+                max_queued,
+                "call rejected: bulkhead full"
+            );
+            return Admission::Rejected(Box::new(BulkheadFull::new(s.name.clone())));
+        }
+        let mut wait = wait_for_permit(QueueSlot(Some(s.clone())), Instant::now(), s.max_wait);
+        // Poll once now, so the call takes its place in the semaphore's FIFO queue in the order
+        // of `call`s, not of first polls. The caller's first poll replaces the no-op waker.
+        match wait.as_mut().poll(&mut Context::from_waker(noop_waker())) {
+            Poll::Ready(Ok(permit)) => Admission::Now(permit),
+            Poll::Ready(Err(error)) => Admission::Rejected(error),
+            Poll::Pending => Admission::Wait(wait),
+        }
+    }
+}
+
+/// The outcome of [`Bulkhead::admit`].
+pub(crate) enum Admission {
+    /// A permit was free.
+    Now(Permit),
+    /// The call is queued; the future resolves to a permit or a rejection.
+    Wait(WaitFuture),
+    /// The queue is full.
+    Rejected(BoxError),
+}
+
+/// Waiting in the queue: boxed, since tokio's acquire future cannot be named. Only calls that
+/// find no free permit pay for the allocation.
+pub(crate) type WaitFuture = Pin<Box<dyn Future<Output = Result<Permit, BoxError>> + Send + Sync>>;
+
+fn wait_for_permit(slot: QueueSlot, entered: Instant, max_wait: Option<Duration>) -> WaitFuture {
+    Box::pin(async move {
+        let acquired = {
+            let semaphore = &slot.shared().semaphore;
+            match max_wait {
+                None => Some(semaphore.acquire().await),
+                Some(limit) => tokio::time::timeout_at(entered + limit, semaphore.acquire())
+                    .await
+                    .ok(),
+            }
+        };
+        let waited = entered.elapsed();
+        let shared = slot.leave();
+        match acquired {
+            Some(true) => {
+                shared.record_wait(waited);
+                shared.accepted.increment();
+                Ok(Permit { shared })
+            }
+            Some(false) => {
+                // Never closed; had it been, no permit would ever come.
+                shared.rejected_full.fetch_add(1, Relaxed);
+                Err(Box::new(BulkheadFull::new(shared.name.clone())) as BoxError)
+            }
+            None => {
+                shared.record_wait(waited);
+                shared.rejected_timeout.fetch_add(1, Relaxed);
+                tracing::debug!(
+                    bulkhead = %shared.name,
+                    ?waited,
+                    "call rejected: no bulkhead permit within the wait limit"
+                );
+                Err(Box::new(BulkheadTimeout::new(shared.name.clone(), waited)) as BoxError)
+            }
+        }
+    })
+}
+
+/// A place in the queue: counted in `queued` until it is left or dropped (a cancelled wait).
+struct QueueSlot(Option<Arc<Shared>>);
+
+impl QueueSlot {
+    fn shared(&self) -> &Shared {
+        self.0.as_ref().expect("queue slot already left")
+    }
+
+    fn leave(mut self) -> Arc<Shared> {
+        let shared = self.0.take().expect("queue slot already left");
+        shared.queued.fetch_sub(1, AcqRel);
+        shared
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.queued.fetch_sub(1, AcqRel);
+        }
+    }
+}
+
+/// A bulkhead permit held by an admitted call; dropping it releases the permit (or, after a
+/// shrink, retires it).
+pub(crate) struct Permit {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Permit {
+    #[inline]
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("bulkhead", &self.shared.name)
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Returns one permit, or retires it if a shrink is owed permits.
+    #[inline]
+    fn release(&self) {
+        if self.debt.load(Acquire) != 0 && self.pay_debt() {
+            return;
+        }
+        self.semaphore.add_permits(1);
+        // A shrink that recorded its debt after the check above may have missed this permit
+        // among the free ones: settle it now rather than at the next release.
+        if self.debt.load(Acquire) != 0 {
+            self.settle();
+        }
+    }
+
+    /// Pays one permit of shrink debt, if any is owed.
+    #[cold]
+    fn pay_debt(&self) -> bool {
+        self.debt
+            .fetch_update(AcqRel, Acquire, |d| d.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Pays shrink debt out of free permits. Never pays more than is owed, even when releases
+    /// pay concurrently: a permit forgotten in excess is given back.
+    #[cold]
+    fn settle(&self) {
+        loop {
+            let owed = self.debt.load(Acquire);
+            if owed == 0 {
+                return;
+            }
+            let forgotten = self.semaphore.forget_permits(owed);
+            if forgotten == 0 {
+                return;
+            }
+            let before = self
+                .debt
+                .fetch_update(AcqRel, Acquire, |d| Some(d.saturating_sub(forgotten)))
+                .unwrap_or_else(|d| d);
+            if before < forgotten {
+                self.semaphore.add_permits(forgotten - before);
+                return;
+            }
+        }
+    }
+
+    #[cold]
+    fn record_wait(&self, waited: Duration) {
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.waits.fetch_add(1, Relaxed);
+        self.wait_total_nanos.fetch_add(nanos, Relaxed);
+        self.wait_max_nanos.fetch_max(nanos, Relaxed);
+    }
+}
+
+pub(crate) fn validate_max_concurrent(name: &str, max: usize) -> Result<(), ConfigError> {
+    if max == 0 {
+        return Err(ConfigError::new(
+            format!("{COMPONENT} `{name}`"),
+            "max_concurrent",
+            max,
+            "must be at least 1",
+        ));
+    }
+    if max > Semaphore::MAX_PERMITS {
+        return Err(ConfigError::new(
+            format!("{COMPONENT} `{name}`"),
+            "max_concurrent",
+            max,
+            "exceeds tokio's Semaphore::MAX_PERMITS",
+        ));
+    }
+    Ok(())
+}
+
+fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static WAKER: OnceLock<Waker> = OnceLock::new();
+    WAKER.get_or_init(|| Waker::from(Arc::new(Noop)))
+}
+
+impl fmt::Debug for Bulkhead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bulkhead")
+            .field("name", &self.shared.name)
+            .field("max_concurrent", &self.max_concurrent())
+            .field("max_queued", &self.shared.max_queued)
+            .field("max_wait", &self.shared.max_wait)
+            .field("in_flight", &self.in_flight())
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+/// A point-in-time view of a [`Bulkhead`]'s counts, from [`Bulkhead::metrics`].
+///
+/// Counters (`accepted`, `rejected_*`, `waited`) count since the bulkhead was built. Wait times
+/// are those of calls that went through the queue and left it admitted or timed out (a call
+/// cancelled while waiting is not counted).
+///
+/// ```
+/// use battlement_bulkhead::Bulkhead;
+/// use std::time::Duration;
+///
+/// let b = Bulkhead::builder("pool").max_concurrent(1).build().unwrap();
+/// let m = b.metrics();
+/// assert_eq!(m.rejected_full + m.rejected_timeout, 0);
+/// assert_eq!(m.wait_mean, Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkheadMetrics {
+    /// Calls holding a permit.
+    pub in_flight: usize,
+    /// Calls waiting in the queue.
+    pub queued: usize,
+    /// The concurrency limit.
+    pub max_concurrent: usize,
+    /// The queue bound.
+    pub max_queued: usize,
+    /// Calls admitted (at once or after waiting).
+    pub accepted: u64,
+    /// Calls rejected because the queue was full ([`BulkheadFull`]).
+    pub rejected_full: u64,
+    /// Calls rejected after waiting too long ([`BulkheadTimeout`]).
+    pub rejected_timeout: u64,
+    /// Calls that went through the queue (admitted or timed out).
+    pub waited: u64,
+    /// Their mean time in the queue.
+    pub wait_mean: Duration,
+    /// Their longest time in the queue.
+    pub wait_max: Duration,
+}
+
+impl BulkheadMetrics {
+    /// Every permit is taken.
+    pub fn is_saturated(&self) -> bool {
+        self.in_flight >= self.max_concurrent
+    }
+
+    /// Calls rejected, for either reason.
+    pub fn rejected(&self) -> u64 {
+        self.rejected_full + self.rejected_timeout
+    }
+}
+
+impl Observe for Bulkhead {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// State `saturated` (status `warn`) while every permit is taken or calls are waiting,
+    /// `available` (`pass`) otherwise.
+    fn snapshot(&self) -> Snapshot {
+        let m = self.metrics();
+        let busy = m.is_saturated() || m.queued > 0;
+        let (state, status) = if busy {
+            ("saturated", HealthStatus::Warn)
+        } else {
+            ("available", HealthStatus::Pass)
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut snap = Snapshot::new(self.name(), ComponentKind::Bulkhead, state, status)
+            .with_metric(Metric::new("in_flight", m.in_flight as f64, "calls"))
+            .with_metric(Metric::new("queued", m.queued as f64, "calls"))
+            .with_metric(Metric::new(
+                "max_concurrent",
+                m.max_concurrent as f64,
+                "calls",
+            ))
+            .with_metric(Metric::new("max_queued", m.max_queued as f64, "calls"))
+            .with_metric(Metric::new("accepted", m.accepted as f64, "calls"))
+            .with_metric(Metric::new(
+                "rejected_full",
+                m.rejected_full as f64,
+                "calls",
+            ))
+            .with_metric(Metric::new(
+                "rejected_timeout",
+                m.rejected_timeout as f64,
+                "calls",
+            ))
+            .with_metric(Metric::new("waited", m.waited as f64, "calls"))
+            .with_metric(Metric::new("wait_mean", ms(m.wait_mean), "ms"))
+            .with_metric(Metric::new("wait_max", ms(m.wait_max), "ms"));
+        if busy {
+            snap = snap.with_message(format!(
+                "bulkhead `{}` is saturated: {}/{} calls in flight, {}/{} queued",
+                self.name(),
+                m.in_flight,
+                m.max_concurrent,
+                m.queued,
+                m.max_queued
+            ));
+        }
+        snap
+    }
+}

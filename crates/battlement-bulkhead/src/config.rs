@@ -1,0 +1,144 @@
+//! The bulkhead's builder and its validation.
+
+use crate::bulkhead::{validate_max_concurrent, Bulkhead, COMPONENT};
+use battlement_core::{ConfigError, Registrar};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Builds a [`Bulkhead`], validating every setting.
+///
+/// Defaults: 25 concurrent calls, no queue (a call that finds no free permit is rejected at
+/// once), no wait limit, and, with every registry given, registered as a non-critical component
+/// (a saturated bulkhead reports `warn`, which degrades the aggregate without failing it).
+///
+/// ```
+/// use battlement_bulkhead::Bulkhead;
+/// use std::time::Duration;
+///
+/// let b = Bulkhead::builder("payments")
+///     .max_concurrent(10)
+///     .max_queued(20)
+///     .max_wait(Duration::from_millis(100))
+///     .build()
+///     .unwrap();
+/// assert_eq!(b.max_queued(), 20);
+///
+/// // Bad settings are refused when building, never at call time.
+/// let err = Bulkhead::builder("payments").max_concurrent(0).build().unwrap_err();
+/// assert_eq!(err.setting(), "max_concurrent");
+/// let err = Bulkhead::builder("payments").max_wait(Duration::from_millis(5)).build().unwrap_err();
+/// assert_eq!(err.setting(), "max_wait"); // a wait limit needs a queue
+/// ```
+#[must_use]
+pub struct BulkheadBuilder {
+    name: String,
+    max_concurrent: usize,
+    max_queued: usize,
+    max_wait: Option<Duration>,
+    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    critical: bool,
+}
+
+impl fmt::Debug for BulkheadBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BulkheadBuilder")
+            .field("name", &self.name)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_queued", &self.max_queued)
+            .field("max_wait", &self.max_wait)
+            .field("registries", &self.registries.len())
+            .field("critical", &self.critical)
+            .finish()
+    }
+}
+
+impl BulkheadBuilder {
+    pub(crate) fn new(name: impl Into<String>) -> Self {
+        BulkheadBuilder {
+            name: name.into(),
+            max_concurrent: 25,
+            max_queued: 0,
+            max_wait: None,
+            registries: Vec::new(),
+            critical: false,
+        }
+    }
+
+    /// How many calls may run at once (default 25; at least 1). Can be changed later with
+    /// [`Bulkhead::set_max_concurrent`].
+    pub fn max_concurrent(mut self, max: usize) -> Self {
+        self.max_concurrent = max;
+        self
+    }
+
+    /// How many calls may wait for a permit (default 0: reject at once when every permit is
+    /// taken). Waiting calls are admitted in arrival order.
+    pub fn max_queued(mut self, max: usize) -> Self {
+        self.max_queued = max;
+        self
+    }
+
+    /// How long a call may wait in the queue before it is rejected with
+    /// [`BulkheadTimeout`](crate::BulkheadTimeout) (default: no limit; the caller's own
+    /// timeout, or cancellation, ends the wait). Must be greater than zero and needs a queue.
+    pub fn max_wait(mut self, max: Duration) -> Self {
+        self.max_wait = Some(max);
+        self
+    }
+
+    /// Registers the bulkhead with a health registry when it is built.
+    pub fn registry<R>(mut self, registry: &R) -> Self
+    where
+        R: Registrar + Clone + Send + Sync + 'static,
+    {
+        self.registries.push(Box::new(registry.clone()));
+        self
+    }
+
+    /// Whether the bulkhead is a critical component for the registries it is given (default
+    /// `false`). A bulkhead's own status is at worst `warn` (saturated), so this only matters to
+    /// registries that treat critical components specially.
+    pub fn critical(mut self, critical: bool) -> Self {
+        self.critical = critical;
+        self
+    }
+
+    fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
+        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
+    }
+
+    /// Validates the settings and builds the bulkhead.
+    pub fn build(self) -> Result<Bulkhead, ConfigError> {
+        if self.name.is_empty() {
+            return Err(self.err("name", &self.name, "must not be empty"));
+        }
+        validate_max_concurrent(&self.name, self.max_concurrent)?;
+        if let Some(wait) = self.max_wait {
+            if wait.is_zero() {
+                return Err(self.err(
+                    "max_wait",
+                    wait,
+                    "must be greater than zero (use max_queued(0) to reject at once)",
+                ));
+            }
+            if self.max_queued == 0 {
+                return Err(self.err(
+                    "max_wait",
+                    wait,
+                    "has no effect without a queue: set max_queued too",
+                ));
+            }
+        }
+        let bulkhead = Bulkhead::from_parts(
+            Arc::from(self.name.as_str()),
+            self.max_concurrent,
+            self.max_queued,
+            self.max_wait,
+        );
+        for registry in &self.registries {
+            registry.register_component(Arc::new(bulkhead.clone()), self.critical);
+        }
+        Ok(bulkhead)
+    }
+}

@@ -1,0 +1,140 @@
+//! The bulkhead's response future.
+
+use crate::bulkhead::{Permit, WaitFuture};
+use battlement_core::BoxError;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tower_service::Service;
+
+pin_project! {
+    /// The future of a call through a [`BulkheadService`](crate::BulkheadService).
+    ///
+    /// Admitted: the inner future and the permit, no boxing. Queued: the wait for a permit (the
+    /// only boxed part), then the inner call. Rejected: fails at once.
+    ///
+    /// Dropping it releases everything it holds: its permit, or its place in the queue.
+    pub struct ResponseFuture<F, S, Req> {
+        #[pin]
+        kind: Kind<F, S, Req>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, S, Req> {
+        Admitted {
+            #[pin]
+            future: F,
+            permit: Option<Permit>,
+        },
+        Waiting {
+            wait: WaitFuture,
+            service: Option<S>,
+            request: Option<Req>,
+        },
+        Rejected {
+            error: Option<BoxError>,
+        },
+    }
+}
+
+impl<F, S, Req> ResponseFuture<F, S, Req> {
+    pub(crate) fn admitted(future: F, permit: Permit) -> Self {
+        ResponseFuture {
+            kind: Kind::Admitted {
+                future,
+                permit: Some(permit),
+            },
+        }
+    }
+
+    pub(crate) fn waiting(wait: WaitFuture, service: S, request: Req) -> Self {
+        ResponseFuture {
+            kind: Kind::Waiting {
+                wait,
+                service: Some(service),
+                request: Some(request),
+            },
+        }
+    }
+
+    pub(crate) fn rejected(error: BoxError) -> Self {
+        ResponseFuture {
+            kind: Kind::Rejected { error: Some(error) },
+        }
+    }
+
+    /// Whether the call is waiting in the bulkhead's queue.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.kind, Kind::Waiting { .. })
+    }
+
+    /// Whether the call was rejected (the inner service was not called).
+    pub fn is_rejected(&self) -> bool {
+        matches!(self.kind, Kind::Rejected { .. })
+    }
+}
+
+impl<F, S, Req, T, E> Future for ResponseFuture<F, S, Req>
+where
+    S: Service<Req, Future = F, Response = T, Error = E>,
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut kind = self.project().kind;
+        loop {
+            match kind.as_mut().project() {
+                KindProj::Admitted { future, permit } => {
+                    let output = ready!(future.poll(cx));
+                    // Released as soon as the call is done, not when the future is dropped.
+                    drop(permit.take());
+                    return Poll::Ready(output.map_err(Into::into));
+                }
+                KindProj::Waiting {
+                    wait,
+                    service,
+                    request,
+                } => {
+                    let permit = match ready!(wait.as_mut().poll(cx)) {
+                        Ok(permit) => permit,
+                        Err(error) => return Poll::Ready(Err(error)),
+                    };
+                    let (Some(mut service), Some(request)) = (service.take(), request.take())
+                    else {
+                        unreachable!("bulkhead ResponseFuture polled after completion");
+                    };
+                    let future = service.call(request);
+                    kind.set(Kind::Admitted {
+                        future,
+                        permit: Some(permit),
+                    });
+                }
+                KindProj::Rejected { error } => {
+                    return Poll::Ready(Err(error
+                        .take()
+                        .expect("bulkhead ResponseFuture polled after completion")));
+                }
+            }
+        }
+    }
+}
+
+impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.kind {
+            Kind::Admitted { .. } => "admitted",
+            Kind::Waiting { .. } => "waiting",
+            Kind::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

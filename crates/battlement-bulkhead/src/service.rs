@@ -1,0 +1,109 @@
+//! The bulkhead's `tower::Service`.
+
+use crate::bulkhead::Admission;
+use crate::future::ResponseFuture;
+use crate::Bulkhead;
+use battlement_core::BoxError;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// A service guarded by a [`Bulkhead`]; made by [`BulkheadLayer`](crate::BulkheadLayer).
+///
+/// # Where the permit is taken
+///
+/// `poll_ready` is the inner service's: the bulkhead never holds a permit for a service that is
+/// merely ready, so idle clones (axum clones the service per request; a `tower::buffer` worker
+/// readies its service before a request arrives) hold nothing. The permit is taken by `call`:
+///
+/// - a free permit: the inner service is called at once, and the permit travels in the response
+///   future. No lock, no allocation.
+/// - none free, queue not full: the request and the *ready* inner service move into the response
+///   future (a fresh clone takes their place here, to be readied by the next `poll_ready`), which
+///   waits its turn in FIFO order and calls the inner service once it holds a permit. The inner
+///   service is never called without a permit. This is why `S: Clone` is required; only this
+///   path clones it, and allocates one box for the wait.
+/// - queue full: the response future fails at once with
+///   [`BulkheadFull`](crate::BulkheadFull); the inner service is not called (and stays ready).
+///
+/// The permit is released when the inner future completes (with a response or an error) or when
+/// the response future is dropped, whichever comes first. A streaming response body is not
+/// covered: the permit is released once the inner service has produced the response.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use battlement_bulkhead::{Bulkhead, BulkheadFull, BulkheadService};
+/// use std::future::pending;
+/// use tower::{service_fn, Service, ServiceExt};
+///
+/// let b = Bulkhead::builder("one").max_concurrent(1).build().unwrap();
+/// let mut svc = BulkheadService::new(
+///     service_fn(|_: ()| pending::<Result<(), std::io::Error>>()),
+///     b.clone(),
+/// );
+/// let _first = svc.ready().await.unwrap().call(()); // holds the only permit
+/// let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+/// assert!(err.downcast_ref::<BulkheadFull>().is_some());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BulkheadService<S> {
+    inner: S,
+    bulkhead: Bulkhead,
+}
+
+impl<S> BulkheadService<S> {
+    /// Guards `inner` with `bulkhead`.
+    pub fn new(inner: S, bulkhead: Bulkhead) -> Self {
+        BulkheadService { inner, bulkhead }
+    }
+
+    /// The bulkhead.
+    pub fn bulkhead(&self) -> &Bulkhead {
+        &self.bulkhead
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req> Service<Req> for BulkheadService<S>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S, Req>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        match self.bulkhead.admit() {
+            Admission::Now(permit) => ResponseFuture::admitted(self.inner.call(req), permit),
+            Admission::Wait(wait) => {
+                // The ready service goes with the request; its clone is readied next time.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::waiting(wait, ready, req)
+            }
+            Admission::Rejected(error) => ResponseFuture::rejected(error),
+        }
+    }
+}

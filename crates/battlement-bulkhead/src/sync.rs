@@ -1,0 +1,82 @@
+//! Atomics and locks, swapped for loom's under `--cfg loom` so the permit accounting (release,
+//! shrink debt, resize) can be model checked.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::Mutex;
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Mutex;
+
+/// tokio's `Semaphore`, through the operations the bulkhead uses.
+///
+/// tokio is not instrumented by loom when built as a dependency, so loom could neither interleave
+/// its operations with the bulkhead's atomics nor see that two of them conflict. Under loom each
+/// operation first touches a shadow atomic: a scheduling point, and a conflict with every other
+/// semaphore operation, which makes each one an indivisible step of the model. Without loom the
+/// wrapper is free.
+pub(crate) struct Semaphore {
+    inner: tokio::sync::Semaphore,
+    #[cfg(loom)]
+    shadow: AtomicUsize,
+}
+
+impl Semaphore {
+    pub(crate) const MAX_PERMITS: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
+    pub(crate) fn new(permits: usize) -> Self {
+        Semaphore {
+            inner: tokio::sync::Semaphore::new(permits),
+            #[cfg(loom)]
+            shadow: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline(always)]
+    fn step(&self) {
+        #[cfg(loom)]
+        self.shadow.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes a free permit, if there is one and no call is waiting (tokio's semaphore is fair).
+    #[inline]
+    pub(crate) fn try_acquire(&self) -> bool {
+        self.step();
+        match self.inner.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits for a permit in FIFO order; `false` if the semaphore is closed (never, here).
+    /// Not modelled under loom.
+    pub(crate) async fn acquire(&self) -> bool {
+        self.inner
+            .acquire()
+            .await
+            .map(tokio::sync::SemaphorePermit::forget)
+            .is_ok()
+    }
+
+    #[inline]
+    pub(crate) fn add_permits(&self, n: usize) {
+        self.step();
+        self.inner.add_permits(n);
+    }
+
+    pub(crate) fn forget_permits(&self, n: usize) -> usize {
+        self.step();
+        self.inner.forget_permits(n)
+    }
+
+    pub(crate) fn available_permits(&self) -> usize {
+        self.step();
+        self.inner.available_permits()
+    }
+}
