@@ -82,6 +82,9 @@ impl BulkheadBuilder {
     /// How long a call may wait in the queue before it is rejected with
     /// [`BulkheadTimeout`](crate::BulkheadTimeout) (default: no limit; the caller's own
     /// timeout, or cancellation, ends the wait). Must be greater than zero and needs a queue.
+    ///
+    /// The wait's timer starts when the call is queued, inside `call`, which must then run within
+    /// a tokio runtime with time enabled (as for `tower::timeout::Timeout`).
     pub fn max_wait(mut self, max: Duration) -> Self {
         self.max_wait = Some(max);
         self
