@@ -256,9 +256,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Method;
     use battlement_core::error::{BoxError, BreakerOpen};
     use battlement_core::{FailureKind, Outcome};
+    use http::Method;
 
     fn res(code: u16, retry_after: Option<&'static str>) -> Response<()> {
         let mut b = Response::builder().status(code);
