@@ -155,7 +155,30 @@ fn internal_error<B: From<String>>(err: BoxError) -> Response<B> {
     res
 }
 
-type Fallback<B> = Arc<dyn Fn(BoxError) -> Response<B> + Send + Sync>;
+/// What answers errors that are not battlement's: the default is a plain function, so cloning it
+/// into every call's future touches no shared reference count.
+enum Fallback<B> {
+    Default,
+    Custom(Arc<dyn Fn(BoxError) -> Response<B> + Send + Sync>),
+}
+
+impl<B> Clone for Fallback<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Fallback::Default => Fallback::Default,
+            Fallback::Custom(f) => Fallback::Custom(f.clone()),
+        }
+    }
+}
+
+impl<B: From<String>> Fallback<B> {
+    fn answer(&self, err: BoxError) -> Response<B> {
+        match self {
+            Fallback::Default => internal_error(err),
+            Fallback::Custom(f) => f(err),
+        }
+    }
+}
 
 /// A layer that answers battlement's errors with HTTP responses and passes every other error to
 /// a function, making the stack infallible (`Error = Infallible`), as axum routes require.
@@ -209,7 +232,7 @@ impl<B: From<String> + 'static> HttpErrorLayer<B> {
     pub fn new() -> Self {
         HttpErrorLayer {
             mapping: ErrorMapping::new(),
-            other: Arc::new(internal_error),
+            other: Fallback::Default,
         }
     }
 }
@@ -226,7 +249,7 @@ impl<B> HttpErrorLayer<B> {
     where
         F: Fn(BoxError) -> Response<B> + Send + Sync + 'static,
     {
-        self.other = Arc::new(f);
+        self.other = Fallback::Custom(Arc::new(f));
         self
     }
 }
@@ -323,7 +346,7 @@ where
                 let layer = this.layer.take().expect("polled after completion");
                 Poll::Ready(Ok(match layer.mapping.response(&*err) {
                     Some(res) => res,
-                    None => (layer.other)(err),
+                    None => layer.other.answer(err),
                 }))
             }
         }
