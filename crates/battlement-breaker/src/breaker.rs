@@ -13,7 +13,7 @@ use battlement_core::{
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -35,12 +35,11 @@ use tokio::time::Instant;
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
-    pub(crate) shards: Arc<[Arc<CachePadded<Shard>>]>,
+    shards: Arc<[Arc<CachePadded<Shard>>]>,
 }
 
-/// What a service and a call's future hold: a cache-line-padded reference to the shared state,
-/// one per core, so cloning and dropping it per call touches a reference count no other core is
-/// writing.
+/// What a call's future holds: its own cache-line-padded reference to the shared state, so
+/// cloning and dropping it per call touches a reference count no other core is writing.
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub(crate) shared: Arc<Shared>,
@@ -64,9 +63,6 @@ pub(crate) struct Shared {
     origin: Instant,
     hot: HotClock,
     events: broadcast::Sender<BreakerEvent>,
-    /// Every shard, weakly (the handles hold them strongly): lets a service clone pick the
-    /// cloning thread's shard without touching a reference count other threads write.
-    siblings: OnceLock<Box<[Weak<CachePadded<Shard>>]>>,
 }
 
 /// A call the breaker let through.
@@ -128,7 +124,6 @@ impl CircuitBreaker {
             origin: Instant::now(),
             hot: HotClock::new(),
             events,
-            siblings: OnceLock::new(),
         });
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -142,10 +137,7 @@ impl CircuitBreaker {
                     index,
                 }))
             })
-            .collect::<Arc<[_]>>();
-        let _ = shared
-            .siblings
-            .set(shards.iter().map(Arc::downgrade).collect());
+            .collect();
         CircuitBreaker { shards }
     }
 
@@ -217,36 +209,6 @@ impl CircuitBreaker {
     /// Counts, rates and latencies as plain data.
     pub fn metrics(&self) -> BreakerMetrics {
         self.shared().metrics()
-    }
-}
-
-/// The calling thread's shard, reached from any shard (a service or future clone made on this
-/// thread then writes only this thread's cache lines).
-#[inline]
-pub(crate) fn local_shard(this: &Arc<CachePadded<Shard>>) -> Arc<CachePadded<Shard>> {
-    if let Some(siblings) = this.shared.siblings.get() {
-        let i = thread_index() & (siblings.len() - 1);
-        if i != this.index {
-            if let Some(shard) = siblings[i].upgrade() {
-                return shard;
-            }
-        }
-    }
-    this.clone()
-}
-
-impl CircuitBreaker {
-    /// A handle to the breaker a shard belongs to (every shard still alive; a dropped one is
-    /// replaced by `this`, which behaves the same).
-    pub(crate) fn from_shard(this: &Arc<CachePadded<Shard>>) -> CircuitBreaker {
-        let shards = match this.shared.siblings.get() {
-            Some(siblings) => siblings
-                .iter()
-                .map(|w| w.upgrade().unwrap_or_else(|| this.clone()))
-                .collect(),
-            None => Arc::from([this.clone()]),
-        };
-        CircuitBreaker { shards }
     }
 }
 

@@ -58,8 +58,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreakerService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        // Only the calling thread's shard is cloned: axum may call this once per request.
-        CircuitBreakerService::from_handle(inner, &self.breaker, self.classifier.clone())
+        CircuitBreakerService::new(inner, self.breaker.clone(), self.classifier.clone())
     }
 }
 

@@ -1,11 +1,8 @@
 //! The breaker's `tower::Service`.
 
-use crate::breaker::{local_shard, Shard};
 use crate::future::ResponseFuture;
 use crate::CircuitBreaker;
 use battlement_core::{BoxError, Classify};
-use crossbeam_utils::CachePadded;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -35,43 +32,26 @@ use tower_service::Service;
 /// assert!(err.downcast_ref::<BreakerOpen>().is_some());
 /// # }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CircuitBreakerService<S, C> {
     inner: S,
-    pub(crate) shard: Arc<CachePadded<Shard>>,
+    breaker: CircuitBreaker,
     classifier: C,
-}
-
-/// A clone takes the cloning thread's shard of the breaker, not the original's: tower's retry
-/// and axum's routes clone the service for every request, and a shared reference count written
-/// by every request on every core is the contention the breaker is built to avoid.
-impl<S: Clone, C: Clone> Clone for CircuitBreakerService<S, C> {
-    fn clone(&self) -> Self {
-        CircuitBreakerService {
-            inner: self.inner.clone(),
-            shard: local_shard(&self.shard),
-            classifier: self.classifier.clone(),
-        }
-    }
 }
 
 impl<S, C> CircuitBreakerService<S, C> {
     /// Guards `inner` with `breaker`, classifying outcomes with `classifier`.
     pub fn new(inner: S, breaker: CircuitBreaker, classifier: C) -> Self {
-        Self::from_handle(inner, &breaker, classifier)
-    }
-
-    pub(crate) fn from_handle(inner: S, breaker: &CircuitBreaker, classifier: C) -> Self {
         CircuitBreakerService {
             inner,
-            shard: breaker.shard(),
+            breaker,
             classifier,
         }
     }
 
-    /// A handle to the breaker.
-    pub fn breaker(&self) -> CircuitBreaker {
-        CircuitBreaker::from_shard(&self.shard)
+    /// The breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
     }
 
     /// The inner service.
@@ -107,7 +87,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let shard = local_shard(&self.shard);
+        let shard = self.breaker.shard();
         match shard.shared.admit() {
             Ok(admission) => {
                 let future = self.inner.call(req);

@@ -11,53 +11,17 @@ pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
 
-/// The stripe a thread records into, fixed at the thread's first use: the stripe with the fewest
-/// live threads (a thread's exit gives its place back), so the workers of a runtime land on
-/// different stripes instead of colliding by the luck of a round-robin count.
+/// The stripe a thread records into: threads are numbered round-robin on first use, so on a
+/// multi-thread runtime each worker writes its own cache lines.
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn thread_stripe() -> usize {
-    STRIPE.with(|s| s.0)
-}
-
-#[cfg(not(loom))]
-const TRACKED: usize = 64;
-
-#[cfg(not(loom))]
-static LIVE: [std::sync::atomic::AtomicUsize; TRACKED] =
-    [const { std::sync::atomic::AtomicUsize::new(0) }; TRACKED];
-
-#[cfg(not(loom))]
-struct StripeSlot(usize);
-
-#[cfg(not(loom))]
-impl StripeSlot {
-    fn take() -> StripeSlot {
-        use std::sync::atomic::Ordering::Relaxed;
-        let stripes = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, TRACKED)
-            .next_power_of_two()
-            .min(TRACKED);
-        let best = (0..stripes)
-            .min_by_key(|&i| LIVE[i].load(Relaxed))
-            .unwrap_or(0);
-        LIVE[best].fetch_add(1, Relaxed);
-        StripeSlot(best)
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-#[cfg(not(loom))]
-impl Drop for StripeSlot {
-    fn drop(&mut self) {
-        LIVE[self.0].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-#[cfg(not(loom))]
-thread_local! {
-    static STRIPE: StripeSlot = StripeSlot::take();
+    STRIPE.with(|s| *s)
 }
 
 #[cfg(loom)]

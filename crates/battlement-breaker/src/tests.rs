@@ -673,28 +673,3 @@ async fn rejections_from_layers_below_count_as_nothing_unless_asked() {
     }
     assert_eq!(b.state(), State::Open);
 }
-
-#[test]
-fn service_clones_take_the_cloning_threads_shard() {
-    let b = count_breaker(4, 4).build().unwrap();
-    let up = Upstream::new();
-    let svc = CircuitBreakerService::new(up.service(), b.clone(), classifier());
-    let shards = b.shards.len();
-    for _ in 0..2 * shards {
-        let svc = svc.clone();
-        let b = b.clone();
-        std::thread::spawn(move || {
-            let local = crate::sync::thread_stripe() & (shards - 1);
-            let clone = svc.clone();
-            assert_eq!(clone.shard.index, local);
-            assert!(std::sync::Arc::ptr_eq(&clone.shard, &b.shards[local]));
-            // The handle read back from a service is the same breaker.
-            assert_eq!(clone.breaker().name(), "test");
-            b.force_open("x");
-            assert_eq!(clone.breaker().state(), State::ForcedOpen);
-            b.reset();
-        })
-        .join()
-        .unwrap();
-    }
-}
