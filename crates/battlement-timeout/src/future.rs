@@ -12,12 +12,19 @@ use tokio::time::Sleep;
 pin_project! {
     /// The future of a call through a [`TimeoutService`](crate::TimeoutService): the inner
     /// future raced against a timer, no boxing. Dropping it drops both.
+    ///
+    /// The timer is armed lazily: the first poll polls the inner future, and only when it is
+    /// still pending does the timer start, `limit` from that first poll. A call that completes
+    /// on its first poll (a cache hit, a handler that answers at once) reads no clock and
+    /// touches no timer. The limit therefore runs from the first poll, not from `call`; a
+    /// response future is polled as soon as it is awaited, so the two are the same instant in
+    /// practice.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
         limit: Duration,
         name: &'static str,
     }
@@ -27,7 +34,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, limit: Duration, name: &'static str) -> Self {
         ResponseFuture {
             inner,
-            sleep: tokio::time::sleep(limit),
+            sleep: None,
             limit,
             name,
         }
@@ -43,19 +50,25 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        match this.sleep.poll(cx) {
-            Poll::Ready(()) => {
-                tracing::debug!(timeout = this.name, limit = ?this.limit, "call timed out");
-                Poll::Ready(Err(Box::new(Elapsed::new(
-                    (*this.name).into(),
-                    *this.limit,
-                ))))
-            }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep(*this.limit)));
+        }
+        let sleep = this.sleep.as_pin_mut().expect("armed above");
+        match sleep.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(elapsed(this.name, *this.limit))),
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// The error for a call that ran out of time (out of line: the cold path).
+#[cold]
+#[inline(never)]
+fn elapsed(name: &'static str, limit: Duration) -> BoxError {
+    tracing::debug!(timeout = name, ?limit, "call timed out");
+    Box::new(Elapsed::new(name.into(), limit))
 }

@@ -62,6 +62,32 @@ async fn default_limit_applies_and_drops_the_inner_future() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_limit_runs_from_the_first_poll_and_only_pending_calls_arm_a_timer() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut svc = TimeoutLayer::new(Duration::from_millis(100)).layer(sleeper(dropped));
+
+    // A call that is ready on its first poll succeeds however late that poll comes.
+    let fut = svc.ready().await.unwrap().call(Duration::ZERO);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(fut.await.unwrap(), Duration::ZERO);
+
+    // A call polled late gets its whole limit from that first poll: it answers after 90 ms
+    // (within the limit counted from the poll, though not from `call`).
+    let fut = svc.ready().await.unwrap().call(Duration::from_millis(90));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let start = Instant::now();
+    assert_eq!(fut.await.unwrap(), Duration::from_millis(90));
+    assert_eq!(start.elapsed(), Duration::from_millis(90));
+
+    // And one that needs longer fails exactly `limit` after its first poll.
+    let fut = svc.ready().await.unwrap().call(Duration::from_secs(5));
+    let start = Instant::now();
+    let err = fut.await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(elapsed(&err).limit(), Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
 async fn inner_errors_pass_through_unchanged() {
     let svc = TimeoutLayer::new(Duration::from_secs(1)).layer(service_fn(|_: ()| async {
         Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
