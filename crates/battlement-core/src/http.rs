@@ -118,6 +118,11 @@ impl fmt::Debug for StatusSet {
 /// The failing and ignored status sets are configurable; a status in the ignored set counts as
 /// neither success nor failure.
 ///
+/// A breaker or health probe keeps a copy of its classifier in every call's response future, so
+/// the classifier is one pointer wide: its two status sets (256 bytes) are interned, stored once
+/// per distinct configuration for the life of the process (a handful in any real program), and
+/// copying the classifier costs nothing.
+///
 /// ```
 /// use battlement_core::{Classify, FailureKind, HttpClassifier, Outcome, error::BoxError};
 /// use http::Response;
@@ -129,11 +134,63 @@ impl fmt::Debug for StatusSet {
 /// assert_eq!(classify(429), Outcome::Failure(FailureKind::RateLimited));
 /// assert_eq!(classify(404), Outcome::Ignored);
 /// assert_eq!(classify(200), Outcome::Success);
+/// assert_eq!(std::mem::size_of::<HttpClassifier>(), std::mem::size_of::<usize>());
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct HttpClassifier {
+    sets: &'static StatusSets,
+}
+
+/// The failing and ignored statuses of an [`HttpClassifier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatusSets {
     failures: StatusSet,
     ignored: StatusSet,
+}
+
+/// 5xx and 429 fail; nothing is ignored.
+static DEFAULT_SETS: StatusSets = StatusSets {
+    failures: default_failures(),
+    ignored: StatusSet::empty(),
+};
+
+const fn default_failures() -> StatusSet {
+    let mut bits = [0u64; 16];
+    let mut code = 500u16;
+    while code <= 599 {
+        bits[(code / 64) as usize] |= 1u64 << (code % 64);
+        code += 1;
+    }
+    bits[(429 / 64) as usize] |= 1u64 << (429 % 64);
+    StatusSet { bits }
+}
+
+impl StatusSets {
+    /// The `'static` copy of these sets: the one stored already, or a new one stored now (for
+    /// good; configurations are few, and each distinct one is stored once).
+    fn intern(self) -> &'static StatusSets {
+        use std::sync::Mutex;
+        static STORED: Mutex<Vec<&'static StatusSets>> = Mutex::new(Vec::new());
+        if self == DEFAULT_SETS {
+            return &DEFAULT_SETS;
+        }
+        let mut stored = STORED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = stored.iter().find(|s| ***s == self) {
+            return found;
+        }
+        let leaked: &'static StatusSets = Box::leak(Box::new(self));
+        stored.push(leaked);
+        leaked
+    }
+}
+
+impl fmt::Debug for HttpClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClassifier")
+            .field("failures", &self.sets.failures)
+            .field("ignored", &self.sets.ignored)
+            .finish()
+    }
 }
 
 impl Default for HttpClassifier {
@@ -145,48 +202,58 @@ impl Default for HttpClassifier {
 impl HttpClassifier {
     /// 5xx and 429 fail; nothing is ignored.
     pub fn new() -> Self {
-        let mut failures = StatusSet::empty();
-        for code in 500..=599 {
-            failures.insert_unchecked(code);
-        }
-        failures.insert_unchecked(429);
         HttpClassifier {
-            failures,
-            ignored: StatusSet::empty(),
+            sets: &DEFAULT_SETS,
+        }
+    }
+
+    fn with_sets(self, f: impl FnOnce(&mut StatusSets)) -> Self {
+        let mut sets = *self.sets;
+        f(&mut sets);
+        HttpClassifier {
+            sets: sets.intern(),
         }
     }
 
     /// Replaces the set of failing statuses.
-    pub fn failure_statuses(mut self, set: StatusSet) -> Self {
-        self.failures = set;
-        self
+    pub fn failure_statuses(self, set: StatusSet) -> Self {
+        self.with_sets(|s| s.failures = set)
     }
 
     /// Replaces the set of ignored statuses (they win over failing ones).
-    pub fn ignored_statuses(mut self, set: StatusSet) -> Self {
-        self.ignored = set;
-        self
+    pub fn ignored_statuses(self, set: StatusSet) -> Self {
+        self.with_sets(|s| s.ignored = set)
     }
 
     /// Adds one failing status.
-    pub fn fail(mut self, code: u16) -> Result<Self, ConfigError> {
-        self.failures = self.failures.with(code)?;
-        Ok(self)
+    pub fn fail(self, code: u16) -> Result<Self, ConfigError> {
+        let failures = self.sets.failures.with(code)?;
+        Ok(self.with_sets(|s| s.failures = failures))
     }
 
     /// Adds one ignored status.
-    pub fn ignore(mut self, code: u16) -> Result<Self, ConfigError> {
-        self.ignored = self.ignored.with(code)?;
-        Ok(self)
+    pub fn ignore(self, code: u16) -> Result<Self, ConfigError> {
+        let ignored = self.sets.ignored.with(code)?;
+        Ok(self.with_sets(|s| s.ignored = ignored))
+    }
+
+    /// The failing statuses.
+    pub fn failures(&self) -> StatusSet {
+        self.sets.failures
+    }
+
+    /// The ignored statuses.
+    pub fn ignored(&self) -> StatusSet {
+        self.sets.ignored
     }
 
     /// Classifies a bare status code.
     #[inline]
     pub fn classify_status(&self, status: http::StatusCode) -> Outcome {
         let code = status.as_u16();
-        if self.ignored.contains(code) {
+        if self.sets.ignored.contains(code) {
             Outcome::Ignored
-        } else if self.failures.contains(code) {
+        } else if self.sets.failures.contains(code) {
             Outcome::Failure(status_failure_kind(code))
         } else {
             Outcome::Success
@@ -277,6 +344,21 @@ mod tests {
         assert!(StatusSet::empty().with(1000).is_err());
         let s = StatusSet::of([200, 999]).unwrap().without(200);
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![999]);
+    }
+
+    #[test]
+    fn equal_configurations_share_one_stored_copy() {
+        let a = HttpClassifier::new().ignore(404).unwrap();
+        let b = HttpClassifier::new().ignore(404).unwrap();
+        assert!(std::ptr::eq(a.sets, b.sets));
+        assert!(std::ptr::eq(
+            HttpClassifier::new().sets,
+            HttpClassifier::new().fail(500).unwrap().sets
+        ));
+        let c = a.ignored_statuses(StatusSet::empty());
+        assert!(std::ptr::eq(c.sets, HttpClassifier::new().sets));
+        assert_eq!(a.ignored().iter().collect::<Vec<_>>(), vec![404]);
+        assert!(a.failures().contains(503) && a.failures().contains(429));
     }
 
     #[test]
