@@ -12,8 +12,10 @@ use tower_service::Service;
 pin_project! {
     /// The future of a call through a [`BulkheadService`](crate::BulkheadService).
     ///
-    /// Admitted: the inner future and the permit, no boxing. Queued: the wait for a permit (the
-    /// only boxed part), then the inner call. Rejected: fails at once.
+    /// Admitted: the inner future and the permit, no boxing. Queued: the wait for a permit and
+    /// the ready service with the request, both boxed (so the future is no larger than the
+    /// inner future and a permit, however large the request), then the inner call. Rejected:
+    /// fails at once.
     ///
     /// Dropping it releases everything it holds: its permit, or its place in the queue.
     pub struct ResponseFuture<F, S, Req> {
@@ -32,8 +34,7 @@ pin_project! {
         },
         Waiting {
             wait: WaitFuture,
-            service: Option<S>,
-            request: Option<Req>,
+            queued: Option<Box<(S, Req)>>,
         },
         Rejected {
             error: Option<BoxError>,
@@ -55,8 +56,7 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
         ResponseFuture {
             kind: Kind::Waiting {
                 wait,
-                service: Some(service),
-                request: Some(request),
+                queued: Some(Box::new((service, request))),
             },
         }
     }
@@ -97,19 +97,15 @@ where
                     drop(permit.take());
                     return Poll::Ready(output.map_err(Into::into));
                 }
-                KindProj::Waiting {
-                    wait,
-                    service,
-                    request,
-                } => {
+                KindProj::Waiting { wait, queued } => {
                     let permit = match ready!(wait.as_mut().poll(cx)) {
                         Ok(permit) => permit,
                         Err(error) => return Poll::Ready(Err(error)),
                     };
-                    let (Some(mut service), Some(request)) = (service.take(), request.take())
-                    else {
+                    let Some(queued) = queued.take() else {
                         unreachable!("bulkhead ResponseFuture polled after completion");
                     };
+                    let (mut service, request) = *queued;
                     let future = service.call(request);
                     kind.set(Kind::Admitted {
                         future,

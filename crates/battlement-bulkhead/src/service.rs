@@ -21,7 +21,8 @@ use tower_service::Service;
 ///   future (a fresh clone takes their place here, to be readied by the next `poll_ready`), which
 ///   waits its turn in FIFO order and calls the inner service once it holds a permit. The inner
 ///   service is never called without a permit. This is why `S: Clone` is required; only this
-///   path clones it, and allocates one box for the wait.
+///   path clones it, and allocates two boxes (the wait, and the service with the request, so
+///   that the response future stays as small as the inner one whatever the request's size).
 /// - queue full: the response future fails at once with
 ///   [`BulkheadFull`](crate::BulkheadFull); the inner service is not called (and stays ready).
 ///
