@@ -26,6 +26,9 @@
 //!   per-request cost shows in requests/s. With 2 server workers (`BATTLEMENT_E2E_WORKERS=2`) the
 //!   three threads share two cores, the client becomes a co-bottleneck and requests/s both
 //!   understates server-side costs and swings by ±10 % from round to round.
+//! - Pinning: with one server worker, the server process is pinned to CPU 0 and the load
+//!   generator to CPU 1 (with `taskset`, when present; `BATTLEMENT_E2E_PIN=0` turns it off, and
+//!   it is off with more workers), so the scheduler does not move them around between rounds.
 //! - The second figure is the server process's CPU time (all threads, from
 //!   `/proc/self/task/*/schedstat`) per response: the most direct measure of what the stack adds,
 //!   and less disturbed by other load on the machine.
@@ -134,6 +137,8 @@ fn main() {
         );
         return;
     }
+    let pinned = pin_to_cpu(0);
+    PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, millis) = if quick { (2, 1500) } else { (6, 3000) };
     let duration = Duration::from_millis(millis);
@@ -170,6 +175,15 @@ fn main() {
         "## End to end: axum hello-world over loopback ({rounds} rounds of {:.1} s per server{})",
         duration.as_secs_f64(),
         if aa { ", A/A: every server bare" } else { "" }
+    );
+    println!();
+    println!(
+        "{}",
+        if pinned {
+            "Server pinned to CPU 0, load generator to CPU 1 (taskset)."
+        } else {
+            "Not pinned to CPUs (taskset missing, fewer than 2 CPUs, or BATTLEMENT_E2E_PIN=0)."
+        }
     );
     println!();
     println!("| server | requests/s | vs bare | server CPU per request | vs bare |");
@@ -305,9 +319,43 @@ struct Load {
     all: u64,
 }
 
-/// Runs the load generator in a child process against `addr`.
+/// Pins this process (its main thread, and so every thread it starts later) to `cpu` with
+/// `taskset`, when there are at least two CPUs and `BATTLEMENT_E2E_PIN` is not `0`; the load
+/// generator then runs on the next CPU. With the server's worker and the load generator each on
+/// a core of its own, the scheduler no longer moves them around, which is most of the noise
+/// from round to round. Returns whether it pinned.
+fn pin_to_cpu(cpu: usize) -> bool {
+    if std::env::var("BATTLEMENT_E2E_PIN").is_ok_and(|v| v == "0")
+        || std::env::var("BATTLEMENT_E2E_WORKERS").is_ok_and(|v| v != "1")
+        || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
+    {
+        return false;
+    }
+    Command::new("taskset")
+        .args(["-cp", &cpu.to_string(), &std::process::id().to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether this process runs pinned (set once by `main`, see [`pin_to_cpu`]).
+static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn is_pinned() -> bool {
+    PINNED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs the load generator in a child process against `addr` (on CPU 1 when the server is
+/// pinned to CPU 0).
 fn run_child(addr: SocketAddr, duration: Duration) -> Load {
-    let out = Command::new(std::env::current_exe().expect("current exe"))
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = if is_pinned() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg("1").arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    let out = cmd
         .env(TARGET_ENV, addr.to_string())
         .env(SECS_ENV, duration.as_millis().to_string())
         .output()

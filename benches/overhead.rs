@@ -21,7 +21,12 @@
 //!   a `service_fn`. It has only a count window (a lock-free ring of 100 outcomes; no minimum-calls
 //!   setting, it judges once the ring is full) and no slow-call detection: count row only.
 //! - tower's `ConcurrencyLimit` and `Timeout` are the reference for the bulkhead and timeout
-//!   (target: ours ≤ 1.1× theirs); tower's `Retry` runs a trivial policy (retry an error up to
+//!   (target: ours ≤ 1.1× theirs). Battlement's timeout arms its timer only when the inner call
+//!   is still pending after its first poll (tower's creates one in every `call`), so the
+//!   `timeout` row, whose inner call is ready at once, measures a call that needs no timer; the
+//!   `timeout_armed` row uses an inner call that is pending once (it wakes itself), so every
+//!   timeout there arms and drops a timer, and its "over bare" is taken from the `pending-once`
+//!   baseline; tower's `Retry` runs a trivial policy (retry an error up to
 //!   twice, no backoff, no budget).
 //!
 //! Run: `cargo bench -p battlement --bench overhead` (criterion's flags apply: `-- --quick`,
@@ -132,6 +137,16 @@ fn timeouts(c: &mut Criterion, rt: &Runtime) {
 
     let svc = common::tr_timeout().layer(common::bare());
     bench(c, rt, "timeout", "tower-resilience", svc);
+
+    // The same with an inner call that is pending once, so every timeout arms its timer.
+    let svc = battlement_timeout::TimeoutLayer::new(TIMEOUT).layer(common::pending_once());
+    bench(c, rt, "timeout_armed", "battlement", svc);
+
+    let svc = tower::timeout::TimeoutLayer::new(TIMEOUT).layer(common::pending_once());
+    bench(c, rt, "timeout_armed", "tower", svc);
+
+    let svc = common::tr_timeout().layer(common::pending_once());
+    bench(c, rt, "timeout_armed", "tower-resilience", svc);
 }
 
 fn retries(c: &mut Criterion, rt: &Runtime) {
@@ -170,6 +185,9 @@ struct Row {
     group: &'static str,
     label: &'static str,
     peers: &'static [&'static str],
+    /// The `baseline` row its "over bare" is taken from: `bare`, or `pending-once` for rows
+    /// whose inner call is pending once.
+    base: &'static str,
 }
 
 const ROWS: &[Row] = &[
@@ -177,36 +195,49 @@ const ROWS: &[Row] = &[
         group: "breaker_count",
         label: "breaker, closed, count window",
         peers: &["tower-resilience", "failsafe", "recloser"],
+        base: "bare",
     },
     Row {
         group: "breaker_time",
         label: "breaker, closed, time window",
         peers: &["tower-resilience", "failsafe"],
+        base: "bare",
     },
     Row {
         group: "breaker_slow",
         label: "breaker, closed, slow-call on",
         peers: &["tower-resilience"],
+        base: "bare",
     },
     Row {
         group: "bulkhead",
         label: "bulkhead, permit free",
         peers: &["tower", "tower-resilience"],
+        base: "bare",
     },
     Row {
         group: "timeout",
         label: "timeout",
         peers: &["tower", "tower-resilience"],
+        base: "bare",
+    },
+    Row {
+        group: "timeout_armed",
+        label: "timeout, inner pending once (timer armed)",
+        peers: &["tower", "tower-resilience"],
+        base: "pending-once",
     },
     Row {
         group: "retry",
         label: "retry, first attempt ok",
         peers: &["tower", "tower-resilience"],
+        base: "bare",
     },
     Row {
         group: "stack",
         label: "full stack (retry+budget→breaker→bulkhead→timeout)",
         peers: &["tower-resilience"],
+        base: "bare",
     },
 ];
 
@@ -257,23 +288,29 @@ fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
 fn print_table() {
     let results = load_results();
     let bare = read_ns(&results, "baseline", "bare");
+    let pending = read_ns(&results, "baseline", "pending-once");
     println!();
     println!("## Overhead per call (median ns; criterion, current-thread runtime)");
     println!();
-    println!("baseline (bare service_fn): {} ns", fmt_ns(bare));
+    println!(
+        "baseline (bare service_fn): {} ns; baseline for the armed-timer row (inner pending once): {} ns",
+        fmt_ns(bare),
+        fmt_ns(pending)
+    );
     println!();
     println!(
         "| layer | ours ns | ours over bare | best peer | peer ns | peer over bare | ours/peer | ours/baseline |"
     );
     println!("|---|---:|---:|---|---:|---:|---:|---:|");
     for row in ROWS {
+        let base = read_ns(&results, "baseline", row.base);
         let ours = read_ns(&results, row.group, "battlement");
         let best = row
             .peers
             .iter()
             .filter_map(|p| read_ns(&results, row.group, p).map(|ns| (*p, ns)))
             .min_by(|a, b| a.1.total_cmp(&b.1));
-        let over = |v: Option<f64>| match (v, bare) {
+        let over = |v: Option<f64>| match (v, base) {
             (Some(v), Some(b)) => format!("{:+.1}", v - b),
             _ => "-".to_owned(),
         };
@@ -286,7 +323,7 @@ fn print_table() {
             fmt_ns(best.map(|b| b.1)),
             over(best.map(|b| b.1)),
             fmt_ratio(ours, best.map(|b| b.1)),
-            fmt_ratio(ours, bare),
+            fmt_ratio(ours, base),
         );
     }
     println!();
@@ -295,9 +332,10 @@ fn print_table() {
     println!("| layer | implementation | ns | over bare |");
     println!("|---|---|---:|---:|");
     for row in ROWS {
+        let base = read_ns(&results, "baseline", row.base);
         for id in std::iter::once(&"battlement").chain(row.peers.iter()) {
             if let Some(ns) = read_ns(&results, row.group, id) {
-                let over = bare.map_or_else(|| "-".to_owned(), |b| format!("{:+.1}", ns - b));
+                let over = base.map_or_else(|| "-".to_owned(), |b| format!("{:+.1}", ns - b));
                 println!("| {} | {} | {:.1} | {} |", row.label, id, ns, over);
             }
         }
@@ -328,7 +366,7 @@ fn print_targets(results: &BTreeMap<(String, String), f64>, bare: Option<f64>) {
             verdict(ours - b <= 40.0)
         );
     }
-    for group in ["bulkhead", "timeout"] {
+    for group in ["bulkhead", "timeout", "timeout_armed"] {
         if let (Some(ours), Some(tower)) = (get(group, "battlement"), get(group, "tower")) {
             println!(
                 "- {group} <= 1.1x tower's: {:.2}x -> {}",
@@ -356,6 +394,13 @@ fn main() {
         .expect("runtime");
 
     bench(&mut c, &rt, "baseline", "bare", common::bare());
+    bench(
+        &mut c,
+        &rt,
+        "baseline",
+        "pending-once",
+        common::pending_once(),
+    );
     breakers(&mut c, &rt);
     bulkheads(&mut c, &rt);
     timeouts(&mut c, &rt);

@@ -48,6 +48,37 @@ pub(crate) fn bare(
     tower::service_fn(|_: ()| ready(Ok::<_, Infallible>(())))
 }
 
+/// An inner service whose response future is pending on its first poll (it wakes itself at
+/// once) and ready on the second: a call that does not finish on the spot, so a timeout layer
+/// must arm its timer.
+pub(crate) fn pending_once(
+) -> impl Service<(), Response = (), Error = Infallible, Future = YieldOnce>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    tower::service_fn(|_: ()| YieldOnce(false))
+}
+
+/// The future of [`pending_once`].
+pub(crate) struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = Result<(), Infallible>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if self.0 {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// Which breaker configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Window {
