@@ -18,42 +18,42 @@
 //!     with a send-once rule), so battlement's retry, like tower's, cannot wrap an axum router;
 //!   - `full stack around the Router`: the same stack wrapped around the whole router and served
 //!     as a plain `tower::Service` (hyper-util clones it per request).
-//! - Load: the bench re-executes its own binary with `BATTLEMENT_E2E_TARGET` set; that child runs
-//!   a small pipelined HTTP/1.1 client on a current-thread runtime: 4 keep-alive connections with
-//!   32 requests in flight each, counting complete `200` responses for the measured time after a
-//!   warm-up. Pipelining keeps the client cheap per request (cheaper than the server's), so with
-//!   one server worker and one client thread on the 2 cores the server is the bottleneck and its
-//!   per-request cost shows in requests/s. With 2 server workers (`BATTLEMENT_E2E_WORKERS=2`) the
-//!   three threads share two cores, the client becomes a co-bottleneck and requests/s both
-//!   understates server-side costs and swings by ±10 % from round to round.
+//! - Load: the bench re-executes its own binary with `BATTLEMENT_E2E_TARGETS` set; that child
+//!   runs a small pipelined HTTP/1.1 client on a current-thread runtime: per server, 4
+//!   keep-alive connections with 32 requests in flight each. Pipelining keeps the client cheap
+//!   per request (cheaper than the server's), so with one server worker and one client thread on
+//!   the 2 cores the server is the bottleneck and its per-request cost shows in requests/s.
+//! - Interleaving: all four servers run for the whole bench (each on its own one-worker runtime,
+//!   idle while not loaded) and the client loads them in turn, in short slices (0.5 s; 0.25 s
+//!   with `--quick`): a round gives every server one slice, in an order rotated from round to
+//!   round, and a slice ends by draining the requests still in flight. The headline is the
+//!   median over rounds of each server's requests/s divided by bare's in the same round: on a
+//!   shared machine whose speed drifts by tens of percent over seconds, comparing slices taken
+//!   a second apart cancels most of the drift, which measuring each server for seconds at a
+//!   time (the first version of this bench) did not. `BATTLEMENT_E2E_AA=1` serves bare
+//!   everywhere (an A/A run) to show what noise remains.
 //! - Pinning: with one server worker, the server process is pinned to CPU 0 and the load
 //!   generator to CPU 1 (with `taskset`, when present; `BATTLEMENT_E2E_PIN=0` turns it off, and
-//!   it is off with more workers), so the scheduler does not move them around between rounds.
-//! - The second figure is the server process's CPU time (all threads, from
-//!   `/proc/self/task/*/schedstat`) per response: the most direct measure of what the stack adds,
-//!   and less disturbed by other load on the machine.
-//! - A round measures every server back to back, rotating the order; headlines are medians over
-//!   rounds of the within-round ratio (or difference) to bare, which cancels slow drifts in the
-//!   machine's load. On a shared 2-core machine single rounds still swing by several percent:
-//!   `BATTLEMENT_E2E_AA=1` serves bare everywhere (an A/A run) to show how much.
+//!   it is off with more workers). With 2 server workers (`BATTLEMENT_E2E_WORKERS=2`) the three
+//!   threads share two cores and the client becomes a co-bottleneck.
+//! - The second figure is each server's CPU time (its runtime's threads, from
+//!   `/proc/self/task/*/schedstat`) per response over the whole run.
 //!
-//! Run: `cargo bench -p battlement --bench e2e` (6 rounds of 3 s per server, about 90 s), or
-//! `-- --quick` (2 rounds of 1.5 s, about 20 s).
+//! Run: `cargo bench -p battlement --bench e2e` (30 rounds of 0.5 s slices, about 65 s), or
+//! `-- --quick` (12 rounds of 0.25 s, about 15 s).
 
 use axum::routing::get;
 use axum::Router;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const TARGET_ENV: &str = "BATTLEMENT_E2E_TARGET";
-const SECS_ENV: &str = "BATTLEMENT_E2E_MILLIS";
+const TARGETS_ENV: &str = "BATTLEMENT_E2E_TARGETS";
+const PLAN_ENV: &str = "BATTLEMENT_E2E_PLAN";
 const CONNECTIONS: usize = 4;
 const DEPTH: usize = 32;
-const WARM_UP: Duration = Duration::from_millis(500);
 
 fn hello() -> Router {
     Router::new().route("/", get(|| async { "Hello, World!" }))
@@ -91,7 +91,16 @@ fn serve_router(
     listener: tokio::net::TcpListener,
     router: Router,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move { axum::serve(listener, router).await.expect("serve") })
+    Box::pin(async move { axum::serve(nodelay(listener), router).await.expect("serve") })
+}
+
+/// The listener, setting `TCP_NODELAY` on each connection as production servers do (without it
+/// the last response of a batch waits for the client's delayed ACK).
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| tcp.set_nodelay(true).expect("TCP_NODELAY"))
 }
 
 /// Bare.
@@ -119,29 +128,31 @@ fn stack_around_router(
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let svc = stack!().service(hello());
     Box::pin(async move {
-        axum::serve(listener, tower::make::Shared::new(svc))
+        axum::serve(nodelay(listener), tower::make::Shared::new(svc))
             .await
             .expect("serve")
     })
 }
 
 fn main() {
-    if let Ok(target) = std::env::var(TARGET_ENV) {
-        let millis: u64 = std::env::var(SECS_ENV)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2000);
+    if let Ok(targets) = std::env::var(TARGETS_ENV) {
+        let targets: Vec<SocketAddr> = targets
+            .split(',')
+            .map(|t| t.parse().expect("target address"))
+            .collect();
+        let plan = std::env::var(PLAN_ENV).expect("plan");
+        let (rounds, millis) = plan.split_once(',').expect("plan: rounds,millis");
         load(
-            target.parse().expect("target address"),
-            Duration::from_millis(millis),
+            &targets,
+            rounds.parse().expect("rounds"),
+            Duration::from_millis(millis.parse().expect("millis")),
         );
         return;
     }
     let pinned = pin_to_cpu(0);
     PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, millis) = if quick { (2, 1500) } else { (6, 3000) };
-    let duration = Duration::from_millis(millis);
+    let (rounds, millis) = if quick { (12, 250) } else { (30, 500) };
     // An A/A run (every server bare) shows how noisy the machine is.
     let aa = std::env::var_os("BATTLEMENT_E2E_AA").is_some();
 
@@ -152,28 +163,62 @@ fn main() {
         ("full stack around the Router", stack_around_router),
     ];
     let n = servers.len();
-    let mut rps = vec![Vec::new(); n];
-    let mut cpu = vec![Vec::new(); n];
-    for round in 0..rounds {
-        eprintln!("e2e: round {}/{}", round + 1, rounds);
-        // Rotate the order so no server always runs first.
-        for k in 0..n {
-            let i = (round + k) % n;
-            let serve = if aa { bare } else { servers[i].1 };
-            let m = measure(serve, duration);
-            rps[i].push(m.rps);
-            cpu[i].push(m.cpu_per_request_ns);
+    let workers: usize = std::env::var("BATTLEMENT_E2E_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    // Every server on a runtime of its own, for the whole run; its threads are named after it
+    // so that their CPU time can be told apart.
+    let running: Vec<(tokio::runtime::Runtime, SocketAddr)> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, serve))| {
+            let serve = if aa { bare } else { *serve };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .thread_name(format!("e2e-server-{i}"))
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let addr = rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                tokio::spawn(serve(listener));
+                addr
+            });
+            (rt, addr)
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = running.iter().map(|(_, a)| *a).collect();
+
+    let before = server_cpu_nanos(n);
+    let slices = run_child(&addrs, rounds, Duration::from_millis(millis));
+    let after = server_cpu_nanos(n);
+    for (rt, _) in running {
+        rt.shutdown_background();
+    }
+
+    // rps[i][r]: server i's requests/s in round r.
+    let mut rps = vec![vec![0.0; rounds]; n];
+    let mut responses = vec![0u64; n];
+    for s in &slices {
+        responses[s.server] += s.responses;
+        if let Some(r) = s.round {
+            rps[s.server][r] = s.responses as f64 / (s.nanos as f64 / 1e9);
         }
     }
-    // Each round measures every server back to back: a ratio within a round cancels slow
-    // drifts of the machine's load, so the headline is the median of those ratios.
-    let ratios = |v: &[Vec<f64>], i: usize| -> Vec<f64> {
-        v[i].iter().zip(&v[0]).map(|(x, b)| x / b).collect()
-    };
+    let cpu: Vec<f64> = (0..n)
+        .map(|i| (after[i] - before[i]) as f64 / responses[i].max(1) as f64)
+        .collect();
+    // Each round measures every server within about a second: a ratio within a round cancels
+    // the machine's drift, so the headline is the median of those ratios.
+    let ratios =
+        |i: usize| -> Vec<f64> { rps[i].iter().zip(&rps[0]).map(|(x, b)| x / b).collect() };
     println!();
     println!(
-        "## End to end: axum hello-world over loopback ({rounds} rounds of {:.1} s per server{})",
-        duration.as_secs_f64(),
+        "## End to end: axum hello-world over loopback ({rounds} rounds of {millis} ms slices{})",
         if aa { ", A/A: every server bare" } else { "" }
     );
     println!();
@@ -182,36 +227,33 @@ fn main() {
         if pinned {
             "Server pinned to CPU 0, load generator to CPU 1 (taskset)."
         } else {
-            "Not pinned to CPUs (taskset missing, fewer than 2 CPUs, or BATTLEMENT_E2E_PIN=0)."
+            "Not pinned to CPUs (taskset missing, fewer than 2 CPUs, more than one worker, or BATTLEMENT_E2E_PIN=0)."
         }
     );
     println!();
-    println!("| server | requests/s | vs bare | server CPU per request | vs bare |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| server | requests/s (median) | vs bare (median of per-round ratios) | middle half of the ratios | server CPU per request | vs bare |");
+    println!("|---|---:|---:|---|---:|---:|");
     for (i, (name, _)) in servers.iter().enumerate() {
+        let r = ratios(i);
         println!(
-            "| {} | {:.0} | {:.1} % | {:.0} ns | {:+.0} ns |",
+            "| {} | {:.0} | {:.1} % | {:.1} – {:.1} % | {:.0} ns | {:+.0} ns |",
             name,
             median(&rps[i]),
-            median(&ratios(&rps, i)) * 100.0,
-            median(&cpu[i]),
-            median(
-                &cpu[i]
-                    .iter()
-                    .zip(&cpu[0])
-                    .map(|(x, b)| x - b)
-                    .collect::<Vec<_>>()
-            ),
+            median(&r) * 100.0,
+            quantile(&r, 0.25) * 100.0,
+            quantile(&r, 0.75) * 100.0,
+            cpu[i],
+            cpu[i] - cpu[0],
         );
     }
     println!();
-    println!("Per round (requests/s; server CPU ns per request):");
-    for (i, (name, _)) in servers.iter().enumerate() {
-        println!("- {}: {}; {}", name, list(&rps[i], 0.0), list(&cpu[i], 0.0));
+    println!("Per round, requests/s relative to bare's in the same round (%):");
+    for (i, (name, _)) in servers.iter().enumerate().skip(1) {
+        println!("- {}: {}", name, list(&ratios(i), 100.0));
     }
     println!();
     for i in [2, 3] {
-        let ratio = median(&ratios(&rps, i));
+        let ratio = median(&ratios(i));
         println!(
             "Target: {} >= 95 % of bare requests/s (median of per-round ratios): {:.1} % -> {}",
             servers[i].0,
@@ -236,94 +278,55 @@ fn list(v: &[f64], scale: f64) -> String {
 }
 
 fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+/// The `q` quantile of `v`, interpolated between the nearest ranks.
+fn quantile(v: &[f64], q: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    if v.is_empty() {
+        return f64::NAN;
     }
+    let at = q * (v.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
 }
 
-/// Serves with `serve` from a fresh runtime and loads it from a child process for
-/// `duration`; returns requests/s and server CPU per request. A fresh runtime per measurement gives each
-/// server the same start (no leftover tasks, the same worker placement).
-fn measure(serve: Serve, duration: Duration) -> Measurement {
-    let workers: usize = std::env::var("BATTLEMENT_E2E_WORKERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let addr = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(serve(listener));
-        addr
-    });
-    let before = thread_cpu_nanos();
-    let load = run_child(addr, duration);
-    let cpu = cpu_since(&before);
-    rt.shutdown_background();
-    Measurement {
-        rps: load.counted as f64 / (load.nanos as f64 / 1e9),
-        cpu_per_request_ns: cpu as f64 / load.all as f64,
-    }
-}
-
-/// What one measurement found.
-struct Measurement {
-    /// Complete responses per second in the measured window.
-    rps: f64,
-    /// The server process's CPU time (all threads, user and system) per response, over the
-    /// load generator's whole run.
-    cpu_per_request_ns: f64,
-}
-
-/// CPU time used so far by each of this process's live threads, by thread id: the first field
-/// of `/proc/self/task/<tid>/schedstat` (ns on a CPU). Linux only; empty elsewhere.
-fn thread_cpu_nanos() -> HashMap<String, u64> {
+/// CPU time used so far by each server's runtime threads (named `e2e-server-<i>`): the first
+/// field of `/proc/self/task/<tid>/schedstat` (ns on a CPU). Linux only; zeros elsewhere.
+fn server_cpu_nanos(n: usize) -> Vec<u64> {
+    let mut out = vec![0; n];
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return HashMap::new();
+        return out;
     };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let stat = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
-            let ns = stat.split_whitespace().next()?.parse().ok()?;
-            Some((e.file_name().to_string_lossy().into_owned(), ns))
-        })
-        .collect()
-}
-
-/// CPU time the threads alive now used since `before`.
-fn cpu_since(before: &HashMap<String, u64>) -> u64 {
-    thread_cpu_nanos()
-        .iter()
-        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
-}
-
-/// What the load generator reports.
-struct Load {
-    /// Responses in the measured window.
-    counted: u64,
-    /// The measured window's length.
-    nanos: u64,
-    /// Responses over the whole run, warm-up included.
-    all: u64,
+    for e in dir.filter_map(|e| e.ok()) {
+        let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) else {
+            continue;
+        };
+        let Some(i) = comm
+            .trim()
+            .strip_prefix("e2e-server-")
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let ns: u64 = std::fs::read_to_string(e.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        if i < n {
+            out[i] += ns;
+        }
+    }
+    out
 }
 
 /// Pins this process (its main thread, and so every thread it starts later) to `cpu` with
-/// `taskset`, when there are at least two CPUs and `BATTLEMENT_E2E_PIN` is not `0`; the load
-/// generator then runs on the next CPU. With the server's worker and the load generator each on
-/// a core of its own, the scheduler no longer moves them around, which is most of the noise
-/// from round to round. Returns whether it pinned.
+/// `taskset`, when there are at least two CPUs, one server worker, and `BATTLEMENT_E2E_PIN` is
+/// not `0`; the load generator then runs on CPU 1. With the servers' worker and the load
+/// generator each on a core of its own, the scheduler does not move them around. Returns
+/// whether it pinned.
 fn pin_to_cpu(cpu: usize) -> bool {
     if std::env::var("BATTLEMENT_E2E_PIN").is_ok_and(|v| v == "0")
         || std::env::var("BATTLEMENT_E2E_WORKERS").is_ok_and(|v| v != "1")
@@ -340,24 +343,30 @@ fn pin_to_cpu(cpu: usize) -> bool {
 /// Whether this process runs pinned (set once by `main`, see [`pin_to_cpu`]).
 static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn is_pinned() -> bool {
-    PINNED.load(std::sync::atomic::Ordering::Relaxed)
+/// One slice of load on one server, as the load generator reports it.
+struct Slice {
+    server: usize,
+    /// The round, or `None` for the warm-up slice.
+    round: Option<usize>,
+    responses: u64,
+    nanos: u64,
 }
 
-/// Runs the load generator in a child process against `addr` (on CPU 1 when the server is
-/// pinned to CPU 0).
-fn run_child(addr: SocketAddr, duration: Duration) -> Load {
+/// Runs the load generator in a child process (on CPU 1 when this process is pinned to CPU 0)
+/// and returns its slices.
+fn run_child(targets: &[SocketAddr], rounds: usize, slice: Duration) -> Vec<Slice> {
     let exe = std::env::current_exe().expect("current exe");
-    let mut cmd = if is_pinned() {
+    let mut cmd = if PINNED.load(std::sync::atomic::Ordering::Relaxed) {
         let mut c = Command::new("taskset");
         c.arg("-c").arg("1").arg(exe);
         c
     } else {
         Command::new(exe)
     };
+    let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
     let out = cmd
-        .env(TARGET_ENV, addr.to_string())
-        .env(SECS_ENV, duration.as_millis().to_string())
+        .env(TARGETS_ENV, targets.join(","))
+        .env(PLAN_ENV, format!("{rounds},{}", slice.as_millis()))
         .output()
         .expect("spawn load generator");
     assert!(
@@ -365,104 +374,134 @@ fn run_child(addr: SocketAddr, duration: Duration) -> Load {
         "load generator failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    let mut fields = text
-        .split_whitespace()
-        .map(|f| f.parse::<u64>().expect("load generator output"));
-    let mut next = || fields.next().expect("load generator output");
-    Load {
-        counted: next(),
-        nanos: next(),
-        all: next(),
-    }
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(f.len(), 4, "load generator output: {line}");
+            Slice {
+                server: f[0].parse().expect("server"),
+                round: (f[1] != "-").then(|| f[1].parse().expect("round")),
+                responses: f[2].parse().expect("responses"),
+                nanos: f[3].parse().expect("nanos"),
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The load generator (child process).
 
-/// Pipelined keep-alive HTTP/1.1 client on one thread: prints `<counted> <nanos> <all>`.
-fn load(target: SocketAddr, duration: Duration) {
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-    use std::sync::Arc;
-
+/// Pipelined keep-alive HTTP/1.1 client on one thread. Opens `CONNECTIONS` connections to each
+/// target, gives every target one warm-up slice, then `rounds` rounds of one slice per target
+/// in rotated order; prints a line per slice: `<server> <round or -> <responses> <nanos>`.
+fn load(targets: &[SocketAddr], rounds: usize, slice: Duration) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let counting = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks: Vec<_> = (0..CONNECTIONS)
-            .map(|_| tokio::spawn(connection(target, counting.clone(), stop.clone())))
-            .collect();
-        tokio::time::sleep(WARM_UP).await;
-        counting.store(true, Relaxed);
-        let start = Instant::now();
-        tokio::time::sleep(duration).await;
-        stop.store(true, Relaxed);
-        let elapsed = start.elapsed();
-        let (mut counted, mut all) = (0, 0);
-        for t in tasks {
-            let (c, a) = t.await.expect("connection task");
-            counted += c;
-            all += a;
+        let mut conns = Vec::new();
+        for target in targets {
+            let mut c = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let stream = tokio::net::TcpStream::connect(target)
+                    .await
+                    .expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                c.push(Connection::new(stream, *target));
+            }
+            conns.push(c);
         }
-        println!("{} {} {}", counted, elapsed.as_nanos(), all);
+        let n = targets.len();
+        for (i, c) in conns.iter_mut().enumerate() {
+            let (responses, nanos) = run_slice(c, slice).await;
+            println!("{i} - {responses} {nanos}");
+        }
+        for round in 0..rounds {
+            for k in 0..n {
+                let i = (round + k) % n;
+                let (responses, nanos) = run_slice(&mut conns[i], slice).await;
+                println!("{i} {round} {responses} {nanos}");
+            }
+        }
     });
 }
 
-/// One connection: keeps `DEPTH` requests in flight; returns the responses counted while
-/// `counting`, and all of them.
-async fn connection(
-    target: SocketAddr,
-    counting: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> (u64, u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Loads one server's connections for `slice`, then drains what is in flight; returns the
+/// responses received and the time taken, drain included.
+async fn run_slice(conns: &mut Vec<Connection>, slice: Duration) -> (u64, u64) {
+    let start = Instant::now();
+    let deadline = start + slice;
+    let tasks: Vec<_> = conns
+        .drain(..)
+        .map(|c| tokio::spawn(c.run(deadline)))
+        .collect();
+    let mut responses = 0;
+    for t in tasks {
+        let (c, r) = t.await.expect("connection task");
+        responses += r;
+        conns.push(c);
+    }
+    (responses, start.elapsed().as_nanos() as u64)
+}
 
-    let request = format!("GET / HTTP/1.1\r\nhost: {target}\r\n\r\n").into_bytes();
-    let mut stream = tokio::net::TcpStream::connect(target)
-        .await
-        .expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .write_all(&request.repeat(DEPTH))
-        .await
-        .expect("write");
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut filled = 0;
-    let mut counted = 0u64;
-    let mut all = 0u64;
-    loop {
-        let k = stream.read(&mut buf[filled..]).await.expect("read");
-        assert!(k > 0, "server closed the connection");
-        filled += k;
-        let mut done = 0;
-        let mut at = 0;
-        while let Some(len) = response_len(&buf[at..filled]) {
-            assert!(
-                buf[at..].starts_with(b"HTTP/1.1 200"),
-                "unexpected response: {}",
-                String::from_utf8_lossy(&buf[at..at + len.min(200)])
-            );
-            at += len;
-            done += 1;
+/// One keep-alive connection with its read buffer.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    fn new(stream: tokio::net::TcpStream, target: SocketAddr) -> Self {
+        Connection {
+            stream,
+            request: format!("GET / HTTP/1.1\r\nhost: {target}\r\n\r\n").into_bytes(),
+            buf: vec![0u8; 64 * 1024],
         }
-        buf.copy_within(at..filled, 0);
-        filled -= at;
-        if counting.load(Relaxed) && !stop.load(Relaxed) {
-            counted += done as u64;
-        }
-        all += done as u64;
-        if stop.load(Relaxed) {
-            return (counted, all);
-        }
-        if done > 0 {
-            stream
-                .write_all(&request.repeat(done))
-                .await
-                .expect("write");
+    }
+
+    /// Sends `DEPTH` requests at once and reads their `DEPTH` answers, again and again until
+    /// `deadline`; returns itself and the responses received. Batches in lockstep give the
+    /// server the same work per wake-up (one read of `DEPTH` requests, one write of their
+    /// answers) from slice to slice: a client that refilled as each answer arrived would let
+    /// the batch sizes, and with them the server's system calls per request, wander.
+    async fn run(mut self, deadline: Instant) -> (Self, u64) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let batch = self.request.repeat(DEPTH);
+        let mut responses = 0u64;
+        loop {
+            self.stream.write_all(&batch).await.expect("write");
+            let mut in_flight = DEPTH;
+            let mut filled = 0;
+            while in_flight > 0 {
+                let k = self
+                    .stream
+                    .read(&mut self.buf[filled..])
+                    .await
+                    .expect("read");
+                assert!(k > 0, "server closed the connection");
+                filled += k;
+                let mut at = 0;
+                while let Some(len) = response_len(&self.buf[at..filled]) {
+                    assert!(
+                        self.buf[at..].starts_with(b"HTTP/1.1 200"),
+                        "unexpected response: {}",
+                        String::from_utf8_lossy(&self.buf[at..at + len.min(200)])
+                    );
+                    at += len;
+                    in_flight -= 1;
+                    responses += 1;
+                }
+                self.buf.copy_within(at..filled, 0);
+                filled -= at;
+            }
+            if Instant::now() >= deadline {
+                return (self, responses);
+            }
         }
     }
 }
