@@ -84,9 +84,9 @@
 //!   lock of the bulkhead's and allocates nothing. That is no more than `ConcurrencyLimit` (about
 //!   36 ns per call for either in `benches/per_call.rs`, release included). Both use tokio's
 //!   `Semaphore`, whose release briefly locks its wait list. A queued call allocates two boxes
-//!   (its wait; the service with the request) and clones the inner service, which is why `S: Clone` is required: the inner
-//!   service is only called once the call holds a permit, so a queued call must carry a ready
-//!   service of its own. Wrap a service that is not `Clone` in `tower::buffer::Buffer`.
+//!   (its wait; the service with the request) and clones the inner service, which is why
+//!   `S: Clone` is required: the inner service is only called once the call holds a permit, so
+//!   a queued call must carry a ready service of its own. Wrap a service that is not `Clone` in `tower::buffer::Buffer`.
 //!
 //! # Cancellation
 //!
