@@ -55,6 +55,7 @@ pub(crate) struct Shared {
     eval_pending: CachePadded<AtomicBool>,
     minimum_calls: u64,
     failure_rate: Option<f64>,
+    /// Slow-call limit (raw clock ticks) and rate threshold.
     slow: Option<(u64, f64)>,
     consecutive_limit: Option<u64>,
     max_half_open: Option<u64>,
@@ -65,11 +66,24 @@ pub(crate) struct Shared {
     events: broadcast::Sender<BreakerEvent>,
 }
 
-/// A call the breaker let through.
+/// A call the breaker let through: the generation it was admitted in, and whether it holds a
+/// half-open trial permit (`gen << 1 | trial`, one word in every call's future).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Admission {
-    gen: u64,
-    trial: bool,
+pub(crate) struct Admission(u64);
+
+impl Admission {
+    #[inline]
+    fn new(gen: u64, trial: bool) -> Self {
+        Admission(gen << 1 | u64::from(trial))
+    }
+    #[inline]
+    fn gen(self) -> u64 {
+        self.0 >> 1
+    }
+    #[inline]
+    fn trial(self) -> bool {
+        self.0 & 1 == 1
+    }
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -90,6 +104,9 @@ impl fmt::Debug for Shared {
     }
 }
 
+/// The start of a call that is not timed (no clock reading comes near it).
+pub(crate) const UNTIMED: u64 = u64::MAX;
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -108,6 +125,7 @@ impl CircuitBreaker {
             }
         };
         let (events, _) = broadcast::channel(b.event_capacity);
+        let hot = HotClock::new();
         let shared = Arc::new(Shared {
             name: b.name.as_str().into(),
             machine: Machine::new(v.machine),
@@ -116,13 +134,16 @@ impl CircuitBreaker {
             eval_pending: CachePadded::new(AtomicBool::new(false)),
             minimum_calls: b.minimum_calls,
             failure_rate: b.failure_rate,
-            slow: v.slow_nanos.zip(b.slow_call.map(|(_, r)| r)),
+            slow: v
+                .slow_nanos
+                .map(|limit| hot.nanos_to_ticks(limit))
+                .zip(b.slow_call.map(|(_, r)| r)),
             consecutive_limit: b.consecutive_failures,
             max_half_open: v.max_half_open,
             count_rejections: b.count_rejections,
             timing: b.record_latency || b.slow_call.is_some(),
             origin: Instant::now(),
-            hot: HotClock::new(),
+            hot,
             events,
         });
         let n = std::thread::available_parallelism()
@@ -230,36 +251,33 @@ impl Shared {
         nanos(Instant::now().saturating_duration_since(self.origin))
     }
 
-    /// A reading of the call-path clock when calls are timed.
+    /// A reading of the call-path clock when calls are timed, else [`UNTIMED`].
     #[inline]
-    pub(crate) fn start_timer(&self) -> Option<u64> {
-        self.timing.then(|| self.hot.raw())
+    pub(crate) fn start_timer(&self) -> u64 {
+        if self.timing {
+            self.hot.raw()
+        } else {
+            UNTIMED
+        }
     }
 
-    /// Nanoseconds since `start` (from [`start_timer`](Self::start_timer)).
+    /// Raw clock ticks since `start` (from [`start_timer`](Self::start_timer)). Latencies stay
+    /// in ticks on the call path (the slow-call limit is kept in ticks); metrics scale them.
     #[inline]
     pub(crate) fn elapsed(&self, start: u64) -> u64 {
-        self.hot.nanos_between(start, self.hot.raw())
+        self.hot.raw().saturating_sub(start)
     }
 
     /// Decides whether a call may start.
     #[inline]
     pub(crate) fn admit(&self) -> Result<Admission, BreakerOpen> {
         let mut word = self.machine.current();
-        if word.state().admits_all() {
-            return Ok(Admission {
-                gen: word.gen(),
-                trial: false,
-            });
+        if word.admits_all() {
+            return Ok(Admission::new(word.gen(), false));
         }
         loop {
             match word.state() {
-                State::Closed | State::Disabled => {
-                    return Ok(Admission {
-                        gen: word.gen(),
-                        trial: false,
-                    })
-                }
+                State::Closed | State::Disabled => return Ok(Admission::new(word.gen(), false)),
                 State::Open => {
                     let now = self.now();
                     let until = self.machine.open_until();
@@ -283,7 +301,7 @@ impl Shared {
                         }
                     }
                     return match self.machine.try_take_permit(word) {
-                        Some(gen) => Ok(Admission { gen, trial: true }),
+                        Some(gen) => Ok(Admission::new(gen, true)),
                         None => Err(self.reject(None)),
                     };
                 }
@@ -317,7 +335,7 @@ impl Shared {
         latency: Option<u64>,
     ) {
         let word = self.machine.current();
-        if word.gen() != adm.gen {
+        if word.gen() != adm.gen() {
             // Admitted in an earlier state: it must not count toward this one.
             self.window.note_stale(stripe);
             return;
@@ -328,16 +346,16 @@ impl Shared {
                 // A rejection by a layer below (a full bulkhead, a kill switch) is local
                 // back-pressure, not the dependency failing: count it as nothing.
                 self.window.note_ignored(stripe);
-                if adm.trial {
-                    self.machine.return_permit(adm.gen);
+                if adm.trial() {
+                    self.machine.return_permit(adm.gen());
                 }
                 return;
             }
             Outcome::Failure(kind) => Some(kind),
             Outcome::Ignored => {
                 self.window.note_ignored(stripe);
-                if adm.trial {
-                    self.machine.return_permit(adm.gen);
+                if adm.trial() {
+                    self.machine.return_permit(adm.gen());
                 }
                 return;
             }
@@ -346,8 +364,9 @@ impl Shared {
             (Some((limit, _)), Some(lat)) => lat >= limit,
             _ => false,
         };
+        // Window time is the call-path clock's, as in `metrics` (only time windows read it).
         let now = if self.window.needs_time() {
-            self.now()
+            self.hot.now()
         } else {
             0
         };
@@ -360,30 +379,32 @@ impl Shared {
             },
             now,
         );
-        match word.state() {
-            State::Closed => self.judge(word, failure, slow, now),
-            State::HalfOpen if adm.trial => {
-                if let Some(target) = self
-                    .machine
-                    .record_trial(adm.gen, failure.is_none() && !slow)
-                {
-                    let reason = if target == Target::Closed {
-                        TransitionReason::TrialsSucceeded
-                    } else {
-                        TransitionReason::TrialsFailed
-                    };
-                    self.transition(word, target, self.now(), reason);
-                }
-            }
-            _ => {}
+        if word.is_closed() {
+            self.judge(word, failure, slow, now);
+        } else if adm.trial() {
+            self.record_trial(word, adm, failure.is_none() && !slow);
+        }
+    }
+
+    /// A half-open trial call finished (`word` is still the half-open state it was admitted in).
+    #[cold]
+    fn record_trial(&self, word: Word, adm: Admission, good: bool) {
+        if let Some(target) = self.machine.record_trial(adm.gen(), good) {
+            let reason = if target == Target::Closed {
+                TransitionReason::TrialsSucceeded
+            } else {
+                TransitionReason::TrialsFailed
+            };
+            self.transition(word, target, self.now(), reason);
         }
     }
 
     /// A call's future was dropped before it finished: count nothing, return its permit.
+    #[cold]
     pub(crate) fn cancel(&self, stripe: usize, adm: Admission) {
         self.window.note_cancelled(stripe);
-        if adm.trial {
-            self.machine.return_permit(adm.gen);
+        if adm.trial() {
+            self.machine.return_permit(adm.gen());
         }
     }
 
@@ -542,10 +563,11 @@ impl Shared {
             window_failures: totals.failures,
             failure_rate: rate(totals.failures),
             slow_call_rate: rate(totals.slow),
-            mean_latency: (self.timing && totals.calls > 0)
-                .then(|| Duration::from_nanos(totals.lat_sum / totals.calls)),
+            mean_latency: (self.timing && totals.calls > 0).then(|| {
+                Duration::from_nanos(self.hot.ticks_to_nanos(totals.lat_sum / totals.calls))
+            }),
             max_latency: (self.timing && totals.calls > 0)
-                .then(|| Duration::from_nanos(totals.lat_max)),
+                .then(|| Duration::from_nanos(self.hot.ticks_to_nanos(totals.lat_max))),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The breaker's response future.
 
-use crate::breaker::{Admission, Shard};
+use crate::breaker::{Admission, Shard, UNTIMED};
 use battlement_core::error::BreakerOpen;
 use battlement_core::{BoxError, Classify};
 use crossbeam_utils::CachePadded;
@@ -32,7 +32,7 @@ pin_project! {
             classifier: C,
         },
         Rejected {
-            error: Option<BreakerOpen>,
+            error: Option<BoxError>,
         },
     }
 }
@@ -41,11 +41,13 @@ pin_project! {
 struct Guard {
     shard: Arc<CachePadded<Shard>>,
     admission: Admission,
-    start: Option<u64>,
+    /// When the call started, or [`UNTIMED`].
+    start: u64,
     done: bool,
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.shard.shared.cancel(self.shard.index, self.admission);
@@ -76,8 +78,11 @@ impl<F, C> ResponseFuture<F, C> {
     }
 
     pub(crate) fn rejected(error: BreakerOpen) -> Self {
+        // Boxed here rather than when polled: the same one allocation, and a smaller future.
         ResponseFuture {
-            kind: Kind::Rejected { error: Some(error) },
+            kind: Kind::Rejected {
+                error: Some(Box::new(error)),
+            },
         }
     }
 }
@@ -100,7 +105,8 @@ where
             } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
                 let outcome = classifier.classify(result.as_ref());
-                let latency = guard.start.map(|start| guard.shard.shared.elapsed(start));
+                let latency =
+                    (guard.start != UNTIMED).then(|| guard.shard.shared.elapsed(guard.start));
                 guard.done = true;
                 guard
                     .shard
@@ -108,11 +114,9 @@ where
                     .record(guard.shard.index, guard.admission, outcome, latency);
                 Poll::Ready(result)
             }
-            KindProj::Rejected { error } => Poll::Ready(Err(Box::new(
-                error
-                    .take()
-                    .expect("ResponseFuture polled after completion"),
-            ))),
+            KindProj::Rejected { error } => Poll::Ready(Err(error
+                .take()
+                .expect("ResponseFuture polled after completion"))),
         }
     }
 }

@@ -111,6 +111,17 @@ impl Word {
     pub(crate) fn gen(self) -> u64 {
         self.0 >> GEN_SHIFT
     }
+    /// `state() == State::Closed`, without decoding.
+    #[inline]
+    pub(crate) fn is_closed(self) -> bool {
+        self.0 & STATE_MASK == 0
+    }
+    /// [`State::admits_all`] straight from the bits: closed (0) and disabled (4) are the only
+    /// states whose low two bits are clear.
+    #[inline]
+    pub(crate) fn admits_all(self) -> bool {
+        self.0 & 0b11 == 0
+    }
 }
 
 /// Settings the state machine needs (already validated).
@@ -399,6 +410,25 @@ mod tests {
             wait_base: 1_000,
             wait_multiplier: 2.0,
             wait_cap: 5_000,
+        }
+    }
+
+    #[test]
+    fn the_bit_test_for_admits_all_agrees_with_the_state() {
+        let states = [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+        ];
+        for state in states {
+            for (permits, gen) in [(0, 0), (3, 7), (PERMIT_MASK >> PERMIT_SHIFT, 1 << 40)] {
+                let word = Word::new(state, permits, gen);
+                assert_eq!(word.state(), state);
+                assert_eq!(word.admits_all(), state.admits_all(), "{state:?}");
+                assert_eq!(word.is_closed(), state == State::Closed, "{state:?}");
+            }
         }
     }
 

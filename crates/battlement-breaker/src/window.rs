@@ -36,9 +36,9 @@ struct Slot {
     bad: AtomicU64,
     /// Time windows: the epoch this slot holds.
     epoch: AtomicU64,
-    /// Sum of recorded latencies (ns), when timing is on.
+    /// Sum of recorded latencies (raw clock ticks), when timing is on.
     lat_sum: AtomicU64,
-    /// Largest recorded latency (ns), when timing is on.
+    /// Largest recorded latency (raw clock ticks), when timing is on.
     lat_max: AtomicU64,
 }
 
@@ -50,6 +50,16 @@ impl Slot {
             epoch: AtomicU64::new(NO_EPOCH),
             lat_sum: AtomicU64::new(0),
             lat_max: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds a latency to a slot other calls may be recording into. The maximum is read first:
+    /// once a slot has seen its slowest call, later calls only read it (no compare-and-swap).
+    #[inline]
+    fn add_latency(&self, lat: u64) {
+        self.lat_sum.fetch_add(lat, Relaxed);
+        if lat > self.lat_max.load(Relaxed) {
+            self.lat_max.fetch_max(lat, Relaxed);
         }
     }
 
@@ -104,7 +114,7 @@ enum Kind {
 pub(crate) struct Record {
     pub(crate) failure: Option<FailureKind>,
     pub(crate) slow: bool,
-    /// Latency in ns when timing is on.
+    /// Latency in raw clock ticks when timing is on.
     pub(crate) latency: Option<u64>,
 }
 
@@ -232,8 +242,7 @@ impl Window {
                         slot.bad.fetch_add(bad, Relaxed);
                     }
                     if let Some(lat) = rec.latency {
-                        slot.lat_sum.fetch_add(lat, Relaxed);
-                        slot.lat_max.fetch_max(lat, Relaxed);
+                        slot.add_latency(lat);
                     }
                 }
             }
@@ -258,8 +267,7 @@ impl Window {
                     slot.bad.fetch_add(bad, Relaxed);
                 }
                 if let Some(lat) = rec.latency {
-                    slot.lat_sum.fetch_add(lat, Relaxed);
-                    slot.lat_max.fetch_max(lat, Relaxed);
+                    slot.add_latency(lat);
                 }
             }
         }
