@@ -4,10 +4,10 @@
 //! - `1 thread`: each call is `poll_ready` + `call` + one poll of the response future with a
 //!   no-op waker, on this thread; rows alternate over several rounds, median ns per call.
 //! - `2 threads`: two threads each drive their own clone of one service (one shared
-//!   bulkhead/semaphore); wall time per call over both threads' calls, median of rounds.
+//!   bulkhead or semaphore); wall time per call over both threads' calls, median of rounds.
 //!
-//! `ConcurrencyLimit` takes its permit in `poll_ready`; the bulkhead takes it in `call`. Both use
-//! tokio's `Semaphore`.
+//! `ConcurrencyLimit` takes its permit in `poll_ready` from tokio's `Semaphore`; the bulkhead
+//! takes it in `call` from its own permit word (the semaphore is only its queue).
 //!
 //! Run: `cargo bench -p battlement-bulkhead --bench per_call`.
 

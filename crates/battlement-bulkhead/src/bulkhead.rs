@@ -2,7 +2,7 @@
 
 use crate::counter::StripedCounter;
 use crate::sync::{
-    AtomicU64, AtomicUsize, Mutex,
+    AtomicU64, AtomicUsize, CachePadded, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
     Semaphore,
 };
@@ -67,16 +67,24 @@ pub struct Bulkhead {
 
 /// The state every clone of a [`Bulkhead`] shares.
 ///
-/// An admitted call writes the semaphore's permit word and this thread's stripe of `accepted`,
-/// and reads `debt`; everything else is written only off the fast path.
+/// Permits live in one of three places: held by a call, free in [`word`](Self::word), or in
+/// transit to a queued call through the semaphore. A call that finds a free permit takes it with
+/// one compare-and-swap on `word` and gives it back the same way: no lock, no queue. Only while
+/// calls are queued does a finished call hand its permit to the semaphore, which wakes the
+/// first waiter (FIFO). An admitted call also writes this thread's stripe of `accepted` and
+/// reads `debt`; everything else is written only off the fast path.
 pub(crate) struct Shared {
+    /// Free permits (low 32 bits) and queued calls (high 32 bits). Calls are queued only while
+    /// no permit is free, and a permit is only made free while no call is queued, so a queued
+    /// call is never passed over by one that arrived after it.
+    word: CachePadded<AtomicU64>,
+    /// The queue: it holds permits only on their way to a queued call.
     semaphore: Semaphore,
     accepted: StripedCounter,
     /// Permits still to be removed after a shrink: a finishing call pays one by forgetting its
     /// permit instead of returning it.
     debt: AtomicUsize,
     max_concurrent: AtomicUsize,
-    queued: AtomicUsize,
     rejected_full: AtomicU64,
     rejected_timeout: AtomicU64,
     waits: AtomicU64,
@@ -103,17 +111,17 @@ impl Bulkhead {
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
-                semaphore: Semaphore::new(max_concurrent),
+                word: CachePadded(AtomicU64::new(max_concurrent as u64)),
+                semaphore: Semaphore::new(0),
                 accepted: StripedCounter::new(),
                 debt: AtomicUsize::new(0),
                 max_concurrent: AtomicUsize::new(max_concurrent),
-                queued: AtomicUsize::new(0),
                 rejected_full: AtomicU64::new(0),
                 rejected_timeout: AtomicU64::new(0),
                 waits: AtomicU64::new(0),
                 wait_total_nanos: AtomicU64::new(0),
                 wait_max_nanos: AtomicU64::new(0),
-                max_queued,
+                max_queued: max_queued.min(MAX_QUEUED),
                 max_wait,
                 resize: Mutex::new(()),
                 name,
@@ -143,17 +151,18 @@ impl Bulkhead {
 
     /// Calls holding a permit now.
     ///
-    /// Read from the semaphore (permits in existence minus free ones), so the call path keeps no
-    /// counter of its own for it; exact when no resize is in progress.
+    /// Read from the permit accounting (permits in existence minus free ones), so the call path
+    /// keeps no counter of its own for it; exact when no resize or hand-off is in progress.
     pub fn in_flight(&self) -> usize {
         let s = &self.shared;
         let capacity = s.max_concurrent.load(Acquire) + s.debt.load(Acquire);
-        capacity.saturating_sub(s.semaphore.available_permits())
+        let free = free(s.word.0.load(Acquire)) as usize + s.semaphore.available_permits();
+        capacity.saturating_sub(free)
     }
 
     /// Calls waiting in the queue now.
     pub fn queued(&self) -> usize {
-        self.shared.queued.load(Acquire)
+        waiters(self.shared.word.0.load(Acquire)) as usize
     }
 
     /// Whether every permit is taken (`in_flight >= max_concurrent`): the next call waits or is
@@ -192,10 +201,10 @@ impl Bulkhead {
                 .debt
                 .fetch_update(AcqRel, Acquire, |d| Some(d.saturating_sub(grow)))
                 .unwrap_or_else(|d| d);
-            s.semaphore.add_permits(grow - owed.min(grow));
+            s.give(grow - owed.min(grow));
         } else {
             let shrink = old - max;
-            let forgotten = s.semaphore.forget_permits(shrink);
+            let forgotten = s.retire_free(shrink);
             if forgotten < shrink {
                 s.debt.fetch_add(shrink - forgotten, AcqRel);
                 s.settle();
@@ -239,11 +248,11 @@ impl Bulkhead {
     /// Tries to admit a call now; past the fast path, queues it or rejects it.
     ///
     /// The fast path (a free permit) takes no lock and allocates nothing: one compare-and-swap on
-    /// the semaphore, one `Arc` clone for the permit, and a plain increment of this thread's
+    /// the permit word, one `Arc` clone for the permit, and a plain increment of this thread's
     /// stripe of `accepted`.
     #[inline]
     pub(crate) fn admit(&self) -> Admission {
-        if self.shared.semaphore.try_acquire() {
+        if self.shared.try_take() {
             self.shared.accepted.increment();
             Admission::Now(Permit {
                 shared: self.shared.clone(),
@@ -258,10 +267,14 @@ impl Bulkhead {
     fn admit_slow(&self) -> Admission {
         let s = &self.shared;
         let max_queued = s.max_queued;
-        let entered = s
-            .queued
-            .fetch_update(AcqRel, Acquire, |q| (q < max_queued).then_some(q + 1));
-        if entered.is_err() {
+        let entered = s.enter(max_queued as u64);
+        if entered == Entry::Admitted {
+            s.accepted.increment();
+            return Admission::Now(Permit { shared: s.clone() });
+        }
+        if entered == Entry::Full {
+            // (No permit can be stranded in the queue now: it is full, or there is none, and
+            // queued calls take whatever the semaphore holds.)
             s.rejected_full.fetch_add(1, Relaxed);
             tracing::debug!(
                 bulkhead = %s.name,
@@ -279,6 +292,41 @@ impl Bulkhead {
             Poll::Ready(Err(error)) => Admission::Rejected(error),
             Poll::Pending => Admission::Wait(wait),
         }
+    }
+}
+
+/// The queued path, step by step, for the loom models (which cannot run the async wait).
+#[cfg(all(loom, test))]
+impl Bulkhead {
+    /// What a call that found no free permit on the fast path does first.
+    pub(crate) fn loom_enter(&self) -> (Entry, Option<Permit>) {
+        let s = &self.shared;
+        let entry = s.enter(s.max_queued as u64);
+        let permit = (entry == Entry::Admitted).then(|| Permit { shared: s.clone() });
+        (entry, permit)
+    }
+
+    /// A queued call polling for its permit: on success it has left the queue.
+    pub(crate) fn loom_poll_queue(&self) -> Option<Permit> {
+        let s = &self.shared;
+        s.semaphore.try_acquire().then(|| {
+            s.leave_queue();
+            Permit { shared: s.clone() }
+        })
+    }
+
+    /// A queued call giving up (its wait timed out, or it was cancelled).
+    pub(crate) fn loom_give_up(&self) {
+        self.shared.leave_queue();
+    }
+
+    /// Free permits, and permits in the semaphore (in transit, or stranded).
+    pub(crate) fn loom_permits(&self) -> (usize, usize) {
+        let s = &self.shared;
+        (
+            free(s.word.0.load(Acquire)) as usize,
+            s.semaphore.available_permits(),
+        )
     }
 }
 
@@ -334,7 +382,8 @@ fn wait_for_permit(slot: QueueSlot, entered: Instant, max_wait: Option<Duration>
     })
 }
 
-/// A place in the queue: counted in `queued` until it is left or dropped (a cancelled wait).
+/// A place in the queue: counted among the waiters until it is left or dropped (a cancelled
+/// wait).
 struct QueueSlot(Option<Arc<Shared>>);
 
 impl QueueSlot {
@@ -342,9 +391,10 @@ impl QueueSlot {
         self.0.as_ref().expect("queue slot already left")
     }
 
+    /// Leaves the queue, with the permit it was waiting for or without (a timeout).
     fn leave(mut self) -> Arc<Shared> {
         let shared = self.0.take().expect("queue slot already left");
-        shared.queued.fetch_sub(1, AcqRel);
+        shared.leave_queue();
         shared
     }
 }
@@ -352,9 +402,39 @@ impl QueueSlot {
 impl Drop for QueueSlot {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            shared.queued.fetch_sub(1, AcqRel);
+            shared.leave_queue();
         }
     }
+}
+
+/// Where [`Shared::enter`] put a call that found no permit on the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A permit was free after all: the call holds it.
+    Admitted,
+    /// The call is queued: it waits on the semaphore.
+    Queued,
+    /// No permit is free and the queue is full.
+    Full,
+}
+
+/// One queued call in [`Shared::word`].
+const WAITER: u64 = 1 << 32;
+/// Free permits in [`Shared::word`].
+const FREE: u64 = WAITER - 1;
+/// The most permits a bulkhead may have (they are counted in 32 bits).
+pub(crate) const MAX_PERMITS: usize = FREE as usize;
+/// The most calls that may queue (they are counted in 32 bits).
+const MAX_QUEUED: usize = FREE as usize;
+
+#[inline]
+fn free(word: u64) -> u64 {
+    word & FREE
+}
+
+#[inline]
+fn waiters(word: u64) -> u64 {
+    word >> 32
 }
 
 /// A bulkhead permit held by an admitted call; dropping it releases the permit (or, after a
@@ -379,13 +459,152 @@ impl fmt::Debug for Permit {
 }
 
 impl Shared {
+    /// Takes a free permit: the fast path, one compare-and-swap. `false` if none is free (then
+    /// calls may be queued, and this one must queue behind them).
+    #[inline]
+    pub(crate) fn try_take(&self) -> bool {
+        let word = &self.word.0;
+        let mut w = word.load(Relaxed);
+        while free(w) != 0 {
+            match word.compare_exchange_weak(w, w - 1, Acquire, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            }
+        }
+        false
+    }
+
+    /// The slow path of admission, in one compare-and-swap: take a permit freed since the fast
+    /// path looked, or join the queue if it has room.
+    pub(crate) fn enter(&self, max_queued: u64) -> Entry {
+        let word = &self.word.0;
+        let mut w = word.load(Relaxed);
+        let mut confirmed = false;
+        loop {
+            let (next, entry) = if free(w) != 0 {
+                (w - 1, Entry::Admitted)
+            } else if waiters(w) < max_queued {
+                (w + WAITER, Entry::Queued)
+            } else if confirmed {
+                return Entry::Full;
+            } else {
+                // Reject only on the latest word: an atomic read-modify-write reads it.
+                w = word.fetch_add(0, AcqRel);
+                confirmed = true;
+                continue;
+            };
+            match word.compare_exchange_weak(w, next, AcqRel, Relaxed) {
+                Ok(_) => return entry,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// A queued call leaves the queue, with a permit or without. The last one out returns any
+    /// permit left in transit (handed over for a waiter that then gave up) to the free pool.
+    fn leave_queue(&self) {
+        let before = self.word.0.fetch_sub(WAITER, AcqRel);
+        debug_assert!(waiters(before) > 0, "left a queue it was not in");
+        if waiters(before) == 1 {
+            self.reclaim();
+        }
+    }
+
+    /// Makes `n` permits available: free, or, while calls are queued, handed to the first of
+    /// them through the semaphore.
+    pub(crate) fn give(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let word = &self.word.0;
+        let mut w = word.load(Relaxed);
+        loop {
+            if waiters(w) != 0 {
+                self.hand_off(n);
+                return;
+            }
+            // Acquire too: a shrink's debt, recorded before it last read this word, is then seen
+            // by the debt check that follows a release (see `retire_free`).
+            match word.compare_exchange_weak(w, w + n as u64, AcqRel, Relaxed) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Hands `n` permits to the queue. Should every waiter have left meanwhile, nobody would
+    /// take them: take them back.
+    #[cold]
+    fn hand_off(&self, n: usize) {
+        self.semaphore.add_permits(n);
+        self.reclaim();
+    }
+
+    /// Returns permits stranded in the semaphore to the free pool once no call is queued.
+    #[cold]
+    fn reclaim(&self) {
+        let word = &self.word.0;
+        loop {
+            // A read-modify-write reads the latest word: a plain load might still show a waiter
+            // that has left, and the permits would be stranded.
+            if waiters(word.fetch_add(0, AcqRel)) != 0 {
+                // A waiter will take them.
+                return;
+            }
+            let n = self.semaphore.forget_permits(MAX_PERMITS);
+            if n == 0 {
+                return;
+            }
+            let mut w = word.load(Relaxed);
+            loop {
+                if waiters(w) != 0 {
+                    // A call queued meanwhile: the permits are its.
+                    self.semaphore.add_permits(n);
+                    break;
+                }
+                match word.compare_exchange_weak(w, w + n as u64, AcqRel, Relaxed) {
+                    Ok(_) => return,
+                    Err(now) => w = now,
+                }
+            }
+            // Handed back: go round in case that waiter has already left too.
+        }
+    }
+
+    /// Removes up to `n` free permits (a shrink), from the free pool and then from the queue's
+    /// transit; returns how many it removed.
+    ///
+    /// It reads the word with a read-modify-write, never a plain load: a release gives its
+    /// permit back (a read-modify-write) and then reads the debt, while a shrink records its debt
+    /// and then calls this. Either the shrink sees the permit here, or the release's give comes
+    /// later in the word's order, synchronises with this write, and sees the debt.
+    pub(crate) fn retire_free(&self, n: usize) -> usize {
+        let word = &self.word.0;
+        let mut w = word.fetch_add(0, AcqRel);
+        let taken = loop {
+            let take = free(w).min(n as u64);
+            if take == 0 {
+                break 0;
+            }
+            match word.compare_exchange_weak(w, w - take, AcqRel, Relaxed) {
+                Ok(_) => break take as usize,
+                Err(now) => w = now,
+            }
+        };
+        if taken < n {
+            taken + self.semaphore.forget_permits(n - taken)
+        } else {
+            taken
+        }
+    }
+
     /// Returns one permit, or retires it if a shrink is owed permits.
     #[inline]
     fn release(&self) {
         if self.debt.load(Acquire) != 0 && self.pay_debt() {
             return;
         }
-        self.semaphore.add_permits(1);
+        self.give(1);
         // A shrink that recorded its debt after the check above may have missed this permit
         // among the free ones: settle it now rather than at the next release.
         if self.debt.load(Acquire) != 0 {
@@ -410,7 +629,7 @@ impl Shared {
             if owed == 0 {
                 return;
             }
-            let forgotten = self.semaphore.forget_permits(owed);
+            let forgotten = self.retire_free(owed);
             if forgotten == 0 {
                 return;
             }
@@ -419,7 +638,7 @@ impl Shared {
                 .fetch_update(AcqRel, Acquire, |d| Some(d.saturating_sub(forgotten)))
                 .unwrap_or_else(|d| d);
             if before < forgotten {
-                self.semaphore.add_permits(forgotten - before);
+                self.give(forgotten - before);
                 return;
             }
         }
@@ -443,12 +662,12 @@ pub(crate) fn validate_max_concurrent(name: &str, max: usize) -> Result<(), Conf
             "must be at least 1",
         ));
     }
-    if max > Semaphore::MAX_PERMITS {
+    if max > MAX_PERMITS {
         return Err(ConfigError::new(
             format!("{COMPONENT} `{name}`"),
             "max_concurrent",
             max,
-            "exceeds tokio's Semaphore::MAX_PERMITS",
+            "must be at most 4294967295 (permits are counted in 32 bits)",
         ));
     }
     Ok(())

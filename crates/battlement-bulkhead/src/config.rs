@@ -73,7 +73,8 @@ impl BulkheadBuilder {
     }
 
     /// How many calls may wait for a permit (default 0: reject at once when every permit is
-    /// taken). Waiting calls are admitted in arrival order.
+    /// taken). Waiting calls are admitted in arrival order. Queued calls are counted in 32 bits:
+    /// a larger bound (`usize::MAX` for "no bound") means 4294967295.
     pub fn max_queued(mut self, max: usize) -> Self {
         self.max_queued = max;
         self

@@ -7,7 +7,7 @@
 //! explored are those of semaphore operations and the bulkhead's own atomics (the shrink debt,
 //! the limit) with each other.
 
-use crate::bulkhead::{Admission, Permit};
+use crate::bulkhead::{Admission, Entry, Permit};
 use crate::Bulkhead;
 use loom::thread;
 
@@ -16,6 +16,24 @@ fn bulkhead(max: usize) -> Bulkhead {
         .max_concurrent(max)
         .build()
         .unwrap()
+}
+
+fn queued_bulkhead(max: usize, max_queued: usize) -> Bulkhead {
+    Bulkhead::builder("loom")
+        .max_concurrent(max)
+        .max_queued(max_queued)
+        .build()
+        .unwrap()
+}
+
+/// A queued call waiting for its permit (loom stands in for the async wait by polling).
+fn wait_in_queue(b: &Bulkhead) -> Permit {
+    loop {
+        if let Some(permit) = b.loom_poll_queue() {
+            return permit;
+        }
+        thread::yield_now();
+    }
 }
 
 fn take(b: &Bulkhead) -> Permit {
@@ -93,5 +111,73 @@ fn loom_grow_racing_a_release_that_pays_debt() {
         grow.join().unwrap();
         drop(p2);
         assert_capacity(&b, 3);
+    });
+}
+
+#[test]
+fn loom_release_racing_a_call_that_queues() {
+    loom::model(|| {
+        let b = queued_bulkhead(1, 1);
+        let held = take(&b);
+        let release = thread::spawn(move || drop(held));
+        // The fast path found nothing free; the slow path either finds the permit released
+        // meanwhile or queues, and then the release must reach it (no lost wake-up).
+        let permit = match b.loom_enter() {
+            (Entry::Admitted, Some(permit)) => permit,
+            (Entry::Queued, None) => wait_in_queue(&b),
+            other => panic!("unexpected {:?}", other.0),
+        };
+        release.join().unwrap();
+        assert_eq!(b.queued(), 0);
+        assert_eq!(b.in_flight(), 1);
+        drop(permit);
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(b.loom_permits(), (1, 0));
+    });
+}
+
+#[test]
+fn loom_waiter_giving_up_racing_a_release_strands_no_permit() {
+    loom::model(|| {
+        let b = queued_bulkhead(1, 1);
+        let held = take(&b);
+        assert!(matches!(b.loom_enter(), (Entry::Queued, None)));
+        let release = thread::spawn(move || drop(held));
+        // The wait times out while the release may be handing it the permit.
+        b.loom_give_up();
+        release.join().unwrap();
+        // Whatever the order, the permit is free again, none is left in the queue's semaphore,
+        // and the fast path can take it.
+        assert_eq!(b.queued(), 0);
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(b.loom_permits(), (1, 0));
+    });
+}
+
+#[test]
+fn loom_grow_hands_permits_to_queued_calls_first() {
+    loom::model(|| {
+        let b = queued_bulkhead(1, 2);
+        let held = take(&b);
+        assert!(matches!(b.loom_enter(), (Entry::Queued, None)));
+        let grow = {
+            let b = b.clone();
+            thread::spawn(move || b.set_max_concurrent(2).unwrap())
+        };
+        // The queued call gets the new permit; a call arriving meanwhile cannot pass it.
+        let early = b.loom_enter();
+        let first = wait_in_queue(&b);
+        grow.join().unwrap();
+        assert!(
+            matches!(early, (Entry::Queued, None)),
+            "passed a queued call"
+        );
+        assert_eq!(b.in_flight(), 2);
+        drop(held);
+        let second = wait_in_queue(&b);
+        assert_eq!(b.queued(), 0);
+        drop((first, second));
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(b.loom_permits(), (2, 0));
     });
 }

@@ -11,6 +11,11 @@ pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
 
+/// A value on its own cache lines (two, against adjacent-line prefetching), so writes to it do
+/// not slow reads of its neighbours.
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
 /// tokio's `Semaphore`, through the operations the bulkhead uses.
 ///
 /// tokio is not instrumented by loom when built as a dependency, so loom could neither interleave
@@ -25,8 +30,6 @@ pub(crate) struct Semaphore {
 }
 
 impl Semaphore {
-    pub(crate) const MAX_PERMITS: usize = tokio::sync::Semaphore::MAX_PERMITS;
-
     pub(crate) fn new(permits: usize) -> Self {
         Semaphore {
             inner: tokio::sync::Semaphore::new(permits),
@@ -41,8 +44,19 @@ impl Semaphore {
         self.shadow.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Takes a free permit, if there is one and no call is waiting (tokio's semaphore is fair).
-    #[inline]
+    /// Waits for a permit in FIFO order; `false` if the semaphore is closed (never, here).
+    /// Not modelled under loom.
+    pub(crate) async fn acquire(&self) -> bool {
+        self.inner
+            .acquire()
+            .await
+            .map(tokio::sync::SemaphorePermit::forget)
+            .is_ok()
+    }
+
+    /// Takes a permit if one is available. Only the loom models use it: they stand in for the
+    /// queued call's async wait, which loom cannot run.
+    #[cfg(all(loom, test))]
     pub(crate) fn try_acquire(&self) -> bool {
         self.step();
         match self.inner.try_acquire() {
@@ -52,16 +66,6 @@ impl Semaphore {
             }
             Err(_) => false,
         }
-    }
-
-    /// Waits for a permit in FIFO order; `false` if the semaphore is closed (never, here).
-    /// Not modelled under loom.
-    pub(crate) async fn acquire(&self) -> bool {
-        self.inner
-            .acquire()
-            .await
-            .map(tokio::sync::SemaphorePermit::forget)
-            .is_ok()
     }
 
     #[inline]

@@ -459,9 +459,13 @@ fn resize_is_validated() {
         b.set_max_concurrent(0).unwrap_err().setting(),
         "max_concurrent"
     );
-    let err = b.set_max_concurrent(usize::MAX).unwrap_err();
-    assert!(err.reason().contains("MAX_PERMITS"), "{err}");
+    let err = b.set_max_concurrent(u32::MAX as usize + 1).unwrap_err();
+    assert!(err.reason().contains("32 bits"), "{err}");
     assert_eq!(b.max_concurrent(), 2);
+    // The largest limit is accepted, and every permit it adds is usable.
+    b.set_max_concurrent(u32::MAX as usize).unwrap();
+    assert_eq!(b.max_concurrent(), u32::MAX as usize);
+    assert_eq!(b.in_flight(), 0);
 }
 
 #[test]
@@ -850,4 +854,14 @@ fn futures_are_send_and_sync() {
     check(&fut);
     check(&b);
     drop(fut);
+}
+
+#[test]
+fn an_unbounded_queue_is_counted_in_32_bits() {
+    let b = Bulkhead::builder("q")
+        .max_concurrent(1)
+        .max_queued(usize::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(b.max_queued(), u32::MAX as usize);
 }
