@@ -319,9 +319,12 @@ impl Bulkhead {
     pub(crate) fn loom_give_up(&self) {
         self.shared.leave_queue();
     }
+}
 
-    /// Free permits, and permits in the semaphore (in transit, or stranded).
-    pub(crate) fn loom_permits(&self) -> (usize, usize) {
+#[cfg(test)]
+impl Bulkhead {
+    /// Free permits, and permits in the semaphore (in transit to a waiter, or stranded).
+    pub(crate) fn permit_places(&self) -> (usize, usize) {
         let s = &self.shared;
         (
             free(s.word.0.load(Acquire)) as usize,

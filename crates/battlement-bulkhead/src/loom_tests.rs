@@ -132,7 +132,7 @@ fn loom_release_racing_a_call_that_queues() {
         assert_eq!(b.in_flight(), 1);
         drop(permit);
         assert_eq!(b.in_flight(), 0);
-        assert_eq!(b.loom_permits(), (1, 0));
+        assert_eq!(b.permit_places(), (1, 0));
     });
 }
 
@@ -150,7 +150,7 @@ fn loom_waiter_giving_up_racing_a_release_strands_no_permit() {
         // and the fast path can take it.
         assert_eq!(b.queued(), 0);
         assert_eq!(b.in_flight(), 0);
-        assert_eq!(b.loom_permits(), (1, 0));
+        assert_eq!(b.permit_places(), (1, 0));
     });
 }
 
@@ -178,6 +178,6 @@ fn loom_grow_hands_permits_to_queued_calls_first() {
         assert_eq!(b.queued(), 0);
         drop((first, second));
         assert_eq!(b.in_flight(), 0);
-        assert_eq!(b.loom_permits(), (2, 0));
+        assert_eq!(b.permit_places(), (2, 0));
     });
 }

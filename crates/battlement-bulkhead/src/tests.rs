@@ -294,6 +294,26 @@ async fn a_permit_handed_to_a_cancelled_waiter_goes_to_the_next() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_permit_handed_to_the_only_waiter_that_is_then_cancelled_is_free_again() {
+    let b = bulkhead(1, 1, None);
+    let gate = Gate::default();
+    let mut svc = guarded(&b, &gate);
+    let running = spawn_call(&mut svc, 0).await;
+    settle().await;
+    // The only waiter, never polled by a task: the finishing call hands it the permit through
+    // the queue, then it is dropped before it notices.
+    let waiter = svc.ready().await.unwrap().call(1);
+    assert!(waiter.is_waiting());
+    gate.finish(1);
+    running.await.unwrap().unwrap();
+    drop(waiter);
+    assert_eq!((b.in_flight(), b.queued()), (0, 0));
+    // The permit is back where the fast path takes it, not stranded in the queue.
+    assert_eq!(b.permit_places(), (1, 0));
+    assert_permits(&b, &gate, &mut svc, 1).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn dropping_an_admitted_future_releases_its_permit() {
     let b = bulkhead(1, 0, None);
     let gate = Gate::default();
