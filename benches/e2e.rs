@@ -24,13 +24,16 @@
 //!   per request (cheaper than the server's), so with one server worker and one client thread on
 //!   the 2 cores the server is the bottleneck and its per-request cost shows in requests/s.
 //! - Interleaving: all four servers run for the whole bench (each on its own one-worker runtime,
-//!   idle while not loaded) and the client loads them in turn, in short slices (0.5 s; 0.25 s
-//!   with `--quick`): a round gives every server one slice, in an order rotated from round to
-//!   round, and a slice ends by draining the requests still in flight. The headline is the
-//!   median over rounds of each server's requests/s divided by bare's in the same round: on a
-//!   shared machine whose speed drifts by tens of percent over seconds, comparing slices taken
-//!   a second apart cancels most of the drift, which measuring each server for seconds at a
-//!   time (the first version of this bench) did not. `BATTLEMENT_E2E_AA=1` serves bare
+//!   idle while not loaded) and the client loads them in turn, in short slices (0.25 s; 0.15 s
+//!   with `--quick`), each ended by draining the requests still in flight. Every slice on
+//!   another server comes between two slices on bare: a round is `bare, A, bare, B, bare, C`,
+//!   the order of A, B, C rotated from round to round, and one last bare slice closes the run.
+//!   A slice's ratio is its requests/s divided by the mean of the two bare slices around it,
+//!   and the headline is each server's median ratio. On a shared machine whose speed drifts by
+//!   tens of percent within seconds, a comparison with bare a quarter of a second before and
+//!   after cancels most of the drift (measuring each server for seconds at a time, the first
+//!   version of this bench, did not; comparing within rounds of four 0.5 s slices, the second,
+//!   still left ratios spread over ±10 % on a noisy host). `BATTLEMENT_E2E_AA=1` serves bare
 //!   everywhere (an A/A run) to show what noise remains.
 //! - Pinning: with one server worker, the server process is pinned to CPU 0 and the load
 //!   generator to CPU 1 (with `taskset`, when present; `BATTLEMENT_E2E_PIN=0` turns it off, and
@@ -39,8 +42,8 @@
 //! - The second figure is each server's CPU time (its runtime's threads, from
 //!   `/proc/self/task/*/schedstat`) per response over the whole run.
 //!
-//! Run: `cargo bench -p battlement --bench e2e` (30 rounds of 0.5 s slices, about 65 s), or
-//! `-- --quick` (12 rounds of 0.25 s, about 15 s).
+//! Run: `cargo bench -p battlement --bench e2e` (40 rounds of six 0.25 s slices, about 65 s),
+//! or `-- --quick` (12 rounds of six 0.15 s slices, about 15 s).
 
 use axum::routing::get;
 use axum::Router;
@@ -152,7 +155,7 @@ fn main() {
     let pinned = pin_to_cpu(0);
     PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, millis) = if quick { (12, 250) } else { (30, 500) };
+    let (rounds, millis) = if quick { (12, 150) } else { (40, 250) };
     // An A/A run (every server bare) shows how noisy the machine is.
     let aa = std::env::var_os("BATTLEMENT_E2E_AA").is_some();
 
@@ -200,25 +203,36 @@ fn main() {
         rt.shutdown_background();
     }
 
-    // rps[i][r]: server i's requests/s in round r.
-    let mut rps = vec![vec![0.0; rounds]; n];
+    // rps[i]: server i's requests/s in each of its measured slices, in order.
+    let mut rps = vec![Vec::new(); n];
     let mut responses = vec![0u64; n];
-    for s in &slices {
+    // ratio[i]: each of server i's slices against the bare slices just before and after it.
+    let mut ratio = vec![Vec::new(); n];
+    let rate = |s: &Slice| s.responses as f64 / (s.nanos as f64 / 1e9);
+    for (k, s) in slices.iter().enumerate() {
         responses[s.server] += s.responses;
-        if let Some(r) = s.round {
-            rps[s.server][r] = s.responses as f64 / (s.nanos as f64 / 1e9);
+        if s.round.is_none() {
+            continue;
         }
+        rps[s.server].push(rate(s));
+        if s.server == 0 {
+            ratio[0].push(1.0);
+            continue;
+        }
+        let (prev, next) = (&slices[k - 1], &slices[k + 1]);
+        assert!(
+            prev.server == 0 && next.server == 0,
+            "slice {k} is not between two bare slices"
+        );
+        ratio[s.server].push(rate(s) / ((rate(prev) + rate(next)) / 2.0));
     }
     let cpu: Vec<f64> = (0..n)
         .map(|i| (after[i] - before[i]) as f64 / responses[i].max(1) as f64)
         .collect();
-    // Each round measures every server within about a second: a ratio within a round cancels
-    // the machine's drift, so the headline is the median of those ratios.
-    let ratios =
-        |i: usize| -> Vec<f64> { rps[i].iter().zip(&rps[0]).map(|(x, b)| x / b).collect() };
+    let ratios = |i: usize| -> Vec<f64> { ratio[i].clone() };
     println!();
     println!(
-        "## End to end: axum hello-world over loopback ({rounds} rounds of {millis} ms slices{})",
+        "## End to end: axum hello-world over loopback ({rounds} rounds of {millis} ms slices, each between two on bare{})",
         if aa { ", A/A: every server bare" } else { "" }
     );
     println!();
@@ -231,7 +245,7 @@ fn main() {
         }
     );
     println!();
-    println!("| server | requests/s (median) | vs bare (median of per-round ratios) | middle half of the ratios | server CPU per request | vs bare |");
+    println!("| server | requests/s (median) | vs bare (median ratio to the bare slices around) | middle half of the ratios | server CPU per request | vs bare |");
     println!("|---|---:|---:|---|---:|---:|");
     for (i, (name, _)) in servers.iter().enumerate() {
         let r = ratios(i);
@@ -247,7 +261,9 @@ fn main() {
         );
     }
     println!();
-    println!("Per round, requests/s relative to bare's in the same round (%):");
+    println!(
+        "Per slice, requests/s relative to the mean of the bare slices before and after it (%):"
+    );
     for (i, (name, _)) in servers.iter().enumerate().skip(1) {
         println!("- {}: {}", name, list(&ratios(i), 100.0));
     }
@@ -255,7 +271,7 @@ fn main() {
     for i in [2, 3] {
         let ratio = median(&ratios(i));
         println!(
-            "Target: {} >= 95 % of bare requests/s (median of per-round ratios): {:.1} % -> {}",
+            "Target: {} >= 95 % of bare requests/s (median ratio): {:.1} % -> {}",
             servers[i].0,
             ratio * 100.0,
             if ratio >= 0.95 { "met" } else { "MISSED" }
@@ -394,8 +410,10 @@ fn run_child(targets: &[SocketAddr], rounds: usize, slice: Duration) -> Vec<Slic
 // The load generator (child process).
 
 /// Pipelined keep-alive HTTP/1.1 client on one thread. Opens `CONNECTIONS` connections to each
-/// target, gives every target one warm-up slice, then `rounds` rounds of one slice per target
-/// in rotated order; prints a line per slice: `<server> <round or -> <responses> <nanos>`.
+/// target, gives every target one warm-up slice, then `rounds` rounds in which every target
+/// but the first gets one slice, each preceded by one on the first (the baseline), the others'
+/// order rotated from round to round, and a last slice on the first; prints a line per slice,
+/// in order: `<server> <round or -> <responses> <nanos>`.
 fn load(targets: &[SocketAddr], rounds: usize, slice: Duration) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -420,12 +438,15 @@ fn load(targets: &[SocketAddr], rounds: usize, slice: Duration) {
             println!("{i} - {responses} {nanos}");
         }
         for round in 0..rounds {
-            for k in 0..n {
-                let i = (round + k) % n;
-                let (responses, nanos) = run_slice(&mut conns[i], slice).await;
-                println!("{i} {round} {responses} {nanos}");
+            for k in 0..n - 1 {
+                for i in [0, 1 + (round + k) % (n - 1)] {
+                    let (responses, nanos) = run_slice(&mut conns[i], slice).await;
+                    println!("{i} {round} {responses} {nanos}");
+                }
             }
         }
+        let (responses, nanos) = run_slice(&mut conns[0], slice).await;
+        println!("0 {rounds} {responses} {nanos}");
     });
 }
 
