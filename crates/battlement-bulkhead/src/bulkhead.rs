@@ -516,23 +516,26 @@ impl Shared {
     /// Makes `n` permits available: free, or, while calls are queued, handed to the first of
     /// them through the semaphore.
     pub(crate) fn give(&self, n: usize) {
-        if n == 0 {
-            return;
+        if n != 0 && !self.free_up(n) {
+            self.hand_off(n);
         }
+    }
+
+    /// Adds `n` permits to the free pool, unless calls are queued (`false`: the permits are
+    /// theirs, and the caller still holds them).
+    #[inline]
+    fn free_up(&self, n: usize) -> bool {
         let word = &self.word.0;
         let mut w = word.load(Relaxed);
-        loop {
-            if waiters(w) != 0 {
-                self.hand_off(n);
-                return;
-            }
+        while waiters(w) == 0 {
             // Acquire too: a shrink's debt, recorded before it last read this word, is then seen
             // by the debt check that follows a release (see `retire_free`).
             match word.compare_exchange_weak(w, w + n as u64, AcqRel, Relaxed) {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(now) => w = now,
             }
         }
+        false
     }
 
     /// Hands `n` permits to the queue. Should every waiter have left meanwhile, nobody would
@@ -546,31 +549,20 @@ impl Shared {
     /// Returns permits stranded in the semaphore to the free pool once no call is queued.
     #[cold]
     fn reclaim(&self) {
-        let word = &self.word.0;
         loop {
             // A read-modify-write reads the latest word: a plain load might still show a waiter
             // that has left, and the permits would be stranded.
-            if waiters(word.fetch_add(0, AcqRel)) != 0 {
+            if waiters(self.word.0.fetch_add(0, AcqRel)) != 0 {
                 // A waiter will take them.
                 return;
             }
             let n = self.semaphore.forget_permits(MAX_PERMITS);
-            if n == 0 {
+            if n == 0 || self.free_up(n) {
                 return;
             }
-            let mut w = word.load(Relaxed);
-            loop {
-                if waiters(w) != 0 {
-                    // A call queued meanwhile: the permits are its.
-                    self.semaphore.add_permits(n);
-                    break;
-                }
-                match word.compare_exchange_weak(w, w + n as u64, AcqRel, Relaxed) {
-                    Ok(_) => return,
-                    Err(now) => w = now,
-                }
-            }
-            // Handed back: go round in case that waiter has already left too.
+            // A call queued meanwhile: the permits are its. Go round in case it has already
+            // left too.
+            self.semaphore.add_permits(n);
         }
     }
 
