@@ -43,7 +43,7 @@
 //!   `/proc/self/task/*/schedstat`) per response over the whole run.
 //!
 //! Run: `cargo bench -p battlement --bench e2e` (60 rounds of six 0.25 s slices, about 95 s),
-//! or `-- --quick` (12 rounds of six 0.15 s slices, about 15 s).
+//! or `-- --quick` (20 rounds of six 0.15 s slices, about 20 s).
 
 use axum::routing::get;
 use axum::Router;
@@ -155,7 +155,7 @@ fn main() {
     let pinned = pin_to_cpu(0);
     PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, millis) = if quick { (12, 150) } else { (60, 250) };
+    let (rounds, millis) = if quick { (20, 150) } else { (60, 250) };
     // An A/A run (every server bare) shows how noisy the machine is.
     let aa = std::env::var_os("BATTLEMENT_E2E_AA").is_some();
 
