@@ -4,9 +4,12 @@
 //! request.
 //!
 //! - Servers: a fresh tokio runtime per measurement with one worker thread (see below),
-//!   `axum::serve` on `127.0.0.1:0`, a single `GET /` route answering `Hello, World!`. Four of
+//!   `axum::serve` on `127.0.0.1:0`, a single `GET /` route answering `Hello, World!`. Five of
 //!   them:
-//!   - `bare`;
+//!   - `bare`, the baseline;
+//!   - `bare again (control)`: a second bare server, measured exactly as the stacked ones are.
+//!     Its ratio to the baseline would be 100 % on a quiet machine; what it shows instead is
+//!     this run's noise and any bias of the slice order, printed beside the figures it affects;
 //!   - `no-op layer`: the router with `Router::layer(Identity)`, a layer that does nothing: it
 //!     shows what axum's layering itself costs (each route's boxed service is boxed once more and
 //!     cloned per request), which any Tower layer added this way pays;
@@ -23,11 +26,12 @@
 //!   keep-alive connections with 32 requests in flight each. Pipelining keeps the client cheap
 //!   per request (cheaper than the server's), so with one server worker and one client thread on
 //!   the 2 cores the server is the bottleneck and its per-request cost shows in requests/s.
-//! - Interleaving: all four servers run for the whole bench (each on its own one-worker runtime,
+//! - Interleaving: all five servers run for the whole bench (each on its own one-worker runtime,
 //!   idle while not loaded) and the client loads them in turn, in short slices (0.25 s; 0.15 s
 //!   with `--quick`), each ended by draining the requests still in flight. Every slice on
-//!   another server comes between two slices on bare: a round is `bare, A, bare, B, bare, C`,
-//!   the order of A, B, C rotated from round to round, and one last bare slice closes the run.
+//!   another server comes between two slices on bare: a round is `bare, A, bare, B, bare, C,
+//!   bare, D`, the order of A to D rotated from round to round, and one last bare slice closes
+//!   the run.
 //!   A slice's ratio is its requests/s divided by the mean of the two bare slices around it,
 //!   and the headline is each server's median ratio. On a shared machine whose speed drifts by
 //!   tens of percent within seconds, a comparison with bare a quarter of a second before and
@@ -42,8 +46,8 @@
 //! - The second figure is each server's CPU time (its runtime's threads, from
 //!   `/proc/self/task/*/schedstat`) per response over the whole run.
 //!
-//! Run: `cargo bench -p battlement --bench e2e` (60 rounds of six 0.25 s slices, about 95 s),
-//! or `-- --quick` (20 rounds of six 0.15 s slices, about 20 s).
+//! Run: `cargo bench -p battlement --bench e2e` (60 rounds of eight 0.25 s slices, about 125 s),
+//! or `-- --quick` (20 rounds of eight 0.15 s slices, about 25 s).
 
 use axum::routing::get;
 use axum::Router;
@@ -159,8 +163,9 @@ fn main() {
     // An A/A run (every server bare) shows how noisy the machine is.
     let aa = std::env::var_os("BATTLEMENT_E2E_AA").is_some();
 
-    let servers: [(&str, Serve); 4] = [
+    let servers: [(&str, Serve); 5] = [
         ("bare", bare),
+        ("bare again (control)", bare),
         ("no-op layer (Router::layer)", noop_layered),
         ("full stack (Router::layer)", stack_as_router_layer),
         ("full stack around the Router", stack_around_router),
@@ -268,7 +273,15 @@ fn main() {
         println!("- {}: {}", name, list(&ratios(i), 100.0));
     }
     println!();
-    for i in [2, 3] {
+    let control = ratios(1);
+    println!(
+        "Control: a second bare server, measured like the stacked ones: {:.1} % (middle half {:.1} – {:.1} %). \
+         The figures below carry the same noise and slice-order bias.",
+        median(&control) * 100.0,
+        quantile(&control, 0.25) * 100.0,
+        quantile(&control, 0.75) * 100.0,
+    );
+    for i in [3, 4] {
         let ratio = median(&ratios(i));
         println!(
             "Target: {} >= 95 % of bare requests/s (median ratio): {:.1} % -> {}",
