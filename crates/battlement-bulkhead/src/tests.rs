@@ -808,8 +808,10 @@ async fn stress_round(seed: u64) {
         m.rejected_full + m.rejected_timeout > 0,
         "seed {seed}: the test exercised rejection"
     );
-    // Exactly the current limit's permits exist: no permit leaked, none was created.
+    // Exactly the current limit's permits exist: no permit leaked, none was created, and every
+    // one is back where the fast path takes it (none stranded in the queue).
     let limit = b.max_concurrent();
+    assert_eq!(b.permit_places(), (limit, 0), "seed {seed}");
     let gate = Gate::default();
     let mut probe = guarded(&b, &gate);
     assert_permits(&b, &gate, &mut probe, limit).await;
@@ -856,6 +858,8 @@ async fn stress_on_two_threads_leaks_nothing() {
     let m = b.metrics();
     assert_eq!((m.in_flight, m.queued), (0, 0), "{m:?}");
     assert!(m.accepted > 0);
+    // Every permit is back where the fast path takes it: none stranded in the queue.
+    assert_eq!(b.permit_places(), (b.max_concurrent(), 0));
 }
 
 #[test]
