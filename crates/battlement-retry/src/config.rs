@@ -4,6 +4,7 @@ use crate::backoff::{Backoff, Jitter, COMPONENT};
 use crate::event::RetryEvent;
 use crate::policy::{RetryPolicy, Shared};
 use crate::rules::{DefaultPredicate, PredicateFn, RetryContext, Rules};
+use crate::RetryBudget;
 use battlement_core::{ConfigError, FailureKind};
 use std::fmt;
 use std::marker::PhantomData;
@@ -11,7 +12,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::budget::Budget;
 
 /// The largest event channel capacity.
 const MAX_EVENT_CAPACITY: usize = 1 << 20;
@@ -195,7 +196,8 @@ impl<K, P> RetryPolicyBuilder<K, P> {
         self
     }
 
-    /// A retry budget (tower's [`TpsBudget`]): every request deposits, every retry withdraws;
+    /// A retry budget ([`RetryBudget`]: tower's `TpsBudget` without its lock): every request
+    /// deposits, every retry withdraws;
     /// `ratio` retries are allowed per request (`0.0 ..= 1000.0`, e.g. `0.2` for one retry per
     /// five requests) plus `min_per_sec` retries per second regardless. Deposits count for
     /// 10 s unless [`budget_ttl`](Self::budget_ttl) says otherwise.
@@ -233,8 +235,8 @@ impl<K, P> RetryPolicyBuilder<K, P> {
         self
     }
 
-    /// Uses a budget of your own (any [`tower::retry::budget::Budget`]), e.g. one `TpsBudget`
-    /// shared by several policies.
+    /// Uses a budget of your own (any [`tower::retry::budget::Budget`]), e.g. one
+    /// [`RetryBudget`] shared by several policies.
     pub fn custom_budget<B>(mut self, budget: Arc<B>) -> Self
     where
         B: Budget + Send + Sync + 'static,
@@ -397,33 +399,7 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 ratio,
                 min_per_sec,
                 ttl,
-            } => {
-                if !(0.0..=1000.0).contains(&ratio) {
-                    return Err(ConfigError::new(
-                        COMPONENT,
-                        "budget ratio",
-                        ratio,
-                        "must be within 0..=1000 (retries per request)",
-                    ));
-                }
-                if min_per_sec >= i32::MAX as u32 {
-                    return Err(ConfigError::new(
-                        COMPONENT,
-                        "budget min_per_sec",
-                        min_per_sec,
-                        "must be below i32::MAX",
-                    ));
-                }
-                if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
-                    return Err(ConfigError::new(
-                        COMPONENT,
-                        "budget ttl",
-                        ttl,
-                        "must be within 1s..=60s",
-                    ));
-                }
-                Some(Arc::new(TpsBudget::new(ttl, min_per_sec, ratio)))
-            }
+            } => Some(Arc::new(RetryBudget::new(ttl, min_per_sec, ratio)?)),
         };
         let (events, _) = broadcast::channel(self.event_capacity);
         let retry_after_cap = self.max_delay.or(self.backoff.cap());

@@ -135,6 +135,7 @@ mod layer;
 mod policy;
 mod rules;
 mod service;
+mod tps;
 
 pub use backoff::{Backoff, Jitter};
 pub use battlement_core::error::BreakerOpen;
@@ -152,6 +153,7 @@ pub use rules::{
 pub use service::Retry;
 /// tower's retry budgets, for [`custom_budget`](RetryPolicyBuilder::custom_budget).
 pub use tower::retry::budget;
+pub use tps::RetryBudget;
 
 #[cfg(test)]
 mod tests;

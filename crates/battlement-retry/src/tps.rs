@@ -1,0 +1,314 @@
+//! A retry budget with the semantics of tower's `TpsBudget` and no lock on the request path.
+
+use battlement_core::ConfigError;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::retry::budget::Budget;
+
+/// Windows a deposit counts for (the ttl is cut into this many), as in tower's `TpsBudget`.
+const WINDOWS: u64 = 10;
+/// Slots per stripe: the current window and the [`WINDOWS`] before it.
+const SLOTS: usize = WINDOWS as usize + 1;
+/// A slot that has never been written.
+const EMPTY: u64 = u64::MAX;
+
+/// A retry budget: every request deposits, every retry withdraws, and a retry is allowed while
+/// the deposits of the last `ttl` (plus a reserve of `min_per_sec` per second) cover it.
+///
+/// It keeps the parameters and the arithmetic of tower's
+/// [`TpsBudget`](tower::retry::budget::TpsBudget): `ratio` retries per request (`0.2`: one
+/// retry per five requests; up to `1000.0`), `min_per_sec` retries per second whatever the
+/// traffic, deposits counted for `ttl` (1 s to 60 s) in ten windows. What differs is the cost
+/// of a deposit, which every request pays: tower's locks a `Mutex` and adds to one shared
+/// counter; this one adds to a slot of the calling thread's own stripe (cache-line padded), so
+/// requests on different threads write different cache lines and nothing waits. A withdrawal,
+/// which only a retry makes, sums the stripes.
+///
+/// Like tower's, it is approximate under concurrency: two retries racing for the last token
+/// may both get it, and an amount added to a stripe just as another thread opens a new window
+/// there may be counted in the new window instead of the old one.
+///
+/// [`RetryPolicyBuilder::budget`](crate::RetryPolicyBuilder::budget) builds one; share one
+/// between policies with [`custom_budget`](crate::RetryPolicyBuilder::custom_budget).
+///
+/// ```
+/// use battlement_retry::RetryBudget;
+/// use battlement_retry::budget::Budget;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // One retry per two requests, no reserve.
+/// let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap();
+/// assert!(!budget.withdraw(), "nothing deposited yet");
+/// budget.deposit();
+/// budget.deposit();
+/// assert!(budget.withdraw());
+/// assert!(!budget.withdraw(), "spent");
+/// # }
+/// ```
+pub struct RetryBudget {
+    stripes: Box<[Stripe]>,
+    mask: usize,
+    origin: Instant,
+    window_nanos: u64,
+    reserve: i64,
+    deposit_amount: i64,
+    withdraw_amount: i64,
+}
+
+/// One thread's slots, on cache lines of their own.
+#[repr(align(128))]
+struct Stripe {
+    slots: [Slot; SLOTS],
+}
+
+/// The net deposits of one window (`epoch`) on one stripe.
+struct Slot {
+    epoch: AtomicU64,
+    amount: AtomicI64,
+}
+
+impl RetryBudget {
+    /// A budget allowing `ratio` retries per request (`0.0 ..= 1000.0`) plus `min_per_sec`
+    /// retries per second, deposits counting for `ttl` (`1 s ..= 60 s`).
+    pub fn new(ttl: Duration, min_per_sec: u32, ratio: f32) -> Result<Self, ConfigError> {
+        let err = |setting: &'static str, value: &dyn fmt::Debug, why: &'static str| {
+            ConfigError::new("retry budget", setting, format!("{value:?}"), why)
+        };
+        if !(0.0..=1000.0).contains(&ratio) {
+            return Err(err(
+                "budget ratio",
+                &ratio,
+                "must be within 0..=1000 (retries per request)",
+            ));
+        }
+        if min_per_sec >= i32::MAX as u32 {
+            return Err(err(
+                "budget min_per_sec",
+                &min_per_sec,
+                "must be below i32::MAX",
+            ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
+            return Err(err("budget ttl", &ttl, "must be within 1s..=60s"));
+        }
+        // tower's amounts, so that budgets of either kind allow the same retries.
+        let (deposit_amount, withdraw_amount) = if ratio == 0.0 {
+            (0, 1)
+        } else if ratio <= 1.0 {
+            (1, (1.0 / ratio) as i64)
+        } else {
+            (1000, (1000.0 / ratio) as i64)
+        };
+        let reserve = i64::from(min_per_sec)
+            .saturating_mul(ttl.as_secs() as i64)
+            .saturating_mul(withdraw_amount);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64)
+            .next_power_of_two();
+        Ok(RetryBudget {
+            stripes: (0..n)
+                .map(|_| Stripe {
+                    slots: std::array::from_fn(|_| Slot {
+                        epoch: AtomicU64::new(EMPTY),
+                        amount: AtomicI64::new(0),
+                    }),
+                })
+                .collect(),
+            mask: n - 1,
+            origin: Instant::now(),
+            window_nanos: (ttl.as_nanos() / u128::from(WINDOWS)) as u64,
+            reserve,
+            deposit_amount,
+            withdraw_amount,
+        })
+    }
+
+    /// The window `now` falls in.
+    #[inline]
+    fn epoch(&self) -> u64 {
+        let since = Instant::now().saturating_duration_since(self.origin);
+        // In 64 bits (enough for 584 years): a 128-bit division is a function call.
+        let nanos = since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos());
+        nanos / self.window_nanos
+    }
+
+    /// Adds `amount` to window `epoch` in this thread's stripe.
+    #[inline]
+    fn add(&self, amount: i64, epoch: u64) {
+        let stripe = &self.stripes[thread_index() & self.mask];
+        let slot = &stripe.slots[(epoch % SLOTS as u64) as usize];
+        let held = slot.epoch.load(Relaxed);
+        if held != EMPTY && held > epoch {
+            // The time was read before another thread moved the slot on to a later window:
+            // `epoch` has left the ring, so its amount no longer counts.
+            return;
+        }
+        if held != epoch {
+            // The slot holds a window that has aged out: this is the first write of the new
+            // one. Take the old amount out, rather than overwrite it, so that an amount another
+            // thread adds for the new window meanwhile is kept.
+            let stale = slot.amount.load(Relaxed);
+            if slot
+                .epoch
+                .compare_exchange(held, epoch, Relaxed, Relaxed)
+                .is_ok()
+            {
+                slot.amount.fetch_sub(stale, Relaxed);
+            }
+        }
+        slot.amount.fetch_add(amount, Relaxed);
+    }
+
+    /// The deposits of the current window and the [`WINDOWS`] before it, plus the reserve.
+    fn balance(&self, epoch: u64) -> i64 {
+        let oldest = epoch.saturating_sub(WINDOWS);
+        let mut sum = self.reserve;
+        for stripe in self.stripes.iter() {
+            for slot in &stripe.slots {
+                let e = slot.epoch.load(Relaxed);
+                if e != EMPTY && (oldest..=epoch).contains(&e) {
+                    sum = sum.saturating_add(slot.amount.load(Relaxed));
+                }
+            }
+        }
+        sum
+    }
+}
+
+impl Budget for RetryBudget {
+    #[inline]
+    fn deposit(&self) {
+        // With no ratio, deposits earn nothing: skip the clock too.
+        if self.deposit_amount != 0 {
+            self.add(self.deposit_amount, self.epoch());
+        }
+    }
+
+    fn withdraw(&self) -> bool {
+        let epoch = self.epoch();
+        if self.balance(epoch) >= self.withdraw_amount {
+            self.add(-self.withdraw_amount, epoch);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("window", &Duration::from_nanos(self.window_nanos))
+            .field("reserve", &self.reserve)
+            .field("deposit_amount", &self.deposit_amount)
+            .field("withdraw_amount", &self.withdraw_amount)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A number for this thread, handed out round-robin on first use, that picks its stripe (the
+/// scheme the breaker's and the bulkhead's striped counters use).
+#[inline]
+fn thread_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    INDEX.try_with(|i| *i).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::retry::budget::TpsBudget;
+
+    /// Drives our budget and tower's through the same deposits and withdrawals (no time
+    /// passing: tower's windows start when it notices one has ended, ours on fixed
+    /// boundaries) and requires the same answers: the same amounts and reserve.
+    #[tokio::test(start_paused = true)]
+    async fn answers_as_towers_tps_budget_does() {
+        let settings = [
+            (Duration::from_secs(1), 0, 0.5),
+            (Duration::from_secs(1), 1, 0.0),
+            (Duration::from_secs(10), 2, 0.2),
+            (Duration::from_secs(2), 0, 3.0),
+            (Duration::from_secs(60), 0, 1.0),
+            (Duration::from_secs(5), 3, 0.33),
+        ];
+        for (seed, (ttl, min_per_sec, ratio)) in settings.into_iter().enumerate() {
+            let ours = RetryBudget::new(ttl, min_per_sec, ratio).unwrap();
+            let tower = TpsBudget::new(ttl, min_per_sec, ratio);
+            let mut rng = fastrand::Rng::with_seed(seed as u64);
+            let mut allowed = 0;
+            for step in 0..2000 {
+                if rng.u8(0..3) < 2 {
+                    ours.deposit();
+                    tower.deposit();
+                } else {
+                    let answer = ours.withdraw();
+                    assert_eq!(
+                        answer,
+                        tower.withdraw(),
+                        "step {step}: ttl {ttl:?}, min {min_per_sec}, ratio {ratio}"
+                    );
+                    allowed += usize::from(answer);
+                }
+            }
+            assert!(allowed > 0, "the sequence exercised withdrawals");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_age_out_after_the_ttl() {
+        let b = RetryBudget::new(Duration::from_secs(1), 0, 1.0).unwrap();
+        b.deposit();
+        b.deposit();
+        tokio::time::advance(Duration::from_millis(1050)).await;
+        assert!(b.withdraw(), "still within the ttl and the current window");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert!(!b.withdraw(), "aged out");
+    }
+
+    #[test]
+    fn bad_settings_are_errors() {
+        let s = Duration::from_secs(1);
+        let setting = |r: Result<RetryBudget, ConfigError>| r.unwrap_err().setting().to_owned();
+        assert_eq!(setting(RetryBudget::new(s, 0, -0.1)), "budget ratio");
+        assert_eq!(setting(RetryBudget::new(s, 0, f32::NAN)), "budget ratio");
+        assert_eq!(
+            setting(RetryBudget::new(s, u32::MAX, 0.1)),
+            "budget min_per_sec"
+        );
+        assert_eq!(
+            setting(RetryBudget::new(Duration::from_millis(999), 0, 0.1)),
+            "budget ttl"
+        );
+    }
+
+    #[test]
+    fn deposits_from_many_threads_all_count() {
+        let b = std::sync::Arc::new(RetryBudget::new(Duration::from_secs(60), 0, 1.0).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        b.deposit();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // All within the 60 s ttl: every deposit counts, 8000 retries and not one more.
+        let allowed = (0..8001).take_while(|_| b.withdraw()).count();
+        assert_eq!(allowed, 8000);
+    }
+}
