@@ -10,7 +10,8 @@
 //!   most 10 s; tower's `ConcurrencyLimit` and tower-resilience's waits have no bound);
 //! - timeout: 10 s (never reached);
 //! - retry: at most 3 attempts, no backoff; the stacks add a retry budget (ours: 20 % of calls +
-//!   10/s, tower's `TpsBudget`; tower-resilience: its token bucket, 10 tokens/s, 100 max — a
+//!   10/s, `RetryBudget`, which keeps tower's `TpsBudget` arithmetic without its lock;
+//!   tower-resilience: its token bucket, 10 tokens/s, 100 max — a
 //!   different rule with the same purpose, and like ours it is touched by every call).
 //!
 //! Every call in the benches succeeds, so the breakers stay closed: this measures the closed path.

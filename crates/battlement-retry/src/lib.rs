@@ -10,8 +10,8 @@
 //!   ([`seed`](RetryPolicyBuilder::seed)), so tests are exact.
 //! - **How often**: at most [`max_attempts`](RetryPolicyBuilder::max_attempts) in all, no new
 //!   attempt after a [`time_limit`](RetryPolicyBuilder::time_limit), and an optional retry
-//!   [`budget`](RetryPolicyBuilder::budget) (tower's `TpsBudget`) so a struggling upstream is not
-//!   multiplied by retries.
+//!   [`budget`](RetryPolicyBuilder::budget) ([`RetryBudget`]: tower's `TpsBudget` arithmetic,
+//!   without its lock) so a struggling upstream is not multiplied by retries.
 //! - **What is retried**: classification uses battlement's [`Classify`](battlement_core::Classify)
 //!   vocabulary. By default failures of kind `Timeout`, `Connection` and `RateLimited` are
 //!   retried; rejections by battlement's own breaker or bulkhead (`Rejected`) are not, unless
