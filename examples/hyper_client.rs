@@ -58,7 +58,7 @@ async fn main() -> Result<(), BoxError> {
         .minimum_calls(10)
         .build()?;
     // Retries 429/502/503/504 and transport failures of idempotent requests; a `Retry-After`
-    // header sets the next wait (bounded by the policy's cap).
+    // header sets the next wait (up to 60 s; a longer one ends the retries at once).
     let retry = RetryPolicy::http_builder()
         .name("inventory")
         .max_attempts(4)

@@ -30,11 +30,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
-/// A server that answers its first `failures` requests with 503 and `Retry-After: 1`, then 200,
-/// and records when each request arrived.
+/// A server that answers its first `failures` requests with 503 and `Retry-After: 1` (or
+/// another value), then 200, and records when each request arrived.
 #[derive(Clone)]
 struct Upstream {
     failures: usize,
+    retry_after: &'static str,
     hits: Arc<Mutex<Vec<Instant>>>,
 }
 
@@ -42,8 +43,14 @@ impl Upstream {
     fn new(failures: usize) -> Self {
         Upstream {
             failures,
+            retry_after: "1",
             hits: Arc::default(),
         }
+    }
+
+    fn with_retry_after(mut self, value: &'static str) -> Self {
+        self.retry_after = value;
+        self
     }
 
     fn hits(&self) -> Vec<Instant> {
@@ -70,7 +77,7 @@ async fn serve(up: Upstream) -> std::net::SocketAddr {
                 if n <= up.failures {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        [(http::header::RETRY_AFTER, "1")],
+                        [(http::header::RETRY_AFTER, up.retry_after)],
                         "busy",
                     )
                         .into_response()
@@ -291,4 +298,38 @@ async fn retrying_rejections_waits_out_the_open_breaker() {
     );
     assert_eq!(breaker.state(), State::Closed);
     assert_eq!(breaker.metrics().trips, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_of_years_is_not_waited_for() {
+    // The server asks for 99999999 s (three years); the policy has a fixed backoff and no
+    // max_delay. The 503 comes back at once, after one request, instead of a three-year wait.
+    let up = Upstream::new(1).with_retry_after("99999999");
+    let addr = serve(up.clone()).await;
+    let policy = RetryPolicy::http_builder()
+        .max_attempts(4)
+        .backoff(Backoff::fixed(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let mut events = policy.subscribe();
+    let svc = ServiceBuilder::new()
+        .retry(policy)
+        .layer(TimeoutLayer::new(Duration::from_secs(5)))
+        .layer(HoldClockLayer)
+        .service(client());
+
+    let start = Instant::now();
+    let req = Request::get(format!("http://{addr}/stock"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[http::header::RETRY_AFTER], "99999999");
+    assert_eq!(up.hits().len(), 1, "the server saw one request");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the answer came back at once"
+    );
+    assert!(drain(&mut events).is_empty(), "no retry was announced");
 }

@@ -17,6 +17,9 @@ use tower::retry::budget::Budget;
 /// The largest event channel capacity.
 const MAX_EVENT_CAPACITY: usize = 1 << 20;
 
+/// The longest server-given delay a policy honours unless told otherwise.
+const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 pub(crate) mod sealed {
     use battlement_core::{ConfigError, FailureKind};
 
@@ -65,8 +68,9 @@ enum BudgetSetting {
 /// Builds a [`RetryPolicy`], validating every setting.
 ///
 /// Defaults: 3 attempts in all (the first and two retries); exponential backoff from 100 ms,
-/// doubling, capped at 10 s; no jitter; no delay bounds; no time limit; no budget; retry
-/// failures of kind `Timeout`, `Connection` and `RateLimited` (and, with
+/// doubling, capped at 10 s; no jitter; no delay bounds; no time limit; no budget; server-given
+/// delays honoured up to 60 s ([`max_retry_after`](Self::max_retry_after)); retry failures of kind
+/// `Timeout`, `Connection` and `RateLimited` (and, with
 /// [`http_builder`](RetryPolicy::http_builder), responses 429, 502, 503 and 504 to idempotent
 /// requests); randomness seeded from the OS.
 ///
@@ -99,6 +103,7 @@ pub struct RetryPolicyBuilder<K = Rules, P = DefaultPredicate> {
     jitter: Jitter,
     min_delay: Duration,
     max_delay: Option<Duration>,
+    max_retry_after: Duration,
     seed: Option<u64>,
     budget: BudgetSetting,
     on_retry: Option<Callback>,
@@ -117,6 +122,7 @@ impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicyBuilder<K, P> {
             .field("jitter", &self.jitter)
             .field("min_delay", &self.min_delay)
             .field("max_delay", &self.max_delay)
+            .field("max_retry_after", &self.max_retry_after)
             .field("seed", &self.seed)
             .field("rules", &self.rules)
             .field("predicate", &self.predicate)
@@ -134,6 +140,7 @@ impl<K> RetryPolicyBuilder<K, DefaultPredicate> {
             jitter: Jitter::None,
             min_delay: Duration::ZERO,
             max_delay: None,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             seed: None,
             budget: BudgetSetting::None,
             on_retry: None,
@@ -158,7 +165,8 @@ impl<K, P> RetryPolicyBuilder<K, P> {
     }
 
     /// No attempt starts later than `limit` after the first one started: a retry whose delay
-    /// would end at or past the limit is not made, and the last result is returned at once.
+    /// would end at or past the limit is not made, and the last result is returned at once (the
+    /// wait is not shortened to fit). This bounds every wait, a server-given one included.
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = Some(limit);
         self
@@ -176,15 +184,60 @@ impl<K, P> RetryPolicyBuilder<K, P> {
         self
     }
 
-    /// No delay is shorter than `min` (applied after jitter, and to `Retry-After`).
+    /// No delay is shorter than `min` (applied after jitter, and to a server-given delay).
     pub fn min_delay(mut self, min: Duration) -> Self {
         self.min_delay = min;
         self
     }
 
-    /// No delay is longer than `max` (applied after jitter, and to `Retry-After`).
+    /// No backoff delay is longer than `max` (applied after jitter). A server-given delay is
+    /// bounded by [`max_retry_after`](Self::max_retry_after) instead.
     pub fn max_delay(mut self, max: Duration) -> Self {
         self.max_delay = Some(max);
+        self
+    }
+
+    /// The longest server-given delay the policy waits for (default 60 s; above zero): an HTTP
+    /// `Retry-After` (seconds or date), or an open breaker's
+    /// [`retry_after`](battlement_core::error::BreakerOpen::retry_after) when rejections are
+    /// retried.
+    ///
+    /// A server-given delay up to this ceiling is waited for exactly (raised to
+    /// [`min_delay`](Self::min_delay)). One beyond it is never waited for, nor cut short: the
+    /// policy gives up at once and returns that answer (the response with its header, the
+    /// breaker's error), because retrying sooner than the server asked adds load it asked to be
+    /// spared, and waiting longer would hold the caller for as long as the input says.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_core::error::{BoxError, BreakerOpen};
+    /// use battlement_retry::{Backoff, RetryPolicy};
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// let policy = RetryPolicy::builder()
+    ///     .retry_rejected(true)
+    ///     .backoff(Backoff::fixed(Duration::from_millis(100)))
+    ///     .max_retry_after(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// // A breaker that stays open for ten minutes.
+    /// let svc = ServiceBuilder::new().retry(policy).service_fn(|_: ()| async {
+    ///     Err::<(), BoxError>(Box::new(BreakerOpen::new("db".into(), Some(Duration::from_secs(600)))))
+    /// });
+    /// let start = Instant::now();
+    /// let err = svc.oneshot(()).await.unwrap_err();
+    /// assert!(err.downcast_ref::<BreakerOpen>().is_some());
+    /// assert_eq!(start.elapsed(), Duration::ZERO); // gave up at once
+    ///
+    /// let err = RetryPolicy::builder().max_retry_after(Duration::ZERO).build().unwrap_err();
+    /// assert_eq!(err.setting(), "max_retry_after");
+    /// # }
+    /// ```
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
         self
     }
 
@@ -295,6 +348,7 @@ impl<K, P> RetryPolicyBuilder<K, P> {
             jitter: self.jitter,
             min_delay: self.min_delay,
             max_delay: self.max_delay,
+            max_retry_after: self.max_retry_after,
             seed: self.seed,
             budget: self.budget,
             on_retry: self.on_retry,
@@ -316,6 +370,7 @@ impl<K, P> RetryPolicyBuilder<K, P> {
             jitter: self.jitter,
             min_delay: self.min_delay,
             max_delay: self.max_delay,
+            max_retry_after: self.max_retry_after,
             seed: self.seed,
             budget: self.budget,
             on_retry: self.on_retry,
@@ -341,8 +396,8 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
     }
 
     /// Retries rejections by battlement's own components (an open breaker, a full bulkhead):
-    /// off by default. When on, an open breaker's `retry_after` sets the next delay (bounded
-    /// like every delay).
+    /// off by default. When on, an open breaker's `retry_after` sets the next delay (up to
+    /// [`max_retry_after`](Self::max_retry_after); beyond it the policy gives up at once).
     pub fn retry_rejected(self, yes: bool) -> Self {
         if yes {
             self.retry_on(FailureKind::Rejected)
@@ -383,6 +438,14 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 ));
             }
         }
+        if self.max_retry_after.is_zero() {
+            return Err(ConfigError::new(
+                COMPONENT,
+                "max_retry_after",
+                self.max_retry_after,
+                "must be above zero (to ignore `Retry-After`, use honour_retry_after(false))",
+            ));
+        }
         if !(1..=MAX_EVENT_CAPACITY).contains(&self.event_capacity) {
             return Err(ConfigError::new(
                 COMPONENT,
@@ -402,7 +465,6 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
             } => Some(Arc::new(RetryBudget::new(ttl, min_per_sec, ratio)?)),
         };
         let (events, _) = broadcast::channel(self.event_capacity);
-        let retry_after_cap = self.max_delay.or(self.backoff.cap());
         let shared = Shared {
             name: self.name,
             max_attempts: self.max_attempts,
@@ -411,7 +473,7 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
             jitter: self.jitter,
             min_delay: self.min_delay,
             max_delay: self.max_delay,
-            retry_after_cap,
+            max_retry_after: self.max_retry_after,
             seed: self.seed.unwrap_or_else(|| fastrand::u64(..)),
             next_stream: AtomicU64::new(0),
             budget,
@@ -466,7 +528,8 @@ impl<C, P> RetryPolicyBuilder<crate::http::HttpRules<C>, P> {
         self
     }
 
-    /// Whether a `Retry-After` header on a 429 or 503 sets the next delay (default on).
+    /// Whether a `Retry-After` header on a 429 or 503 sets the next delay (default on; up to
+    /// [`max_retry_after`](Self::max_retry_after), beyond which the policy gives up at once).
     pub fn honour_retry_after(mut self, yes: bool) -> Self {
         self.rules.honour_retry_after = yes;
         self

@@ -17,7 +17,8 @@ use std::time::Duration;
 pub enum DelaySource {
     /// The backoff strategy, with jitter and bounds.
     Backoff,
-    /// The answer's `Retry-After` (an HTTP header, or an open breaker's retry-after), bounded.
+    /// The answer's `Retry-After` (an HTTP header, or an open breaker's retry-after), within the
+    /// policy's `max_retry_after`.
     RetryAfter,
 }
 

@@ -140,8 +140,11 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 ///   requests are not even copied, and are sent once.
 /// - A request is retried only if its body can be copied ([`CloneBody`]); otherwise it is sent
 ///   once.
-/// - A `Retry-After` header (seconds or HTTP date) on a 429 or 503 sets the next delay, bounded
-///   by the policy's cap (its `max_delay`, else the backoff's cap).
+/// - A `Retry-After` header (seconds or HTTP date) on a 429 or 503 sets the next delay, up to the
+///   policy's [`max_retry_after`](crate::RetryPolicyBuilder::max_retry_after) (default 60 s): a
+///   longer one (a far-future date included) ends the retries at once with that response. A date
+///   in the past means "now"; a value that is neither seconds nor a date (a negative number,
+///   garbage) is ignored, and the backoff decides.
 /// - Outcomes come from the classifier (by default [`HttpClassifier`]: 5xx and 429 fail).
 ///
 /// ```

@@ -22,6 +22,12 @@
 //!   503 and 504 and transport failures, only for idempotent methods unless asked, honours
 //!   `Retry-After` (seconds or HTTP date) on 429/503, and copies request bodies that can be copied
 //!   ([`CloneBody`]); a request that cannot be copied is sent once.
+//! - **Safe by default**: a delay the server gives (a `Retry-After`, an open breaker's
+//!   retry-after) is honoured only up to [`max_retry_after`](RetryPolicyBuilder::max_retry_after)
+//!   (default 60 s); beyond it the policy gives up at once and returns that answer, rather than
+//!   wait for as long as the input says or retry sooner than the server asked. A
+//!   [`time_limit`](RetryPolicyBuilder::time_limit) bounds every wait the same way: a wait that
+//!   would end past it is not taken.
 //! - **Observability**: a `tracing` event per retry and per give-up, an
 //!   [`on_retry`](RetryPolicyBuilder::on_retry) callback and typed [`RetryEvent`]s through
 //!   [`RetryPolicy::subscribe`].
@@ -94,7 +100,7 @@
 //! let policy = RetryPolicy::http_builder()
 //!     .max_attempts(3)
 //!     .backoff(Backoff::fixed(Duration::from_millis(200)))
-//!     .max_delay(Duration::from_secs(30)) // also bounds Retry-After
+//!     .max_retry_after(Duration::from_secs(30)) // a longer Retry-After: give up at once
 //!     .build()
 //!     .unwrap();
 //!

@@ -22,8 +22,8 @@ pub(crate) struct Shared<K, P> {
     pub(crate) jitter: Jitter,
     pub(crate) min_delay: Duration,
     pub(crate) max_delay: Option<Duration>,
-    /// The bound on a `Retry-After`: `max_delay`, else the backoff's cap.
-    pub(crate) retry_after_cap: Option<Duration>,
+    /// The longest server-given delay honoured; a longer one ends the retries.
+    pub(crate) max_retry_after: Duration,
     pub(crate) seed: u64,
     /// Counts the requests that drew random numbers, to give each its own stream.
     pub(crate) next_stream: AtomicU64,
@@ -123,6 +123,7 @@ impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicy<K, P> {
             .field("jitter", &s.jitter)
             .field("min_delay", &s.min_delay)
             .field("max_delay", &s.max_delay)
+            .field("max_retry_after", &s.max_retry_after)
             .field("budget", &s.budget.is_some())
             .field("rules", &s.rules)
             .field("predicate", &s.predicate)
@@ -182,7 +183,8 @@ impl<K, P> RetryPolicy<K, P> {
     }
 }
 
-/// The delay before retry number `retry`, and where it came from.
+/// The delay before retry number `retry`, and where it came from; a server-given
+/// `retry_after` must already be within the policy's `max_retry_after`.
 fn next_delay<K, P>(
     shared: &Shared<K, P>,
     state: &mut RequestState,
@@ -206,10 +208,7 @@ fn next_delay<K, P>(
         shared.max_delay,
     );
     match retry_after {
-        Some(after) => (
-            bound(after, shared.min_delay, shared.retry_after_cap),
-            DelaySource::RetryAfter,
-        ),
+        Some(after) => (after.max(shared.min_delay), DelaySource::RetryAfter),
         None => (backoff, DelaySource::Backoff),
     }
 }
@@ -242,7 +241,15 @@ where
             tracing::debug!(retry = name, attempt, %outcome, "giving up: attempts exhausted");
             return None;
         }
-        let (delay, source) = next_delay(shared, &mut self.state, attempt, verdict.retry_after());
+        let retry_after = verdict.retry_after();
+        if let Some(after) = retry_after {
+            if after > shared.max_retry_after {
+                let max = shared.max_retry_after;
+                tracing::debug!(retry = name, attempt, %outcome, retry_after = ?after, ?max, "giving up: retry-after beyond max_retry_after");
+                return None;
+            }
+        }
+        let (delay, source) = next_delay(shared, &mut self.state, attempt, retry_after);
         if let (Some(limit), Some(started)) = (shared.time_limit, self.state.started) {
             let too_late = match Instant::now().checked_add(delay) {
                 Some(at) => at.saturating_duration_since(started) >= limit,

@@ -607,7 +607,7 @@ async fn breaker_open_retry_after_is_honoured_when_rejections_are_retried() {
     assert_eq!((e.delay, e.source), (ms(700), DelaySource::RetryAfter));
     assert_eq!(e.outcome, Outcome::Failure(FailureKind::Rejected));
 
-    // Without a retry-after (forced open), the backoff decides; bounded by max_delay.
+    // Without a retry-after (forced open), the backoff decides.
     let policy = always_failing(2)
         .backoff(Backoff::fixed(ms(10)))
         .retry_rejected(true)
@@ -617,15 +617,44 @@ async fn breaker_open_retry_after_is_honoured_when_rejections_are_retried() {
     let start = Instant::now();
     assert_eq!(calls_for(policy, forced).await.0, 2);
     assert_eq!(start.elapsed(), ms(10));
+}
 
+#[tokio::test(start_paused = true)]
+async fn breaker_open_retry_after_beyond_the_ceiling_gives_up_at_once() {
+    // A breaker open for two more minutes, a policy with no max_delay: the retry does not wait
+    // two minutes (nor a capped part of them); it returns the breaker's error at once.
+    let open = || -> BoxError {
+        Box::new(BreakerOpen::new(
+            "up".into(),
+            Some(Duration::from_secs(120)),
+        ))
+    };
+    let policy = always_failing(3)
+        .backoff(Backoff::fixed(ms(10)))
+        .retry_rejected(true)
+        .build()
+        .unwrap();
+    let mut events = policy.subscribe();
+    let start = Instant::now();
+    let (calls, err) = calls_for(policy, open).await;
+    assert_eq!(calls, 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(err.downcast_ref::<BreakerOpen>().is_some());
+    assert!(events.try_recv().is_err(), "no retry was announced");
+    // The default backoff has a 10 s cap; that does not shorten the breaker's wait either.
+    let policy = always_failing(3).retry_rejected(true).build().unwrap();
+    let start = Instant::now();
+    assert_eq!(calls_for(policy, open).await.0, 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // A higher ceiling honours it.
     let policy = always_failing(2)
         .retry_rejected(true)
-        .max_delay(ms(300))
+        .max_retry_after(Duration::from_secs(300))
         .build()
         .unwrap();
     let start = Instant::now();
     assert_eq!(calls_for(policy, open).await.0, 2);
-    assert_eq!(start.elapsed(), ms(300));
+    assert_eq!(start.elapsed(), Duration::from_secs(120));
 }
 
 #[tokio::test(start_paused = true)]
@@ -831,6 +860,14 @@ fn builder_validation() {
         "time_limit"
     );
     assert_eq!(
+        setting(
+            RetryPolicy::builder()
+                .max_retry_after(Duration::ZERO)
+                .build()
+        ),
+        "max_retry_after"
+    );
+    assert_eq!(
         setting(RetryPolicy::builder().budget(-0.1, 1).build()),
         "budget ratio"
     );
@@ -973,23 +1010,157 @@ mod http_rules {
         assert_eq!(log.gaps(), [ms(2000)]);
     }
 
+    /// Sends a GET through `policy` to an upstream answering `script`; what came back, how many
+    /// attempts the upstream saw, and how long it all took.
+    async fn outcome(
+        policy: RetryPolicy<HttpRules>,
+        script: Vec<(u16, Option<&'static str>)>,
+    ) -> (StatusCode, Log, Duration) {
+        let start = Instant::now();
+        let (log, _, status) = send(policy, get(), script).await;
+        (status, log, start.elapsed())
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn retry_after_is_bounded_by_the_cap() {
-        // By max_delay.
-        let policy = http_policy().max_delay(ms(1500)).build().unwrap();
-        let (log, _, _) = send(policy, get(), vec![(503, Some("3600"))]).await;
-        assert_eq!(log.gaps(), [ms(1500)]);
-        // Else by the backoff's cap.
+    async fn retry_after_beyond_the_ceiling_gives_up_at_once() {
+        // A fixed backoff and no max_delay: nothing but the ceiling stands between the header
+        // and a three-year wait.
+        let (status, log, took) = outcome(
+            http_policy().build().unwrap(),
+            vec![(503, Some("99999999"))],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the 503 comes back"
+        );
+        assert_eq!(log.calls(), 1, "no retry");
+        assert_eq!(took, Duration::ZERO, "at once");
+        // A delta that does not fit in u64 seconds, the same.
+        let (status, log, took) = outcome(
+            http_policy().build().unwrap(),
+            vec![(429, Some("999999999999999999999999999"))],
+        )
+        .await;
+        assert_eq!(
+            (status, log.calls(), took),
+            (StatusCode::TOO_MANY_REQUESTS, 1, Duration::ZERO)
+        );
+        // Just over the default 60 s.
+        let (status, log, _) =
+            outcome(http_policy().build().unwrap(), vec![(503, Some("61"))]).await;
+        assert_eq!((status, log.calls()), (StatusCode::SERVICE_UNAVAILABLE, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_within_the_ceiling_is_honoured_exactly() {
+        // The default ceiling, at its edge; max_delay bounds the backoff, not the server's
+        // delay, so the wait is neither cut to 1 s nor given up.
+        let policy = http_policy().max_delay(ms(1000)).build().unwrap();
+        let (status, log, _) = outcome(policy, vec![(503, Some("60")), (503, None)]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(log.gaps(), [Duration::from_secs(60), ms(100)]);
+        // Nor by the backoff's cap.
         let policy = RetryPolicy::http_builder()
             .backoff(Backoff::exponential(ms(100), 2.0).with_cap(ms(800)))
             .build()
             .unwrap();
-        let (log, _, _) = send(policy, get(), vec![(429, Some("3600"))]).await;
-        assert_eq!(log.gaps(), [ms(800)]);
-        // And raised to min_delay.
+        let (_, log, _) = outcome(policy, vec![(429, Some("30"))]).await;
+        assert_eq!(log.gaps(), [Duration::from_secs(30)]);
+        // Raised to min_delay.
         let policy = http_policy().min_delay(ms(250)).build().unwrap();
-        let (log, _, _) = send(policy, get(), vec![(503, Some("0"))]).await;
+        let (_, log, _) = outcome(policy, vec![(503, Some("0"))]).await;
         assert_eq!(log.gaps(), [ms(250)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ceiling_is_a_setting() {
+        let policy = || {
+            http_policy()
+                .max_retry_after(Duration::from_secs(10))
+                .build()
+                .unwrap()
+        };
+        let (_, log, _) = outcome(policy(), vec![(503, Some("10"))]).await;
+        assert_eq!(log.gaps(), [Duration::from_secs(10)]);
+        let (status, log, took) = outcome(policy(), vec![(503, Some("11"))]).await;
+        assert_eq!(
+            (status, log.calls(), took),
+            (StatusCode::SERVICE_UNAVAILABLE, 1, Duration::ZERO)
+        );
+        // Raised above the default.
+        let policy = http_policy()
+            .max_retry_after(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let (_, log, _) = outcome(policy, vec![(503, Some("3600"))]).await;
+        assert_eq!(log.gaps(), [Duration::from_secs(3600)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_dates_and_garbage() {
+        fn now() -> SystemTime {
+            // Wed, 21 Oct 2015 07:28:00 GMT
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480)
+        }
+        let policy = || http_policy().wall_clock(now).build().unwrap();
+        // A date far in the future: beyond the ceiling, so no retry.
+        let (status, log, took) =
+            outcome(policy(), vec![(503, Some("Fri, 31 Dec 9999 23:59:59 GMT"))]).await;
+        assert_eq!(
+            (status, log.calls(), took),
+            (StatusCode::SERVICE_UNAVAILABLE, 1, Duration::ZERO)
+        );
+        // A date a minute and a second ahead: also beyond.
+        let (_, log, _) =
+            outcome(policy(), vec![(503, Some("Wed, 21 Oct 2015 07:29:01 GMT"))]).await;
+        assert_eq!(log.calls(), 1);
+        // A date in the past: retry at once.
+        let (status, log, _) =
+            outcome(policy(), vec![(503, Some("Thu, 01 Jan 1970 00:00:00 GMT"))]).await;
+        assert_eq!((status, log.gaps()), (StatusCode::OK, vec![Duration::ZERO]));
+        // Negative numbers and garbage are ignored: the backoff decides.
+        for garbage in [
+            "-5",
+            "soon",
+            "1.5",
+            "",
+            "12 34",
+            "Wed, 99 Oct 2015 07:28:00 GMT",
+        ] {
+            let (status, log, _) = outcome(policy(), vec![(503, Some(garbage))]).await;
+            assert_eq!(
+                (status, log.gaps()),
+                (StatusCode::OK, vec![ms(100)]),
+                "{garbage:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_limit_bounds_a_retry_after_wait() {
+        // Within the ceiling, but the wait would end past the time limit: not taken, and not
+        // shortened either.
+        let policy = http_policy()
+            .time_limit(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let (status, log, took) = outcome(policy, vec![(503, Some("30"))]).await;
+        assert_eq!(
+            (status, log.calls(), took),
+            (StatusCode::SERVICE_UNAVAILABLE, 1, Duration::ZERO)
+        );
+        // One that ends before the limit is waited for.
+        let policy = http_policy()
+            .time_limit(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let (status, log, _) = outcome(policy, vec![(503, Some("4"))]).await;
+        assert_eq!(
+            (status, log.gaps()),
+            (StatusCode::OK, vec![Duration::from_secs(4)])
+        );
     }
 
     #[tokio::test(start_paused = true)]
