@@ -5,8 +5,11 @@ use http::{HeaderName, HeaderValue, Request};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// A request extension that sets this request's time limit, replacing the layer's default
-/// (shorter or longer).
+/// A request extension that sets this request's time limit in place of the layer's default.
+///
+/// Under [`HttpTimeouts`], it can shorten the limit; it lengthens it only as far as
+/// [`allow_extension`](HttpTimeouts::allow_extension) allows (by default not at all), because
+/// middleware may set it from a header a client sent.
 ///
 /// ```
 /// use battlement_timeout::Timeout;
@@ -19,7 +22,7 @@ use tokio::time::Instant;
 pub struct Timeout(pub Duration);
 
 /// A request extension that sets an absolute deadline for this request; the limit is the time
-/// left until it (zero if it has passed).
+/// left until it (zero if it has passed), bounded like a [`Timeout`].
 ///
 /// ```
 /// use battlement_timeout::Deadline;
@@ -45,6 +48,11 @@ const GRPC_TIMEOUT_NAME: HeaderName = HeaderName::from_static(GRPC_TIMEOUT);
 /// With [`propagate_grpc`](Self::propagate_grpc), the chosen limit is written into the request's
 /// `grpc-timeout` header, so the next hop knows how long is left.
 ///
+/// **The layer's limit is a ceiling.** A per-request limit may shorten it but not lengthen it:
+/// a client sending `grpc-timeout: 99999H` still gets the layer's limit. The extensions are held
+/// to the same ceiling, because middleware may set them from a client's header. To let requests
+/// have more time, [`allow_extension`](Self::allow_extension) names how much at most.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
@@ -60,22 +68,27 @@ const GRPC_TIMEOUT_NAME: HeaderName = HeaderName::from_static(GRPC_TIMEOUT);
 ///     }));
 /// // The caller allows 500 ms: that wins over the layer's 1 s.
 /// let req = http::Request::builder().header("grpc-timeout", "500m").body(()).unwrap();
-/// assert!(svc.oneshot(req).await.is_err());
+/// assert!(svc.clone().oneshot(req).await.is_err());
+/// // A caller asking for an hour gets the layer's 1 s, which is enough here.
+/// let req = http::Request::builder().header("grpc-timeout", "1H").body(()).unwrap();
+/// assert!(svc.oneshot(req).await.is_ok());
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpTimeouts {
     grpc: bool,
     propagate: bool,
+    /// The longest per-request limit, when it may exceed the layer's default.
+    max_extension: Option<Duration>,
 }
 
 impl HttpTimeouts {
-    /// Extensions only.
+    /// Extensions only; per-request limits can only shorten the layer's.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Honour an incoming `grpc-timeout` header.
+    /// Honour an incoming `grpc-timeout` header (within the ceiling).
     pub fn grpc(mut self, on: bool) -> Self {
         self.grpc = on;
         self
@@ -86,13 +99,55 @@ impl HttpTimeouts {
         self.propagate = on;
         self
     }
+
+    /// Lets a per-request limit (a `grpc-timeout`, a [`Timeout`] or [`Deadline`] extension) be
+    /// longer than the layer's default, up to `max`; a longer request is cut to `max`. A `max`
+    /// below the layer's default leaves the default as the ceiling. Off by default: the
+    /// layer's limit is the ceiling.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_timeout::{Elapsed, HttpTimeouts, Timeout, TimeoutLayer};
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let policy = HttpTimeouts::new().grpc(true).allow_extension(Duration::from_secs(10));
+    /// let svc = TimeoutLayer::new(Duration::from_secs(1))
+    ///     .policy(policy)
+    ///     .layer(service_fn(|_req: http::Request<()>| async {
+    ///         tokio::time::sleep(Duration::from_secs(5)).await;
+    ///         Ok::<_, std::convert::Infallible>(())
+    ///     }));
+    /// // A handler grants a report 8 s.
+    /// let mut req = http::Request::new(());
+    /// req.extensions_mut().insert(Timeout(Duration::from_secs(8)));
+    /// assert!(svc.clone().oneshot(req).await.is_ok());
+    /// // A client asking for an hour gets 10 s at most.
+    /// let req = http::Request::builder().header("grpc-timeout", "1H").body(()).unwrap();
+    /// assert!(svc.oneshot(req).await.is_ok());
+    /// # }
+    /// ```
+    pub fn allow_extension(mut self, max: Duration) -> Self {
+        self.max_extension = Some(max);
+        self
+    }
+
+    /// The longest limit a request may have, given the layer's `default`.
+    #[inline]
+    fn ceiling(&self, default: Duration) -> Duration {
+        match self.max_extension {
+            Some(max) => max.max(default),
+            None => default,
+        }
+    }
 }
 
 impl<B> TimeoutPolicy<Request<B>> for HttpTimeouts {
     #[inline]
     fn limit(&self, req: &mut Request<B>, default: Duration) -> Duration {
         let ext = req.extensions();
-        let limit = if let Some(Deadline(at)) = ext.get::<Deadline>() {
+        let asked = if let Some(Deadline(at)) = ext.get::<Deadline>() {
             at.saturating_duration_since(Instant::now())
         } else if let Some(Timeout(d)) = ext.get::<Timeout>() {
             *d
@@ -101,11 +156,30 @@ impl<B> TimeoutPolicy<Request<B>> for HttpTimeouts {
         } else {
             default
         };
+        let ceiling = self.ceiling(default);
+        let limit = if asked > ceiling {
+            capped(asked, ceiling)
+        } else {
+            asked
+        };
         if self.propagate {
             propagate(req.headers_mut(), limit);
         }
         limit
     }
+}
+
+/// A request asked for more time than the ceiling: it gets the ceiling. Out of line: the cold
+/// path.
+#[cold]
+#[inline(never)]
+fn capped(asked: Duration, ceiling: Duration) -> Duration {
+    tracing::debug!(
+        ?asked,
+        ?ceiling,
+        "per-request time limit above the ceiling; using the ceiling"
+    );
+    ceiling
 }
 
 /// The limit an incoming `grpc-timeout` header gives; `default` without one, or (with a warning)

@@ -7,9 +7,13 @@
 //!
 //! Per-request limits: a [`TimeoutPolicy`] picks each call's limit. With the `http` feature (on
 //! by default), [`HttpTimeouts`] reads a [`Timeout`] or [`Deadline`] request extension set by an
-//! outer layer or a handler — either one replaces the default, shorter or longer — and, as an
-//! option, the gRPC `grpc-timeout` header; it can also write `grpc-timeout` on outbound requests
-//! from the limit chosen.
+//! outer layer or a handler and, as an option, the gRPC `grpc-timeout` header; it can also write
+//! `grpc-timeout` on outbound requests from the limit chosen.
+//!
+//! Safe by default: the layer's limit is a ceiling. A per-request limit (a client's
+//! `grpc-timeout`, an extension that middleware may have set from a header) can shorten it, never
+//! lengthen it, unless [`HttpTimeouts::allow_extension`] names how far. A malformed or huge
+//! `grpc-timeout` never panics: it is ignored (with a warning) or held to the ceiling.
 //!
 //! # Why not `tower::timeout`?
 //!
@@ -41,7 +45,7 @@
 //!     .layer(
 //!         TimeoutLayer::new(Duration::from_millis(200))
 //!             .name("search")
-//!             .policy(HttpTimeouts::new().grpc(true)),
+//!             .policy(HttpTimeouts::new().grpc(true).allow_extension(Duration::from_secs(5))),
 //!     )
 //!     .service(service_fn(|_req: http::Request<()>| async {
 //!         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -52,7 +56,7 @@
 //! let err = svc.clone().oneshot(http::Request::new(())).await.unwrap_err();
 //! assert_eq!(err.downcast_ref::<Elapsed>().unwrap().limit(), Duration::from_millis(200));
 //!
-//! // ... but a handler may grant one request more time.
+//! // ... but a handler may grant one request more time (up to the 5 s allowed).
 //! let mut req = http::Request::new(());
 //! req.extensions_mut().insert(Timeout(Duration::from_secs(1)));
 //! assert_eq!(svc.oneshot(req).await.unwrap(), "results");

@@ -121,6 +121,27 @@ async fn closure_policy_picks_per_request_limits() {
         .is_ok());
 }
 
+#[tokio::test(start_paused = true)]
+async fn name_may_be_any_string() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let name = format!("{}-{}", "inventory", 7);
+    let layer = TimeoutLayer::new(Duration::from_millis(10)).name(&name);
+    let err = layer
+        .layer(sleeper(dropped.clone()))
+        .oneshot(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(elapsed(&err).name(), "inventory-7");
+    let owned: Arc<str> = Arc::from("shared");
+    let err = TimeoutLayer::new(Duration::from_millis(10))
+        .name(owned)
+        .layer(sleeper(dropped))
+        .oneshot(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(elapsed(&err).name(), "shared");
+}
+
 #[cfg(feature = "http")]
 mod http_overrides {
     use super::*;
@@ -143,33 +164,169 @@ mod http_overrides {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn timeout_extension_overrides_shorter_and_longer() {
-        let mut longer = Request::new(Duration::from_millis(300));
-        longer
-            .extensions_mut()
-            .insert(Timeout(Duration::from_millis(400)));
-        assert!(
-            run(longer).await.is_ok(),
-            "a longer override lets a slow call finish"
-        );
-
+    async fn timeout_extension_shortens_but_does_not_lengthen_by_default() {
         let mut shorter = Request::new(Duration::from_millis(60));
         shorter
             .extensions_mut()
             .insert(Timeout(Duration::from_millis(50)));
         let err = run(shorter).await.unwrap_err();
         assert_eq!(elapsed(&err).limit(), Duration::from_millis(50));
+
+        // Middleware may have set it from a client's header: held to the layer's 100 ms.
+        let mut longer = Request::new(Duration::from_millis(300));
+        longer
+            .extensions_mut()
+            .insert(Timeout(Duration::from_millis(400)));
+        let start = Instant::now();
+        let err = run(longer).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(100));
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+
+        // A deadline far ahead, the same.
+        let mut req = Request::new(Duration::from_secs(5));
+        req.extensions_mut()
+            .insert(Deadline(Instant::now() + Duration::from_secs(3600)));
+        let err = run(req).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_timeout_cannot_extend_the_limit_by_default() {
+        // A 1 s layer; a client asks for 99999 hours; the call takes 5 s.
+        let svc = TimeoutLayer::new(Duration::from_secs(1))
+            .policy(HttpTimeouts::new().grpc(true))
+            .layer(http_sleeper());
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "99999H")
+            .body(Duration::from_secs(5))
+            .unwrap();
+        let start = Instant::now();
+        let err = svc.oneshot(req).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_secs(1));
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn allow_extension_lengthens_up_to_its_maximum() {
+        let layer = |max| {
+            TimeoutLayer::new(Duration::from_millis(100))
+                .policy(HttpTimeouts::new().grpc(true).allow_extension(max))
+                .layer(http_sleeper())
+        };
+        let svc = layer(Duration::from_millis(500));
+        // Within the maximum: granted.
+        let mut req = Request::new(Duration::from_millis(300));
+        req.extensions_mut()
+            .insert(Timeout(Duration::from_millis(400)));
+        assert!(svc.clone().oneshot(req).await.is_ok());
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "400m")
+            .body(Duration::from_millis(300))
+            .unwrap();
+        assert!(svc.clone().oneshot(req).await.is_ok());
+        // Beyond it: cut to the maximum.
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "99999H")
+            .body(Duration::from_secs(5))
+            .unwrap();
+        let err = svc.clone().oneshot(req).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(500));
+        // Shorter still shortens.
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "20m")
+            .body(Duration::from_secs(5))
+            .unwrap();
+        let err = svc.oneshot(req).await.unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(20));
+        // A maximum below the default leaves the default as the ceiling.
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "1S")
+            .body(Duration::from_secs(5))
+            .unwrap();
+        let err = layer(Duration::from_millis(10))
+            .oneshot(req)
+            .await
+            .unwrap_err();
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_limits_never_panic() {
+        // The largest grpc-timeout there is, allowed in full: about 11,000 years.
+        let most = Duration::from_secs(99_999_999 * 3600);
+        let svc = TimeoutLayer::new(Duration::from_millis(100))
+            .policy(
+                HttpTimeouts::new()
+                    .grpc(true)
+                    .propagate_grpc(true)
+                    .allow_extension(Duration::MAX),
+            )
+            .layer(service_fn(|req: Request<()>| async move {
+                Ok::<_, std::io::Error>(req.headers().get(GRPC_TIMEOUT).cloned())
+            }));
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "99999999H")
+            .body(())
+            .unwrap();
+        let sent = svc.clone().oneshot(req).await.unwrap().unwrap();
+        assert_eq!(parse_grpc_timeout(sent.to_str().unwrap()), Some(most));
+        // A Timeout extension of Duration::MAX and a deadline far ahead, written out too.
+        let mut req = Request::new(());
+        req.extensions_mut().insert(Timeout(Duration::MAX));
+        let sent = svc.clone().oneshot(req).await.unwrap().unwrap();
+        assert_eq!(sent, "99999999H");
+        // Waited on: the timer is armed without overflowing the clock.
+        let pending = TimeoutLayer::new(Duration::from_millis(100))
+            .policy(
+                HttpTimeouts::new()
+                    .grpc(true)
+                    .allow_extension(Duration::MAX),
+            )
+            .layer(service_fn(|_: Request<()>| {
+                std::future::pending::<Result<(), std::io::Error>>()
+            }));
+        let mut req = Request::new(());
+        req.extensions_mut().insert(Timeout(Duration::MAX));
+        let call = pending.clone().oneshot(req);
+        tokio::pin!(call);
+        assert!(futures_poll_once(call.as_mut()).await.is_none());
+        let req = Request::builder()
+            .header(GRPC_TIMEOUT, "99999999H")
+            .body(())
+            .unwrap();
+        let call = pending.oneshot(req);
+        tokio::pin!(call);
+        assert!(futures_poll_once(call.as_mut()).await.is_none());
+        // And so is a layer whose own limit is Duration::MAX.
+        let call = TimeoutLayer::new(Duration::MAX)
+            .layer(service_fn(|_: ()| {
+                std::future::pending::<Result<(), std::io::Error>>()
+            }))
+            .oneshot(());
+        tokio::pin!(call);
+        assert!(futures_poll_once(call.as_mut()).await.is_none());
+    }
+
+    /// Polls `fut` once: its output if ready, else `None`.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+                std::task::Poll::Ready(out) => Some(out),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 
     #[tokio::test(start_paused = true)]
     async fn deadline_extension_gives_the_time_left() {
         let mut req = Request::new(Duration::from_millis(500));
         req.extensions_mut()
-            .insert(Deadline(Instant::now() + Duration::from_millis(250)));
+            .insert(Deadline(Instant::now() + Duration::from_millis(70)));
         let start = Instant::now();
         let err = run(req).await.unwrap_err();
-        assert_eq!(start.elapsed(), Duration::from_millis(250));
-        assert_eq!(elapsed(&err).limit(), Duration::from_millis(250));
+        assert_eq!(start.elapsed(), Duration::from_millis(70));
+        assert_eq!(elapsed(&err).limit(), Duration::from_millis(70));
         // A deadline in the past fails at once.
         let mut req = Request::new(Duration::from_millis(1));
         req.extensions_mut()
@@ -182,6 +339,14 @@ mod http_overrides {
 
     #[tokio::test(start_paused = true)]
     async fn grpc_timeout_header_is_honoured_in_every_unit() {
+        // Extension allowed up to two hours, so every unit can be seen.
+        let svc = TimeoutLayer::new(Duration::from_millis(100))
+            .policy(
+                HttpTimeouts::new()
+                    .grpc(true)
+                    .allow_extension(Duration::from_secs(7200)),
+            )
+            .layer(http_sleeper());
         for (header, limit) in [
             ("30000000n", Duration::from_millis(30)),
             ("300000u", Duration::from_millis(300)),
@@ -194,7 +359,7 @@ mod http_overrides {
                 .header(GRPC_TIMEOUT, header)
                 .body(limit + Duration::from_millis(1))
                 .unwrap();
-            let err = run(req).await.unwrap_err();
+            let err = svc.clone().oneshot(req).await.unwrap_err();
             assert_eq!(elapsed(&err).limit(), limit, "{header}");
         }
     }
