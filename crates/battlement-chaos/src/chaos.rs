@@ -3,7 +3,9 @@
 use crate::config::{ChaosBuilder, Latency};
 use crate::error::InjectedFault;
 use crate::response::NoResponse;
-use battlement_core::{BoxError, ComponentKind, HealthStatus, Metric, Observe, Snapshot};
+use battlement_core::{
+    BoxError, ComponentKind, FailureKind, HealthStatus, Metric, Observe, Snapshot,
+};
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -72,7 +74,8 @@ impl<R: Clone> Clone for Chaos<R> {
 }
 
 pub(crate) enum ErrorSource {
-    Fault,
+    /// An [`InjectedFault`] imitating this kind.
+    Fault(FailureKind),
     Custom(Arc<dyn Fn() -> BoxError + Send + Sync>),
 }
 
@@ -246,7 +249,10 @@ impl Shared {
         tracing::debug!(chaos = %self.name, "injected error");
         match &self.error {
             Some((_, ErrorSource::Custom(make))) => make(),
-            _ => Box::new(InjectedFault::new(self.name.clone())),
+            Some((_, ErrorSource::Fault(kind))) => {
+                Box::new(InjectedFault::new(self.name.clone()).imitating(*kind))
+            }
+            None => Box::new(InjectedFault::new(self.name.clone())),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::chaos::{Chaos, ErrorSource};
 use crate::response::{NoResponse, ResponseFn};
-use battlement_core::{BoxError, ConfigError};
+use battlement_core::{BoxError, ConfigError, FailureKind};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +79,7 @@ pub struct ChaosBuilder<R = NoResponse> {
     enabled: bool,
     latency: Option<(f64, Latency)>,
     error: Option<(f64, ErrorSource)>,
+    error_kind: FailureKind,
     response: Option<f64>,
     respond: R,
 }
@@ -91,6 +92,7 @@ impl<R> fmt::Debug for ChaosBuilder<R> {
             .field("enabled", &self.enabled)
             .field("latency", &self.latency)
             .field("error", &self.error.as_ref().map(|(p, _)| *p))
+            .field("error_kind", &self.error_kind)
             .field("response", &self.response)
             .finish()
     }
@@ -104,6 +106,7 @@ impl ChaosBuilder {
             enabled: false,
             latency: None,
             error: None,
+            error_kind: FailureKind::Connection,
             response: None,
             respond: NoResponse,
         }
@@ -133,9 +136,41 @@ impl<R> ChaosBuilder<R> {
     }
 
     /// Answers a call with an [`InjectedFault`](crate::InjectedFault) error with `probability`,
-    /// without calling the inner service.
+    /// without calling the inner service. The fault imitates a failure of
+    /// [`error_kind`](Self::error_kind) (by default `Connection`), and every component's default
+    /// classification reads it as that kind.
     pub fn error(mut self, probability: f64) -> Self {
-        self.error = Some((probability, ErrorSource::Fault));
+        self.error = Some((probability, ErrorSource::Fault(FailureKind::Connection)));
+        self
+    }
+
+    /// The kind of failure an injected [`InjectedFault`](crate::InjectedFault) imitates (default
+    /// [`FailureKind::Connection`]: an error, rather than a response, is what a transport returns
+    /// when the upstream cannot be reached). The breaker, the retry policy and the health probe
+    /// classify the fault as this kind, so an experiment sees the stack react as it would to the
+    /// real failure. Errors made by [`error_with`](Self::error_with) are classified as they are.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use battlement_chaos::{Chaos, InjectedFault};
+    /// use battlement_core::{error::failure_kind, FailureKind};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let chaos = Chaos::builder("db")
+    ///     .enabled(true)
+    ///     .error(1.0)
+    ///     .error_kind(FailureKind::Timeout)
+    ///     .build()
+    ///     .unwrap();
+    /// let svc = chaos.layer().layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+    /// let err = svc.oneshot(1).await.unwrap_err();
+    /// assert_eq!(err.downcast_ref::<InjectedFault>().unwrap().kind(), FailureKind::Timeout);
+    /// assert_eq!(failure_kind(&*err), FailureKind::Timeout);
+    /// # }
+    /// ```
+    pub fn error_kind(mut self, kind: FailureKind) -> Self {
+        self.error_kind = kind;
         self
     }
 
@@ -166,6 +201,7 @@ impl<R> ChaosBuilder<R> {
             enabled: self.enabled,
             latency: self.latency,
             error: self.error,
+            error_kind: self.error_kind,
             response: Some(probability),
             respond: ResponseFn::new(make),
         }
@@ -234,8 +270,11 @@ impl<R> ChaosBuilder<R> {
         let mut error = self.error;
         // Past the check, a sum a hair above 1 only starves `Pass`; clamp the shares.
         let response = self.response.unwrap_or(0.0);
-        if let Some((p, _)) = &mut error {
+        if let Some((p, source)) = &mut error {
             *p = p.min(1.0 - response).max(0.0);
+            if let ErrorSource::Fault(kind) = source {
+                *kind = self.error_kind;
+            }
         }
         Ok(Chaos::from_parts(
             self.name.into(),

@@ -5,8 +5,10 @@
 //!
 //! - latency: a [fixed](Latency::Fixed) delay or one drawn [uniformly](Latency::Uniform) from a
 //!   range (`tokio::time::sleep`, so tests run it in paused time), independently of the rest;
-//! - errors: a typed, downcastable [`InjectedFault`], or an error the user makes
-//!   ([`ChaosBuilder::error_with`]);
+//! - errors: a typed, downcastable [`InjectedFault`], which every component's default
+//!   classification reads as the kind of failure it imitates (`Connection` unless
+//!   [`ChaosBuilder::error_kind`] says otherwise), so the breaker and the retry react as they
+//!   would to the real failure; or an error the user makes ([`ChaosBuilder::error_with`]);
 //! - responses: a response the user makes, e.g. an HTTP 503 ([`ChaosBuilder::response`]).
 //!
 //! A call picked for an injected error or response never reaches the inner service. The handle is

@@ -239,11 +239,36 @@ async fn injected_errors_never_reach_the_inner_service() {
         assert_eq!(fault.name(), "db");
         assert_eq!(
             DefaultClassifier.classify(Err::<&u32, _>(&err)),
-            Outcome::Failure(FailureKind::Other)
+            Outcome::Failure(FailureKind::Connection)
         );
     }
     assert_eq!(calls.load(Relaxed), 0);
     assert_eq!(chaos.stats().errors, 10);
+}
+
+#[tokio::test]
+async fn injected_faults_are_classified_as_the_kind_they_imitate() {
+    for kind in FailureKind::ALL {
+        let chaos = Chaos::builder("db")
+            .enabled(true)
+            .error_kind(kind)
+            .error(1.0)
+            .build()
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let err = chaos
+            .layer()
+            .layer(counting(&calls))
+            .oneshot(1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.downcast_ref::<InjectedFault>().unwrap().kind(), kind);
+        assert_eq!(
+            DefaultClassifier.classify(Err::<&u32, _>(&err)),
+            Outcome::Failure(kind),
+            "{kind}"
+        );
+    }
 }
 
 #[tokio::test]

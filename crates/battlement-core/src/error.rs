@@ -272,6 +272,71 @@ impl fmt::Display for Elapsed {
 
 impl Error for Elapsed {}
 
+/// A failure injected on purpose by a fault injection (chaos) layer, imitating a real failure
+/// of a given [`FailureKind`].
+///
+/// It lives here, with the other errors, so the default classification reads it as the kind it
+/// imitates: the breaker counts it, the retry policy retries it (or not) and the health probe
+/// records it exactly as it would the real failure, which is what a fault injection experiment
+/// is for; a test still tells it from a real failure by downcasting. It imitates a
+/// [`Connection`](crate::FailureKind::Connection) failure unless told otherwise
+/// ([`imitating`](Self::imitating)): an error, rather than a response, is what a transport
+/// returns when the upstream cannot be reached. `battlement-chaos` re-exports it.
+///
+/// ```
+/// use battlement_core::error::{failure_kind, BoxError, InjectedFault};
+/// use battlement_core::FailureKind;
+///
+/// let err: BoxError = Box::new(InjectedFault::new("payments".into()));
+/// let fault = err.downcast_ref::<InjectedFault>().unwrap();
+/// assert_eq!(fault.name(), "payments");
+/// assert_eq!(fault.kind(), FailureKind::Connection);
+/// assert_eq!(failure_kind(&*err), FailureKind::Connection);
+/// assert_eq!(err.to_string(), "fault injected by chaos `payments` (connection)");
+///
+/// let slow = InjectedFault::new("payments".into()).imitating(FailureKind::Timeout);
+/// assert_eq!(failure_kind(&slow), FailureKind::Timeout);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedFault {
+    name: Arc<str>,
+    kind: crate::FailureKind,
+}
+
+impl InjectedFault {
+    /// A fault injected by the chaos handle `name`, imitating a connection failure.
+    pub fn new(name: Arc<str>) -> Self {
+        InjectedFault {
+            name,
+            kind: crate::FailureKind::Connection,
+        }
+    }
+
+    /// The same fault, imitating a failure of `kind`.
+    pub fn imitating(mut self, kind: crate::FailureKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The name of the chaos handle that injected it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kind of failure it imitates, which classification reports.
+    pub fn kind(&self) -> crate::FailureKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for InjectedFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fault injected by chaos `{}` ({})", self.name, self.kind)
+    }
+}
+
+impl Error for InjectedFault {}
+
 /// A call rejected because a kill switch is halted.
 ///
 /// ```
@@ -400,6 +465,7 @@ impl_as_dyn_error!(
     BulkheadTimeout,
     Elapsed,
     Halted,
+    InjectedFault,
     tower::timeout::error::Elapsed,
     tokio::time::error::Elapsed,
 );
@@ -419,8 +485,8 @@ impl_as_dyn_error!(tonic::Status);
 /// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`]) are
 /// [`Rejected`](crate::FailureKind::Rejected); battlement's [`Elapsed`], tower's and tokio's
 /// timeouts and `io::ErrorKind::TimedOut` are `Timeout`; refused, reset or aborted connections
-/// (and, with the `hyper` feature, hyper-util's connect errors) are `Connection`. Anything else is
-/// `Other`.
+/// (and, with the `hyper` feature, hyper-util's connect errors) are `Connection`; an
+/// [`InjectedFault`] is the kind it imitates. Anything else is `Other`.
 ///
 /// ```
 /// use battlement_core::{error::failure_kind, FailureKind};
@@ -449,6 +515,9 @@ fn direct_kind(e: &(dyn Error + 'static)) -> Option<crate::FailureKind> {
         || e.is::<Halted>()
     {
         return Some(FailureKind::Rejected);
+    }
+    if let Some(fault) = e.downcast_ref::<InjectedFault>() {
+        return Some(fault.kind());
     }
     if e.is::<Elapsed>()
         || e.is::<tower::timeout::error::Elapsed>()
@@ -596,10 +665,43 @@ mod tests {
                 Box::new(io::Error::other(Elapsed::new("t".into(), Duration::ZERO))),
                 FailureKind::Timeout,
             ),
+            (
+                Box::new(InjectedFault::new("c".into())),
+                FailureKind::Connection,
+            ),
+            (
+                Box::new(Wrapper(Box::new(
+                    InjectedFault::new("c".into()).imitating(FailureKind::ServerError),
+                ))),
+                FailureKind::ServerError,
+            ),
+            (
+                Box::new(io::Error::other(
+                    InjectedFault::new("c".into()).imitating(FailureKind::Timeout),
+                )),
+                FailureKind::Timeout,
+            ),
         ];
         for (err, kind) in cases {
             assert_eq!(failure_kind(&*err), kind, "{err}");
         }
+    }
+
+    #[test]
+    fn default_classifier_reads_an_injected_fault_as_its_kind() {
+        use crate::{Classify, DefaultClassifier, Outcome};
+        for kind in FailureKind::ALL {
+            let err: BoxError = Box::new(InjectedFault::new("c".into()).imitating(kind));
+            assert_eq!(
+                DefaultClassifier.classify(Err::<&(), _>(&err)),
+                Outcome::Failure(kind)
+            );
+        }
+        let err: BoxError = Box::new(InjectedFault::new("c".into()));
+        assert_eq!(
+            DefaultClassifier.classify(Err::<&(), _>(&err)),
+            Outcome::Failure(FailureKind::Connection)
+        );
     }
 
     #[test]
