@@ -273,7 +273,7 @@ impl fmt::Display for Elapsed {
 impl Error for Elapsed {}
 
 /// A failure injected on purpose by a fault injection (chaos) layer, imitating a real failure
-/// of a given [`FailureKind`].
+/// of a given [`FailureKind`](crate::FailureKind).
 ///
 /// It lives here, with the other errors, so the default classification reads it as the kind it
 /// imitates: the breaker counts it, the retry policy retries it (or not) and the health probe
