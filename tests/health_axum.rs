@@ -148,22 +148,24 @@ async fn setup() -> Setup {
         .build()
         .unwrap();
     let config_loaded = Arc::new(AtomicBool::new(true));
-    registry.add_check(
-        HealthCheck::builder("config", move || {
-            let loaded = config_loaded.load(SeqCst);
-            async move {
-                if loaded {
-                    CheckResult::pass().with_value(3.0, "files")
-                } else {
-                    CheckResult::fail("configuration not loaded")
+    registry
+        .add_check(
+            HealthCheck::builder("config", move || {
+                let loaded = config_loaded.load(SeqCst);
+                async move {
+                    if loaded {
+                        CheckResult::pass().with_value(3.0, "files")
+                    } else {
+                        CheckResult::fail("configuration not loaded")
+                    }
                 }
-            }
-        })
-        .interval(Duration::from_secs(10))
-        .timeout(Duration::from_secs(1))
-        .build()
-        .unwrap(),
-    );
+            })
+            .interval(Duration::from_secs(10))
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+        )
+        .unwrap();
 
     let up = Upstream::default();
     let upstream = serve_upstream(up.clone()).await;

@@ -97,7 +97,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         .timeout(per_try * 2)
         .critical(false)
         .build()?,
-    );
+    )?;
     let _monitor = registry.spawn_monitor();
 
     let breaker = CircuitBreaker::builder("upstream")

@@ -140,9 +140,11 @@ impl BulkheadBuilder {
             self.max_queued,
             self.max_wait,
         );
-        for registry in &self.registries {
-            registry.register_component(Arc::new(bulkhead.clone()), self.critical);
-        }
+        battlement_core::register_with(
+            &self.registries,
+            Arc::new(bulkhead.clone()),
+            self.critical,
+        )?;
         Ok(bulkhead)
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
 ///
 /// let registry = HealthRegistry::new();
-/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::warn("slow") }).build().unwrap());
+/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::warn("slow") }).build().unwrap()).unwrap();
 /// registry.run_checks().await;
 /// let history = registry.history("db").unwrap();
 /// assert_eq!(history.len(), 1);
@@ -55,7 +55,7 @@ pub struct HistoryEntry {
 /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
 ///
 /// let registry = HealthRegistry::new();
-/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap());
+/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap()).unwrap();
 /// registry.run_checks().await;
 /// registry.run_checks().await;
 /// let stats = registry.stats("db").unwrap();
@@ -88,6 +88,7 @@ pub(crate) enum Source {
 pub(crate) struct Component {
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
+    pub(crate) kind: ComponentKind,
     pub(crate) critical: bool,
     pub(crate) source: Source,
     record: Mutex<Record>,
@@ -107,6 +108,7 @@ impl Component {
     pub(crate) fn new(
         id: u64,
         name: Arc<str>,
+        kind: ComponentKind,
         critical: bool,
         source: Source,
         history_len: usize,
@@ -114,6 +116,7 @@ impl Component {
         Component {
             id,
             name,
+            kind,
             critical,
             source,
             record: Mutex::new(Record {
@@ -146,21 +149,18 @@ impl Component {
             Source::Observed(o) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| o.snapshot())) {
                     Ok(mut snap) => {
+                        // The report shows the component under the identity it registered with.
                         if *snap.name != *self.name {
                             snap.name = self.name.to_string();
                         }
+                        snap.kind = self.kind;
                         (snap, None)
                     }
                     Err(_) => {
                         tracing::error!(component = %self.name, "component snapshot panicked");
                         (
-                            Snapshot::new(
-                                &*self.name,
-                                ComponentKind::Other,
-                                "unknown",
-                                HealthStatus::Fail,
-                            )
-                            .with_message("taking the component's snapshot panicked"),
+                            Snapshot::new(&*self.name, self.kind, "unknown", HealthStatus::Fail)
+                                .with_message("taking the component's snapshot panicked"),
                             None,
                         )
                     }

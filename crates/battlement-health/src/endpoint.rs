@@ -214,8 +214,8 @@ mod tests {
         let registry = HealthRegistry::new();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
         let cache = Fake::new("cache", ComponentKind::Bulkhead);
-        registry.register(&breaker, true);
-        registry.register(&cache, false);
+        registry.register(&breaker, true).unwrap();
+        registry.register(&cache, false).unwrap();
         let svc = registry.service();
 
         let (code, headers, body) = call(&svc, Method::GET, "/health").await;
@@ -256,7 +256,7 @@ mod tests {
         let registry = HealthRegistry::new();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
         breaker.set("open", HealthStatus::Fail);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let svc = registry.service();
 
         let (_, _, get_body) = call(&svc, Method::GET, "/health").await;

@@ -190,8 +190,8 @@ mod tests {
         let registry = HealthRegistry::new();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
         let cache = Fake::new("cache", ComponentKind::Bulkhead);
-        registry.register(&breaker, true);
-        registry.register(&cache, false);
+        registry.register(&breaker, true).unwrap();
+        registry.register(&cache, false).unwrap();
         let (reporter, _server) = tonic_health::server::health_reporter();
         let svc = HealthService::from_health_reporter(reporter.clone());
         let _monitor = registry.spawn_monitor();
@@ -235,7 +235,7 @@ mod tests {
         let registry = HealthRegistry::new();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
         breaker.set("forced_open", HealthStatus::Fail);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let (reporter, _server) = tonic_health::server::health_reporter();
         let svc = HealthService::from_health_reporter(reporter.clone());
         GrpcHealthBridge::new(&registry, reporter).sync().await;

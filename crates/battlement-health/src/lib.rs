@@ -61,7 +61,7 @@
 //!         .timeout(Duration::from_secs(2))
 //!         .critical(false)
 //!         .build()?,
-//! );
+//! ).unwrap();
 //! let monitor = registry.spawn_monitor();
 //!
 //! geo.clone().oneshot("paris").await?;

@@ -58,7 +58,7 @@ pub struct HealthReport {
 ///     }
 /// }
 /// let registry = HealthRegistry::new();
-/// registry.register(&Queue, true);
+/// registry.register(&Queue, true).unwrap();
 /// let report = registry.report();
 /// let queue = report.component("queue").unwrap();
 /// assert_eq!(queue.name(), "queue");
@@ -340,7 +340,7 @@ mod tests {
             Metric::unitless("weird", f64::NAN),
         ]);
         breaker.set("open", HealthStatus::Fail);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let report = registry.report();
 
         let full = parse(&report.to_json(Detail::Full));
@@ -384,14 +384,16 @@ mod tests {
     #[test]
     fn passing_report_has_no_output() {
         let registry = HealthRegistry::new();
-        registry.register(&Fake::new("a", ComponentKind::Other), true);
+        registry
+            .register(&Fake::new("a", ComponentKind::Other), true)
+            .unwrap();
         let json = parse(&registry.report().to_json(Detail::Full));
         assert!(json.get("output").is_none());
         assert_eq!(json["checks"]["a:state"][0]["output"], "");
         // A component's own message is its output, whatever its status.
         let noted = Fake::new("b", ComponentKind::Other);
         noted.set_message("warming up");
-        registry.register(&noted, true);
+        registry.register(&noted, true).unwrap();
         let json = parse(&registry.report().to_json(Detail::Full));
         assert_eq!(json["checks"]["b:state"][0]["output"], "warming up");
     }

@@ -41,7 +41,7 @@ async fn example_registry() -> HealthRegistry {
         Metric::new("failure_rate", 0.62, "ratio"),
         Metric::new("calls_rejected", 12.0, "calls"),
     ]);
-    registry.register(&payments, true);
+    registry.register(&payments, true).unwrap();
     let pool = Fake::new("db-pool", ComponentKind::Bulkhead);
     pool.set("saturated", HealthStatus::Warn);
     pool.set_metrics(vec![
@@ -50,15 +50,17 @@ async fn example_registry() -> HealthRegistry {
         Metric::new("rejected_full", 2.0, "calls"),
     ]);
     pool.set_message("bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued");
-    registry.register(&pool, true);
-    registry.add_check(
-        HealthCheck::builder("disk", || async {
-            CheckResult::pass().with_value(0.42, "ratio")
-        })
-        .critical(false)
-        .build()
-        .unwrap(),
-    );
+    registry.register(&pool, true).unwrap();
+    registry
+        .add_check(
+            HealthCheck::builder("disk", || async {
+                CheckResult::pass().with_value(0.42, "ratio")
+            })
+            .critical(false)
+            .build()
+            .unwrap(),
+        )
+        .unwrap();
     registry.run_checks().await;
     registry
 }
