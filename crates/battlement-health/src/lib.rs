@@ -102,8 +102,12 @@
 //!   - `observedUnit` (string or `null`): `ratio`, `ms`, `calls`, `count`, …; `null` for the
 //!     state;
 //!   - `time` (string, RFC 3339): when the value was observed (a check's last run);
-//!   - `output` (string): the component's message, else ``<kind> `<name>` is <state>`` when it does
-//!     not pass, else empty.
+//!   - `output` (string): only when the component does not pass (omitted for `pass`, as the
+//!     format asks): its message, else ``<kind> `<name>` is <state>``.
+//!
+//!   Components of different kinds may share a name (a breaker and a bulkhead both called
+//!   `upstream`): their entries share the key's array, one object per component, told apart by
+//!   `componentType`.
 //!
 //! `/health` has every metric of every component (a breaker's rates and counts, a bulkhead's
 //! in-flight, queued and rejected calls, a check's observed value and run counters);
@@ -129,12 +133,12 @@
 //!     "db-pool:in_flight": [{ "componentId": "db-pool", "componentType": "bulkhead", "critical": true, "status": "warn", "observedValue": 16, "observedUnit": "calls", "time": "2024-05-01T12:00:00.250Z", "output": "bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued" }],
 //!     "db-pool:queued": [{ "componentId": "db-pool", "componentType": "bulkhead", "critical": true, "status": "warn", "observedValue": 4, "observedUnit": "calls", "time": "2024-05-01T12:00:00.250Z", "output": "bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued" }],
 //!     "db-pool:rejected_full": [{ "componentId": "db-pool", "componentType": "bulkhead", "critical": true, "status": "warn", "observedValue": 2, "observedUnit": "calls", "time": "2024-05-01T12:00:00.250Z", "output": "bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued" }],
-//!     "disk:state": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": "passing", "observedUnit": null, "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:value": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0.42, "observedUnit": "ratio", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:runs": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:consecutive_failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:mean_duration": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1.5, "observedUnit": "ms", "time": "2024-05-01T11:59:58.000Z", "output": "" }]
+//!     "disk:state": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": "passing", "observedUnit": null, "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:value": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0.42, "observedUnit": "ratio", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:runs": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:consecutive_failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:mean_duration": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1.5, "observedUnit": "ms", "time": "2024-05-01T11:59:58.000Z" }]
 //!   }
 //! }
 //! ```
