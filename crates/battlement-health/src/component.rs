@@ -5,6 +5,7 @@ use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Snapshot};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -91,6 +92,8 @@ pub(crate) struct Component {
     pub(crate) kind: ComponentKind,
     pub(crate) critical: bool,
     pub(crate) source: Source,
+    /// A run of this check has not failed yet (latched: the startup view).
+    started: AtomicBool,
     record: Mutex<Record>,
 }
 
@@ -119,6 +122,7 @@ impl Component {
             kind,
             critical,
             source,
+            started: AtomicBool::new(false),
             record: Mutex::new(Record {
                 history_len,
                 history: VecDeque::with_capacity(history_len),
@@ -216,8 +220,16 @@ impl Component {
         }
     }
 
+    /// Whether a run of this check has passed (or warned) at least once.
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
     /// Records one run of this component's check.
     pub(crate) fn record_run(&self, run: CheckRun) {
+        if run.result.status != HealthStatus::Fail {
+            self.started.store(true, Ordering::Release);
+        }
         let now = SystemTime::now();
         let mut rec = self.record();
         let entry = HistoryEntry {

@@ -449,6 +449,38 @@ impl HealthRegistry {
         }
     }
 
+    /// Startup: `fail` until every check marked [`startup`](crate::HealthCheckBuilder::startup)
+    /// has passed once (a run that did not fail), `pass` from then on; `pass` if there is no
+    /// startup check.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_core::HealthStatus;
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// assert_eq!(registry.startup(), HealthStatus::Pass);
+    /// registry
+    ///     .add_check(HealthCheck::builder("warm", || async { CheckResult::pass() }).startup(true).build().unwrap())
+    ///     .unwrap();
+    /// assert_eq!(registry.startup(), HealthStatus::Fail); // not run yet
+    /// registry.run_checks().await;
+    /// assert_eq!(registry.startup(), HealthStatus::Pass);
+    /// # }
+    /// ```
+    pub fn startup(&self) -> HealthStatus {
+        let waiting = self
+            .components()
+            .iter()
+            .any(|c| c.check().is_some_and(|k| k.startup) && !c.has_started());
+        if waiting {
+            HealthStatus::Fail
+        } else {
+            HealthStatus::Pass
+        }
+    }
+
     /// A receiver of the [`Aggregate`]; it is notified when the aggregate changes.
     ///
     /// The registry evaluates its components after every check run, on every monitor tick, on

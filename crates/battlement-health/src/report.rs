@@ -113,9 +113,9 @@ impl ComponentReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Detail {
-    /// Every measurement of every component (`/health`).
+    /// Every measurement of every component (`/healthz`, `/health`).
     Full,
-    /// One `<component>:state` entry per component (`/health/ready`).
+    /// One `<component>:state` entry per component (`/readyz`, `/health/ready`).
     Components,
     /// The top-level `status` only (for endpoints exposed publicly).
     Status,
@@ -146,7 +146,27 @@ impl HealthReport {
         }
     }
 
-    /// The component named `name`.
+    /// Keeps the components for which `keep` is true, and recomputes the status and summary
+    /// from them (a view with some components excluded).
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&ComponentReport) -> bool) {
+        self.components.retain(keep);
+        let mut summary = Summary::default();
+        let mut status = HealthStatus::Pass;
+        for c in &self.components {
+            status = status.max(c.effective);
+            summary.total += 1;
+            match c.snapshot.status {
+                HealthStatus::Pass => summary.pass += 1,
+                HealthStatus::Warn => summary.warn += 1,
+                HealthStatus::Fail => summary.fail += 1,
+            }
+        }
+        self.status = status;
+        self.summary = summary;
+    }
+
+    /// The component named `name` (of several of that name, of different kinds, the first
+    /// registered).
     pub fn component(&self, name: &str) -> Option<&ComponentReport> {
         self.components.iter().find(|c| c.name() == name)
     }
