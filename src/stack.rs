@@ -126,6 +126,8 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     /// # Errors
     ///
     /// A registry already holds a component of the same kind and name as one of the parts.
+    // Nine type parameters are the stack's nine layers; an alias would only rename them.
+    #[allow(clippy::type_complexity)]
     pub fn build(self) -> Result<ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch>, ConfigError> {
         register_all_with(&self.registries, &self.components)?;
         Ok(Stack::new(
