@@ -1,5 +1,6 @@
 //! A server-side resilience stack on an axum router: battlement's errors become HTTP responses
-//! (no `HandleErrorLayer` needed), and the health endpoint is mounted with `route_service`.
+//! (no `HandleErrorLayer` needed), and the health endpoint is mounted at `/livez`, `/readyz` and
+//! under `/health`.
 //!
 //! The program starts the server on 127.0.0.1, calls it, forces the breaker open (as an operator
 //! would during an incident), shows the 503 with `Retry-After` and the failing readiness, then
@@ -44,9 +45,10 @@ async fn main() -> Result<(), BoxError> {
                 .bulkhead(&bulkhead)
                 .timeout_per_try(Duration::from_secs(2)),
         )
-        .route_service("/health", registry.service())
-        .route_service("/health/ready", registry.service())
-        .route_service("/health/live", registry.service());
+        // Liveness never follows a dependency; readiness does.
+        .route_service("/livez", registry.service())
+        .route_service("/readyz", registry.service())
+        .nest_service("/health", registry.service()); // /health, /health/{live,ready,startup}
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

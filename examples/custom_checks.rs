@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .timeout(Duration::from_millis(50))
         .critical(true)
         .build()?,
-    );
+    )?;
     // A non-critical one that is degraded: warn.
     registry.add_check(
         HealthCheck::builder("disk", || async {
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .interval(Duration::from_millis(200))
         .critical(false)
         .build()?,
-    );
+    )?;
     // A non-critical one that hangs past its timeout: it fails with a timeout message, and
     // since it is not critical the aggregate only warns.
     registry.add_check(
@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .timeout(Duration::from_millis(30))
         .critical(false)
         .build()?,
-    );
+    )?;
     // A check that fails every other run and then recovers: its history shows both.
     let runs = Arc::new(AtomicU32::new(0));
     registry.add_check(
@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .interval(Duration::from_millis(100))
         .critical(false)
         .build()?,
-    );
+    )?;
 
     let monitor = registry.spawn_monitor();
     tokio::time::sleep(Duration::from_millis(450)).await;

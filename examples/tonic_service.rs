@@ -144,7 +144,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let registry = HealthRegistry::builder()
         .refresh_interval(Duration::from_millis(20))
         .build()?;
-    registry.register(&breaker, true);
+    registry.register(&breaker, true)?;
     let _monitor = registry.spawn_monitor();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let bridge = GrpcHealthBridge::new(&registry, reporter).service_name("demo.Greeter");

@@ -1,6 +1,6 @@
 //! A stack builder that composes battlement's layers in the recommended order.
 
-use battlement_core::{Observe, Registrar};
+use battlement_core::{register_all_with, ConfigError, Observe, Registrar};
 use std::fmt;
 use std::sync::Arc;
 use tower::layer::util::{Identity, Stack};
@@ -19,7 +19,10 @@ use tower::layer::util::{Identity, Stack};
 /// would come from. A layer you do not configure costs nothing (it is tower's `Identity`).
 ///
 /// Given a registry ([`registry`](Self::registry)), [`build`](Self::build) registers the
-/// stack's stateful parts (breaker, bulkhead, kill switch) so the health endpoint reports them.
+/// stack's stateful parts (breaker, bulkhead, kill switch) so the health endpoint reports them;
+/// a part the registry already holds (the same kind and name, e.g. a breaker built with
+/// `.registry(&r)` and given to a stack with `.registry(&r)` too) is a [`ConfigError`] from
+/// `build`, and then nothing is registered.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -35,7 +38,7 @@ use tower::layer::util::{Identity, Stack};
 ///     .timeout(Duration::from_millis(250)) // configured first, still innermost
 ///     .circuit_breaker(&breaker)
 ///     .retry(retry)
-///     .build();
+///     .build()?;
 /// let svc = ServiceBuilder::new()
 ///     .layer(stack)
 ///     .service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) });
@@ -117,14 +120,17 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self
     }
 
-    /// Composes the layers in the recommended order and registers the stateful parts.
-    pub fn build(self) -> ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
-        for registry in &self.registries {
-            for (component, critical) in &self.components {
-                registry.register_component(component.clone(), *critical);
-            }
-        }
-        Stack::new(
+    /// Composes the layers in the recommended order and registers the stateful parts with every
+    /// registry given, all or none.
+    ///
+    /// # Errors
+    ///
+    /// A registry already holds a component of the same kind and name as one of the parts.
+    // Nine type parameters are the stack's nine layers; an alias would only rename them.
+    #[allow(clippy::type_complexity)]
+    pub fn build(self) -> Result<ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch>, ConfigError> {
+        register_all_with(&self.registries, &self.components)?;
+        Ok(Stack::new(
             self.chaos,
             Stack::new(
                 self.timeout,
@@ -145,7 +151,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
                     ),
                 ),
             ),
-        )
+        ))
     }
 
     /// Records every call's outcome into a passive health probe, outermost (the probe registers
@@ -505,11 +511,22 @@ mod tests {
     #[derive(Clone, Default)]
     struct Names(Arc<Mutex<Vec<(String, bool)>>>);
     impl Registrar for Names {
-        fn register_component(&self, component: Arc<dyn Observe>, critical: bool) {
+        fn register_component(
+            &self,
+            component: Arc<dyn Observe>,
+            critical: bool,
+        ) -> Result<(), ConfigError> {
             self.0
                 .lock()
                 .unwrap()
                 .push((component.name().to_owned(), critical));
+            Ok(())
+        }
+        fn unregister_component(&self, _: battlement_core::ComponentKind, name: &str) -> bool {
+            let mut names = self.0.lock().unwrap();
+            let before = names.len();
+            names.retain(|(n, _)| n != name);
+            names.len() != before
         }
     }
 
@@ -530,7 +547,8 @@ mod tests {
                     .unwrap(),
             )
             .registry(&names)
-            .build();
+            .build()
+            .unwrap();
         assert_eq!(
             *names.0.lock().unwrap(),
             vec![("upstream".to_owned(), true)]

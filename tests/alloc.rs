@@ -209,7 +209,8 @@ mod stack {
             .circuit_breaker(&breaker)
             .bulkhead(&bulkhead)
             .timeout(Duration::from_secs(10))
-            .build();
+            .build()
+            .unwrap();
         assert_eq!(allocations_per_steady_calls(stack.layer(bare())), 0);
     }
 }

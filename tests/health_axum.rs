@@ -2,11 +2,15 @@
 //! through a circuit breaker (critical) and a bulkhead, with a custom check, all registered with
 //! one health registry. The upstream fails, the breaker opens, and `/health/ready` follows it:
 //! 200 → 503 → 200 (half-open, warn) → 200 (closed), while `/health/live` stays 200.
+//!
+//! The service is mounted both ways axum offers: `route_service` at the kube-style paths
+//! (`/livez`, `/readyz`, `/readyz/{component}`, `/healthz`, `/startupz`) and
+//! `nest_service("/health", …)` (`/health`, `/health/live`, `/health/ready`, …).
 
 use battlement::breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
 use battlement::bulkhead::Bulkhead;
 use battlement::core::{HealthStatus, HttpClassifier};
-use battlement::health::{CheckResult, HealthCheck, HealthRegistry};
+use battlement::health::{CheckResult, HealthCheck, HealthRegistry, View};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -148,22 +152,25 @@ async fn setup() -> Setup {
         .build()
         .unwrap();
     let config_loaded = Arc::new(AtomicBool::new(true));
-    registry.add_check(
-        HealthCheck::builder("config", move || {
-            let loaded = config_loaded.load(SeqCst);
-            async move {
-                if loaded {
-                    CheckResult::pass().with_value(3.0, "files")
-                } else {
-                    CheckResult::fail("configuration not loaded")
+    registry
+        .add_check(
+            HealthCheck::builder("config", move || {
+                let loaded = config_loaded.load(SeqCst);
+                async move {
+                    if loaded {
+                        CheckResult::pass().with_value(3.0, "files")
+                    } else {
+                        CheckResult::fail("configuration not loaded")
+                    }
                 }
-            }
-        })
-        .interval(Duration::from_secs(10))
-        .timeout(Duration::from_secs(1))
-        .build()
-        .unwrap(),
-    );
+            })
+            .interval(Duration::from_secs(10))
+            .timeout(Duration::from_secs(1))
+            .startup(true)
+            .build()
+            .unwrap(),
+        )
+        .unwrap();
 
     let up = Upstream::default();
     let upstream = serve_upstream(up.clone()).await;
@@ -186,9 +193,13 @@ async fn setup() -> Setup {
     let health = registry.service();
     let app = axum::Router::new()
         .route("/api", api)
-        .route_service("/health", health.clone())
-        .route_service("/health/ready", health.clone())
-        .route_service("/health/live", health);
+        .route_service("/livez", health.clone())
+        .route_service("/readyz", health.clone())
+        .route_service("/readyz/{component}", health.clone())
+        .route_service("/healthz", health.clone())
+        .route_service("/startupz", health.clone())
+        .nest_service("/health", health.clone())
+        .route_service("/internal/ready", health.view(View::Ready));
     let gateway = bind(app).await;
     Setup {
         registry,
@@ -377,7 +388,11 @@ async fn the_served_json_has_the_documented_shape() {
             time.len() == 24 && time.ends_with('Z') && &time[10..11] == "T",
             "{key}"
         );
-        assert!(e["output"].is_string(), "{key}");
+        // `output` only when the entry does not pass.
+        assert_eq!(e.contains_key("output"), e["status"] != "pass", "{key}");
+        if e["status"] != "pass" {
+            assert!(e["output"].is_string(), "{key}");
+        }
     }
     assert_eq!(checks["upstream:state"][0]["observedValue"], "forced_open");
     assert_eq!(
@@ -462,4 +477,110 @@ async fn a_saturated_bulkhead_degrades_readiness() {
         (StatusCode::OK, Some("pass"))
     );
     assert_eq!(state(&json, "upstream-pool"), "available");
+}
+
+async fn get_text(client: &HttpClient, url: &str) -> (StatusCode, String) {
+    let (status, headers, body) = fetch(client, Method::GET, url).await;
+    assert_eq!(
+        headers["content-type"], "text/plain; charset=utf-8",
+        "{url}"
+    );
+    assert_eq!(headers["cache-control"], "no-store", "{url}");
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The paths probes are written for, served by a real axum server mounted with `route_service`
+/// at exact paths and with `nest_service("/health", …)`: liveness never follows a dependency,
+/// readiness does, an unknown path is 404, and `?verbose`, `?exclude=`, `/readyz/<component>`
+/// and the startup view work through both.
+#[tokio::test(start_paused = true)]
+async fn probe_paths_through_route_service_and_nest_service() {
+    let s = setup().await;
+    let url = |path: &str| format!("http://{}{path}", s.gateway);
+
+    // Before any check has run, the startup check has not passed: startup fails.
+    for path in ["/startupz", "/health/startup"] {
+        let (status, json) = get_json(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(json["output"], "waiting for: config", "{path}");
+    }
+    s.registry.run_checks().await;
+    for path in ["/startupz", "/health/startup"] {
+        let (status, _) = get_json(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+
+    // The critical breaker opens.
+    s.breaker.force_open("maintenance");
+    for path in ["/livez", "/health/live"] {
+        let (status, json) = get_json(&s.client, &url(path)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{path}: liveness ignores dependencies"
+        );
+        assert_eq!(json, serde_json::json!({ "status": "pass" }), "{path}");
+    }
+    for path in [
+        "/readyz",
+        "/health/ready",
+        "/internal/ready",
+        "/readyz/upstream",
+        "/health/ready/upstream",
+    ] {
+        let (status, json) = get_json(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(state(&json, "upstream"), "forced_open", "{path}");
+        assert!(
+            json["checks"].get("upstream:failure_rate").is_none(),
+            "{path}"
+        );
+    }
+    for path in ["/healthz", "/health"] {
+        let (status, json) = get_json(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(
+            json["checks"].get("upstream:failure_rate").is_some(),
+            "{path}"
+        );
+    }
+    // One component: the bulkhead is fine, the breaker is not.
+    for path in ["/readyz/upstream-pool", "/health/ready/upstream-pool"] {
+        let (status, json) = get_json(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(json["summary"]["total"], 1, "{path}");
+    }
+    // Exclusions.
+    for path in [
+        "/readyz?exclude=upstream",
+        "/health/ready?exclude=upstream&exclude=config",
+    ] {
+        let (status, json) = get_json(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(json["checks"].get("upstream:state").is_none(), "{path}");
+    }
+    // Verbose, kube-style.
+    for path in ["/readyz?verbose", "/health/ready?verbose"] {
+        let (status, text) = get_text(&s.client, &url(path)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(
+            text,
+            "[-]upstream failed: forced open: maintenance\n[+]upstream-pool ok\n[+]config ok\nreadyz check failed\n",
+            "{path}"
+        );
+    }
+    let (status, text) = get_text(&s.client, &url("/livez?verbose")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, "[+]ping ok\nlivez check passed\n");
+
+    // Typos are 404 (the nested service sees them too), never some other view.
+    for path in [
+        "/health/raedy",
+        "/health/livez/x",
+        "/readyz/nope",
+        "/health/ready/nope",
+    ] {
+        let (status, _, _) = fetch(&s.client, Method::GET, &url(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
 }

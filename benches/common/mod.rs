@@ -300,4 +300,5 @@ pub(crate) fn ours_stack() -> battlement::ResilienceLayer<
         .bulkhead(&ours_bulkhead())
         .timeout(TIMEOUT)
         .build()
+        .expect("no registry, nothing to refuse")
 }

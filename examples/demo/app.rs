@@ -97,7 +97,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         .timeout(per_try * 2)
         .critical(false)
         .build()?,
-    );
+    )?;
     let _monitor = registry.spawn_monitor();
 
     let breaker = CircuitBreaker::builder("upstream")
@@ -304,9 +304,9 @@ async fn gateway(
     };
     let app = axum::Router::new()
         .route("/", axum::routing::get(handler))
-        .route_service("/health", health.clone())
-        .route_service("/health/ready", health.clone())
-        .route_service("/health/live", health);
+        .route_service("/livez", health.clone())
+        .route_service("/readyz", health.clone())
+        .nest_service("/health", health);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");

@@ -349,9 +349,7 @@ impl CircuitBreakerBuilder {
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         let validated = self.validate()?;
         let breaker = CircuitBreaker::from_builder(&self, validated);
-        for registry in &self.registries {
-            registry.register_component(Arc::new(breaker.clone()), self.critical);
-        }
+        battlement_core::register_with(&self.registries, Arc::new(breaker.clone()), self.critical)?;
         Ok(breaker)
     }
 }

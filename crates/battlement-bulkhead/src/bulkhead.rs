@@ -30,7 +30,9 @@ pub(crate) const COMPONENT: &str = "bulkhead";
 ///
 /// The handle is a cheap `Clone` (one `Arc`): every clone, and every [`BulkheadLayer`] made
 /// from one, shares one budget of permits. It implements [`Observe`]: a snapshot reports the
-/// counts, and `warn` while the bulkhead is saturated.
+/// counts, and `warn` while the bulkhead is saturated or has rejected a call within its
+/// [`rejection_window`](crate::BulkheadBuilder::rejection_window) (10 s by default), so a
+/// health scrape between two bursts still sees the rejections.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -92,6 +94,13 @@ pub(crate) struct Shared {
     wait_max_nanos: AtomicU64,
     max_queued: usize,
     max_wait: Option<Duration>,
+    /// When the last call was rejected: nanoseconds since `epoch`, plus one (0: never). Written
+    /// only on the rejection path, never by an admitted call.
+    last_rejection: AtomicU64,
+    /// The time `last_rejection` counts from (`tokio::time`, so paused clocks apply).
+    epoch: Instant,
+    /// A rejection within this long makes the snapshot `warn`.
+    rejection_window: Duration,
     /// Serialises resizes (never taken by a call).
     resize: Mutex<()>,
     name: Arc<str>,
@@ -108,6 +117,7 @@ impl Bulkhead {
         max_concurrent: usize,
         max_queued: usize,
         max_wait: Option<Duration>,
+        rejection_window: Duration,
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
@@ -123,6 +133,9 @@ impl Bulkhead {
                 wait_max_nanos: AtomicU64::new(0),
                 max_queued: max_queued.min(MAX_QUEUED),
                 max_wait,
+                last_rejection: AtomicU64::new(0),
+                epoch: Instant::now(),
+                rejection_window,
                 resize: Mutex::new(()),
                 name,
             }),
@@ -158,6 +171,30 @@ impl Bulkhead {
         let capacity = s.max_concurrent.load(Acquire) + s.debt.load(Acquire);
         let free = free(s.word.0.load(Acquire)) as usize + s.semaphore.available_permits();
         capacity.saturating_sub(free)
+    }
+
+    /// Permits free now: a call arriving now is admitted at once if this is above zero (and no
+    /// call is queued, which there is not while a permit is free).
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// let b = Bulkhead::builder("pool").max_concurrent(3).build().unwrap();
+    /// assert_eq!(b.free_permits(), 3);
+    /// ```
+    pub fn free_permits(&self) -> usize {
+        free(self.shared.word.0.load(Acquire)) as usize
+    }
+
+    /// How long ago the last call was rejected (full or timed out); `None` if none ever was.
+    pub fn since_last_rejection(&self) -> Option<Duration> {
+        self.shared.since_last_rejection()
+    }
+
+    /// A rejection within this long makes the health snapshot `warn`; see
+    /// [`rejection_window`](crate::BulkheadBuilder::rejection_window).
+    pub fn rejection_window(&self) -> Duration {
+        self.shared.rejection_window
     }
 
     /// Calls waiting in the queue now.
@@ -230,6 +267,7 @@ impl Bulkhead {
         let total = s.wait_total_nanos.load(Acquire);
         BulkheadMetrics {
             in_flight: self.in_flight(),
+            free_permits: self.free_permits(),
             queued: self.queued(),
             max_concurrent: self.max_concurrent(),
             max_queued: s.max_queued,
@@ -242,6 +280,7 @@ impl Bulkhead {
                 n => Duration::from_nanos(total / n),
             },
             wait_max: Duration::from_nanos(s.wait_max_nanos.load(Acquire)),
+            since_last_rejection: s.since_last_rejection(),
         }
     }
 
@@ -276,6 +315,7 @@ impl Bulkhead {
             // (No permit can be stranded in the queue now: it is full, or there is none, and
             // queued calls take whatever the semaphore holds.)
             s.rejected_full.fetch_add(1, Relaxed);
+            s.note_rejection();
             tracing::debug!(
                 bulkhead = %s.name,
                 max_concurrent = s.max_concurrent.load(Relaxed),
@@ -369,11 +409,13 @@ fn wait_for_permit(slot: QueueSlot, entered: Instant, max_wait: Option<Duration>
             Some(false) => {
                 // Never closed; had it been, no permit would ever come.
                 shared.rejected_full.fetch_add(1, Relaxed);
+                shared.note_rejection();
                 Err(Box::new(BulkheadFull::new(shared.name.clone())) as BoxError)
             }
             None => {
                 shared.record_wait(waited);
                 shared.rejected_timeout.fetch_add(1, Relaxed);
+                shared.note_rejection();
                 tracing::debug!(
                     bulkhead = %shared.name,
                     ?waited,
@@ -639,6 +681,24 @@ impl Shared {
         }
     }
 
+    /// Records the time of a rejection (the rejection path only: no admitted call writes it).
+    #[cold]
+    fn note_rejection(&self) {
+        let since = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.last_rejection.fetch_max(since + 1, Relaxed);
+    }
+
+    fn since_last_rejection(&self) -> Option<Duration> {
+        match self.last_rejection.load(Relaxed) {
+            0 => None,
+            at => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(at - 1)),
+            ),
+        }
+    }
+
     #[cold]
     fn record_wait(&self, waited: Duration) {
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
@@ -710,6 +770,8 @@ impl fmt::Debug for Bulkhead {
 pub struct BulkheadMetrics {
     /// Calls holding a permit.
     pub in_flight: usize,
+    /// Permits free: a call arriving now is admitted at once if this is above zero.
+    pub free_permits: usize,
     /// Calls waiting in the queue.
     pub queued: usize,
     /// The concurrency limit.
@@ -728,6 +790,8 @@ pub struct BulkheadMetrics {
     pub wait_mean: Duration,
     /// Their longest time in the queue.
     pub wait_max: Duration,
+    /// How long ago the last call was rejected (full or timed out); `None` if none ever was.
+    pub since_last_rejection: Option<Duration>,
 }
 
 impl BulkheadMetrics {
@@ -747,19 +811,34 @@ impl Observe for Bulkhead {
         &self.shared.name
     }
 
-    /// State `saturated` (status `warn`) while every permit is taken or calls are waiting,
-    /// `available` (`pass`) otherwise.
+    fn kind(&self) -> ComponentKind {
+        ComponentKind::Bulkhead
+    }
+
+    /// State `saturated` (status `warn`) while every permit is taken or calls are waiting;
+    /// else `rejecting` (`warn`) if a call was rejected within the
+    /// [`rejection_window`](crate::BulkheadBuilder::rejection_window), so a reading between two
+    /// bursts still shows them; `available` (`pass`) otherwise.
     fn snapshot(&self) -> Snapshot {
         let m = self.metrics();
         let busy = m.is_saturated() || m.queued > 0;
+        let window = self.shared.rejection_window;
+        let recent = m.since_last_rejection.filter(|ago| *ago <= window);
         let (state, status) = if busy {
             ("saturated", HealthStatus::Warn)
+        } else if recent.is_some() {
+            ("rejecting", HealthStatus::Warn)
         } else {
             ("available", HealthStatus::Pass)
         };
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let mut snap = Snapshot::new(self.name(), ComponentKind::Bulkhead, state, status)
             .with_metric(Metric::new("in_flight", m.in_flight as f64, "calls"))
+            .with_metric(Metric::new(
+                "free_permits",
+                m.free_permits as f64,
+                "permits",
+            ))
             .with_metric(Metric::new("queued", m.queued as f64, "calls"))
             .with_metric(Metric::new(
                 "max_concurrent",
@@ -789,6 +868,15 @@ impl Observe for Bulkhead {
                 m.max_concurrent,
                 m.queued,
                 m.max_queued
+            ));
+        } else if let Some(ago) = recent {
+            snap = snap.with_message(format!(
+                "bulkhead `{}` rejected a call {:?} ago (within its {:?} rejection window); {} \
+                 rejected in all",
+                self.name(),
+                ago,
+                window,
+                m.rejected()
             ));
         }
         snap

@@ -9,8 +9,9 @@ use std::time::Duration;
 /// Builds a [`Bulkhead`], validating every setting.
 ///
 /// Defaults: 25 concurrent calls, no queue (a call that finds no free permit is rejected at
-/// once), no wait limit, and, with every registry given, registered as a non-critical component
-/// (a saturated bulkhead reports `warn`, which degrades the aggregate without failing it).
+/// once), no wait limit, a 10 s rejection window, and, with every registry given, registered as
+/// a non-critical component (a saturated or recently rejecting bulkhead reports `warn`, which
+/// degrades the aggregate without failing it).
 ///
 /// ```
 /// use battlement_bulkhead::Bulkhead;
@@ -36,9 +37,13 @@ pub struct BulkheadBuilder {
     max_concurrent: usize,
     max_queued: usize,
     max_wait: Option<Duration>,
+    rejection_window: Duration,
     registries: Vec<Box<dyn Registrar + Send + Sync>>,
     critical: bool,
 }
+
+/// The default [`rejection_window`](BulkheadBuilder::rejection_window): 10 s.
+pub const DEFAULT_REJECTION_WINDOW: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for BulkheadBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,6 +52,7 @@ impl fmt::Debug for BulkheadBuilder {
             .field("max_concurrent", &self.max_concurrent)
             .field("max_queued", &self.max_queued)
             .field("max_wait", &self.max_wait)
+            .field("rejection_window", &self.rejection_window)
             .field("registries", &self.registries.len())
             .field("critical", &self.critical)
             .finish()
@@ -60,6 +66,7 @@ impl BulkheadBuilder {
             max_concurrent: 25,
             max_queued: 0,
             max_wait: None,
+            rejection_window: DEFAULT_REJECTION_WINDOW,
             registries: Vec::new(),
             critical: false,
         }
@@ -88,6 +95,24 @@ impl BulkheadBuilder {
     /// a tokio runtime with time enabled (as for `tower::timeout::Timeout`).
     pub fn max_wait(mut self, max: Duration) -> Self {
         self.max_wait = Some(max);
+        self
+    }
+
+    /// How long after a rejection the health snapshot still reports `warn` (state `rejecting`),
+    /// once the bulkhead is no longer saturated (default [`DEFAULT_REJECTION_WINDOW`], 10 s):
+    /// a bulkhead that rejected calls in a burst is seen doing so by a health scrape that comes
+    /// after the burst, not only by one that lands inside it. Zero reports `warn` only while
+    /// saturated. Only the rejection path records its time: admitted calls write nothing more.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// let b = Bulkhead::builder("pool").rejection_window(Duration::from_secs(30)).build().unwrap();
+    /// assert_eq!(b.rejection_window(), Duration::from_secs(30));
+    /// ```
+    pub fn rejection_window(mut self, window: Duration) -> Self {
+        self.rejection_window = window;
         self
     }
 
@@ -139,10 +164,13 @@ impl BulkheadBuilder {
             self.max_concurrent,
             self.max_queued,
             self.max_wait,
+            self.rejection_window,
         );
-        for registry in &self.registries {
-            registry.register_component(Arc::new(bulkhead.clone()), self.critical);
-        }
+        battlement_core::register_with(
+            &self.registries,
+            Arc::new(bulkhead.clone()),
+            self.critical,
+        )?;
         Ok(bulkhead)
     }
 }

@@ -110,7 +110,7 @@ mod service;
 mod sync;
 
 pub use bulkhead::{Bulkhead, BulkheadMetrics};
-pub use config::BulkheadBuilder;
+pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
 pub use error::{BulkheadFull, BulkheadTimeout};
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;

@@ -53,7 +53,10 @@ pub use error::{AsDynError, BoxError, ConfigError};
 pub use grpc::{code_outcome as grpc_code_outcome, GrpcClassifier};
 #[cfg(feature = "http")]
 pub use http::{is_idempotent, HttpClassifier, StatusSet};
-pub use observe::{ComponentKind, HealthStatus, Metric, Observe, Registrar, Snapshot};
+pub use observe::{
+    kind_of, register_all_with, register_with, ComponentKind, HealthStatus, Metric, Observe,
+    Registrar, Snapshot,
+};
 pub use outcome::{FailureKind, Outcome};
 #[cfg(feature = "tower-http")]
 pub use tower_http::TowerHttpClassifier;

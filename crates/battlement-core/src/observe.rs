@@ -4,7 +4,12 @@
 //! bulkhead, a probe) implements [`Observe`]; the health registry holds `Arc<dyn Observe>` and
 //! reads [`Snapshot`]s, which are plain, serde-serializable data. A builder given a
 //! [`Registrar`] (the health registry implements it) registers the component it builds.
+//!
+//! Components are identified by (kind, name): a breaker and a bulkhead may share a name, two
+//! breakers may not. Registering a second component of the same kind and name is an error
+//! ([`ConfigError`]) that the builder which registers returns, never a silent replacement.
 
+use crate::error::ConfigError;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
@@ -85,6 +90,32 @@ impl ComponentKind {
             ComponentKind::KillSwitch => "kill_switch",
             ComponentKind::Other => "other",
         }
+    }
+
+    /// The kind in words (`circuit breaker`, `kill switch`, …), for messages.
+    ///
+    /// ```
+    /// use battlement_core::ComponentKind;
+    ///
+    /// assert_eq!(ComponentKind::CircuitBreaker.describe(), "circuit breaker");
+    /// ```
+    pub fn describe(self) -> &'static str {
+        match self {
+            ComponentKind::CircuitBreaker => "circuit breaker",
+            ComponentKind::Bulkhead => "bulkhead",
+            ComponentKind::Probe => "probe",
+            ComponentKind::Check => "check",
+            ComponentKind::Fallback => "fallback",
+            ComponentKind::Hedge => "hedge",
+            ComponentKind::KillSwitch => "kill switch",
+            ComponentKind::Other => "component",
+        }
+    }
+}
+
+impl fmt::Display for ComponentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -205,10 +236,18 @@ impl Snapshot {
 ///     }
 /// }
 /// assert_eq!(Cache.snapshot().state, "warm");
+/// assert_eq!(Cache.kind(), ComponentKind::Other); // read from a snapshot unless overridden
 /// ```
 pub trait Observe: Send + Sync + 'static {
-    /// The component's name, unique within a registry.
+    /// The component's name; with its [`kind`](Self::kind), unique within a registry.
     fn name(&self) -> &str;
+    /// What sort of component it is. A registry reads it once, when the component registers.
+    ///
+    /// The default takes a [`snapshot`](Self::snapshot) and returns its kind; override it when
+    /// the kind is known without one.
+    fn kind(&self) -> ComponentKind {
+        self.snapshot().kind
+    }
     /// A snapshot of its state and metrics now.
     fn snapshot(&self) -> Snapshot;
 }
@@ -217,6 +256,9 @@ impl<T: Observe + ?Sized> Observe for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
+    fn kind(&self) -> ComponentKind {
+        (**self).kind()
+    }
     fn snapshot(&self) -> Snapshot {
         (**self).snapshot()
     }
@@ -224,7 +266,143 @@ impl<T: Observe + ?Sized> Observe for Arc<T> {
 
 /// Something components can register with, so a health report includes them (the health
 /// registry implements it).
+///
+/// Components are identified by ([`kind`](Observe::kind), [`name`](Observe::name)): a
+/// registrar refuses a second component of the same kind and name with a [`ConfigError`]
+/// (whose [`setting`](ConfigError::setting) is `name`) and keeps the first; it never replaces
+/// one silently, since the component replaced would vanish from readiness while it still
+/// rejects calls. A builder given registrars registers with all of them or none: see
+/// [`register_with`].
+///
+/// ```
+/// use battlement_core::{ComponentKind, ConfigError, HealthStatus, Observe, Registrar, Snapshot};
+/// use std::sync::{Arc, Mutex};
+///
+/// #[derive(Clone, Default)]
+/// struct Names(Arc<Mutex<Vec<(ComponentKind, String)>>>);
+/// impl Registrar for Names {
+///     fn register_component(&self, c: Arc<dyn Observe>, _critical: bool) -> Result<(), ConfigError> {
+///         let key = (c.kind(), c.name().to_owned());
+///         let mut names = self.0.lock().unwrap();
+///         if names.contains(&key) {
+///             return Err(ConfigError::new("component", "name", &key.1, "is already registered"));
+///         }
+///         names.push(key);
+///         Ok(())
+///     }
+///     fn unregister_component(&self, kind: ComponentKind, name: &str) -> bool {
+///         let mut names = self.0.lock().unwrap();
+///         let before = names.len();
+///         names.retain(|(k, n)| (*k, n.as_str()) != (kind, name));
+///         names.len() != before
+///     }
+/// }
+///
+/// struct Db;
+/// impl Observe for Db {
+///     fn name(&self) -> &str { "db" }
+///     fn kind(&self) -> ComponentKind { ComponentKind::Other }
+///     fn snapshot(&self) -> Snapshot { Snapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass) }
+/// }
+/// let names = Names::default();
+/// names.register_component(Arc::new(Db), true).unwrap();
+/// assert!(names.register_component(Arc::new(Db), true).is_err());
+/// ```
 pub trait Registrar {
     /// Registers `component`; a `critical` component that fails fails the aggregate.
-    fn register_component(&self, component: Arc<dyn Observe>, critical: bool);
+    ///
+    /// # Errors
+    ///
+    /// A component of the same kind and name is already registered.
+    fn register_component(
+        &self,
+        component: Arc<dyn Observe>,
+        critical: bool,
+    ) -> Result<(), ConfigError>;
+
+    /// Removes the component of `kind` named `name`; returns whether there was one.
+    fn unregister_component(&self, kind: ComponentKind, name: &str) -> bool;
+}
+
+/// Registers `component` with every registrar in `registrars`, or with none: should one refuse
+/// it, those that took it already are made to forget it, and the refusal is returned. Builders
+/// call this from `build()`, so a duplicate is an error at build time.
+///
+/// ```
+/// use battlement_core::{register_with, ComponentKind, ConfigError, HealthStatus, Observe, Registrar, Snapshot};
+/// use std::sync::{Arc, Mutex};
+///
+/// /// Takes one component, then refuses.
+/// #[derive(Clone, Default)]
+/// struct One(Arc<Mutex<Option<String>>>);
+/// impl Registrar for One {
+///     fn register_component(&self, c: Arc<dyn Observe>, _: bool) -> Result<(), ConfigError> {
+///         let mut slot = self.0.lock().unwrap();
+///         if slot.is_some() {
+///             return Err(ConfigError::new("component", "name", c.name(), "is already registered"));
+///         }
+///         *slot = Some(c.name().to_owned());
+///         Ok(())
+///     }
+///     fn unregister_component(&self, _: ComponentKind, name: &str) -> bool {
+///         let mut slot = self.0.lock().unwrap();
+///         slot.take_if(|n| n == name).is_some()
+///     }
+/// }
+/// struct Db;
+/// impl Observe for Db {
+///     fn name(&self) -> &str { "db" }
+///     fn snapshot(&self) -> Snapshot { Snapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass) }
+/// }
+///
+/// let (free, taken) = (One::default(), One::default());
+/// taken.register_component(Arc::new(Db), true).unwrap();
+/// let registrars: Vec<Box<dyn Registrar + Send + Sync>> = vec![Box::new(free.clone()), Box::new(taken)];
+/// assert!(register_with(&registrars, Arc::new(Db), true).is_err());
+/// assert!(free.0.lock().unwrap().is_none(), "all or none");
+/// ```
+///
+/// # Errors
+///
+/// The first refusal.
+pub fn register_with(
+    registrars: &[Box<dyn Registrar + Send + Sync>],
+    component: Arc<dyn Observe>,
+    critical: bool,
+) -> Result<(), ConfigError> {
+    register_all_with(registrars, &[(component, critical)])
+}
+
+/// Registers every `(component, critical)` pair with every registrar in `registrars`, or
+/// nothing anywhere: on a refusal, every registration made so far is undone and the refusal
+/// returned (the facade's stack builder registers its parts this way).
+///
+/// # Errors
+///
+/// The first refusal.
+pub fn register_all_with(
+    registrars: &[Box<dyn Registrar + Send + Sync>],
+    components: &[(Arc<dyn Observe>, bool)],
+) -> Result<(), ConfigError> {
+    let mut done: Vec<(&dyn Registrar, &Arc<dyn Observe>)> = Vec::new();
+    for registrar in registrars {
+        for (component, critical) in components {
+            if let Err(refused) = registrar.register_component(component.clone(), *critical) {
+                for (registrar, component) in done.into_iter().rev() {
+                    registrar.unregister_component(kind_of(&**component), component.name());
+                }
+                return Err(refused);
+            }
+            done.push((&**registrar, component));
+        }
+    }
+    Ok(())
+}
+
+/// A component's kind as a registry reads it: [`Observe::kind`], or
+/// [`ComponentKind::Other`] should that panic (the registry does not let a component's panic
+/// escape into the code registering it).
+pub fn kind_of(component: &dyn Observe) -> ComponentKind {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| component.kind()))
+        .unwrap_or(ComponentKind::Other)
 }

@@ -231,9 +231,11 @@ impl<S, C> FallbackChainBuilder<S, C> {
             settings,
             self.event_capacity,
         ));
-        for registry in &self.registries {
-            registry.register_component(Arc::new(ChainHandle::new(health.clone())), self.critical);
-        }
+        battlement_core::register_with(
+            &self.registries,
+            Arc::new(ChainHandle::new(health.clone())),
+            self.critical,
+        )?;
         Ok(FallbackChain::from_parts(services, self.classifier, health))
     }
 }

@@ -137,8 +137,19 @@ type Registered = Vec<(Arc<dyn Observe>, bool)>;
 #[derive(Clone, Default)]
 struct Registry(Arc<Mutex<Registered>>);
 impl Registrar for Registry {
-    fn register_component(&self, component: Arc<dyn Observe>, critical: bool) {
+    fn register_component(
+        &self,
+        component: Arc<dyn Observe>,
+        critical: bool,
+    ) -> Result<(), battlement_core::ConfigError> {
         self.0.lock().unwrap().push((component, critical));
+        Ok(())
+    }
+    fn unregister_component(&self, kind: battlement_core::ComponentKind, name: &str) -> bool {
+        let mut list = self.0.lock().unwrap();
+        let before = list.len();
+        list.retain(|(c, _)| !(c.kind() == kind && c.name() == name));
+        list.len() != before
     }
 }
 

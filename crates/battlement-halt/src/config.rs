@@ -116,9 +116,7 @@ impl KillSwitchBuilder {
         }
         let limits = self.limits.into_iter().map(Arc::new).collect();
         let switch = KillSwitch::from_parts(self.name.into(), limits, self.event_capacity);
-        for registry in &self.registries {
-            registry.register_component(Arc::new(switch.clone()), self.critical);
-        }
+        battlement_core::register_with(&self.registries, Arc::new(switch.clone()), self.critical)?;
         Ok(switch)
     }
 }

@@ -260,8 +260,19 @@ struct TestRegistry(Arc<Mutex<Vec<Registered>>>);
 type Registered = (Arc<dyn Observe>, bool);
 
 impl Registrar for TestRegistry {
-    fn register_component(&self, component: Arc<dyn Observe>, critical: bool) {
+    fn register_component(
+        &self,
+        component: Arc<dyn Observe>,
+        critical: bool,
+    ) -> Result<(), battlement_core::ConfigError> {
         self.0.lock().unwrap().push((component, critical));
+        Ok(())
+    }
+    fn unregister_component(&self, kind: battlement_core::ComponentKind, name: &str) -> bool {
+        let mut list = self.0.lock().unwrap();
+        let before = list.len();
+        list.retain(|(c, _)| !(c.kind() == kind && c.name() == name));
+        list.len() != before
     }
 }
 

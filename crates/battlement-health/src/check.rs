@@ -151,6 +151,7 @@ pub struct HealthCheck {
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
     pub(crate) critical: bool,
+    pub(crate) startup: bool,
     pub(crate) measurement: Cow<'static, str>,
 }
 
@@ -161,6 +162,7 @@ impl fmt::Debug for HealthCheck {
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("critical", &self.critical)
+            .field("startup", &self.startup)
             .field("measurement", &self.measurement)
             .finish_non_exhaustive()
     }
@@ -170,7 +172,7 @@ impl HealthCheck {
     /// Starts building a check named `name` that runs `f`.
     ///
     /// Defaults: interval [`DEFAULT_INTERVAL`] (10 s), timeout [`DEFAULT_TIMEOUT`] (5 s),
-    /// critical, measurement name `value`.
+    /// critical, not a startup check, measurement name `value`.
     pub fn builder<F, Fut, R>(name: impl Into<String>, f: F) -> HealthCheckBuilder
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -183,6 +185,7 @@ impl HealthCheck {
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
             critical: true,
+            startup: false,
             measurement: Cow::Borrowed("value"),
         }
     }
@@ -205,6 +208,11 @@ impl HealthCheck {
     /// Whether a failing run fails the aggregate.
     pub fn is_critical(&self) -> bool {
         self.critical
+    }
+
+    /// Whether the startup view waits for this check to pass once.
+    pub fn is_startup(&self) -> bool {
+        self.startup
     }
 
     /// Runs the check once, with its timeout; panics and timeouts become failing results.
@@ -350,6 +358,7 @@ pub struct HealthCheckBuilder {
     interval: Duration,
     timeout: Duration,
     critical: bool,
+    startup: bool,
     measurement: Cow<'static, str>,
 }
 
@@ -360,6 +369,7 @@ impl fmt::Debug for HealthCheckBuilder {
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("critical", &self.critical)
+            .field("startup", &self.startup)
             .field("measurement", &self.measurement)
             .finish_non_exhaustive()
     }
@@ -384,6 +394,27 @@ impl HealthCheckBuilder {
     /// only degrades it to `warn`.
     pub fn critical(mut self, critical: bool) -> Self {
         self.critical = critical;
+        self
+    }
+
+    /// Whether this is a startup check (default `false`): the startup view (`/startupz`,
+    /// `/health/startup`) fails until every startup check has passed once (a run that does not
+    /// fail: `pass` or `warn`), and passes from then on, whatever later runs find (readiness
+    /// follows those). Use it for work a pod must finish before its other probes count: a cache
+    /// warmed, migrations run, a first connection made.
+    ///
+    /// ```
+    /// use battlement_health::{CheckResult, HealthCheck};
+    ///
+    /// let warm = HealthCheck::builder("cache-warm", || async { CheckResult::pass() })
+    ///     .startup(true)
+    ///     .critical(false)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(warm.is_startup());
+    /// ```
+    pub fn startup(mut self, startup: bool) -> Self {
+        self.startup = startup;
         self
     }
 
@@ -434,6 +465,7 @@ impl HealthCheckBuilder {
             interval: self.interval,
             timeout: self.timeout,
             critical: self.critical,
+            startup: self.startup,
             measurement: self.measurement,
         })
     }

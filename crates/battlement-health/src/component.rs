@@ -5,6 +5,7 @@ use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Snapshot};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +19,7 @@ use std::time::{Duration, SystemTime};
 /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
 ///
 /// let registry = HealthRegistry::new();
-/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::warn("slow") }).build().unwrap());
+/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::warn("slow") }).build().unwrap()).unwrap();
 /// registry.run_checks().await;
 /// let history = registry.history("db").unwrap();
 /// assert_eq!(history.len(), 1);
@@ -55,7 +56,7 @@ pub struct HistoryEntry {
 /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
 ///
 /// let registry = HealthRegistry::new();
-/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap());
+/// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap()).unwrap();
 /// registry.run_checks().await;
 /// registry.run_checks().await;
 /// let stats = registry.stats("db").unwrap();
@@ -88,8 +89,11 @@ pub(crate) enum Source {
 pub(crate) struct Component {
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
+    pub(crate) kind: ComponentKind,
     pub(crate) critical: bool,
     pub(crate) source: Source,
+    /// A run of this check has not failed yet (latched: the startup view).
+    started: AtomicBool,
     record: Mutex<Record>,
 }
 
@@ -107,6 +111,7 @@ impl Component {
     pub(crate) fn new(
         id: u64,
         name: Arc<str>,
+        kind: ComponentKind,
         critical: bool,
         source: Source,
         history_len: usize,
@@ -114,8 +119,10 @@ impl Component {
         Component {
             id,
             name,
+            kind,
             critical,
             source,
+            started: AtomicBool::new(false),
             record: Mutex::new(Record {
                 history_len,
                 history: VecDeque::with_capacity(history_len),
@@ -146,21 +153,18 @@ impl Component {
             Source::Observed(o) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| o.snapshot())) {
                     Ok(mut snap) => {
+                        // The report shows the component under the identity it registered with.
                         if *snap.name != *self.name {
                             snap.name = self.name.to_string();
                         }
+                        snap.kind = self.kind;
                         (snap, None)
                     }
                     Err(_) => {
                         tracing::error!(component = %self.name, "component snapshot panicked");
                         (
-                            Snapshot::new(
-                                &*self.name,
-                                ComponentKind::Other,
-                                "unknown",
-                                HealthStatus::Fail,
-                            )
-                            .with_message("taking the component's snapshot panicked"),
+                            Snapshot::new(&*self.name, self.kind, "unknown", HealthStatus::Fail)
+                                .with_message("taking the component's snapshot panicked"),
                             None,
                         )
                     }
@@ -216,8 +220,16 @@ impl Component {
         }
     }
 
+    /// Whether a run of this check has passed (or warned) at least once.
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
     /// Records one run of this component's check.
     pub(crate) fn record_run(&self, run: CheckRun) {
+        if run.result.status != HealthStatus::Fail {
+            self.started.store(true, Ordering::Release);
+        }
         let now = SystemTime::now();
         let mut rec = self.record();
         let entry = HistoryEntry {

@@ -2,7 +2,7 @@
 
 use crate::probe::HealthProbe;
 use crate::HealthRegistry;
-use battlement_core::{ConfigError, Registrar};
+use battlement_core::{register_with, ConfigError, Registrar};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -257,7 +257,8 @@ impl HealthProbeBuilder {
         self
     }
 
-    /// Validates the settings, builds the probe and registers it.
+    /// Validates the settings, builds the probe and registers it with every registry given, or
+    /// with none: a probe of the same name already registered with one of them is an error.
     pub fn build(self) -> Result<HealthProbe, ConfigError> {
         let c = &self.config;
         if self.name.is_empty() {
@@ -327,9 +328,7 @@ impl HealthProbeBuilder {
             ));
         }
         let probe = HealthProbe::new(self.name.into(), self.config);
-        for registry in &self.registries {
-            registry.register_component(Arc::new(probe.clone()), self.critical);
-        }
+        register_with(&self.registries, Arc::new(probe.clone()), self.critical)?;
         Ok(probe)
     }
 }

@@ -123,12 +123,20 @@ impl GrpcHealthBridge {
         for name in &self.overall {
             self.reporter.set_service_status(name, overall).await;
         }
-        let mut current = HashSet::with_capacity(aggregate.components.len());
+        // Components of different kinds may share a name; the name serves only if all do.
+        let mut by_name: Vec<(&str, HealthStatus)> = Vec::with_capacity(aggregate.components.len());
         for c in &aggregate.components {
+            match by_name.iter_mut().find(|(n, _)| *n == &*c.name) {
+                Some((_, status)) => *status = (*status).max(c.status),
+                None => by_name.push((&c.name, c.status)),
+            }
+        }
+        let mut current = HashSet::with_capacity(by_name.len());
+        for (name, status) in by_name {
             self.reporter
-                .set_service_status(&*c.name, serving(c.status))
+                .set_service_status(name, serving(status))
                 .await;
-            current.insert(c.name.to_string());
+            current.insert(name.to_owned());
         }
         let mut reporter = self.reporter.clone();
         for gone in known.difference(&current) {
@@ -190,8 +198,8 @@ mod tests {
         let registry = HealthRegistry::new();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
         let cache = Fake::new("cache", ComponentKind::Bulkhead);
-        registry.register(&breaker, true);
-        registry.register(&cache, false);
+        registry.register(&breaker, true).unwrap();
+        registry.register(&cache, false).unwrap();
         let (reporter, _server) = tonic_health::server::health_reporter();
         let svc = HealthService::from_health_reporter(reporter.clone());
         let _monitor = registry.spawn_monitor();
@@ -231,11 +239,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_name_shared_by_two_kinds_serves_only_if_both_do() {
+        let registry = HealthRegistry::new();
+        let breaker = Fake::new("upstream", ComponentKind::CircuitBreaker);
+        breaker.set("open", HealthStatus::Fail);
+        let bulkhead = Fake::new("upstream", ComponentKind::Bulkhead);
+        registry.register(&breaker, true).unwrap();
+        registry.register(&bulkhead, false).unwrap();
+        let (reporter, _server) = tonic_health::server::health_reporter();
+        let svc = HealthService::from_health_reporter(reporter.clone());
+        GrpcHealthBridge::new(&registry, reporter).sync().await;
+        // The passing bulkhead, reported after the open breaker, must not mask it.
+        assert_eq!(check(&svc, "upstream").await, Some(Wire::NotServing));
+    }
+
+    #[tokio::test]
     async fn sync_applies_once() {
         let registry = HealthRegistry::new();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
         breaker.set("forced_open", HealthStatus::Fail);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let (reporter, _server) = tonic_health::server::health_reporter();
         let svc = HealthService::from_health_reporter(reporter.clone());
         GrpcHealthBridge::new(&registry, reporter).sync().await;

@@ -1,13 +1,17 @@
 //! Health for Tower services: a registry of components and custom checks, a background monitor,
 //! a passive probe layer, aggregation, and an `application/health+json` HTTP endpoint.
 //!
-//! - [`HealthRegistry`] (cheap `Clone`) holds named components, each critical or not. Breakers,
-//!   bulkheads and probes register themselves when their builder is given the registry (it
-//!   implements [`battlement_core::Registrar`]), or with [`HealthRegistry::register`]; the
-//!   registry reads them through [`battlement_core::Observe`] and depends on no pattern crate.
+//! - [`HealthRegistry`] (cheap `Clone`) holds components identified by (kind, name), each
+//!   critical or not. Breakers, bulkheads and probes register themselves when their builder is
+//!   given the registry (it implements [`battlement_core::Registrar`]), or with
+//!   [`HealthRegistry::register`]; the registry reads them through
+//!   [`battlement_core::Observe`] and depends on no pattern crate. A second component of the
+//!   same kind and name is a [`ConfigError`](battlement_core::ConfigError) from the `build()`
+//!   that registers it, never a silent replacement; a breaker and a bulkhead may share a name.
 //! - [`HealthCheck`]: an async function returning a [`CheckResult`], with an interval, a
-//!   timeout (a run that hangs past it fails with a timeout message) and a `critical` flag. A
-//!   panicking check fails; it does not stop the monitor.
+//!   timeout (a run that hangs past it fails with a timeout message), a `critical` flag and a
+//!   `startup` flag (the startup view waits for it to pass once). A panicking check fails; it
+//!   does not stop the monitor.
 //! - [`HealthRegistry::spawn_monitor`] runs each check on its interval, concurrently, keeps a
 //!   bounded [history](HealthRegistry::history) and [counters](HealthRegistry::stats) per
 //!   component, re-reads breakers and bulkheads every refresh interval, and optionally
@@ -22,8 +26,12 @@
 //!   warns (a half-open breaker, a saturated or rejecting bulkhead); `pass` otherwise. Summary
 //!   counts; [`HealthRegistry::subscribe`] is a `tokio::sync::watch` of the [`Aggregate`].
 //! - [`HealthService`]: a `tower::Service<http::Request<B>>` (`Clone`, `Error = Infallible`)
-//!   serving `/health`, `/health/ready` and `/health/live`; axum mounts it with
-//!   `Router::route_service`, hyper serves it directly.
+//!   serving the paths probes expect: `/livez` (liveness: the process and the monitor only,
+//!   never a dependency), `/readyz` and `/readyz/<component>`, `/healthz`, `/startupz`, and the
+//!   same views at `/health/live`, `/health/ready`, `/health`, `/health/startup`; kube-style
+//!   `?verbose` and `?exclude=`; 404 for any other path. axum mounts it with
+//!   `Router::route_service` or `nest_service`, hyper serves it directly; [`View`] names one
+//!   view to serve at a path of your own.
 //! - Feature `grpc`: [`grpc::GrpcHealthBridge`] drives `tonic-health`'s `HealthReporter`
 //!   (SERVING / NOT_SERVING, overall and per component).
 //!
@@ -61,7 +69,7 @@
 //!         .timeout(Duration::from_secs(2))
 //!         .critical(false)
 //!         .build()?,
-//! );
+//! ).unwrap();
 //! let monitor = registry.spawn_monitor();
 //!
 //! geo.clone().oneshot("paris").await?;
@@ -70,7 +78,7 @@
 //!
 //! // One success in three: the critical probe fails, so readiness answers 503.
 //! let health = registry.service();
-//! let res = health.oneshot(Request::get("/health/ready").body(())?).await?;
+//! let res = health.oneshot(Request::get("/readyz").body(())?).await?;
 //! assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 //! assert_eq!(res.headers()["content-type"], "application/health+json");
 //! monitor.shutdown().await;
@@ -102,14 +110,20 @@
 //!   - `observedUnit` (string or `null`): `ratio`, `ms`, `calls`, `count`, …; `null` for the
 //!     state;
 //!   - `time` (string, RFC 3339): when the value was observed (a check's last run);
-//!   - `output` (string): the component's message, else ``<kind> `<name>` is <state>`` when it does
-//!     not pass, else empty.
+//!   - `output` (string): only when the component does not pass (omitted for `pass`, as the
+//!     format asks): its message, else ``<kind> `<name>` is <state>``.
 //!
-//! `/health` has every metric of every component (a breaker's rates and counts, a bulkhead's
-//! in-flight, queued and rejected calls, a check's observed value and run counters);
-//! `/health/ready` only the `<component>:state` entries; `/health/live` only `status` (and
-//! `output` when failing). With [`HealthService::details`]`(false)` every body is
-//! `{"status":"…"}`.
+//!   Components of different kinds may share a name (a breaker and a bulkhead both called
+//!   `upstream`): their entries share the key's array, one object per component, told apart by
+//!   `componentType`.
+//!
+//! `/healthz` (`/health`) has every metric of every component (a breaker's rates and counts, a
+//! bulkhead's in-flight, queued and rejected calls and free permits, a check's observed value
+//! and run counters); `/readyz` (`/health/ready`) only the `<component>:state` entries;
+//! `/livez` (`/health/live`) only `status` (and `output` when failing); `/startupz`
+//! (`/health/startup`) `status`, `output` naming the startup checks still waiting, `time`, and
+//! one `<check>:state` entry per startup check (`observedValue` `started`, else the check's
+//! state). With [`HealthService::details`]`(false)` every body is `{"status":"…"}`.
 //!
 //! An example `/health` response (HTTP 503: the critical breaker is open):
 //!
@@ -129,17 +143,17 @@
 //!     "db-pool:in_flight": [{ "componentId": "db-pool", "componentType": "bulkhead", "critical": true, "status": "warn", "observedValue": 16, "observedUnit": "calls", "time": "2024-05-01T12:00:00.250Z", "output": "bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued" }],
 //!     "db-pool:queued": [{ "componentId": "db-pool", "componentType": "bulkhead", "critical": true, "status": "warn", "observedValue": 4, "observedUnit": "calls", "time": "2024-05-01T12:00:00.250Z", "output": "bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued" }],
 //!     "db-pool:rejected_full": [{ "componentId": "db-pool", "componentType": "bulkhead", "critical": true, "status": "warn", "observedValue": 2, "observedUnit": "calls", "time": "2024-05-01T12:00:00.250Z", "output": "bulkhead `db-pool` is saturated: 16/16 calls in flight, 4/8 queued" }],
-//!     "disk:state": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": "passing", "observedUnit": null, "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:value": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0.42, "observedUnit": "ratio", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:runs": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:consecutive_failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z", "output": "" }],
-//!     "disk:mean_duration": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1.5, "observedUnit": "ms", "time": "2024-05-01T11:59:58.000Z", "output": "" }]
+//!     "disk:state": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": "passing", "observedUnit": null, "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:value": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0.42, "observedUnit": "ratio", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:runs": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:consecutive_failures": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 0, "observedUnit": "count", "time": "2024-05-01T11:59:58.000Z" }],
+//!     "disk:mean_duration": [{ "componentId": "disk", "componentType": "check", "critical": false, "status": "pass", "observedValue": 1.5, "observedUnit": "ms", "time": "2024-05-01T11:59:58.000Z" }]
 //!   }
 //! }
 //! ```
 //!
-//! (`/health/ready` for the same state has the same top level and only the three `:state`
+//! (`/readyz` for the same state has the same top level and only the three `:state`
 //! entries.) The example above is checked against a real report by the crate's tests.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -166,7 +180,7 @@ pub use check::{
 };
 pub use component::{ComponentStats, HistoryEntry};
 pub use config::{HealthProbeBuilder, HealthRegistryBuilder, MAX_PROBE_BUCKETS};
-pub use endpoint::{HealthService, HEALTH_JSON};
+pub use endpoint::{HealthService, View, HEALTH_JSON};
 pub use future::ResponseFuture;
 pub use layer::HealthProbeLayer;
 pub use monitor::MonitorHandle;

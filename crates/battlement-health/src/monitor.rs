@@ -27,7 +27,7 @@ use tokio::time::MissedTickBehavior;
 ///         .interval(Duration::from_secs(5))
 ///         .build()
 ///         .unwrap(),
-/// );
+/// ).unwrap();
 /// let monitor = registry.spawn_monitor();
 /// tokio::time::sleep(Duration::from_secs(12)).await;
 /// assert_eq!(registry.stats("db").unwrap().runs, 3); // at 0 s, 5 s and 10 s
@@ -265,8 +265,12 @@ mod tests {
     async fn checks_run_on_their_own_intervals() {
         let registry = HealthRegistry::new();
         let (fast, slow) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-        registry.add_check(counting("fast", 2, fast.clone()));
-        registry.add_check(counting("slow", 5, slow.clone()));
+        registry
+            .add_check(counting("fast", 2, fast.clone()))
+            .unwrap();
+        registry
+            .add_check(counting("slow", 5, slow.clone()))
+            .unwrap();
         let _monitor = registry.spawn_monitor();
         settle().await;
         assert_eq!(
@@ -288,15 +292,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn checks_run_concurrently_and_a_hanging_one_times_out() {
         let registry = HealthRegistry::new();
-        registry.add_check(
-            HealthCheck::builder("hangs", std::future::pending::<CheckResult>)
-                .timeout(Duration::from_secs(3))
-                .interval(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-        );
+        registry
+            .add_check(
+                HealthCheck::builder("hangs", std::future::pending::<CheckResult>)
+                    .timeout(Duration::from_secs(3))
+                    .interval(Duration::from_secs(60))
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
         let quick = Arc::new(AtomicU32::new(0));
-        registry.add_check(counting("quick", 1, quick.clone()));
+        registry
+            .add_check(counting("quick", 1, quick.clone()))
+            .unwrap();
         let start = Instant::now();
         let _monitor = registry.spawn_monitor();
         let mut rx = registry.subscribe();
@@ -325,20 +333,22 @@ mod tests {
         let registry = HealthRegistry::new();
         let calls = Arc::new(AtomicU32::new(0));
         let c = calls.clone();
-        registry.add_check(
-            HealthCheck::builder("flaky", move || {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 1 {
-                        panic!("second run explodes");
+        registry
+            .add_check(
+                HealthCheck::builder("flaky", move || {
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if n == 1 {
+                            panic!("second run explodes");
+                        }
+                        CheckResult::pass()
                     }
-                    CheckResult::pass()
-                }
-            })
-            .interval(Duration::from_secs(1))
-            .build()
-            .unwrap(),
-        );
+                })
+                .interval(Duration::from_secs(1))
+                .build()
+                .unwrap(),
+            )
+            .unwrap();
         let monitor = registry.spawn_monitor();
         sleep(Duration::from_millis(1500)).await;
         let report = registry.report();
@@ -363,22 +373,24 @@ mod tests {
         let registry = HealthRegistry::builder().history_len(4).build().unwrap();
         let n = Arc::new(AtomicU32::new(0));
         let c = n.clone();
-        registry.add_check(
-            HealthCheck::builder("db", move || {
-                let i = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    sleep(Duration::from_millis(10 * u64::from(i + 1))).await;
-                    if i % 3 == 2 {
-                        CheckResult::fail(format!("run {i}"))
-                    } else {
-                        CheckResult::pass().with_value(f64::from(i), "ms")
+        registry
+            .add_check(
+                HealthCheck::builder("db", move || {
+                    let i = c.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        sleep(Duration::from_millis(10 * u64::from(i + 1))).await;
+                        if i % 3 == 2 {
+                            CheckResult::fail(format!("run {i}"))
+                        } else {
+                            CheckResult::pass().with_value(f64::from(i), "ms")
+                        }
                     }
-                }
-            })
-            .interval(Duration::from_secs(1))
-            .build()
-            .unwrap(),
-        );
+                })
+                .interval(Duration::from_secs(1))
+                .build()
+                .unwrap(),
+            )
+            .unwrap();
         let _monitor = registry.spawn_monitor();
         // Runs i = 0..=9 start at ~0, 1.01, 2.03, ... s (interval after each run ends).
         sleep(Duration::from_secs(10)).await;
@@ -405,7 +417,7 @@ mod tests {
             .build()
             .unwrap();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let mut rx = registry.subscribe();
         rx.borrow_and_update();
         let monitor = registry.spawn_monitor();
@@ -422,7 +434,9 @@ mod tests {
 
         // A check added while the monitor runs is run straight away.
         let count = Arc::new(AtomicU32::new(0));
-        registry.add_check(counting("late", 10, count.clone()));
+        registry
+            .add_check(counting("late", 10, count.clone()))
+            .unwrap();
         settle().await;
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // A removed check stops running.
@@ -441,7 +455,7 @@ mod tests {
         let path = dir.path().join("health.json");
         let registry = HealthRegistry::builder().persist_to(&path).build().unwrap();
         let breaker = Fake::new("payments", ComponentKind::CircuitBreaker);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let monitor = registry.spawn_monitor();
         sleep(Duration::from_millis(100)).await;
         let read = || -> serde_json::Value {

@@ -4,7 +4,9 @@ use crate::check::HealthCheck;
 use crate::component::{Component, ComponentStats, HistoryEntry, Source};
 use crate::config::{HealthRegistryBuilder, RegistryConfig};
 use crate::report::HealthReport;
-use battlement_core::{HealthStatus, Observe, Registrar, Snapshot};
+use battlement_core::{
+    kind_of, ComponentKind, ConfigError, HealthStatus, Observe, Registrar, Snapshot,
+};
 use serde::Serialize;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +33,17 @@ use tokio::time::Instant;
 ///   on every registration.
 /// - [`service`](Self::service) is the HTTP endpoint.
 ///
-/// A component registered under a name already in use replaces the earlier one.
+/// Components are identified by (kind, name): a breaker and a bulkhead may share a name (the
+/// report shows both), two breakers may not. Registering a second component of the same kind
+/// and name is refused with a [`ConfigError`] (from [`register`](Self::register),
+/// [`add_check`](Self::add_check), or the `build()` of the builder given the registry), and the
+/// first stays registered: a duplicate never silently replaces a component, which would hide it
+/// from readiness while it still rejects calls. Custom checks are of kind `check`.
+///
+/// The registry holds its components strongly: a registered component stays in every report, and
+/// its (kind, name) stays taken, until it is [unregistered](Self::unregister), even once every
+/// other handle to it is dropped. Dropping a component never makes it vanish from readiness;
+/// to replace one (on a configuration reload, say), unregister the old one first.
 ///
 /// ```
 /// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
@@ -56,7 +68,9 @@ use tokio::time::Instant;
 ///
 /// let registry = HealthRegistry::new();
 /// let cache = Cache::default();
-/// registry.register(&cache, false); // not critical
+/// registry.register(&cache, false).unwrap(); // not critical
+/// // A second component of the same kind and name is refused; the first stays.
+/// assert_eq!(registry.register(&Cache::default(), true).unwrap_err().setting(), "name");
 /// assert_eq!(registry.status(), HealthStatus::Pass);
 ///
 /// cache.0.store(true, Ordering::Relaxed);
@@ -148,9 +162,10 @@ pub struct Summary {
 ///     }
 /// }
 /// let registry = HealthRegistry::new();
-/// registry.register(&Down, false);
+/// registry.register(&Down, false).unwrap();
 /// let c = &registry.aggregate().components[0];
 /// assert_eq!(&*c.name, "search");
+/// assert_eq!(c.kind, ComponentKind::Other);
 /// assert_eq!(c.status, HealthStatus::Fail);
 /// assert_eq!(c.effective, HealthStatus::Warn); // not critical
 /// ```
@@ -159,6 +174,8 @@ pub struct Summary {
 pub struct ComponentStatus {
     /// The component's name.
     pub name: Arc<str>,
+    /// Its kind (with the name, its identity).
+    pub kind: ComponentKind,
     /// Whether it is critical.
     pub critical: bool,
     /// Its own status.
@@ -252,76 +269,50 @@ impl HealthRegistry {
             .cloned()
     }
 
-    fn insert(&self, name: Arc<str>, critical: bool, source: Source) {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let component = Arc::new(Component::new(
-            id,
-            name.clone(),
-            critical,
-            source,
-            self.inner.config.history_len,
-        ));
+    fn insert(
+        &self,
+        name: Arc<str>,
+        kind: ComponentKind,
+        critical: bool,
+        source: Source,
+    ) -> Result<(), ConfigError> {
         {
             let mut list = self
                 .inner
                 .components
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(slot) = list.iter_mut().find(|c| c.name == name) {
-                tracing::warn!(component = %name, "health component replaced by a new one of the same name");
-                *slot = component;
-            } else {
-                list.push(component);
+            if list.iter().any(|c| c.kind == kind && c.name == name) {
+                return Err(ConfigError::new(
+                    format!("{} `{name}`", kind.describe()),
+                    "name",
+                    &*name,
+                    format!(
+                        "a {} of this name is already registered with this health registry \
+                         (components are identified by kind and name): give it another name, \
+                         or unregister the first",
+                        kind.describe()
+                    ),
+                ));
             }
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            list.push(Arc::new(Component::new(
+                id,
+                name.clone(),
+                kind,
+                critical,
+                source,
+                self.inner.config.history_len,
+            )));
         }
-        tracing::debug!(component = %name, critical, "health component registered");
+        tracing::debug!(component = %name, kind = %kind, critical, "health component registered");
         self.inner.set_tx.send_modify(|g| *g += 1);
         self.refresh();
+        Ok(())
     }
 
-    /// Registers `component` (anything that implements [`Observe`] and `Clone`: a breaker, a
-    /// bulkhead, a [`HealthProbe`](crate::HealthProbe), an `Arc<impl Observe>`) under its
-    /// [`name`](Observe::name). A `critical` component that fails fails the aggregate.
-    ///
-    /// ```
-    /// use battlement_health::{HealthProbe, HealthRegistry};
-    ///
-    /// let registry = HealthRegistry::new();
-    /// let probe = HealthProbe::builder("upstream").build().unwrap();
-    /// registry.register(&probe, true);
-    /// assert_eq!(registry.names(), ["upstream"]);
-    /// ```
-    pub fn register<O>(&self, component: &O, critical: bool)
-    where
-        O: Observe + Clone,
-    {
-        self.register_component(Arc::new(component.clone()), critical);
-    }
-
-    /// Adds a custom check; the [monitor](Self::spawn_monitor) runs it on its interval.
-    ///
-    /// ```
-    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
-    ///
-    /// let registry = HealthRegistry::new();
-    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::pass() }).build().unwrap());
-    /// assert_eq!(registry.names(), ["db"]);
-    /// ```
-    pub fn add_check(&self, check: HealthCheck) {
-        self.insert(check.name.clone(), check.critical, Source::Check(check));
-    }
-
-    /// Removes the component or check named `name`; returns whether there was one.
-    ///
-    /// ```
-    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
-    ///
-    /// let registry = HealthRegistry::new();
-    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::pass() }).build().unwrap());
-    /// assert!(registry.unregister("db"));
-    /// assert!(!registry.unregister("db"));
-    /// ```
-    pub fn unregister(&self, name: &str) -> bool {
+    /// Removes the components for which `remove` is true; returns whether it removed any.
+    fn remove(&self, what: &str, remove: impl Fn(&Component) -> bool) -> bool {
         let removed = {
             let mut list = self
                 .inner
@@ -329,15 +320,80 @@ impl HealthRegistry {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             let before = list.len();
-            list.retain(|c| &*c.name != name);
+            list.retain(|c| !remove(c));
             list.len() != before
         };
         if removed {
-            tracing::debug!(component = %name, "health component unregistered");
+            tracing::debug!(component = %what, "health component unregistered");
             self.inner.set_tx.send_modify(|g| *g += 1);
             self.refresh();
         }
         removed
+    }
+
+    /// Registers `component` (anything that implements [`Observe`] and `Clone`: a breaker, a
+    /// bulkhead, a [`HealthProbe`](crate::HealthProbe), an `Arc<impl Observe>`) under its
+    /// [`kind`](Observe::kind) and [`name`](Observe::name). A `critical` component that fails
+    /// fails the aggregate.
+    ///
+    /// # Errors
+    ///
+    /// A component of the same kind and name is already registered (it stays registered).
+    ///
+    /// ```
+    /// use battlement_health::{HealthProbe, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// let probe = HealthProbe::builder("upstream").build().unwrap();
+    /// registry.register(&probe, true).unwrap();
+    /// assert_eq!(registry.names(), ["upstream"]);
+    /// assert!(registry.register(&probe, true).is_err(), "once only");
+    /// ```
+    pub fn register<O>(&self, component: &O, critical: bool) -> Result<(), ConfigError>
+    where
+        O: Observe + Clone,
+    {
+        self.register_component(Arc::new(component.clone()), critical)
+    }
+
+    /// Adds a custom check (of kind `check`); the [monitor](Self::spawn_monitor) runs it on its
+    /// interval.
+    ///
+    /// # Errors
+    ///
+    /// A check of the same name is already registered (it stays registered).
+    ///
+    /// ```
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// let check = || HealthCheck::builder("db", || async { CheckResult::pass() }).build().unwrap();
+    /// registry.add_check(check()).unwrap();
+    /// assert_eq!(registry.names(), ["db"]);
+    /// assert!(registry.add_check(check()).is_err());
+    /// ```
+    pub fn add_check(&self, check: HealthCheck) -> Result<(), ConfigError> {
+        self.insert(
+            check.name.clone(),
+            ComponentKind::Check,
+            check.critical,
+            Source::Check(check),
+        )
+    }
+
+    /// Removes every component and check named `name`, whatever its kind; returns whether there
+    /// was one. [`Registrar::unregister_component`] removes one kind only.
+    ///
+    /// ```
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::pass() }).build().unwrap()).unwrap();
+    /// assert!(registry.unregister("db"));
+    /// assert!(!registry.unregister("db"));
+    /// ```
+    pub fn unregister(&self, name: &str) -> bool {
+        self.remove(name, |c| &*c.name == name)
     }
 
     /// The names of the registered components, in registration order.
@@ -393,6 +449,38 @@ impl HealthRegistry {
         }
     }
 
+    /// Startup: `fail` until every check marked [`startup`](crate::HealthCheckBuilder::startup)
+    /// has passed once (a run that did not fail), `pass` from then on; `pass` if there is no
+    /// startup check.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_core::HealthStatus;
+    /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
+    ///
+    /// let registry = HealthRegistry::new();
+    /// assert_eq!(registry.startup(), HealthStatus::Pass);
+    /// registry
+    ///     .add_check(HealthCheck::builder("warm", || async { CheckResult::pass() }).startup(true).build().unwrap())
+    ///     .unwrap();
+    /// assert_eq!(registry.startup(), HealthStatus::Fail); // not run yet
+    /// registry.run_checks().await;
+    /// assert_eq!(registry.startup(), HealthStatus::Pass);
+    /// # }
+    /// ```
+    pub fn startup(&self) -> HealthStatus {
+        let waiting = self
+            .components()
+            .iter()
+            .any(|c| c.check().is_some_and(|k| k.startup) && !c.has_started());
+        if waiting {
+            HealthStatus::Fail
+        } else {
+            HealthStatus::Pass
+        }
+    }
+
     /// A receiver of the [`Aggregate`]; it is notified when the aggregate changes.
     ///
     /// The registry evaluates its components after every check run, on every monitor tick, on
@@ -407,7 +495,7 @@ impl HealthRegistry {
     ///
     /// let registry = HealthRegistry::new();
     /// let mut rx = registry.subscribe();
-    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap());
+    /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap()).unwrap();
     /// registry.run_checks().await;
     /// assert!(rx.has_changed().unwrap());
     /// assert_eq!(rx.borrow_and_update().status, HealthStatus::Fail);
@@ -433,12 +521,14 @@ impl HealthRegistry {
     }
 
     /// The bounded history of the component `name`, oldest first: check runs, or an observed
-    /// component's state changes. `None` if there is no such component.
+    /// component's state changes. `None` if there is no such component; of several components
+    /// of that name (of different kinds), the first registered.
     pub fn history(&self, name: &str) -> Option<Vec<HistoryEntry>> {
         self.component(name).map(|c| c.history())
     }
 
-    /// The run counters of the component `name`. `None` if there is no such component.
+    /// The run counters of the component `name`. `None` if there is no such component; of
+    /// several components of that name (of different kinds), the first registered.
     pub fn stats(&self, name: &str) -> Option<ComponentStats> {
         self.component(name).map(|c| c.stats())
     }
@@ -493,6 +583,7 @@ fn aggregate_of(evaluated: &[Evaluated]) -> Aggregate {
         }
         agg.components.push(ComponentStatus {
             name: e.component.name.clone(),
+            kind: e.component.kind,
             critical: e.component.critical,
             status,
             effective: eff,
@@ -503,11 +594,15 @@ fn aggregate_of(evaluated: &[Evaluated]) -> Aggregate {
 
 fn log_changes(old: &Aggregate, new: &Aggregate) {
     for c in &new.components {
-        let before = old.components.iter().find(|o| o.name == c.name);
+        let before = old
+            .components
+            .iter()
+            .find(|o| o.kind == c.kind && o.name == c.name);
         match before {
             Some(o) if o.status == c.status => {}
             Some(o) => tracing::info!(
                 component = %c.name,
+                kind = %c.kind,
                 from = %o.status,
                 to = %c.status,
                 critical = c.critical,
@@ -525,10 +620,21 @@ fn log_changes(old: &Aggregate, new: &Aggregate) {
     }
 }
 
+/// Registration by the builders of breakers, bulkheads, probes and the rest: refused with a
+/// [`ConfigError`] when a component of the same kind and name is registered.
 impl Registrar for HealthRegistry {
-    fn register_component(&self, component: Arc<dyn Observe>, critical: bool) {
+    fn register_component(
+        &self,
+        component: Arc<dyn Observe>,
+        critical: bool,
+    ) -> Result<(), ConfigError> {
         let name: Arc<str> = component.name().into();
-        self.insert(name, critical, Source::Observed(component));
+        let kind = kind_of(&*component);
+        self.insert(name, kind, critical, Source::Observed(component))
+    }
+
+    fn unregister_component(&self, kind: ComponentKind, name: &str) -> bool {
+        self.remove(name, |c| c.kind == kind && &*c.name == name)
     }
 }
 
@@ -554,8 +660,8 @@ mod tests {
 
         let critical = Fake::new("db", ComponentKind::CircuitBreaker);
         let optional = Fake::new("cache", ComponentKind::Bulkhead);
-        registry.register(&critical, true);
-        registry.register(&optional, false);
+        registry.register(&critical, true).unwrap();
+        registry.register(&optional, false).unwrap();
         assert_eq!(registry.status(), Pass);
 
         // A non-critical failure degrades.
@@ -614,7 +720,7 @@ mod tests {
             .build()
             .unwrap()
         };
-        registry.add_check(check("optional", false));
+        registry.add_check(check("optional", false)).unwrap();
         // Never run: pending, which warns.
         let report = registry.report();
         assert_eq!(report.status, HealthStatus::Warn);
@@ -622,7 +728,7 @@ mod tests {
 
         registry.run_checks().await;
         assert_eq!(registry.status(), HealthStatus::Warn);
-        registry.add_check(check("critical", true));
+        registry.add_check(check("critical", true)).unwrap();
         let agg = registry.run_checks().await;
         assert_eq!(agg.status, HealthStatus::Fail);
         assert_eq!(registry.stats("optional").unwrap().runs, 2);
@@ -636,19 +742,110 @@ mod tests {
     }
 
     #[test]
-    fn same_name_replaces_and_registrar_works() {
+    fn a_second_component_of_the_same_kind_and_name_is_refused_not_swapped_in() {
         let registry = HealthRegistry::new();
-        let a = Fake::new("db", ComponentKind::Other);
-        a.set("down", HealthStatus::Fail);
-        let b = Fake::new("db", ComponentKind::Other);
-        Registrar::register_component(&registry, Arc::new(a), true);
+        let open = Fake::new("db", ComponentKind::CircuitBreaker);
+        open.set("open", HealthStatus::Fail);
+        Registrar::register_component(&registry, Arc::new(open), true).unwrap();
         assert_eq!(registry.status(), HealthStatus::Fail);
-        Registrar::register_component(&registry, Arc::new(b), true);
+
+        // Before: the second breaker silently replaced the open one and readiness passed.
+        let closed = Fake::new("db", ComponentKind::CircuitBreaker);
+        let err =
+            Registrar::register_component(&registry, Arc::new(closed.clone()), true).unwrap_err();
+        assert_eq!(err.setting(), "name");
+        assert_eq!(err.component(), "circuit breaker `db`");
+        assert!(err.reason().contains("already registered"), "{err}");
         assert_eq!(registry.names(), ["db"]);
-        assert_eq!(registry.status(), HealthStatus::Pass);
+        assert_eq!(
+            registry.status(),
+            HealthStatus::Fail,
+            "the open breaker still counts"
+        );
+        assert!(
+            registry.register(&closed, true).is_err(),
+            "`register` refuses too"
+        );
+
+        // Another kind may share the name: both are reported.
+        let pool = Fake::new("db", ComponentKind::Bulkhead);
+        registry.register(&pool, false).unwrap();
+        let check = || {
+            HealthCheck::builder("db", || async { CheckResult::pass() })
+                .build()
+                .unwrap()
+        };
+        registry.add_check(check()).unwrap();
+        assert_eq!(registry.add_check(check()).unwrap_err().setting(), "name");
+        let kinds: Vec<_> = registry
+            .aggregate()
+            .components
+            .iter()
+            .map(|c| (c.kind, c.name.to_string()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (ComponentKind::CircuitBreaker, "db".to_owned()),
+                (ComponentKind::Bulkhead, "db".to_owned()),
+                (ComponentKind::Check, "db".to_owned()),
+            ]
+        );
+
+        // Unregistering one kind frees that (kind, name) only.
+        assert!(registry.unregister_component(ComponentKind::CircuitBreaker, "db"));
+        assert!(!registry.unregister_component(ComponentKind::CircuitBreaker, "db"));
+        assert_eq!(registry.names(), ["db", "db"]);
+        registry.register(&closed, true).unwrap();
+        // `unregister` by name removes every kind.
+        assert!(registry.unregister("db"));
+        assert!(registry.names().is_empty());
+
         // An `Arc<impl Observe>` registers too.
-        registry.register(&Arc::new(Fake::new("arc", ComponentKind::Other)), false);
-        assert_eq!(registry.names(), ["db", "arc"]);
+        registry
+            .register(&Arc::new(Fake::new("arc", ComponentKind::Other)), false)
+            .unwrap();
+        assert_eq!(registry.names(), ["arc"]);
+    }
+
+    #[test]
+    fn a_dropped_component_stays_reported_and_keeps_its_name() {
+        let registry = HealthRegistry::new();
+        let breaker = Fake::new("db", ComponentKind::CircuitBreaker);
+        breaker.set("open", HealthStatus::Fail);
+        registry.register(&breaker, true).unwrap();
+        drop(breaker);
+        assert_eq!(registry.status(), HealthStatus::Fail);
+        let again = Fake::new("db", ComponentKind::CircuitBreaker);
+        assert!(registry.register(&again, true).is_err());
+        assert!(registry.unregister_component(ComponentKind::CircuitBreaker, "db"));
+        registry.register(&again, true).unwrap();
+        assert_eq!(registry.status(), HealthStatus::Pass);
+    }
+
+    #[test]
+    fn builders_register_everywhere_or_nowhere() {
+        let (free, taken) = (HealthRegistry::new(), HealthRegistry::new());
+        let first = || {
+            crate::HealthProbe::builder("geo")
+                .registry(&free)
+                .registry(&taken)
+        };
+        first().build().unwrap();
+        assert!(free.unregister("geo"));
+        // `taken` refuses the second probe: `free` must not keep it.
+        let err = first().build().unwrap_err();
+        assert_eq!(err.setting(), "name");
+        assert!(free.names().is_empty(), "rolled back");
+        assert_eq!(taken.names(), ["geo"]);
+        // The same registry twice is a duplicate too.
+        let other = HealthRegistry::new();
+        assert!(crate::HealthProbe::builder("x")
+            .registry(&other)
+            .registry(&other)
+            .build()
+            .is_err());
+        assert!(other.names().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -656,7 +853,7 @@ mod tests {
         let registry = HealthRegistry::new();
         let mut rx = registry.subscribe();
         let db = Fake::new("db", ComponentKind::CircuitBreaker);
-        registry.register(&db, true);
+        registry.register(&db, true).unwrap();
         assert!(
             rx.has_changed().unwrap(),
             "registration changes the aggregate"
@@ -694,7 +891,7 @@ mod tests {
     fn observed_history_records_state_changes_and_is_bounded() {
         let registry = HealthRegistry::builder().history_len(3).build().unwrap();
         let db = Fake::new("db", ComponentKind::CircuitBreaker);
-        registry.register(&db, true);
+        registry.register(&db, true).unwrap();
         registry.report();
         registry.report(); // no change, no entry
         assert_eq!(registry.history("db").unwrap().len(), 1);
@@ -724,7 +921,7 @@ mod tests {
             }
         }
         let registry = HealthRegistry::new();
-        registry.register_component(Arc::new(Bad), false);
+        registry.register_component(Arc::new(Bad), false).unwrap();
         let report = registry.report();
         assert_eq!(report.status, HealthStatus::Warn);
         assert_eq!(report.components[0].snapshot.status, HealthStatus::Fail);

@@ -4,9 +4,10 @@ use crate::config::RegistryConfig;
 use crate::registry::{effective, Aggregate, Evaluated, Summary};
 use crate::time::rfc3339;
 use battlement_core::{HealthStatus, Snapshot};
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -58,7 +59,7 @@ pub struct HealthReport {
 ///     }
 /// }
 /// let registry = HealthRegistry::new();
-/// registry.register(&Queue, true);
+/// registry.register(&Queue, true).unwrap();
 /// let report = registry.report();
 /// let queue = report.component("queue").unwrap();
 /// assert_eq!(queue.name(), "queue");
@@ -112,9 +113,9 @@ impl ComponentReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Detail {
-    /// Every measurement of every component (`/health`).
+    /// Every measurement of every component (`/healthz`, `/health`).
     Full,
-    /// One `<component>:state` entry per component (`/health/ready`).
+    /// One `<component>:state` entry per component (`/readyz`, `/health/ready`).
     Components,
     /// The top-level `status` only (for endpoints exposed publicly).
     Status,
@@ -145,7 +146,27 @@ impl HealthReport {
         }
     }
 
-    /// The component named `name`.
+    /// Keeps the components for which `keep` is true, and recomputes the status and summary
+    /// from them (a view with some components excluded).
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&ComponentReport) -> bool) {
+        self.components.retain(keep);
+        let mut summary = Summary::default();
+        let mut status = HealthStatus::Pass;
+        for c in &self.components {
+            status = status.max(c.effective);
+            summary.total += 1;
+            match c.snapshot.status {
+                HealthStatus::Pass => summary.pass += 1,
+                HealthStatus::Warn => summary.warn += 1,
+                HealthStatus::Fail => summary.fail += 1,
+            }
+        }
+        self.status = status;
+        self.summary = summary;
+    }
+
+    /// The component named `name` (of several of that name, of different kinds, the first
+    /// registered).
     pub fn component(&self, name: &str) -> Option<&ComponentReport> {
         self.components.iter().find(|c| c.name() == name)
     }
@@ -272,27 +293,33 @@ struct Entry<'a> {
     observed_value: Observed<'a>,
     observed_unit: Option<&'a str>,
     time: &'a str,
-    output: &'a str,
-}
-
-/// A JSON array of one entry.
-struct One<T>(T);
-
-impl<T: Serialize> Serialize for One<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(1))?;
-        seq.serialize_element(&self.0)?;
-        seq.end()
-    }
+    /// Omitted when the component passes, as the format asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
 }
 
 impl Serialize for Checks<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for c in &self.report.components {
+        // Components of different kinds may share a name: their entries under one key share
+        // its array (as the format intends for several instances of a component), in
+        // registration order, so no key is written twice.
+        let components = &self.report.components;
+        let times: Vec<String> = components.iter().map(|c| rfc3339(c.time)).collect();
+        let outputs: Vec<Option<Cow<'_, str>>> = components
+            .iter()
+            .map(|c| (c.snapshot.status != HealthStatus::Pass).then(|| c.output()))
+            .collect();
+        let mut keys: Vec<(String, Vec<Entry<'_>>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut push = |key: String, entry| match index.get(&key) {
+            Some(&i) => keys[i].1.push(entry),
+            None => {
+                index.insert(key.clone(), keys.len());
+                keys.push((key, vec![entry]));
+            }
+        };
+        for (i, c) in components.iter().enumerate() {
             let snap = &c.snapshot;
-            let time = rfc3339(c.time);
-            let output = c.output();
             let entry = |value, unit| Entry {
                 component_id: &snap.name,
                 component_type: snap.kind.as_str(),
@@ -300,21 +327,25 @@ impl Serialize for Checks<'_> {
                 status: snap.status,
                 observed_value: value,
                 observed_unit: unit,
-                time: &time,
-                output: &output,
+                time: &times[i],
+                output: outputs[i].as_deref(),
             };
-            map.serialize_entry(
-                &format!("{}:state", snap.name),
-                &One(entry(Observed::Text(&snap.state), None)),
-            )?;
+            push(
+                format!("{}:state", snap.name),
+                entry(Observed::Text(&snap.state), None),
+            );
             if self.full {
                 for m in snap.metrics.iter().filter(|m| m.name != "state") {
-                    map.serialize_entry(
-                        &format!("{}:{}", snap.name, m.name),
-                        &One(entry(Observed::Number(m.value), m.unit.as_deref())),
-                    )?;
+                    push(
+                        format!("{}:{}", snap.name, m.name),
+                        entry(Observed::Number(m.value), m.unit.as_deref()),
+                    );
                 }
             }
+        }
+        let mut map = serializer.serialize_map(Some(keys.len()))?;
+        for (key, entries) in &keys {
+            map.serialize_entry(key, entries)?;
         }
         map.end()
     }
@@ -340,7 +371,7 @@ mod tests {
             Metric::unitless("weird", f64::NAN),
         ]);
         breaker.set("open", HealthStatus::Fail);
-        registry.register(&breaker, true);
+        registry.register(&breaker, true).unwrap();
         let report = registry.report();
 
         let full = parse(&report.to_json(Detail::Full));
@@ -384,15 +415,51 @@ mod tests {
     #[test]
     fn passing_report_has_no_output() {
         let registry = HealthRegistry::new();
-        registry.register(&Fake::new("a", ComponentKind::Other), true);
+        registry
+            .register(&Fake::new("a", ComponentKind::Other), true)
+            .unwrap();
         let json = parse(&registry.report().to_json(Detail::Full));
         assert!(json.get("output").is_none());
-        assert_eq!(json["checks"]["a:state"][0]["output"], "");
-        // A component's own message is its output, whatever its status.
+        // Before: passing entries carried `"output": ""`.
+        let entry = json["checks"]["a:state"][0].as_object().unwrap();
+        assert!(!entry.contains_key("output"), "{entry:?}");
+        // A passing component's message is not an output either (the format wants none).
         let noted = Fake::new("b", ComponentKind::Other);
         noted.set_message("warming up");
-        registry.register(&noted, true);
+        registry.register(&noted, true).unwrap();
+        let json = parse(&registry.report().to_json(Detail::Full));
+        assert!(json["checks"]["b:state"][0].get("output").is_none());
+        // A component that warns has one: its message.
+        noted.set("warming", HealthStatus::Warn);
         let json = parse(&registry.report().to_json(Detail::Full));
         assert_eq!(json["checks"]["b:state"][0]["output"], "warming up");
+    }
+
+    #[test]
+    fn components_sharing_a_name_share_the_keys_arrays() {
+        let registry = HealthRegistry::new();
+        let breaker = Fake::new("upstream", ComponentKind::CircuitBreaker);
+        breaker.set("open", HealthStatus::Fail);
+        breaker.set_metrics(vec![Metric::new("calls", 3.0, "calls")]);
+        let bulkhead = Fake::new("upstream", ComponentKind::Bulkhead);
+        bulkhead.set_metrics(vec![Metric::new("calls", 5.0, "calls")]);
+        registry.register(&breaker, true).unwrap();
+        registry.register(&bulkhead, false).unwrap();
+        let bytes = registry.report().to_json(Detail::Full);
+        // Each key is written once (a parser keeping the last duplicate would hide the breaker).
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(text.matches("\"upstream:state\"").count(), 1, "{text}");
+        let json = parse(&bytes);
+        let state = json["checks"]["upstream:state"].as_array().unwrap();
+        let types: Vec<_> = state.iter().map(|e| e["componentType"].clone()).collect();
+        assert_eq!(types, [json!("circuit_breaker"), json!("bulkhead")]);
+        assert_eq!(state[0]["status"], "fail");
+        let calls: Vec<_> = json["checks"]["upstream:calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["observedValue"].clone())
+            .collect();
+        assert_eq!(calls, [json!(3), json!(5)]);
     }
 }

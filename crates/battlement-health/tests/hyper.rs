@@ -31,7 +31,7 @@ impl Observe for Switch {
 async fn hyper_serves_the_health_service() {
     let registry = HealthRegistry::new();
     let db = Switch::default();
-    registry.register(&db, true);
+    registry.register(&db, true).unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -281,14 +281,13 @@ impl<P> HedgeBuilder<P> {
             self.max_attempts,
             budget,
         ));
-        for registry in &self.registries {
-            registry.register_component(
-                Arc::new(HedgeHandle {
-                    shared: shared.clone(),
-                }),
-                self.critical,
-            );
-        }
+        battlement_core::register_with(
+            &self.registries,
+            Arc::new(HedgeHandle {
+                shared: shared.clone(),
+            }),
+            self.critical,
+        )?;
         Ok(HedgeLayer::from_parts(shared, self.policy))
     }
 }

@@ -473,8 +473,19 @@ async fn the_percentile_delay_is_clamped() {
 #[derive(Clone, Default)]
 struct Registry(Arc<Mutex<Vec<Arc<dyn Observe>>>>);
 impl Registrar for Registry {
-    fn register_component(&self, component: Arc<dyn Observe>, _critical: bool) {
+    fn register_component(
+        &self,
+        component: Arc<dyn Observe>,
+        _critical: bool,
+    ) -> Result<(), battlement_core::ConfigError> {
         self.0.lock().unwrap().push(component);
+        Ok(())
+    }
+    fn unregister_component(&self, kind: ComponentKind, name: &str) -> bool {
+        let mut list = self.0.lock().unwrap();
+        let before = list.len();
+        list.retain(|c| !(c.kind() == kind && c.name() == name));
+        list.len() != before
     }
 }
 
