@@ -124,7 +124,6 @@ impl CircuitBreaker {
                 Window::time(nanos(length), u64::from(buckets))
             }
         };
-        let (events, _) = broadcast::channel(b.event_capacity);
         let hot = HotClock::new();
         let shared = Arc::new(Shared {
             name: b.name.as_str().into(),
@@ -144,7 +143,7 @@ impl CircuitBreaker {
             timing: b.record_latency || b.slow_call.is_some(),
             origin: Instant::now(),
             hot,
-            events,
+            events: v.events,
         });
         let n = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -11,11 +11,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tower::retry::budget::Budget;
-
-/// The largest event channel capacity.
-const MAX_EVENT_CAPACITY: usize = 1 << 20;
 
 pub(crate) mod sealed {
     use battlement_core::{ConfigError, FailureKind};
@@ -255,7 +251,8 @@ impl<K, P> RetryPolicyBuilder<K, P> {
     }
 
     /// The capacity of the [`subscribe`](RetryPolicy::subscribe) channel (default 64; a slow
-    /// subscriber misses the oldest events).
+    /// subscriber misses the oldest events; within
+    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY)).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -383,14 +380,7 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 ));
             }
         }
-        if !(1..=MAX_EVENT_CAPACITY).contains(&self.event_capacity) {
-            return Err(ConfigError::new(
-                COMPONENT,
-                "event_capacity",
-                self.event_capacity,
-                format!("must be within 1..={MAX_EVENT_CAPACITY}"),
-            ));
-        }
+        let events = battlement_core::event::event_channel(COMPONENT, self.event_capacity)?;
         self.rules.validate()?;
         let budget: Option<SharedBudget> = match self.budget {
             BudgetSetting::None => None,
@@ -401,7 +391,6 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 ttl,
             } => Some(Arc::new(RetryBudget::new(ttl, min_per_sec, ratio)?)),
         };
-        let (events, _) = broadcast::channel(self.event_capacity);
         let retry_after_cap = self.max_delay.or(self.backoff.cap());
         let shared = Shared {
             name: self.name,
