@@ -492,6 +492,77 @@ async fn forced_open_disabled_and_reset() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn forced_open_for_a_time_rejects_with_the_time_left_then_goes_half_open() {
+    let b = count_breaker(2, 2).build().unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    let mut events = b.subscribe();
+    b.force_open_for("deploy", Duration::from_secs(30));
+    match events.try_recv().unwrap() {
+        BreakerEvent::StateTransition { to, open_for, .. } => {
+            assert_eq!(
+                (to, open_for),
+                (State::ForcedOpen, Some(Duration::from_secs(30)))
+            );
+        }
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let err = call(&svc, Call::Ok).await.unwrap_err();
+    let open = err.downcast_ref::<BreakerOpen>().unwrap();
+    assert_eq!(open.forced_reason(), Some("deploy"));
+    assert_eq!(open.retry_after(), Some(Duration::from_secs(20)));
+    assert_eq!(b.retry_after(), Some(Duration::from_secs(20)));
+    assert_eq!(b.metrics().retry_after, Some(Duration::from_secs(20)));
+    assert_eq!(up.hits(), 0);
+
+    // At the end it goes half-open (not closed): a trial decides.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    call(&svc, Call::Fail).await.unwrap_err();
+    assert_eq!(up.hits(), 1, "the first call after the end is a trial");
+    match events.try_recv().unwrap() {
+        BreakerEvent::StateTransition {
+            from, to, reason, ..
+        } => {
+            assert_eq!((from, to), (State::ForcedOpen, State::HalfOpen));
+            assert_eq!(reason, TransitionReason::ForcedOpenEnded);
+        }
+    }
+    assert_eq!(b.state(), State::Open, "a failed trial reopens");
+    assert_eq!(b.metrics().forced_reason, None);
+    assert_eq!(b.metrics().trips, 1, "the forced period is not a trip");
+
+    // Until an instant; `state()` moves it too, without a call.
+    b.force_open_until(
+        "restore",
+        tokio::time::Instant::now() + Duration::from_secs(5),
+    );
+    assert_eq!(b.state(), State::ForcedOpen);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(b.state(), State::HalfOpen);
+    call(&svc, Call::Ok).await.unwrap();
+    call(&svc, Call::Ok).await.unwrap();
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forced_open_without_an_end_has_no_retry_after() {
+    let b = count_breaker(2, 2).build().unwrap();
+    let svc = guarded(&b, &Upstream::new());
+    // An earlier timed force is replaced by one with no end.
+    b.force_open_for("deploy", Duration::from_secs(1));
+    b.force_open("incident");
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let err = call(&svc, Call::Ok).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<BreakerOpen>().unwrap().retry_after(),
+        None
+    );
+    assert_eq!(b.retry_after(), None);
+    assert_eq!(b.metrics().retry_after, None);
+    assert_eq!(b.state(), State::ForcedOpen);
+}
+
+#[tokio::test(start_paused = true)]
 async fn layer_called_per_request_still_trips() {
     // axum calls `layer()` once per request for a router without state.
     let b = count_breaker(4, 4).build().unwrap();
