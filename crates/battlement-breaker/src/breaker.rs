@@ -262,6 +262,12 @@ impl CircuitBreaker {
     }
 
     /// Back to closed with an empty window and the open wait reset to its base.
+    ///
+    /// The window's figures ([`BreakerMetrics::window_calls`], `window_failures`,
+    /// `window_slow_calls`, the rates and latencies) start again from zero, as Resilience4j's
+    /// reset does; the cumulative counters (`calls_permitted`, `successes`, `failures`,
+    /// `calls_rejected`, `trips`, …) keep counting across a reset, as Prometheus counters must
+    /// (a counter that went down would read as a restart).
     pub fn reset(&self) {
         self.shared().force(Target::Closed, TransitionReason::Reset);
     }
@@ -643,8 +649,10 @@ impl Shared {
             ignored: c.ignored,
             cancelled: c.cancelled,
             stale: c.stale,
+            trial_permits_left: (state == State::HalfOpen).then(|| word.permits()),
             window_calls: totals.calls,
             window_failures: totals.failures,
+            window_slow_calls: totals.slow,
             failure_rate: rate(totals.failures),
             slow_call_rate: rate(totals.slow),
             mean_latency: (self.timing && totals.calls > 0).then(|| {
@@ -658,8 +666,9 @@ impl Shared {
 
 /// A breaker's counts, rates and latencies, as plain data.
 ///
-/// Counts are cumulative since the breaker was built; rates and latencies are over the current
-/// window (which empties when the breaker closes).
+/// Counts are cumulative since the breaker was built, across [`reset`](CircuitBreaker::reset)
+/// too (they only grow, as Prometheus counters must); the `window_*` figures, rates and latencies
+/// are over the current window, which empties when the breaker closes (a reset included).
 ///
 /// ```
 /// use battlement_breaker::{CircuitBreaker, State};
@@ -700,10 +709,14 @@ pub struct BreakerMetrics {
     pub cancelled: u64,
     /// Calls that finished after the state they started in had ended (not counted).
     pub stale: u64,
+    /// While half-open: trial permits not yet taken (calls that may still start as trials).
+    pub trial_permits_left: Option<u64>,
     /// Calls in the window.
     pub window_calls: u64,
     /// Failures in the window.
     pub window_failures: u64,
+    /// Slow calls in the window.
+    pub window_slow_calls: u64,
     /// Failure rate over the window (0 when it is empty).
     pub failure_rate: f64,
     /// Slow-call rate over the window.
@@ -736,6 +749,16 @@ impl Observe for CircuitBreaker {
         .with_metric(Metric::new("failure_rate", m.failure_rate, "ratio"))
         .with_metric(Metric::new("slow_call_rate", m.slow_call_rate, "ratio"))
         .with_metric(Metric::new("window_calls", m.window_calls as f64, "calls"))
+        .with_metric(Metric::new(
+            "window_failures",
+            m.window_failures as f64,
+            "calls",
+        ))
+        .with_metric(Metric::new(
+            "window_slow_calls",
+            m.window_slow_calls as f64,
+            "calls",
+        ))
         .with_metric(Metric::new(
             "calls_permitted",
             m.calls_permitted as f64,
@@ -770,6 +793,9 @@ impl Observe for CircuitBreaker {
         }
         if let Some(lat) = m.max_latency {
             snap = snap.with_metric(Metric::new("max_latency", lat.as_secs_f64() * 1e3, "ms"));
+        }
+        if let Some(left) = m.trial_permits_left {
+            snap = snap.with_metric(Metric::new("trial_permits_left", left as f64, "calls"));
         }
         if let Some(after) = m.retry_after {
             snap = snap.with_metric(Metric::new("retry_after", after.as_secs_f64() * 1e3, "ms"));

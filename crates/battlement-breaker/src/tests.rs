@@ -605,6 +605,87 @@ async fn state_reflects_half_open_after_the_wait_without_a_call() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn half_open_trial_permits_left_show_in_metrics_and_snapshot() {
+    let b = count_breaker(2, 2).half_open_calls(3, 3).build().unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    let permits = |b: &CircuitBreaker| {
+        (
+            b.metrics().trial_permits_left,
+            battlement_core::Observe::snapshot(b).metric("trial_permits_left"),
+        )
+    };
+    assert_eq!(permits(&b), (None, None), "closed: no trials");
+    trip(&b, &svc).await;
+    assert_eq!(permits(&b), (None, None), "open: no trials");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(permits(&b), (Some(3), Some(3.0)));
+    let (tx, rx) = oneshot::channel();
+    let mut trial = Box::pin(svc.clone().oneshot(Call::Wait(rx)));
+    assert!(futures::poll!(&mut trial).is_pending());
+    assert_eq!(permits(&b), (Some(2), Some(2.0)), "one trial in flight");
+    // A finished trial does not give its permit back: it was used.
+    tx.send(true).unwrap();
+    trial.await.unwrap();
+    assert_eq!(permits(&b), (Some(2), Some(2.0)));
+    // A dropped trial does.
+    let (_tx, rx) = oneshot::channel();
+    let mut dropped = Box::pin(svc.clone().oneshot(Call::Wait(rx)));
+    assert!(futures::poll!(&mut dropped).is_pending());
+    assert_eq!(permits(&b), (Some(1), Some(1.0)));
+    drop(dropped);
+    assert_eq!(permits(&b), (Some(2), Some(2.0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_zeroes_the_window_figures_while_cumulative_counters_keep_counting() {
+    let b = CircuitBreaker::builder("r")
+        .sliding_window(SlidingWindow::Count(10))
+        .minimum_calls(10)
+        .slow_call(Duration::from_millis(100), 1.0)
+        .build()
+        .unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    call(&svc, Call::Ok).await.unwrap();
+    call(&svc, Call::Fail).await.unwrap_err();
+    call(&svc, Call::Sleep(Duration::from_millis(200), true))
+        .await
+        .unwrap();
+    let m = b.metrics();
+    assert_eq!(
+        (m.window_calls, m.window_failures, m.window_slow_calls),
+        (3, 1, 1)
+    );
+    assert!(m.failure_rate > 0.3 && m.slow_call_rate > 0.3);
+
+    b.reset();
+    let m = b.metrics();
+    assert_eq!(
+        (m.window_calls, m.window_failures, m.window_slow_calls),
+        (0, 0, 0),
+        "the window starts again"
+    );
+    assert_eq!((m.failure_rate, m.slow_call_rate), (0.0, 0.0));
+    assert_eq!(m.mean_latency, None);
+    assert_eq!(
+        (m.calls_permitted, m.successes, m.failures, m.slow_calls),
+        (3, 2, 1, 1),
+        "the counters do not go down"
+    );
+    let snap = battlement_core::Observe::snapshot(&b);
+    assert_eq!(snap.metric("window_calls"), Some(0.0));
+    assert_eq!(snap.metric("window_failures"), Some(0.0));
+    assert_eq!(snap.metric("calls_permitted"), Some(3.0));
+
+    call(&svc, Call::Fail).await.unwrap_err();
+    let m = b.metrics();
+    assert_eq!((m.window_calls, m.window_failures), (1, 1));
+    assert_eq!((m.calls_permitted, m.failures), (4, 2), "and keep counting");
+}
+
+#[tokio::test(start_paused = true)]
 async fn max_half_open_reopens_when_trials_hang() {
     let b = count_breaker(2, 2)
         .open_wait(Duration::from_secs(1), 2.0, Duration::from_secs(10))
