@@ -173,6 +173,12 @@ impl CircuitBreaker {
         self.shards[i].clone()
     }
 
+    /// How many stripes the window records into.
+    #[cfg(test)]
+    pub(crate) fn window_stripes(&self) -> usize {
+        self.shared().window.stripes()
+    }
+
     /// The breaker's name.
     pub fn name(&self) -> &str {
         &self.shared().name

@@ -774,6 +774,88 @@ fn many_threads_on_a_closed_breaker_count_every_call() {
     assert_eq!(b.state(), State::Closed);
 }
 
+/// Runs `calls` (true = success) through `svc` on a new thread, unless that thread's window
+/// stripe is `avoid`; returns the thread's stripe and whether it ran them.
+fn on_new_thread<S>(svc: &S, stripes: usize, avoid: Option<usize>, calls: &[bool]) -> (usize, bool)
+where
+    S: Service<Call, Response = Res, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let svc = svc.clone();
+    let calls = calls.to_vec();
+    std::thread::spawn(move || {
+        let stripe = crate::sync::thread_stripe() & (stripes - 1);
+        if avoid == Some(stripe) {
+            return (stripe, false);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for ok in calls {
+            let c = if ok { Call::Ok } else { Call::Fail };
+            let _ = rt.block_on(svc.clone().oneshot(c));
+        }
+        (stripe, true)
+    })
+    .join()
+    .unwrap()
+}
+
+/// The chosen bound of a count window across threads: the last N calls of each stripe, so up to
+/// N × stripes calls, and never more.
+#[test]
+fn a_count_window_holds_the_last_n_calls_of_each_thread_stripe() {
+    let b = count_breaker(4, 4).build().unwrap();
+    let stripes = b.window_stripes();
+    let svc = guarded(&b, &Upstream::new());
+    let mut used = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let (stripe, ran) = on_new_thread(&svc, stripes, None, &[true; 6]);
+        assert!(ran);
+        used.insert(stripe);
+    }
+    let m = b.metrics();
+    assert_eq!(m.calls_permitted, 48);
+    assert_eq!(m.window_calls, 4 * used.len() as u64);
+    assert!(m.window_calls <= 4 * stripes as u64);
+}
+
+/// Decisions use that union: failures on one thread's stripe are judged against the last N calls
+/// of every stripe, not only the last N calls overall.
+#[test]
+fn a_count_window_judges_the_union_of_the_stripes() {
+    let b = count_breaker(4, 4).build().unwrap();
+    let stripes = b.window_stripes();
+    let svc = guarded(&b, &Upstream::new());
+    let (first, _) = on_new_thread(&svc, stripes, None, &[true; 4]);
+    if stripes == 1 {
+        // One stripe: the window is exactly the last four calls (ok, fail, fail, fail).
+        on_new_thread(&svc, stripes, None, &[false; 3]);
+        assert_eq!(b.state(), State::Open);
+        return;
+    }
+    // Three failures on another stripe: 3 of the union's 7 calls fail (43 %), below the 50 %
+    // threshold, though three of the last four calls overall failed.
+    let mut ran = false;
+    for _ in 0..64 {
+        if on_new_thread(&svc, stripes, Some(first), &[false; 3]).1 {
+            ran = true;
+            break;
+        }
+    }
+    assert!(ran, "no thread landed on a second stripe");
+    let m = b.metrics();
+    assert_eq!((m.window_calls, m.window_failures), (7, 3));
+    assert_eq!(b.state(), State::Closed);
+    // A fourth failure on that stripe: 4 of 8 fail, and the breaker opens.
+    for _ in 0..64 {
+        if on_new_thread(&svc, stripes, Some(first), &[false]).1 {
+            break;
+        }
+    }
+    assert_eq!(b.state(), State::Open);
+}
+
 #[test]
 fn one_breaker_guards_several_services() {
     let rt = tokio::runtime::Builder::new_current_thread()
