@@ -17,8 +17,10 @@
 //!
 //! # Time
 //!
-//! Components measure time with `tokio::time::Instant`, so tests drive it with
-//! `tokio::time::pause()` and never sleep for real. One exception, chosen for speed: on its call
+//! Components measure durations (waits, timeouts, windows, latencies) with
+//! `tokio::time::Instant`, so tests drive them with `tokio::time::pause()` and never sleep for
+//! real; timestamps meant for people (health report times, a kill switch's `since`, an HTTP-date
+//! `Retry-After`) are wall-clock `SystemTime`. The one exception, chosen for speed: on its call
 //! path the circuit breaker reads the CPU's time-stamp counter (through `quanta`) for call
 //! latencies (slow calls, latency metrics) and time-window buckets, which paused tokio time does
 //! not move. Its feature `tokio-time` switches that clock to tokio's; the facade `battlement`
