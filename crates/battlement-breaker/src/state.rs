@@ -611,6 +611,39 @@ mod loom_tests {
         });
     }
 
+    /// Calls racing to end a forced open whose time has passed move it to half-open once, with
+    /// the full set of trial permits.
+    #[test]
+    fn loom_forced_open_end_moves_state_once() {
+        loom::model(|| {
+            let m = machine(2, 1);
+            let forced = Target::ForcedOpen {
+                reason: "ops".into(),
+                until: Some(5),
+            };
+            m.force(forced, 0, |_| {});
+            let gen = m.current().gen();
+            assert_eq!(m.open_until(), 5);
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    thread::spawn(move || {
+                        m.transition(State::ForcedOpen, gen, Target::HalfOpen, 5, |_| {})
+                            .is_some() as u32
+                    })
+                })
+                .collect();
+            let moved: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(moved, 1);
+            let w = m.current();
+            assert_eq!(
+                (w.state(), w.permits(), w.gen()),
+                (State::HalfOpen, 2, gen + 1)
+            );
+            assert_eq!(m.facts().forced_reason, None);
+        });
+    }
+
     /// Concurrent trial results decide the half-open period exactly once.
     #[test]
     fn loom_trials_decide_once() {
