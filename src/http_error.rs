@@ -30,7 +30,7 @@ pub struct HttpRejection {
 ///
 /// | error | status |
 /// |---|---|
-/// | [`BreakerOpen`] | 503, with `Retry-After` when the breaker knows it |
+/// | [`BreakerOpen`] | 503, with `Retry-After` when the breaker knows it (open, or forced open for a time; not forced open with no end) |
 /// | [`BulkheadFull`], [`BulkheadTimeout`] | 503 (or 429 with [`bulkhead_as_too_many_requests`](Self::bulkhead_as_too_many_requests)) |
 /// | [`Elapsed`] (and tower's / tokio's timeouts) | 504 |
 /// | [`Halted`] | 503 |
@@ -431,5 +431,43 @@ mod tests {
         let other = svc.oneshot(2).await.unwrap();
         assert_eq!(other.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(other.body(), "custom: boom");
+    }
+
+    /// A breaker forced open for a time answers 503 with `Retry-After` (the time left, in whole
+    /// seconds rounded up); forced open with no end, 503 without it.
+    #[cfg(feature = "breaker")]
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_open_breaker_sends_retry_after_only_when_it_has_an_end() {
+        use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer};
+        let breaker = CircuitBreaker::builder("db").build().unwrap();
+        let svc = tower::ServiceBuilder::new()
+            .layer(HttpErrorLayer::<String>::new())
+            .layer(CircuitBreakerLayer::new(&breaker))
+            .service(service_fn(|_: ()| async {
+                Ok::<_, BoxError>(Response::new("ok".to_owned()))
+            }));
+
+        breaker.force_open_for("migration", Duration::from_millis(2_500));
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        let res = svc.clone().oneshot(()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        assert!(res.body().contains("forced: migration"), "{}", res.body());
+
+        breaker.force_open("incident 7");
+        let res = svc.clone().oneshot(()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
+
+        // A deadline: the same, and once it has passed a trial call goes through.
+        breaker.force_open_until(
+            "deploy",
+            tokio::time::Instant::now() + Duration::from_secs(30),
+        );
+        let res = svc.clone().oneshot(()).await.unwrap();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "30");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let res = svc.oneshot(()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
     }
 }

@@ -5,6 +5,11 @@
 //! [`hedge`], [`halt`], [`chaos`]. The shared vocabulary (outcomes, classifiers, typed errors) is
 //! [`core`].
 //!
+//! Feature `test-util` (off by default, for dev-dependencies): the circuit breaker times calls
+//! with tokio's clock instead of the CPU's time-stamp counter, so slow calls, latency metrics and
+//! time windows follow `tokio::time::pause()`/`advance()` in tests (see "Testing with paused
+//! time" below).
+//!
 //! The README follows, compiled as a doc test so its examples cannot rot.
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]

@@ -3,7 +3,7 @@
 use crate::clock::HotClock;
 use crate::config::{CircuitBreakerBuilder, SlidingWindow, Validated};
 use crate::event::{BreakerEvent, TransitionReason};
-use crate::state::{Machine, Target, Transition, Word};
+use crate::state::{Machine, Target, Transition, Word, NO_END};
 use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
@@ -124,7 +124,6 @@ impl CircuitBreaker {
                 Window::time(nanos(length), u64::from(buckets))
             }
         };
-        let (events, _) = broadcast::channel(b.event_capacity);
         let hot = HotClock::new();
         let shared = Arc::new(Shared {
             name: b.name.as_str().into(),
@@ -144,7 +143,7 @@ impl CircuitBreaker {
             timing: b.record_latency || b.slow_call.is_some(),
             origin: Instant::now(),
             hot,
-            events,
+            events: v.events,
         });
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -174,41 +173,92 @@ impl CircuitBreaker {
         self.shards[i].clone()
     }
 
+    /// How many stripes the window records into.
+    #[cfg(test)]
+    pub(crate) fn window_stripes(&self) -> usize {
+        self.shared().window.stripes()
+    }
+
     /// The breaker's name.
     pub fn name(&self) -> &str {
         &self.shared().name
     }
 
-    /// The current state. An open breaker whose wait has passed moves to half-open here, as it
-    /// would on the next call.
+    /// The current state. An open breaker whose wait has passed, or a breaker forced open for a
+    /// time that has passed, moves to half-open here, as it would on the next call.
     pub fn state(&self) -> State {
         let shared = self.shared();
         let word = shared.machine.current();
-        if word.state() == State::Open {
+        if matches!(word.state(), State::Open | State::ForcedOpen) {
             let now = shared.now();
             if now >= shared.machine.open_until() {
-                shared.transition(word, Target::HalfOpen, now, TransitionReason::WaitElapsed);
+                shared.end_open(word, now);
                 return shared.machine.current().state();
             }
         }
         word.state()
     }
 
-    /// How long until an open breaker admits a trial call (`None` unless open).
+    /// How long until an open breaker, or a breaker forced open for a time, admits a trial call
+    /// (`None` in other states, and when forced open with no end).
     pub fn retry_after(&self) -> Option<Duration> {
-        let shared = self.shared();
-        (shared.machine.current().state() == State::Open)
-            .then(|| Duration::from_nanos(shared.machine.open_until().saturating_sub(shared.now())))
+        self.shared()
+            .retry_after(self.shared().machine.current().state())
     }
 
-    /// Forces the breaker open: every call is rejected until [`reset`](Self::reset). The reason
-    /// is carried by each [`BreakerOpen`] error and shown by the health endpoint.
+    /// Forces the breaker open: every call is rejected until an operator action
+    /// ([`reset`](Self::reset), [`disable`](Self::disable), another force). The reason is carried
+    /// by each [`BreakerOpen`] error and shown by the health endpoint; the error has no
+    /// `retry_after` (so the facade's HTTP mapping sends no `Retry-After`), since nobody knows
+    /// when the operator will act.
     pub fn force_open(&self, reason: impl Into<Arc<str>>) {
         let reason: Arc<str> = reason.into();
         self.shared().force(
-            Target::ForcedOpen(reason.clone()),
+            Target::ForcedOpen {
+                reason: reason.clone(),
+                until: None,
+            },
             TransitionReason::Forced(reason),
         );
+    }
+
+    /// Forces the breaker open for `duration`: every call is rejected with a [`BreakerOpen`]
+    /// whose `retry_after` is the time left (the facade's HTTP mapping turns it into a
+    /// `Retry-After` header). When the time has passed the breaker goes **half-open**, not
+    /// closed: its trial calls check that the dependency is back before full traffic returns,
+    /// as after an automatic opening (the open wait does not grow; [`trips`] does not count it).
+    /// An operator action before the end ([`reset`](Self::reset), another force) replaces it.
+    ///
+    /// [`trips`]: BreakerMetrics::trips
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_breaker::{CircuitBreaker, State};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CircuitBreaker::builder("search").build().unwrap();
+    /// breaker.force_open_for("reindexing", Duration::from_secs(60));
+    /// assert_eq!(breaker.state(), State::ForcedOpen);
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(60)));
+    ///
+    /// tokio::time::advance(Duration::from_secs(60)).await;
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// # }
+    /// ```
+    pub fn force_open_for(&self, reason: impl Into<Arc<str>>, duration: Duration) {
+        let shared = self.shared();
+        let until = shared.now().saturating_add(nanos(duration));
+        shared.force_open_until(reason.into(), until);
+    }
+
+    /// Forces the breaker open until `deadline` (a `tokio::time::Instant`, so paused test time
+    /// drives it), then half-open: [`force_open_for`](Self::force_open_for) with an instant. A
+    /// deadline already past ends at the next call or [`state`](Self::state) read.
+    pub fn force_open_until(&self, reason: impl Into<Arc<str>>, deadline: Instant) {
+        let shared = self.shared();
+        let until = nanos(deadline.saturating_duration_since(shared.origin));
+        shared.force_open_until(reason.into(), until);
     }
 
     /// Disables the breaker: every call passes and is recorded, but it never trips.
@@ -218,6 +268,12 @@ impl CircuitBreaker {
     }
 
     /// Back to closed with an empty window and the open wait reset to its base.
+    ///
+    /// The window's figures ([`BreakerMetrics::window_calls`], `window_failures`,
+    /// `window_slow_calls`, the rates and latencies) start again from zero, as Resilience4j's
+    /// reset does; the cumulative counters (`calls_permitted`, `successes`, `failures`,
+    /// `calls_rejected`, `trips`, …) keep counting across a reset, as Prometheus counters must
+    /// (a counter that went down would read as a restart).
     pub fn reset(&self) {
         self.shared().force(Target::Closed, TransitionReason::Reset);
     }
@@ -284,7 +340,7 @@ impl Shared {
                     if now < until {
                         return Err(self.reject(Some(Duration::from_nanos(until - now))));
                     }
-                    self.transition(word, Target::HalfOpen, now, TransitionReason::WaitElapsed);
+                    self.end_open(word, now);
                 }
                 State::HalfOpen => {
                     if let Some(max) = self.max_half_open {
@@ -306,17 +362,58 @@ impl Shared {
                     };
                 }
                 State::ForcedOpen => {
+                    let until = self.machine.open_until();
+                    let mut retry_after = None;
+                    if until != NO_END {
+                        let now = self.now();
+                        if now >= until {
+                            self.end_open(word, now);
+                            word = self.machine.current();
+                            continue;
+                        }
+                        retry_after = Some(Duration::from_nanos(until - now));
+                    }
                     self.window.note_rejected();
                     let reason = self
                         .machine
                         .forced_reason()
                         .unwrap_or_else(|| Arc::from("forced open"));
-                    tracing::debug!(breaker = %self.name, %reason, "call rejected: breaker forced open");
-                    return Err(BreakerOpen::forced(self.name.clone(), reason));
+                    tracing::debug!(breaker = %self.name, %reason, ?retry_after, "call rejected: breaker forced open");
+                    return Err(BreakerOpen::forced(self.name.clone(), reason)
+                        .with_retry_after(retry_after));
                 }
             }
             word = self.machine.current();
         }
+    }
+
+    /// An open period (automatic, or forced with an end) whose end has passed: to half-open.
+    #[cold]
+    fn end_open(&self, word: Word, now: u64) {
+        let reason = if word.state() == State::ForcedOpen {
+            TransitionReason::ForcedOpenEnded
+        } else {
+            TransitionReason::WaitElapsed
+        };
+        self.transition(word, Target::HalfOpen, now, reason);
+    }
+
+    /// Time left in an open period that has a known end, in `state`.
+    fn retry_after(&self, state: State) -> Option<Duration> {
+        let until = self.machine.open_until();
+        let ends = state == State::Open || (state == State::ForcedOpen && until != NO_END);
+        ends.then(|| Duration::from_nanos(until.saturating_sub(self.now())))
+    }
+
+    #[cold]
+    fn force_open_until(&self, reason: Arc<str>, until: u64) {
+        self.force(
+            Target::ForcedOpen {
+                reason: reason.clone(),
+                until: Some(until),
+            },
+            TransitionReason::Forced(reason),
+        );
     }
 
     fn reject(&self, retry_after: Option<Duration>) -> BreakerOpen {
@@ -547,8 +644,7 @@ impl Shared {
             state,
             time_in_state: Duration::from_nanos(now.saturating_sub(facts.entered_at)),
             trips: facts.trips,
-            retry_after: (state == State::Open)
-                .then(|| Duration::from_nanos(self.machine.open_until().saturating_sub(now))),
+            retry_after: self.retry_after(state),
             forced_reason: facts.forced_reason.map(|r| r.to_string()),
             calls_permitted: c.recorded + c.ignored + c.cancelled + c.stale,
             calls_rejected: c.rejected,
@@ -559,8 +655,10 @@ impl Shared {
             ignored: c.ignored,
             cancelled: c.cancelled,
             stale: c.stale,
+            trial_permits_left: (state == State::HalfOpen).then(|| word.permits()),
             window_calls: totals.calls,
             window_failures: totals.failures,
+            window_slow_calls: totals.slow,
             failure_rate: rate(totals.failures),
             slow_call_rate: rate(totals.slow),
             mean_latency: (self.timing && totals.calls > 0).then(|| {
@@ -574,8 +672,9 @@ impl Shared {
 
 /// A breaker's counts, rates and latencies, as plain data.
 ///
-/// Counts are cumulative since the breaker was built; rates and latencies are over the current
-/// window (which empties when the breaker closes).
+/// Counts are cumulative since the breaker was built, across [`reset`](CircuitBreaker::reset)
+/// too (they only grow, as Prometheus counters must); the `window_*` figures, rates and latencies
+/// are over the current window, which empties when the breaker closes (a reset included).
 ///
 /// ```
 /// use battlement_breaker::{CircuitBreaker, State};
@@ -594,7 +693,7 @@ pub struct BreakerMetrics {
     pub time_in_state: Duration,
     /// How many times it opened on its own (not forced).
     pub trips: u64,
-    /// While open: how long until a trial call is admitted.
+    /// While open, or forced open for a time: how long until a trial call is admitted.
     pub retry_after: Option<Duration>,
     /// While forced open: the operator's reason.
     pub forced_reason: Option<String>,
@@ -616,10 +715,14 @@ pub struct BreakerMetrics {
     pub cancelled: u64,
     /// Calls that finished after the state they started in had ended (not counted).
     pub stale: u64,
+    /// While half-open: trial permits not yet taken (calls that may still start as trials).
+    pub trial_permits_left: Option<u64>,
     /// Calls in the window.
     pub window_calls: u64,
     /// Failures in the window.
     pub window_failures: u64,
+    /// Slow calls in the window.
+    pub window_slow_calls: u64,
     /// Failure rate over the window (0 when it is empty).
     pub failure_rate: f64,
     /// Slow-call rate over the window.
@@ -652,6 +755,16 @@ impl Observe for CircuitBreaker {
         .with_metric(Metric::new("failure_rate", m.failure_rate, "ratio"))
         .with_metric(Metric::new("slow_call_rate", m.slow_call_rate, "ratio"))
         .with_metric(Metric::new("window_calls", m.window_calls as f64, "calls"))
+        .with_metric(Metric::new(
+            "window_failures",
+            m.window_failures as f64,
+            "calls",
+        ))
+        .with_metric(Metric::new(
+            "window_slow_calls",
+            m.window_slow_calls as f64,
+            "calls",
+        ))
         .with_metric(Metric::new(
             "calls_permitted",
             m.calls_permitted as f64,
@@ -686,6 +799,9 @@ impl Observe for CircuitBreaker {
         }
         if let Some(lat) = m.max_latency {
             snap = snap.with_metric(Metric::new("max_latency", lat.as_secs_f64() * 1e3, "ms"));
+        }
+        if let Some(left) = m.trial_permits_left {
+            snap = snap.with_metric(Metric::new("trial_permits_left", left as f64, "calls"));
         }
         if let Some(after) = m.retry_after {
             snap = snap.with_metric(Metric::new("retry_after", after.as_secs_f64() * 1e3, "ms"));

@@ -1,11 +1,14 @@
 //! The breaker's builder and its validation.
 
 use crate::breaker::CircuitBreaker;
+use crate::event::BreakerEvent;
 use crate::state::MachineConfig;
+use battlement_core::event::event_channel;
 use battlement_core::{ConfigError, Registrar};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 const COMPONENT: &str = "circuit breaker";
 
@@ -26,7 +29,14 @@ pub const MAX_TIME_BUCKETS: u32 = 1024;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlidingWindow {
-    /// The last N calls (exact up to 128 calls; larger windows are kept in 128 buckets).
+    /// The last N calls (exact up to 128 calls; larger windows are kept in 128 buckets) **of
+    /// each stripe**: calls record into the calling thread's stripe, so with calls on several
+    /// threads the window holds up to N × S calls, S being the number of stripes (the machine's
+    /// available parallelism rounded up to a power of two, at most 64; threads share stripes
+    /// round robin). `minimum_calls` and the rates are judged over that union. This is chosen:
+    /// one ring of exactly N calls across threads needs a cursor that every call writes, one
+    /// contended cache line that would stop the breaker scaling with cores. On one thread, or
+    /// with all calls on one worker, the window is exactly the last N calls.
     Count(u64),
     /// The calls of the last `length`, kept in `buckets` buckets so memory is constant and old
     /// buckets age out.
@@ -130,7 +140,9 @@ impl CircuitBreakerBuilder {
         }
     }
 
-    /// The window the failure and slow-call rates are computed over.
+    /// The window the failure and slow-call rates are computed over. A count window holds the
+    /// last N calls of each thread stripe, so up to N × S calls with calls on several threads
+    /// (see [`SlidingWindow::Count`]); a time window holds every call of its span.
     pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
         self.window = window;
         self
@@ -226,7 +238,9 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// How many transition events a slow subscriber may fall behind by (default 64).
+    /// How many transition events a slow subscriber may fall behind by (default 64; within
+    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked by
+    /// [`build`](Self::build)).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -328,9 +342,7 @@ impl CircuitBreakerBuilder {
                 "must be greater than zero",
             ));
         }
-        if self.event_capacity == 0 {
-            return Err(self.err("event_capacity", 0, "must be at least 1"));
-        }
+        let events = event_channel(format!("{COMPONENT} `{}`", self.name), self.event_capacity)?;
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Ok(Validated {
             machine: MachineConfig {
@@ -342,6 +354,7 @@ impl CircuitBreakerBuilder {
             },
             slow_nanos: self.slow_call.map(|(d, _)| nanos(d)),
             max_half_open: self.max_half_open.map(nanos),
+            events,
         })
     }
 
@@ -358,6 +371,7 @@ pub(crate) struct Validated {
     pub(crate) machine: MachineConfig,
     pub(crate) slow_nanos: Option<u64>,
     pub(crate) max_half_open: Option<u64>,
+    pub(crate) events: broadcast::Sender<BreakerEvent>,
 }
 
 #[cfg(all(test, not(loom)))]
@@ -437,6 +451,25 @@ mod tests {
         assert_eq!(setting(b().consecutive_failures(0)), "consecutive_failures");
         assert_eq!(setting(b().max_half_open(Duration::ZERO)), "max_half_open");
         assert_eq!(setting(CircuitBreaker::builder("")), "name");
+    }
+
+    /// tokio's broadcast channel panics for a capacity of 0 or above `usize::MAX / 2` (and
+    /// cannot allocate one near it): every such capacity is a `ConfigError` at build time.
+    #[test]
+    fn event_capacities_tokio_cannot_take_are_config_errors_not_panics() {
+        let max = battlement_core::event::MAX_EVENT_CAPACITY;
+        for capacity in [0, max + 1, usize::MAX / 2, usize::MAX / 2 + 1, usize::MAX] {
+            let err = CircuitBreaker::builder("db")
+                .event_capacity(capacity)
+                .build()
+                .unwrap_err();
+            assert_eq!(err.setting(), "event_capacity");
+            assert_eq!(err.component(), "circuit breaker `db`");
+        }
+        assert!(CircuitBreaker::builder("db")
+            .event_capacity(max)
+            .build()
+            .is_ok());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum TransitionReason {
     HalfOpenTooLong,
     /// An operator forced the breaker open.
     Forced(Arc<str>),
+    /// The time an operator forced the breaker open for has passed; trial calls are admitted.
+    ForcedOpenEnded,
     /// An operator disabled the breaker.
     Disabled,
     /// An operator reset the breaker to closed.
@@ -71,7 +73,7 @@ pub enum BreakerEvent {
         to: State,
         /// Why.
         reason: TransitionReason,
-        /// For transitions to open: how long it will stay open.
+        /// For transitions to open, or forced open for a time: how long it will stay open.
         open_for: Option<Duration>,
     },
 }

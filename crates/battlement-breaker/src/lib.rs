@@ -8,7 +8,8 @@
 //! - Trip rules: failure rate over a sliding window (count- or time-based) with a minimum number
 //!   of calls; slow-call rate; consecutive failures.
 //! - Open wait grows with repeated trips (base × multiplier, capped) and resets on a close.
-//! - Manual states: [`force_open`](CircuitBreaker::force_open) with a reason,
+//! - Manual states: [`force_open`](CircuitBreaker::force_open) with a reason (or
+//!   [`force_open_for`](CircuitBreaker::force_open_for) a time, then half-open),
 //!   [`disable`](CircuitBreaker::disable), [`reset`](CircuitBreaker::reset).
 //! - Outcomes come from a [`battlement_core::Classify`]r: a 503 can fail while a 404 is
 //!   [ignored](battlement_core::Outcome::Ignored).

@@ -44,7 +44,10 @@ pub enum State {
     Open,
     /// A set number of trial calls pass; their outcomes close or reopen the breaker.
     HalfOpen,
-    /// Opened by an operator: calls are rejected until [`reset`](crate::CircuitBreaker::reset).
+    /// Opened by an operator: calls are rejected until [`reset`](crate::CircuitBreaker::reset)
+    /// (or another operator action), or, when forced open for a time
+    /// ([`force_open_for`](crate::CircuitBreaker::force_open_for)), until that time has passed,
+    /// when the breaker goes half-open.
     ForcedOpen,
     /// Calls always pass; outcomes are still recorded, but the breaker never trips.
     Disabled,
@@ -160,16 +163,24 @@ pub(crate) enum Target {
     Open,
     HalfOpen,
     Closed,
-    ForcedOpen(Arc<str>),
+    /// Forced open with the operator's reason, until `until` (ns) or, with `None`, until an
+    /// operator action.
+    ForcedOpen {
+        reason: Arc<str>,
+        until: Option<u64>,
+    },
     Disabled,
 }
+
+/// `open_until` of a breaker forced open with no end.
+pub(crate) const NO_END: u64 = u64::MAX;
 
 /// A transition that happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Transition {
     pub(crate) from: State,
     pub(crate) to: State,
-    /// For transitions to open: how long it stays open (ns).
+    /// For transitions to open, or forced open with an end: how long it stays open (ns).
     pub(crate) open_for: Option<u64>,
 }
 
@@ -220,7 +231,8 @@ impl Machine {
         Word(self.word.load(Acquire))
     }
 
-    /// When the current open period ends (ns). Only meaningful while open.
+    /// When the current open period ends (ns): meaningful while open, and while forced open,
+    /// where [`NO_END`] means until an operator action.
     pub(crate) fn open_until(&self) -> u64 {
         self.open_until.load(Relaxed)
     }
@@ -353,6 +365,8 @@ impl Machine {
                 (State::Open, 0)
             }
             Target::HalfOpen => {
+                // Half-open may follow a forced open whose time ran out.
+                locked.forced_reason = None;
                 self.trials.store((gen & 0xFFFF_FFFF) << 32, Release);
                 self.half_open_since.store(now, Relaxed);
                 (State::HalfOpen, u64::from(self.cfg.permits))
@@ -362,8 +376,12 @@ impl Machine {
                 locked.forced_reason = None;
                 (State::Closed, 0)
             }
-            Target::ForcedOpen(reason) => {
+            Target::ForcedOpen { reason, until } => {
                 locked.forced_reason = Some(reason);
+                // A known end is kept below `NO_END`, so it always reads as an end.
+                let until = until.map(|u| u.min(NO_END - 1));
+                self.open_until.store(until.unwrap_or(NO_END), Relaxed);
+                open_for = until.map(|u| u.saturating_sub(now));
                 (State::ForcedOpen, 0)
             }
             Target::Disabled => {
@@ -590,6 +608,39 @@ mod loom_tests {
             assert_eq!(w.state(), State::Open);
             assert_eq!(w.gen(), gen + 1);
             assert_eq!(m.facts().trips, 1);
+        });
+    }
+
+    /// Calls racing to end a forced open whose time has passed move it to half-open once, with
+    /// the full set of trial permits.
+    #[test]
+    fn loom_forced_open_end_moves_state_once() {
+        loom::model(|| {
+            let m = machine(2, 1);
+            let forced = Target::ForcedOpen {
+                reason: "ops".into(),
+                until: Some(5),
+            };
+            m.force(forced, 0, |_| {});
+            let gen = m.current().gen();
+            assert_eq!(m.open_until(), 5);
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    thread::spawn(move || {
+                        m.transition(State::ForcedOpen, gen, Target::HalfOpen, 5, |_| {})
+                            .is_some() as u32
+                    })
+                })
+                .collect();
+            let moved: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(moved, 1);
+            let w = m.current();
+            assert_eq!(
+                (w.state(), w.permits(), w.gen()),
+                (State::HalfOpen, 2, gen + 1)
+            );
+            assert_eq!(m.facts().forced_reason, None);
         });
     }
 

@@ -492,6 +492,77 @@ async fn forced_open_disabled_and_reset() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn forced_open_for_a_time_rejects_with_the_time_left_then_goes_half_open() {
+    let b = count_breaker(2, 2).build().unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    let mut events = b.subscribe();
+    b.force_open_for("deploy", Duration::from_secs(30));
+    match events.try_recv().unwrap() {
+        BreakerEvent::StateTransition { to, open_for, .. } => {
+            assert_eq!(
+                (to, open_for),
+                (State::ForcedOpen, Some(Duration::from_secs(30)))
+            );
+        }
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let err = call(&svc, Call::Ok).await.unwrap_err();
+    let open = err.downcast_ref::<BreakerOpen>().unwrap();
+    assert_eq!(open.forced_reason(), Some("deploy"));
+    assert_eq!(open.retry_after(), Some(Duration::from_secs(20)));
+    assert_eq!(b.retry_after(), Some(Duration::from_secs(20)));
+    assert_eq!(b.metrics().retry_after, Some(Duration::from_secs(20)));
+    assert_eq!(up.hits(), 0);
+
+    // At the end it goes half-open (not closed): a trial decides.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    call(&svc, Call::Fail).await.unwrap_err();
+    assert_eq!(up.hits(), 1, "the first call after the end is a trial");
+    match events.try_recv().unwrap() {
+        BreakerEvent::StateTransition {
+            from, to, reason, ..
+        } => {
+            assert_eq!((from, to), (State::ForcedOpen, State::HalfOpen));
+            assert_eq!(reason, TransitionReason::ForcedOpenEnded);
+        }
+    }
+    assert_eq!(b.state(), State::Open, "a failed trial reopens");
+    assert_eq!(b.metrics().forced_reason, None);
+    assert_eq!(b.metrics().trips, 1, "the forced period is not a trip");
+
+    // Until an instant; `state()` moves it too, without a call.
+    b.force_open_until(
+        "restore",
+        tokio::time::Instant::now() + Duration::from_secs(5),
+    );
+    assert_eq!(b.state(), State::ForcedOpen);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(b.state(), State::HalfOpen);
+    call(&svc, Call::Ok).await.unwrap();
+    call(&svc, Call::Ok).await.unwrap();
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forced_open_without_an_end_has_no_retry_after() {
+    let b = count_breaker(2, 2).build().unwrap();
+    let svc = guarded(&b, &Upstream::new());
+    // An earlier timed force is replaced by one with no end.
+    b.force_open_for("deploy", Duration::from_secs(1));
+    b.force_open("incident");
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let err = call(&svc, Call::Ok).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<BreakerOpen>().unwrap().retry_after(),
+        None
+    );
+    assert_eq!(b.retry_after(), None);
+    assert_eq!(b.metrics().retry_after, None);
+    assert_eq!(b.state(), State::ForcedOpen);
+}
+
+#[tokio::test(start_paused = true)]
 async fn layer_called_per_request_still_trips() {
     // axum calls `layer()` once per request for a router without state.
     let b = count_breaker(4, 4).build().unwrap();
@@ -531,6 +602,87 @@ async fn state_reflects_half_open_after_the_wait_without_a_call() {
             (State::HalfOpen, State::Closed)
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_open_trial_permits_left_show_in_metrics_and_snapshot() {
+    let b = count_breaker(2, 2).half_open_calls(3, 3).build().unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    let permits = |b: &CircuitBreaker| {
+        (
+            b.metrics().trial_permits_left,
+            battlement_core::Observe::snapshot(b).metric("trial_permits_left"),
+        )
+    };
+    assert_eq!(permits(&b), (None, None), "closed: no trials");
+    trip(&b, &svc).await;
+    assert_eq!(permits(&b), (None, None), "open: no trials");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(permits(&b), (Some(3), Some(3.0)));
+    let (tx, rx) = oneshot::channel();
+    let mut trial = Box::pin(svc.clone().oneshot(Call::Wait(rx)));
+    assert!(futures::poll!(&mut trial).is_pending());
+    assert_eq!(permits(&b), (Some(2), Some(2.0)), "one trial in flight");
+    // A finished trial does not give its permit back: it was used.
+    tx.send(true).unwrap();
+    trial.await.unwrap();
+    assert_eq!(permits(&b), (Some(2), Some(2.0)));
+    // A dropped trial does.
+    let (_tx, rx) = oneshot::channel();
+    let mut dropped = Box::pin(svc.clone().oneshot(Call::Wait(rx)));
+    assert!(futures::poll!(&mut dropped).is_pending());
+    assert_eq!(permits(&b), (Some(1), Some(1.0)));
+    drop(dropped);
+    assert_eq!(permits(&b), (Some(2), Some(2.0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_zeroes_the_window_figures_while_cumulative_counters_keep_counting() {
+    let b = CircuitBreaker::builder("r")
+        .sliding_window(SlidingWindow::Count(10))
+        .minimum_calls(10)
+        .slow_call(Duration::from_millis(100), 1.0)
+        .build()
+        .unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    call(&svc, Call::Ok).await.unwrap();
+    call(&svc, Call::Fail).await.unwrap_err();
+    call(&svc, Call::Sleep(Duration::from_millis(200), true))
+        .await
+        .unwrap();
+    let m = b.metrics();
+    assert_eq!(
+        (m.window_calls, m.window_failures, m.window_slow_calls),
+        (3, 1, 1)
+    );
+    assert!(m.failure_rate > 0.3 && m.slow_call_rate > 0.3);
+
+    b.reset();
+    let m = b.metrics();
+    assert_eq!(
+        (m.window_calls, m.window_failures, m.window_slow_calls),
+        (0, 0, 0),
+        "the window starts again"
+    );
+    assert_eq!((m.failure_rate, m.slow_call_rate), (0.0, 0.0));
+    assert_eq!(m.mean_latency, None);
+    assert_eq!(
+        (m.calls_permitted, m.successes, m.failures, m.slow_calls),
+        (3, 2, 1, 1),
+        "the counters do not go down"
+    );
+    let snap = battlement_core::Observe::snapshot(&b);
+    assert_eq!(snap.metric("window_calls"), Some(0.0));
+    assert_eq!(snap.metric("window_failures"), Some(0.0));
+    assert_eq!(snap.metric("calls_permitted"), Some(3.0));
+
+    call(&svc, Call::Fail).await.unwrap_err();
+    let m = b.metrics();
+    assert_eq!((m.window_calls, m.window_failures), (1, 1));
+    assert_eq!((m.calls_permitted, m.failures), (4, 2), "and keep counting");
 }
 
 #[tokio::test(start_paused = true)]
@@ -620,6 +772,88 @@ fn many_threads_on_a_closed_breaker_count_every_call() {
     assert_eq!(m.calls_permitted, 8000);
     assert_eq!(m.successes, 8000);
     assert_eq!(b.state(), State::Closed);
+}
+
+/// Runs `calls` (true = success) through `svc` on a new thread, unless that thread's window
+/// stripe is `avoid`; returns the thread's stripe and whether it ran them.
+fn on_new_thread<S>(svc: &S, stripes: usize, avoid: Option<usize>, calls: &[bool]) -> (usize, bool)
+where
+    S: Service<Call, Response = Res, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let svc = svc.clone();
+    let calls = calls.to_vec();
+    std::thread::spawn(move || {
+        let stripe = crate::sync::thread_stripe() & (stripes - 1);
+        if avoid == Some(stripe) {
+            return (stripe, false);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for ok in calls {
+            let c = if ok { Call::Ok } else { Call::Fail };
+            let _ = rt.block_on(svc.clone().oneshot(c));
+        }
+        (stripe, true)
+    })
+    .join()
+    .unwrap()
+}
+
+/// The chosen bound of a count window across threads: the last N calls of each stripe, so up to
+/// N × stripes calls, and never more.
+#[test]
+fn a_count_window_holds_the_last_n_calls_of_each_thread_stripe() {
+    let b = count_breaker(4, 4).build().unwrap();
+    let stripes = b.window_stripes();
+    let svc = guarded(&b, &Upstream::new());
+    let mut used = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let (stripe, ran) = on_new_thread(&svc, stripes, None, &[true; 6]);
+        assert!(ran);
+        used.insert(stripe);
+    }
+    let m = b.metrics();
+    assert_eq!(m.calls_permitted, 48);
+    assert_eq!(m.window_calls, 4 * used.len() as u64);
+    assert!(m.window_calls <= 4 * stripes as u64);
+}
+
+/// Decisions use that union: failures on one thread's stripe are judged against the last N calls
+/// of every stripe, not only the last N calls overall.
+#[test]
+fn a_count_window_judges_the_union_of_the_stripes() {
+    let b = count_breaker(4, 4).build().unwrap();
+    let stripes = b.window_stripes();
+    let svc = guarded(&b, &Upstream::new());
+    let (first, _) = on_new_thread(&svc, stripes, None, &[true; 4]);
+    if stripes == 1 {
+        // One stripe: the window is exactly the last four calls (ok, fail, fail, fail).
+        on_new_thread(&svc, stripes, None, &[false; 3]);
+        assert_eq!(b.state(), State::Open);
+        return;
+    }
+    // Three failures on another stripe: 3 of the union's 7 calls fail (43 %), below the 50 %
+    // threshold, though three of the last four calls overall failed.
+    let mut ran = false;
+    for _ in 0..64 {
+        if on_new_thread(&svc, stripes, Some(first), &[false; 3]).1 {
+            ran = true;
+            break;
+        }
+    }
+    assert!(ran, "no thread landed on a second stripe");
+    let m = b.metrics();
+    assert_eq!((m.window_calls, m.window_failures), (7, 3));
+    assert_eq!(b.state(), State::Closed);
+    // A fourth failure on that stripe: 4 of 8 fail, and the breaker opens.
+    for _ in 0..64 {
+        if on_new_thread(&svc, stripes, Some(first), &[false]).1 {
+            break;
+        }
+    }
+    assert_eq!(b.state(), State::Open);
 }
 
 #[test]

@@ -13,9 +13,11 @@
 //!   with its epoch, so a stale bucket is recognised and reused: memory is constant and old
 //!   buckets age out.
 //!
-//! With several stripes, a count window is the union of each stripe's last `size` calls. The
-//! window is cleared when the breaker closes, so a stripe that went quiet cannot carry outcomes
-//! from an earlier closed period.
+//! With several stripes, a count window is the union of each stripe's last `size` calls, so it
+//! holds up to `size` × stripes calls (documented on `SlidingWindow::Count`): an exact window of
+//! the last `size` calls across threads needs one cursor that every call writes. The window is
+//! cleared when the breaker closes, so a stripe that went quiet cannot carry outcomes from an
+//! earlier closed period.
 
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 use battlement_core::FailureKind;
@@ -197,6 +199,12 @@ impl Window {
     /// Whether recording needs the current time (time windows do).
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self.kind, Kind::Time { .. })
+    }
+
+    /// How many stripes the window has (a power of two).
+    #[cfg(test)]
+    pub(crate) fn stripes(&self) -> usize {
+        self.stripes.len()
     }
 
     #[inline]

@@ -122,13 +122,33 @@ impl BreakerOpen {
         }
     }
 
+    /// The same rejection with `retry_after` set: a breaker forced open for a time knows when
+    /// it will admit a trial call.
+    ///
+    /// ```
+    /// use battlement_core::error::BreakerOpen;
+    /// use std::time::Duration;
+    ///
+    /// let err = BreakerOpen::forced("db".into(), "migration".into())
+    ///     .with_retry_after(Some(Duration::from_secs(90)));
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(90)));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "circuit breaker `db` is open (forced: migration); retry after 90s"
+    /// );
+    /// ```
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
     /// The breaker's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// How long until the breaker admits a trial call, when known (`None` when forced open or
-    /// half-open with every trial permit taken).
+    /// How long until the breaker admits a trial call, when known (`None` when forced open with
+    /// no end, or half-open with every trial permit taken).
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }

@@ -12,11 +12,20 @@
 //!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted)) and [`ConfigError`], which every
 //!   builder returns for a bad setting.
 //! - [`Observe`] and [`Snapshot`]: what stateful components report to the health registry.
+//! - [`event`]: the bounded channel components publish typed events on, whose capacity every
+//!   builder checks into a [`ConfigError`].
 //!
 //! # Time
 //!
-//! Every component measures time with `tokio::time::Instant`, so tests drive it with
-//! `tokio::time::pause()` and never sleep for real.
+//! Components measure durations (waits, timeouts, windows, latencies) with
+//! `tokio::time::Instant`, so tests drive them with `tokio::time::pause()` and never sleep for
+//! real; timestamps meant for people (health report times, a kill switch's `since`, an HTTP-date
+//! `Retry-After`) are wall-clock `SystemTime`. The one exception, chosen for speed: on its call
+//! path the circuit breaker reads the CPU's time-stamp counter (through `quanta`) for call
+//! latencies (slow calls, latency metrics) and time-window buckets, which paused tokio time does
+//! not move. Its feature `tokio-time` switches that clock to tokio's; the facade `battlement`
+//! exposes it as the feature `test-util`, for tests with paused time. The breaker's open wait
+//! and half-open limit always use tokio's clock.
 //!
 //! # Example
 //!
@@ -35,6 +44,7 @@
 
 mod classify;
 pub mod error;
+pub mod event;
 #[cfg(feature = "grpc")]
 mod grpc;
 #[cfg(feature = "http")]

@@ -160,7 +160,9 @@ impl<S, C> FallbackChainBuilder<S, C> {
         self
     }
 
-    /// How many events a slow subscriber may fall behind by (default 64).
+    /// How many events a slow subscriber may fall behind by (default 64; within
+    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked when
+    /// built).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -201,13 +203,10 @@ impl<S, C> FallbackChainBuilder<S, C> {
         if self.cool_down.is_zero() {
             return Err(self.err("cool_down", self.cool_down, "must not be zero"));
         }
-        if self.event_capacity == 0 || self.event_capacity > usize::MAX / 2 {
-            return Err(self.err(
-                "event_capacity",
-                self.event_capacity,
-                "must be at least 1 and not absurdly large",
-            ));
-        }
+        battlement_core::event::validate_event_capacity(
+            format!("{COMPONENT} `{}`", self.name),
+            self.event_capacity,
+        )?;
         Ok(())
     }
 

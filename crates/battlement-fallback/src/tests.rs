@@ -714,6 +714,14 @@ async fn builder_registers_with_registries_and_validates() {
     assert_eq!(bad(base().min_success_rate(-0.1)), "min_success_rate");
     assert_eq!(bad(base().cool_down(Duration::ZERO)), "cool_down");
     assert_eq!(bad(base().event_capacity(0)), "event_capacity");
+    // tokio's broadcast channel panics (or fails to allocate) for these: refused at build time.
+    for huge in [
+        usize::MAX / 2,
+        usize::MAX,
+        battlement_core::event::MAX_EVENT_CAPACITY + 1,
+    ] {
+        assert_eq!(bad(base().event_capacity(huge)), "event_capacity");
+    }
     let err = base().window(0).build().unwrap_err();
     assert_eq!(err.component(), "fallback chain `x`");
 }

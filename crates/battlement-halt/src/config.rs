@@ -86,7 +86,9 @@ impl KillSwitchBuilder {
         self
     }
 
-    /// How many events a slow subscriber may fall behind by (default 64).
+    /// How many events a slow subscriber may fall behind by (default 64; within
+    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked when
+    /// built).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -101,12 +103,10 @@ impl KillSwitchBuilder {
         if self.name.is_empty() {
             return Err(self.err("name", &self.name, "must not be empty"));
         }
-        if self.event_capacity == 0 {
-            return Err(self.err("event_capacity", 0, "must be at least 1"));
-        }
-        if self.event_capacity > usize::MAX / 2 {
-            return Err(self.err("event_capacity", self.event_capacity, "too large"));
-        }
+        battlement_core::event::validate_event_capacity(
+            format!("{COMPONENT} `{}`", self.name),
+            self.event_capacity,
+        )?;
         for (i, limit) in self.limits.iter().enumerate() {
             validate_limit_name(
                 &self.name,

@@ -367,6 +367,24 @@ async fn subscribers_receive_halt_and_resume_events() {
     assert_eq!(std::iter::from_fn(|| late.try_recv().ok()).count(), 3);
 }
 
+/// tokio's broadcast channel panics for these (or fails to allocate); the builder refuses them.
+#[test]
+fn event_capacities_tokio_cannot_take_are_config_errors_not_panics() {
+    for capacity in [
+        0,
+        usize::MAX / 2,
+        usize::MAX,
+        battlement_core::event::MAX_EVENT_CAPACITY + 1,
+    ] {
+        let err = KillSwitch::builder("s")
+            .event_capacity(capacity)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "event_capacity");
+        assert_eq!(err.component(), "kill switch `s`");
+    }
+}
+
 #[test]
 fn config_errors() {
     let err = KillSwitch::builder("").build().unwrap_err();

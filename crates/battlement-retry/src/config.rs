@@ -11,11 +11,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tower::retry::budget::Budget;
-
-/// The largest event channel capacity.
-const MAX_EVENT_CAPACITY: usize = 1 << 20;
 
 /// The longest server-given delay a policy honours unless told otherwise.
 const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -308,7 +304,8 @@ impl<K, P> RetryPolicyBuilder<K, P> {
     }
 
     /// The capacity of the [`subscribe`](RetryPolicy::subscribe) channel (default 64; a slow
-    /// subscriber misses the oldest events).
+    /// subscriber misses the oldest events; within
+    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY)).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -446,14 +443,7 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 "must be above zero (to ignore `Retry-After`, use honour_retry_after(false))",
             ));
         }
-        if !(1..=MAX_EVENT_CAPACITY).contains(&self.event_capacity) {
-            return Err(ConfigError::new(
-                COMPONENT,
-                "event_capacity",
-                self.event_capacity,
-                format!("must be within 1..={MAX_EVENT_CAPACITY}"),
-            ));
-        }
+        let events = battlement_core::event::event_channel(COMPONENT, self.event_capacity)?;
         self.rules.validate()?;
         let budget: Option<SharedBudget> = match self.budget {
             BudgetSetting::None => None,
@@ -464,7 +454,6 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 ttl,
             } => Some(Arc::new(RetryBudget::new(ttl, min_per_sec, ratio)?)),
         };
-        let (events, _) = broadcast::channel(self.event_capacity);
         let shared = Shared {
             name: self.name,
             max_attempts: self.max_attempts,

@@ -895,6 +895,13 @@ fn builder_validation() {
         setting(RetryPolicy::builder().event_capacity(0).build()),
         "event_capacity"
     );
+    // Above core's limit (the channel allocates every slot up front).
+    for huge in [battlement_core::event::MAX_EVENT_CAPACITY + 1, usize::MAX] {
+        assert_eq!(
+            setting(RetryPolicy::builder().event_capacity(huge).build()),
+            "event_capacity"
+        );
+    }
     let err = RetryPolicy::builder().max_attempts(0).build().unwrap_err();
     assert_eq!(err.component(), "retry policy");
     assert!(RetryPolicy::builder()
