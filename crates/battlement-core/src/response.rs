@@ -121,11 +121,13 @@ impl<T: ResponseOutcome + ?Sized> ResponseOutcome for std::sync::Arc<T> {
 /// ```
 /// use battlement_core::{error::BoxError, Classify, FailureKind, Outcome, ResponseClassifier};
 ///
+/// # #[cfg(feature = "http")] {
 /// let res = |code: u16| http::Response::builder().status(code).body(()).unwrap();
 /// let classify = |code| Classify::<_, BoxError>::classify(&ResponseClassifier, Ok(&res(code)));
 /// assert_eq!(classify(500), Outcome::Failure(FailureKind::ServerError));
 /// assert_eq!(classify(429), Outcome::Failure(FailureKind::RateLimited));
 /// assert_eq!(classify(404), Outcome::Success);
+/// # }
 /// // Plain values succeed; errors fail by their kind.
 /// assert_eq!(Classify::<_, BoxError>::classify(&ResponseClassifier, Ok(&42u32)), Outcome::Success);
 /// let err = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
