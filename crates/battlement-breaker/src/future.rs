@@ -44,7 +44,7 @@ pin_project! {
 /// The breaker's response future holds it and, when the response arrives, hands it to the
 /// classifier ([`battlement_core::Settle`]): most classifiers record at once; the
 /// `GrpcClassifier` on an HTTP response whose status comes in trailers keeps it in the response
-/// body ([`battlement_core::GrpcBody`]) until the end of stream. The latency recorded is the
+/// body (`battlement_core::GrpcBody`) until the end of stream. The latency recorded is the
 /// time to the response's head. Dropped without being finished, it counts the call as neither
 /// success nor failure and returns any half-open trial permit it held.
 pub struct CallGuard {

@@ -45,7 +45,7 @@ impl CircuitBreakerLayer {
 
 impl<C> CircuitBreakerLayer<C> {
     /// Uses `classifier` to decide which outcomes are failures: an
-    /// [`HttpClassifier`](battlement_core::HttpClassifier) with other status sets, a
+    /// `HttpClassifier` with other status sets, a
     /// `GrpcClassifier` (judges gRPC streams at their end, from the trailers), a closure
     /// ([`classify_fn`](battlement_core::classify_fn)), or
     /// [`ResultClassifier`](battlement_core::ResultClassifier) for a response type that does not

@@ -76,13 +76,13 @@
 //!   (`impl ResponseOutcome for MyReply {}`) or pass a classifier.
 //! - **gRPC statuses in trailers** (a stream that fails after sending messages) arrive after the
 //!   response has been handed on, so the default path cannot see them. Pass
-//!   [`GrpcClassifier`](battlement_core::GrpcClassifier) (core feature `grpc`;
+//!   `GrpcClassifier` (core feature `grpc`;
 //!   `circuit_breaker_with(&breaker, GrpcClassifier)`): the response's body becomes a
-//!   [`GrpcBody`](battlement_core::GrpcBody) that holds the call ([`CallGuard`]) until the
+//!   `GrpcBody` that holds the call ([`CallGuard`]) until the
 //!   trailers, then records their `grpc-status`; a stream that ends without one counts as
 //!   `UNKNOWN` (a failure), and a body dropped before its end counts as nothing.
 //! - **Other rules** with [`CircuitBreakerLayer::classifier`]:
-//!   [`HttpClassifier`](battlement_core::HttpClassifier) with other status sets, closures
+//!   `HttpClassifier` with other status sets, closures
 //!   ([`classify_fn`](battlement_core::classify_fn)), or
 //!   [`ResultClassifier`](battlement_core::ResultClassifier) (every `Ok` succeeds) for a foreign
 //!   response type you cannot implement `ResponseOutcome` for. A classifier type of your own
