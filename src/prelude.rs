@@ -3,8 +3,11 @@
 pub use crate::core::error::{BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted};
 #[cfg(feature = "http")]
 pub use crate::core::HttpClassifier;
+#[cfg(feature = "grpc")]
+pub use crate::core::GrpcClassifier;
 pub use crate::core::{
-    BoxError, Classify, ConfigError, DefaultClassifier, FailureKind, HealthStatus, Outcome,
+    BoxError, Classify, ConfigError, FailureKind, HealthStatus, Outcome, ResponseClassifier,
+    ResponseOutcome, ResultClassifier,
 };
 pub use crate::ServiceBuilderExt;
 

@@ -219,6 +219,17 @@ impl<B, F> GrpcBody<B, F> {
     }
 }
 
+/// An empty body that records nothing (what an error-mapping layer such as the facade's
+/// `GrpcErrorLayer` builds for a trailers-only error response).
+impl<B: Default, F> Default for GrpcBody<B, F> {
+    fn default() -> Self {
+        GrpcBody {
+            inner: B::default(),
+            finish: None,
+        }
+    }
+}
+
 impl<B: fmt::Debug, F> fmt::Debug for GrpcBody<B, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcBody")

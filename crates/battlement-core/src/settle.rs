@@ -46,6 +46,10 @@ pub trait Finish {
 /// }
 /// impl AtOnce for EvenFails {}
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not marked `AtOnce`: the breaker and the health probe cannot apply it",
+    note = "if `{Self}` implements `Classify` and judges a call from its result alone, add `impl battlement_core::AtOnce for {Self} {{}}`"
+)]
 pub trait AtOnce {}
 
 impl<C: AtOnce + ?Sized> AtOnce for &C {}
