@@ -106,7 +106,10 @@ async fn readme_axum_stack_opens_on_500s_and_answers_503_with_retry_after() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
     assert_eq!(hits.load(SeqCst), 10);
 
     // And readiness fails: the breaker is critical.
@@ -121,7 +124,10 @@ async fn health_probe_on_http_records_5xx_as_failures() {
     let probe = HealthProbe::builder("catalog").build().unwrap();
     let app: Router = Router::new()
         .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
-        .route("/slow-down", get(|| async { StatusCode::TOO_MANY_REQUESTS }))
+        .route(
+            "/slow-down",
+            get(|| async { StatusCode::TOO_MANY_REQUESTS }),
+        )
         .route("/ok", get(|| async { "fine" }))
         .layer(ServiceBuilder::new().health_probe(&probe));
     let addr = serve(app).await;
@@ -143,7 +149,11 @@ async fn resilience_stack_breaker_opens_on_500s() {
     let stack = ResilienceStack::new().circuit_breaker(&breaker).build();
     let app: Router = Router::new()
         .route("/", get(|| async { StatusCode::BAD_GATEWAY }))
-        .layer(ServiceBuilder::new().layer(HttpErrorLayer::new()).layer(stack));
+        .layer(
+            ServiceBuilder::new()
+                .layer(HttpErrorLayer::new())
+                .layer(stack),
+        );
     let addr = serve(app).await;
     let client = client();
     for _ in 0..4 {

@@ -233,15 +233,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn default_layer_reads_grpc_status_in_the_head() {
         let breaker = new_breaker();
-        let svc = breaker.layer().layer(service_fn(|_req: http::Request<()>| async {
-            Ok::<_, Infallible>(
-                http::Response::builder()
-                    .header("content-type", "application/grpc")
-                    .header("grpc-status", "14")
-                    .body(())
-                    .unwrap(),
-            )
-        }));
+        let svc = breaker
+            .layer()
+            .layer(service_fn(|_req: http::Request<()>| async {
+                Ok::<_, Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "14")
+                        .body(())
+                        .unwrap(),
+                )
+            }));
         for _ in 0..4 {
             svc.clone().oneshot(http::Request::new(())).await.unwrap();
         }
@@ -249,13 +251,15 @@ mod tests {
     }
 
     type Frames = Vec<Result<Frame<Bytes>, Infallible>>;
+    type Streamed =
+        StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
     /// A gRPC server that streams a message, then its status in trailers.
     fn streaming(
         code: &'static str,
     ) -> impl tower::Service<
         http::Request<()>,
-        Response = http::Response<StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>>,
+        Response = http::Response<Streamed>,
         Error = Infallible,
         Future = impl Send,
     > + Clone {

@@ -1,8 +1,8 @@
 //! The breaker's `tower::Service`.
 
+use crate::future::CallGuard;
 use crate::future::ResponseFuture;
 use crate::CircuitBreaker;
-use crate::future::CallGuard;
 use battlement_core::{BoxError, Settle};
 use std::task::{Context, Poll};
 use tower_service::Service;

@@ -348,10 +348,10 @@ mod tests {
 
     type Frames = Vec<Result<Frame<Bytes>, std::io::Error>>;
 
-    fn streamed(
-        frames: Frames,
-    ) -> http::Response<StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>>
-    {
+    type Streamed =
+        StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>;
+
+    fn streamed(frames: Frames) -> http::Response<Streamed> {
         http::Response::new(StreamBody::new(futures::stream::iter(frames)))
     }
 
@@ -374,7 +374,10 @@ mod tests {
         ] {
             let seen = Seen::default();
             let res = GrpcClassifier
-                .settle(Ok::<_, BoxError>(streamed(vec![data(), trailers(code)])), seen.clone())
+                .settle(
+                    Ok::<_, BoxError>(streamed(vec![data(), trailers(code)])),
+                    seen.clone(),
+                )
                 .unwrap();
             assert!(res.body().is_pending());
             assert!(seen.get().is_empty(), "the head does not decide");
@@ -423,15 +426,20 @@ mod tests {
     async fn head_decides_without_holding_the_finisher() {
         let seen = Seen::default();
         let mut res = streamed(vec![]);
-        res.headers_mut().insert("grpc-status", "14".parse().unwrap());
-        let res = GrpcClassifier.settle(Ok::<_, BoxError>(res), seen.clone()).unwrap();
+        res.headers_mut()
+            .insert("grpc-status", "14".parse().unwrap());
+        let res = GrpcClassifier
+            .settle(Ok::<_, BoxError>(res), seen.clone())
+            .unwrap();
         assert!(!res.body().is_pending());
         assert_eq!(seen.get(), vec![Outcome::Failure(FailureKind::Connection)]);
 
         let seen = Seen::default();
         let mut res = streamed(vec![data(), trailers("0")]);
         *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-        let res = GrpcClassifier.settle(Ok::<_, BoxError>(res), seen.clone()).unwrap();
+        let res = GrpcClassifier
+            .settle(Ok::<_, BoxError>(res), seen.clone())
+            .unwrap();
         assert!(!res.body().is_pending());
         assert_eq!(seen.get(), vec![Outcome::Failure(FailureKind::ServerError)]);
         // The rest of the body passes through without recording again.

@@ -289,10 +289,10 @@ pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("
 pub(crate) fn grpc_status_outcome(code: i32) -> Outcome {
     use crate::FailureKind;
     match code {
-        0 => Outcome::Success,                               // OK
-        4 => Outcome::Failure(FailureKind::Timeout),         // DEADLINE_EXCEEDED
-        14 => Outcome::Failure(FailureKind::Connection),     // UNAVAILABLE
-        8 => Outcome::Failure(FailureKind::RateLimited),     // RESOURCE_EXHAUSTED
+        0 => Outcome::Success,                                     // OK
+        4 => Outcome::Failure(FailureKind::Timeout),               // DEADLINE_EXCEEDED
+        14 => Outcome::Failure(FailureKind::Connection),           // UNAVAILABLE
+        8 => Outcome::Failure(FailureKind::RateLimited),           // RESOURCE_EXHAUSTED
         13 | 2 | 15 => Outcome::Failure(FailureKind::ServerError), // INTERNAL, UNKNOWN, DATA_LOSS
         1 | 3 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 16 => Outcome::Ignored,
         _ => Outcome::Failure(FailureKind::ServerError),
@@ -350,16 +350,28 @@ impl<B> ResponseOutcome for http::Response<B> {
     fn outcome(&self) -> Outcome {
         let status = self.status();
         if status == http::StatusCode::OK {
-            if self.headers().is_empty() {
-                return Outcome::Success;
-            }
-            return match grpc_status_in(self.headers()) {
+            return match grpc_status_in_head(self.headers()) {
                 Some(outcome) => outcome,
                 None => Outcome::Success,
             };
         }
         status.outcome()
     }
+}
+
+/// [`grpc_status_in`] for a response head, which rarely has one: a head of a few headers is
+/// scanned (comparing names is a tag check for standard headers, cheaper than hashing
+/// `grpc-status`); a larger one is looked up.
+#[inline]
+fn grpc_status_in_head(headers: &http::HeaderMap) -> Option<Outcome> {
+    const SCAN: usize = 8;
+    if headers.keys_len() > SCAN {
+        return grpc_status_in(headers);
+    }
+    if headers.keys().any(|name| *name == GRPC_STATUS) {
+        return grpc_status_in(headers);
+    }
+    None
 }
 
 /// Whether requests with `method` are idempotent (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE,
@@ -455,9 +467,18 @@ mod tests {
     #[test]
     fn responses_count_by_status_and_head_grpc_status() {
         use crate::ResponseOutcome;
-        assert_eq!(res(500).outcome(), Outcome::Failure(FailureKind::ServerError));
-        assert_eq!(res(503).outcome(), Outcome::Failure(FailureKind::ServerError));
-        assert_eq!(res(429).outcome(), Outcome::Failure(FailureKind::RateLimited));
+        assert_eq!(
+            res(500).outcome(),
+            Outcome::Failure(FailureKind::ServerError)
+        );
+        assert_eq!(
+            res(503).outcome(),
+            Outcome::Failure(FailureKind::ServerError)
+        );
+        assert_eq!(
+            res(429).outcome(),
+            Outcome::Failure(FailureKind::RateLimited)
+        );
         for code in [200u16, 201, 204, 301, 400, 404, 408, 499] {
             assert_eq!(res(code).outcome(), Outcome::Success, "{code}");
         }
@@ -468,8 +489,14 @@ mod tests {
                 .body(())
                 .unwrap()
         };
-        assert_eq!(grpc("14").outcome(), Outcome::Failure(FailureKind::Connection));
-        assert_eq!(grpc("13").outcome(), Outcome::Failure(FailureKind::ServerError));
+        assert_eq!(
+            grpc("14").outcome(),
+            Outcome::Failure(FailureKind::Connection)
+        );
+        assert_eq!(
+            grpc("13").outcome(),
+            Outcome::Failure(FailureKind::ServerError)
+        );
         assert_eq!(grpc("5").outcome(), Outcome::Ignored);
         assert_eq!(grpc("0").outcome(), Outcome::Success);
         assert_eq!(grpc("x").outcome(), Outcome::Failure(FailureKind::Other));
@@ -497,7 +524,10 @@ mod tests {
             );
             assert!(c.failures().contains(503));
         }
-        assert_eq!(std::mem::size_of::<HttpClassifier>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<HttpClassifier>(),
+            std::mem::size_of::<usize>()
+        );
     }
 
     #[test]

@@ -54,14 +54,14 @@ mod settle;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 
-pub use classify::{
-    classify_fn, classify_ok, status_failure_kind, Classify, FnClassifier, OkClassifier,
-    ResultClassifier,
-};
 /// The former name of [`ResultClassifier`] (every `Ok` succeeds), kept for the retry policy's
 /// default and existing code. It is *not* the breaker's or the health probe's default, which is
 /// [`ResponseClassifier`].
 pub use classify::ResultClassifier as DefaultClassifier;
+pub use classify::{
+    classify_fn, classify_ok, status_failure_kind, Classify, FnClassifier, OkClassifier,
+    ResultClassifier,
+};
 pub use error::{AsDynError, BoxError, ConfigError};
 #[cfg(feature = "grpc")]
 pub use grpc::{code_outcome as grpc_code_outcome, GrpcBody, GrpcClassifier};

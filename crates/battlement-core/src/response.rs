@@ -174,7 +174,10 @@ mod tests {
         ok(Classify::<_, BoxError>::classify(&c, Ok(&String::new())));
         ok(Classify::<_, BoxError>::classify(&c, Ok(&vec![1u8])));
         ok(Classify::<_, BoxError>::classify(&c, Ok(&None::<u8>)));
-        ok(Classify::<_, BoxError>::classify(&c, Ok(&(1u8, "a", 2.0f64))));
+        ok(Classify::<_, BoxError>::classify(
+            &c,
+            Ok(&(1u8, "a", 2.0f64)),
+        ));
         assert_eq!(
             Classify::<_, BoxError>::classify(&c, Ok(&Box::new(Custom(false)))),
             Outcome::Ignored

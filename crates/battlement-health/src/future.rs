@@ -149,9 +149,8 @@ mod tests {
         }
     }
 
-    type Body = StreamBody<
-        futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>,
-    >;
+    type Body =
+        StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
     /// A gRPC server streaming a message, then `grpc-status` `code` in trailers.
     fn grpc_stream(code: &'static str) -> http::Response<Body> {

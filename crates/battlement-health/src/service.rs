@@ -1,8 +1,8 @@
 //! The probe's `tower::Service`.
 
+use crate::future::ProbeRecord;
 use crate::future::ResponseFuture;
 use crate::HealthProbe;
-use crate::future::ProbeRecord;
 use battlement_core::{ResponseClassifier, Settle};
 use std::task::{Context, Poll};
 use tokio::time::Instant;
