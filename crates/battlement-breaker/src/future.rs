@@ -29,7 +29,6 @@ pin_project! {
             #[pin]
             future: F,
             guard: Option<CallGuard>,
-            start: u64,
             classifier: C,
         },
         Rejected {
@@ -50,18 +49,35 @@ pin_project! {
 pub struct CallGuard {
     shard: Arc<CachePadded<Shard>>,
     admission: Admission,
-    /// The time to the response's head, when calls are timed.
-    latency: Option<u64>,
+    /// When the call started ([`UNTIMED`] when calls are not timed); once deferred, the time
+    /// to the response's head.
+    time: u64,
+    deferred: bool,
     done: bool,
 }
 
 impl Finish for CallGuard {
     #[inline]
+    fn defer(&mut self) {
+        if self.time != UNTIMED && !self.deferred {
+            self.time = self.shard.shared.elapsed(self.time);
+        }
+        self.deferred = true;
+    }
+
+    #[inline]
     fn finish(mut self, outcome: Outcome) {
         self.done = true;
+        let latency = if self.time == UNTIMED {
+            None
+        } else if self.deferred {
+            Some(self.time)
+        } else {
+            Some(self.shard.shared.elapsed(self.time))
+        };
         self.shard
             .shared
-            .record(self.shard.index, self.admission, outcome, self.latency);
+            .record(self.shard.index, self.admission, outcome, latency);
     }
 }
 
@@ -78,7 +94,7 @@ impl fmt::Debug for CallGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallGuard")
             .field("stripe", &self.shard.index)
-            .field("latency", &self.latency)
+            .field("deferred", &self.deferred)
             .finish_non_exhaustive()
     }
 }
@@ -97,10 +113,10 @@ impl<F, C> ResponseFuture<F, C> {
                 guard: Some(CallGuard {
                     shard,
                     admission,
-                    latency: None,
+                    time: start,
+                    deferred: false,
                     done: false,
                 }),
-                start,
                 classifier,
             },
         }
@@ -130,16 +146,12 @@ where
             KindProj::Admitted {
                 future,
                 guard,
-                start,
                 classifier,
             } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
-                let mut guard = guard
+                let guard = guard
                     .take()
                     .expect("ResponseFuture polled after completion");
-                if *start != UNTIMED {
-                    guard.latency = Some(guard.shard.shared.elapsed(*start));
-                }
                 Poll::Ready(classifier.settle(result, guard))
             }
             KindProj::Rejected { error } => Poll::Ready(Err(error

@@ -115,7 +115,7 @@ where
     fn settle<F: Finish>(
         &self,
         result: Result<http::Response<B>, E>,
-        finish: F,
+        mut finish: F,
     ) -> Result<Self::Response<F>, E> {
         match result {
             Ok(res) => {
@@ -128,7 +128,10 @@ where
                         finish.finish(missing_status());
                         None
                     }
-                    None => Some(finish),
+                    None => {
+                        finish.defer();
+                        Some(finish)
+                    }
                 };
                 Ok(res.map(|inner| GrpcBody {
                     inner,

@@ -23,6 +23,12 @@ use crate::{Classify, Outcome};
 pub trait Finish {
     /// Records `outcome`.
     fn finish(self, outcome: Outcome);
+
+    /// Told that the outcome will come later (at the end of the response's body), right when
+    /// the response's head arrived: a finisher that measures latency to the head (the breaker's)
+    /// takes its reading here. Default: nothing.
+    #[inline]
+    fn defer(&mut self) {}
 }
 
 /// Marks a classifier that judges a call at once, from its result, never waiting for the body:
