@@ -22,14 +22,21 @@ use tower::ServiceBuilder;
 /// # drop(svc);
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed {
-    /// Guards the service with a circuit breaker, classifying with the default classifier.
+    /// Guards the service with a circuit breaker, classifying with the default classifier,
+    /// [`ResponseClassifier`](crate::core::ResponseClassifier): errors by kind, responses by
+    /// their type ([`ResponseOutcome`](crate::core::ResponseOutcome)) — an `http::Response` with
+    /// a 5xx or 429 status fails, so does a gRPC trailers-only error. gRPC statuses sent in
+    /// trailers need `circuit_breaker_with(&breaker, GrpcClassifier)`; a response type without
+    /// `ResponseOutcome` needs a classifier (`ResultClassifier`: every `Ok` succeeds).
     #[cfg(feature = "breaker")]
     fn circuit_breaker(
         self,
         breaker: &crate::breaker::CircuitBreaker,
     ) -> ServiceBuilder<Stack<crate::breaker::CircuitBreakerLayer, L>>;
 
-    /// Guards the service with a circuit breaker and a classifier.
+    /// Guards the service with a circuit breaker and a classifier (`HttpClassifier` with other
+    /// status sets, `GrpcClassifier` to judge gRPC streams at their end, `ResultClassifier`, a
+    /// closure through `classify_fn`).
     #[cfg(feature = "breaker")]
     fn circuit_breaker_with<C: Clone>(
         self,
@@ -52,7 +59,9 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         limit: std::time::Duration,
     ) -> ServiceBuilder<Stack<crate::timeout::TimeoutLayer, L>>;
 
-    /// Records the outcomes of every call into a passive health probe (outermost).
+    /// Records the outcomes of every call into a passive health probe (outermost), classified by
+    /// the default [`ResponseClassifier`](crate::core::ResponseClassifier) (an HTTP service's
+    /// 5xx and 429 responses are failures).
     #[cfg(feature = "health")]
     fn health_probe(
         self,

@@ -1,10 +1,13 @@
 //! The names most stacks need: `use battlement::prelude::*;`.
 
 pub use crate::core::error::{BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted};
+#[cfg(feature = "grpc")]
+pub use crate::core::GrpcClassifier;
 #[cfg(feature = "http")]
 pub use crate::core::HttpClassifier;
 pub use crate::core::{
-    BoxError, Classify, ConfigError, DefaultClassifier, FailureKind, HealthStatus, Outcome,
+    BoxError, Classify, ConfigError, FailureKind, HealthStatus, Outcome, ResponseClassifier,
+    ResponseOutcome, ResultClassifier,
 };
 pub use crate::ServiceBuilderExt;
 

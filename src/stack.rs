@@ -290,13 +290,15 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self
     }
 
-    /// Guards calls with a circuit breaker (default classifier); registered as critical.
+    /// Guards calls with a circuit breaker and the default classifier
+    /// ([`ResponseClassifier`](crate::core::ResponseClassifier): HTTP responses by status, gRPC
+    /// trailers-only responses by `grpc-status`, errors by kind); registered as critical.
     #[cfg(feature = "breaker")]
     pub fn circuit_breaker(
         self,
         breaker: &crate::breaker::CircuitBreaker,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch> {
-        self.circuit_breaker_with(breaker, battlement_core::DefaultClassifier)
+        self.circuit_breaker_with(breaker, battlement_core::ResponseClassifier)
     }
 
     /// Guards calls with a circuit breaker and a classifier; registered as critical.

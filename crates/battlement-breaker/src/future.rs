@@ -2,7 +2,7 @@
 
 use crate::breaker::{Admission, Shard, UNTIMED};
 use battlement_core::error::BreakerOpen;
-use battlement_core::{BoxError, Classify};
+use battlement_core::{BoxError, Finish, Outcome, Settle};
 use crossbeam_utils::CachePadded;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -28,7 +28,7 @@ pin_project! {
         Admitted {
             #[pin]
             future: F,
-            guard: Guard,
+            guard: Option<CallGuard>,
             classifier: C,
         },
         Rejected {
@@ -37,21 +37,65 @@ pin_project! {
     }
 }
 
-/// Records the call's end; if dropped unfinished, records a cancellation.
-struct Guard {
+/// An admitted call of a [`CircuitBreaker`](crate::CircuitBreaker), until its outcome is
+/// recorded.
+///
+/// The breaker's response future holds it and, when the response arrives, hands it to the
+/// classifier ([`battlement_core::Settle`]): most classifiers record at once; the
+/// `GrpcClassifier` on an HTTP response whose status comes in trailers keeps it in the response
+/// body (`battlement_core::GrpcBody`) until the end of stream. The latency recorded is the
+/// time to the response's head. Dropped without being finished, it counts the call as neither
+/// success nor failure and returns any half-open trial permit it held.
+pub struct CallGuard {
     shard: Arc<CachePadded<Shard>>,
     admission: Admission,
-    /// When the call started, or [`UNTIMED`].
-    start: u64,
+    /// When the call started ([`UNTIMED`] when calls are not timed); once deferred, the time
+    /// to the response's head.
+    time: u64,
+    deferred: bool,
     done: bool,
 }
 
-impl Drop for Guard {
+impl Finish for CallGuard {
+    #[inline]
+    fn defer(&mut self) {
+        if self.time != UNTIMED && !self.deferred {
+            self.time = self.shard.shared.elapsed(self.time);
+        }
+        self.deferred = true;
+    }
+
+    #[inline]
+    fn finish(mut self, outcome: Outcome) {
+        self.done = true;
+        let latency = if self.time == UNTIMED {
+            None
+        } else if self.deferred {
+            Some(self.time)
+        } else {
+            Some(self.shard.shared.elapsed(self.time))
+        };
+        self.shard
+            .shared
+            .record(self.shard.index, self.admission, outcome, latency);
+    }
+}
+
+impl Drop for CallGuard {
     #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.shard.shared.cancel(self.shard.index, self.admission);
         }
+    }
+}
+
+impl fmt::Debug for CallGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallGuard")
+            .field("stripe", &self.shard.index)
+            .field("deferred", &self.deferred)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,12 +110,13 @@ impl<F, C> ResponseFuture<F, C> {
         ResponseFuture {
             kind: Kind::Admitted {
                 future,
-                guard: Guard {
+                guard: Some(CallGuard {
                     shard,
                     admission,
-                    start,
+                    time: start,
+                    deferred: false,
                     done: false,
-                },
+                }),
                 classifier,
             },
         }
@@ -91,9 +136,9 @@ impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
-    C: Classify<T, BoxError>,
+    C: Settle<T, BoxError>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<C::Response<CallGuard>, BoxError>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -104,15 +149,10 @@ where
                 classifier,
             } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
-                let outcome = classifier.classify(result.as_ref());
-                let latency =
-                    (guard.start != UNTIMED).then(|| guard.shard.shared.elapsed(guard.start));
-                guard.done = true;
-                guard
-                    .shard
-                    .shared
-                    .record(guard.shard.index, guard.admission, outcome, latency);
-                Poll::Ready(result)
+                let guard = guard
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(classifier.settle(result, guard))
             }
             KindProj::Rejected { error } => Poll::Ready(Err(error
                 .take()
@@ -130,5 +170,186 @@ impl<F, C> fmt::Debug for ResponseFuture<F, C> {
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! How the breaker applies its classifier: by default to the response's type, and with the
+    //! `GrpcClassifier` at the end of a gRPC stream.
+
+    use crate::{CircuitBreaker, CircuitBreakerLayer, State};
+    use battlement_core::GrpcClassifier;
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::convert::Infallible;
+    use std::time::Duration;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    fn new_breaker() -> CircuitBreaker {
+        CircuitBreaker::builder("upstream")
+            .minimum_calls(4)
+            .failure_rate_threshold(0.5)
+            .fixed_open_wait(Duration::from_secs(10))
+            .half_open_calls(1, 1)
+            .build()
+            .unwrap()
+    }
+
+    fn answering(
+        code: u16,
+    ) -> impl tower::Service<
+        http::Request<()>,
+        Response = http::Response<()>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone {
+        service_fn(move |_req: http::Request<()>| async move {
+            Ok::<_, Infallible>(http::Response::builder().status(code).body(()).unwrap())
+        })
+    }
+
+    /// The default classifier judges an `http::Response` by status: a handler that answers 500
+    /// (an `Ok` response) opens the breaker, through `new`, `layer()` alike.
+    #[tokio::test(start_paused = true)]
+    async fn default_layer_counts_http_500_as_failure() {
+        for via_handle in [false, true] {
+            let breaker = new_breaker();
+            let layer = if via_handle {
+                breaker.layer()
+            } else {
+                CircuitBreakerLayer::new(&breaker)
+            };
+            let svc = layer.layer(answering(500));
+            for _ in 0..4 {
+                let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+                assert_eq!(res.status(), 500);
+            }
+            assert_eq!(breaker.state(), State::Open);
+            assert_eq!(breaker.metrics().failures, 4);
+            let err = svc.oneshot(http::Request::new(())).await.unwrap_err();
+            assert!(err.is::<crate::BreakerOpen>());
+        }
+        // 404s and 200s are not failures.
+        let breaker = new_breaker();
+        let svc = breaker.layer().layer(answering(404));
+        for _ in 0..8 {
+            svc.clone().oneshot(http::Request::new(())).await.unwrap();
+        }
+        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.metrics().successes, 8);
+    }
+
+    /// A gRPC trailers-only error (grpc-status in the head of a 200) fails on the default path.
+    #[tokio::test(start_paused = true)]
+    async fn default_layer_reads_grpc_status_in_the_head() {
+        let breaker = new_breaker();
+        let svc = breaker
+            .layer()
+            .layer(service_fn(|_req: http::Request<()>| async {
+                Ok::<_, Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "14")
+                        .body(())
+                        .unwrap(),
+                )
+            }));
+        for _ in 0..4 {
+            svc.clone().oneshot(http::Request::new(())).await.unwrap();
+        }
+        assert_eq!(breaker.state(), State::Open);
+    }
+
+    type Frames = Vec<Result<Frame<Bytes>, Infallible>>;
+    type Streamed =
+        StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+    /// A gRPC server that streams a message, then its status in trailers.
+    fn streaming(
+        code: &'static str,
+    ) -> impl tower::Service<
+        http::Request<()>,
+        Response = http::Response<Streamed>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone {
+        service_fn(move |_req: http::Request<()>| async move {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+            let frames: Frames = vec![
+                Ok(Frame::data(Bytes::from_static(b"message"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            Ok::<_, Infallible>(
+                http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(StreamBody::new(futures::stream::iter(frames)))
+                    .unwrap(),
+            )
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_status_in_trailers_counts_at_end_of_stream() {
+        let breaker = new_breaker();
+        let svc = CircuitBreakerLayer::new(&breaker)
+            .classifier(GrpcClassifier)
+            .layer(streaming("14"));
+        for i in 0..4 {
+            let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+            // Nothing is counted until the body ends.
+            assert!(res.body().is_pending());
+            assert_eq!(breaker.metrics().failures, i);
+            let body = res.into_body().collect().await.unwrap();
+            assert_eq!(body.trailers().unwrap()["grpc-status"], "14");
+        }
+        assert_eq!(breaker.metrics().failures, 4);
+        assert_eq!(breaker.state(), State::Open);
+
+        let breaker = new_breaker();
+        let svc = CircuitBreakerLayer::new(&breaker)
+            .classifier(GrpcClassifier)
+            .layer(streaming("0"));
+        for _ in 0..6 {
+            let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+            res.into_body().collect().await.unwrap();
+        }
+        assert_eq!(breaker.metrics().successes, 6);
+        assert_eq!(breaker.state(), State::Closed);
+    }
+
+    /// A stream dropped before its end counts as nothing, and a half-open trial permit it held
+    /// is returned, so the next call can be the trial.
+    #[tokio::test(start_paused = true)]
+    async fn grpc_stream_dropped_mid_way_counts_nothing() {
+        let breaker = new_breaker();
+        let svc = CircuitBreakerLayer::new(&breaker)
+            .classifier(GrpcClassifier)
+            .layer(streaming("14"));
+        let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+        let mut body = res.into_body();
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        drop(body);
+        let m = breaker.metrics();
+        assert_eq!((m.successes, m.failures, m.cancelled), (0, 0, 1));
+
+        // Half-open with one trial permit: a dropped trial stream hands it back.
+        breaker.force_open("test");
+        breaker.reset();
+        for _ in 0..4 {
+            let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+            res.into_body().collect().await.unwrap();
+        }
+        assert_eq!(breaker.state(), State::Open);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+        assert_eq!(breaker.state(), State::HalfOpen);
+        drop(res);
+        // The permit is back: another trial is admitted (and, failing, reopens the breaker).
+        let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+        res.into_body().collect().await.unwrap();
+        assert_eq!(breaker.state(), State::Open);
     }
 }

@@ -1,10 +1,12 @@
 //! The breaker's `tower::Layer`.
 
 use crate::{CircuitBreaker, CircuitBreakerService};
-use battlement_core::DefaultClassifier;
+use battlement_core::ResponseClassifier;
 use tower_layer::Layer;
 
-/// Guards services with a [`CircuitBreaker`], classifying outcomes with `C`.
+/// Guards services with a [`CircuitBreaker`], classifying outcomes with `C` (default
+/// [`ResponseClassifier`]: HTTP responses by status, gRPC trailers-only responses by
+/// `grpc-status`, errors by kind).
 ///
 /// The layer only holds a handle to the breaker: `layer()` may be called any number of times
 /// (axum calls it per request for a router without state) and every service it makes shares the
@@ -24,23 +26,30 @@ use tower_layer::Layer;
 /// # drop(svc);
 /// ```
 #[derive(Debug, Clone)]
-pub struct CircuitBreakerLayer<C = DefaultClassifier> {
+pub struct CircuitBreakerLayer<C = ResponseClassifier> {
     breaker: CircuitBreaker,
     classifier: C,
 }
 
 impl CircuitBreakerLayer {
-    /// A layer for `breaker` with the [`DefaultClassifier`] (every error fails).
+    /// A layer for `breaker` with the [`ResponseClassifier`]: errors fail by their kind, and a
+    /// response counts as its type says ([`ResponseOutcome`](battlement_core::ResponseOutcome)):
+    /// an `http::Response` with a 5xx or 429 status fails, so does a gRPC trailers-only error.
     pub fn new(breaker: &CircuitBreaker) -> Self {
         CircuitBreakerLayer {
             breaker: breaker.clone(),
-            classifier: DefaultClassifier,
+            classifier: ResponseClassifier,
         }
     }
 }
 
 impl<C> CircuitBreakerLayer<C> {
-    /// Uses `classifier` to decide which outcomes are failures.
+    /// Uses `classifier` to decide which outcomes are failures: an
+    /// `HttpClassifier` with other status sets, a
+    /// `GrpcClassifier` (judges gRPC streams at their end, from the trailers), a closure
+    /// ([`classify_fn`](battlement_core::classify_fn)), or
+    /// [`ResultClassifier`](battlement_core::ResultClassifier) for a response type that does not
+    /// implement [`ResponseOutcome`](battlement_core::ResponseOutcome).
     pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
         CircuitBreakerLayer {
             breaker: self.breaker,
@@ -63,7 +72,8 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
 }
 
 impl CircuitBreaker {
-    /// A layer guarding services with this breaker and the default classifier.
+    /// A layer guarding services with this breaker and the default classifier
+    /// ([`ResponseClassifier`]).
     pub fn layer(&self) -> CircuitBreakerLayer {
         CircuitBreakerLayer::new(self)
     }

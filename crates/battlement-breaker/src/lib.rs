@@ -12,7 +12,7 @@
 //!   [`force_open_for`](CircuitBreaker::force_open_for) a time, then half-open),
 //!   [`disable`](CircuitBreaker::disable), [`reset`](CircuitBreaker::reset).
 //! - Outcomes come from a [`battlement_core::Classify`]r: a 503 can fail while a 404 is
-//!   [ignored](battlement_core::Outcome::Ignored).
+//!   [ignored](battlement_core::Outcome::Ignored); see [Classification](#classification).
 //! - Calls that started in an earlier state (generation) do not count toward the current one; a
 //!   call whose future is dropped counts as nothing and returns its half-open permit.
 //! - Metrics ([`CircuitBreaker::metrics`]), `tracing` events, typed [`BreakerEvent`]s through
@@ -61,6 +61,35 @@
 //! # }
 //! ```
 //!
+//! # Classification
+//!
+//! Which calls count as failures is decided by the layer's classifier:
+//!
+//! - **By default** ([`CircuitBreakerLayer::new`], [`CircuitBreaker::layer`], and the facade's
+//!   `circuit_breaker(&breaker)`), the
+//!   [`ResponseClassifier`](battlement_core::ResponseClassifier): an `Err` fails with the kind
+//!   read from its source chain, and a response that arrived counts as its type says through
+//!   [`ResponseOutcome`](battlement_core::ResponseOutcome). An `http::Response` fails for 5xx
+//!   and 429 (other statuses succeed), and a gRPC trailers-only error (a `grpc-status` in the
+//!   head, tonic's way of answering an error) by its code, so an axum handler that answers 500
+//!   trips the breaker without naming a classifier. Std types count as successes. A response type
+//!   that implements neither is a compile error naming `ResponseOutcome`: implement it
+//!   (`impl ResponseOutcome for MyReply {}`) or pass a classifier.
+//! - **gRPC statuses in trailers** (a stream that fails after sending messages) arrive after the
+//!   response has been handed on, so the default path cannot see them. Pass
+//!   `GrpcClassifier` (core feature `grpc`;
+//!   `circuit_breaker_with(&breaker, GrpcClassifier)`): the response's body becomes a
+//!   `GrpcBody` that holds the call ([`CallGuard`]) until the
+//!   trailers, then records their `grpc-status`; a stream that ends without one counts as
+//!   `UNKNOWN` (a failure), and a body dropped before its end counts as nothing.
+//! - **Other rules** with [`CircuitBreakerLayer::classifier`]:
+//!   `HttpClassifier` with other status sets, closures
+//!   ([`classify_fn`](battlement_core::classify_fn)), or
+//!   [`ResultClassifier`](battlement_core::ResultClassifier) (every `Ok` succeeds) for a foreign
+//!   response type you cannot implement `ResponseOutcome` for. A classifier type of your own
+//!   implements [`Classify`](battlement_core::Classify) and the marker
+//!   [`AtOnce`](battlement_core::AtOnce).
+//!
 //! # Cost
 //!
 //! A closed breaker's call path takes no lock and allocates nothing: it reads the state word,
@@ -87,7 +116,7 @@ pub use breaker::{BreakerMetrics, CircuitBreaker};
 pub use config::{CircuitBreakerBuilder, SlidingWindow, MAX_COUNT_WINDOW, MAX_TIME_BUCKETS};
 pub use error::BreakerOpen;
 pub use event::{BreakerEvent, TransitionReason};
-pub use future::ResponseFuture;
+pub use future::{CallGuard, ResponseFuture};
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreakerService;
 pub use state::State;

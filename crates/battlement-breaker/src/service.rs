@@ -1,8 +1,9 @@
 //! The breaker's `tower::Service`.
 
+use crate::future::CallGuard;
 use crate::future::ResponseFuture;
 use crate::CircuitBreaker;
-use battlement_core::{BoxError, Classify};
+use battlement_core::{BoxError, Settle};
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -17,14 +18,14 @@ use tower_service::Service;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use battlement_breaker::{BreakerOpen, CircuitBreaker, CircuitBreakerService};
-/// use battlement_core::DefaultClassifier;
+/// use battlement_core::ResultClassifier;
 /// use tower::{service_fn, ServiceExt};
 ///
 /// let breaker = CircuitBreaker::builder("db").build().unwrap();
 /// let svc = CircuitBreakerService::new(
 ///     service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x * 2) }),
 ///     breaker.clone(),
-///     DefaultClassifier,
+///     ResultClassifier,
 /// );
 /// assert_eq!(svc.clone().oneshot(21).await.unwrap(), 42);
 /// breaker.force_open("maintenance");
@@ -74,9 +75,9 @@ impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    C: Classify<S::Response, BoxError> + Clone,
+    C: Settle<S::Response, BoxError> + Clone,
 {
-    type Response = S::Response;
+    type Response = C::Response<CallGuard>;
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C>;
 

@@ -20,7 +20,7 @@ enum Call {
 type Res = u16;
 
 /// 2xx succeed, 404 is ignored, errors fail with their kind.
-fn classifier() -> impl battlement_core::Classify<Res, BoxError> + Clone {
+fn classifier() -> impl battlement_core::Classify<Res, BoxError> + battlement_core::AtOnce + Clone {
     classify_fn(|r: Result<&Res, &BoxError>| match r {
         Ok(404) => Outcome::Ignored,
         Ok(_) => Outcome::Success,

@@ -7,8 +7,9 @@ use std::fmt;
 /// Maps a finished call's result to an [`Outcome`].
 ///
 /// The breaker, the retry policy and the health probe all take a classifier, so the rule is said
-/// once. Built-ins: [`DefaultClassifier`] (any `Result`: errors fail, with the kind read from the
-/// error's source chain), [`HttpClassifier`](crate::HttpClassifier) (feature `http`),
+/// once. Built-ins: [`ResponseClassifier`](crate::ResponseClassifier) (errors by their source chain,
+/// `Ok` responses by [`ResponseOutcome`](crate::ResponseOutcome): the breaker's and the health
+/// probe's default), [`ResultClassifier`] (any `Result`: errors fail, every `Ok` succeeds), [`HttpClassifier`](crate::HttpClassifier) (feature `http`),
 /// [`GrpcClassifier`](crate::GrpcClassifier) (feature `grpc`) and closures through
 /// [`classify_fn`].
 ///
@@ -40,20 +41,29 @@ impl<Res, E, C: Classify<Res, E> + ?Sized> Classify<Res, E> for std::sync::Arc<C
     }
 }
 
-/// The classifier for any `Result`: every `Ok` succeeds, every `Err` fails with the kind read by
+/// The result-only classifier: every `Ok` succeeds, every `Err` fails with the kind read by
 /// [`failure_kind`](crate::error::failure_kind) from the error's source chain.
 ///
+/// It never looks inside a response: an HTTP 500 that arrives as `Ok` counts as a success. It is
+/// the retry policy's and the fallback's default, and the escape hatch for a breaker or a health
+/// probe in front of a response type that does not implement
+/// [`ResponseOutcome`](crate::ResponseOutcome) (a foreign type the orphan rule keeps you from
+/// implementing it for): `circuit_breaker_with(&breaker, ResultClassifier)`,
+/// `HealthProbeLayer::new(&probe).classifier(ResultClassifier)`. The breaker's and the health
+/// probe's own default is [`ResponseClassifier`](crate::ResponseClassifier).
+///
 /// ```
-/// use battlement_core::{error::{BoxError, BulkheadFull}, Classify, DefaultClassifier, FailureKind, Outcome};
+/// use battlement_core::{error::{BoxError, BulkheadFull}, Classify, ResultClassifier, FailureKind, Outcome};
 ///
 /// let err: BoxError = Box::new(BulkheadFull::new("db".into()));
-/// assert_eq!(DefaultClassifier.classify(Err::<&(), _>(&err)), Outcome::Failure(FailureKind::Rejected));
-/// assert_eq!(DefaultClassifier.classify(Ok::<_, &BoxError>(&())), Outcome::Success);
+/// assert_eq!(ResultClassifier.classify(Err::<&(), _>(&err)), Outcome::Failure(FailureKind::Rejected));
+/// assert_eq!(ResultClassifier.classify(Ok::<_, &BoxError>(&())), Outcome::Success);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultClassifier;
+pub struct ResultClassifier;
 
-impl<Res, E: AsDynError> Classify<Res, E> for DefaultClassifier {
+impl<Res, E: AsDynError> Classify<Res, E> for ResultClassifier {
+    #[inline]
     fn classify(&self, result: Result<&Res, &E>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
@@ -158,24 +168,24 @@ mod tests {
     fn default_classifier_reads_errors() {
         let err: BoxError = Box::new(Elapsed::new("t".into(), Duration::from_secs(1)));
         assert_eq!(
-            DefaultClassifier.classify(Err::<&(), _>(&err)),
+            ResultClassifier.classify(Err::<&(), _>(&err)),
             Outcome::Failure(FailureKind::Timeout)
         );
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
-            DefaultClassifier.classify(Err::<&(), _>(&io)),
+            ResultClassifier.classify(Err::<&(), _>(&io)),
             Outcome::Failure(FailureKind::Connection)
         );
     }
 
     #[test]
     fn references_and_arcs_classify() {
-        let c = std::sync::Arc::new(DefaultClassifier);
+        let c = std::sync::Arc::new(ResultClassifier);
         assert_eq!(
             Classify::<(), BoxError>::classify(&c, Ok(&())),
             Outcome::Success
         );
-        let r = &DefaultClassifier;
+        let r = &ResultClassifier;
         assert_eq!(
             Classify::<(), BoxError>::classify(&r, Ok(&())),
             Outcome::Success

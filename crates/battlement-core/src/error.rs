@@ -451,7 +451,7 @@ impl AsDynError for std::convert::Infallible {
 /// Implements [`AsDynError`] for error types that implement `std::error::Error + 'static`.
 ///
 /// ```
-/// use battlement_core::{impl_as_dyn_error, Classify, DefaultClassifier, FailureKind, Outcome};
+/// use battlement_core::{impl_as_dyn_error, Classify, ResultClassifier, FailureKind, Outcome};
 ///
 /// #[derive(Debug)]
 /// struct MyError;
@@ -462,7 +462,7 @@ impl AsDynError for std::convert::Infallible {
 /// impl_as_dyn_error!(MyError);
 ///
 /// let r: Result<&(), &MyError> = Err(&MyError);
-/// assert_eq!(DefaultClassifier.classify(r), Outcome::Failure(FailureKind::Other));
+/// assert_eq!(ResultClassifier.classify(r), Outcome::Failure(FailureKind::Other));
 /// ```
 #[macro_export]
 macro_rules! impl_as_dyn_error {

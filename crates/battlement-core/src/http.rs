@@ -2,7 +2,7 @@
 
 use crate::classify::status_failure_kind;
 use crate::error::{failure_kind, AsDynError};
-use crate::{Classify, ConfigError, Outcome};
+use crate::{Classify, ConfigError, Outcome, ResponseOutcome};
 use std::fmt;
 
 /// A set of HTTP status codes (100..=999), stored as a bitmap: lookups cost one shift.
@@ -119,9 +119,12 @@ impl fmt::Debug for StatusSet {
 /// neither success nor failure.
 ///
 /// A breaker or health probe keeps a copy of its classifier in every call's response future, so
-/// the classifier is one pointer wide: its two status sets (256 bytes) are interned, stored once
-/// per distinct configuration for the life of the process (a handful in any real program), and
-/// copying the classifier costs nothing.
+/// the classifier is one pointer wide and copying it writes nothing shared: its two status sets
+/// (256 bytes) live for the life of the process. The default configuration costs no storage;
+/// the first 64 other distinct configurations are interned (each stored once, however many
+/// classifiers use it); past that bound the table stops growing and a classifier built with a
+/// configuration not in it keeps a copy of its own. Build classifiers when the stack is built,
+/// not per request.
 ///
 /// ```
 /// use battlement_core::{Classify, FailureKind, HttpClassifier, Outcome, error::BoxError};
@@ -165,12 +168,16 @@ const fn default_failures() -> StatusSet {
     StatusSet { bits }
 }
 
+/// How many distinct configurations are interned at most.
+const MAX_INTERNED: usize = 64;
+
+/// The interned configurations (the default one aside).
+static STORED: std::sync::Mutex<Vec<&'static StatusSets>> = std::sync::Mutex::new(Vec::new());
+
 impl StatusSets {
-    /// The `'static` copy of these sets: the one stored already, or a new one stored now (for
-    /// good; configurations are few, and each distinct one is stored once).
+    /// The `'static` copy of these sets: the default's, the one interned already, or a new one
+    /// interned now while fewer than [`MAX_INTERNED`] are; past that, a copy of its own.
     fn intern(self) -> &'static StatusSets {
-        use std::sync::Mutex;
-        static STORED: Mutex<Vec<&'static StatusSets>> = Mutex::new(Vec::new());
         if self == DEFAULT_SETS {
             return &DEFAULT_SETS;
         }
@@ -179,7 +186,9 @@ impl StatusSets {
             return found;
         }
         let leaked: &'static StatusSets = Box::leak(Box::new(self));
-        stored.push(leaked);
+        if stored.len() < MAX_INTERNED {
+            stored.push(leaked);
+        }
         leaked
     }
 }
@@ -271,6 +280,100 @@ impl<B, E: AsDynError> Classify<http::Response<B>, E> for HttpClassifier {
     }
 }
 
+/// The `grpc-status` header name, built once.
+pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+/// The outcome a numeric gRPC status code maps to; see
+/// [`grpc_code_outcome`](crate::grpc_code_outcome) (feature `grpc`) for the table. Unknown codes
+/// count as `UNKNOWN` does (a server error), as tonic reads them.
+pub(crate) fn grpc_status_outcome(code: i32) -> Outcome {
+    use crate::FailureKind;
+    match code {
+        0 => Outcome::Success,                                     // OK
+        4 => Outcome::Failure(FailureKind::Timeout),               // DEADLINE_EXCEEDED
+        14 => Outcome::Failure(FailureKind::Connection),           // UNAVAILABLE
+        8 => Outcome::Failure(FailureKind::RateLimited),           // RESOURCE_EXHAUSTED
+        13 | 2 | 15 => Outcome::Failure(FailureKind::ServerError), // INTERNAL, UNKNOWN, DATA_LOSS
+        1 | 3 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 16 => Outcome::Ignored,
+        _ => Outcome::Failure(FailureKind::ServerError),
+    }
+}
+
+/// The outcome of the `grpc-status` in `headers` (a trailers-only response's head, or trailers),
+/// or `None` when there is none. A value that is not a number fails with kind `Other`.
+#[inline]
+pub(crate) fn grpc_status_in(headers: &http::HeaderMap) -> Option<Outcome> {
+    let value = headers.get(&GRPC_STATUS)?;
+    Some(
+        match std::str::from_utf8(value.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            Some(code) => grpc_status_outcome(code),
+            None => Outcome::Failure(crate::FailureKind::Other),
+        },
+    )
+}
+
+/// 5xx and 429 fail (kinds by [`status_failure_kind`]); every other status succeeds.
+impl ResponseOutcome for http::StatusCode {
+    #[inline]
+    fn outcome(&self) -> Outcome {
+        let code = self.as_u16();
+        if code >= 500 || code == 429 {
+            Outcome::Failure(status_failure_kind(code))
+        } else {
+            Outcome::Success
+        }
+    }
+}
+
+/// By status: 5xx and 429 fail, with the kinds of [`status_failure_kind`]; every other status
+/// succeeds, except a 200 whose head carries a `grpc-status` (a gRPC trailers-only response,
+/// tonic's way of answering an error), which counts as its gRPC code does (`UNAVAILABLE` fails,
+/// `NOT_FOUND` is ignored, ...).
+///
+/// Only a 200 pays for the header lookup. A gRPC status sent later, in trailers, is not seen
+/// here; the breaker and the health probe judge it at end of stream with
+/// [`GrpcClassifier`](crate::GrpcClassifier) (feature `grpc`).
+///
+/// ```
+/// use battlement_core::{FailureKind, Outcome, ResponseOutcome};
+///
+/// let res = http::Response::builder().status(503).body(()).unwrap();
+/// assert_eq!(res.outcome(), Outcome::Failure(FailureKind::ServerError));
+/// let grpc = http::Response::builder().header("grpc-status", "14").body(()).unwrap();
+/// assert_eq!(grpc.outcome(), Outcome::Failure(FailureKind::Connection));
+/// ```
+impl<B> ResponseOutcome for http::Response<B> {
+    #[inline]
+    fn outcome(&self) -> Outcome {
+        let status = self.status();
+        if status == http::StatusCode::OK {
+            return match grpc_status_in_head(self.headers()) {
+                Some(outcome) => outcome,
+                None => Outcome::Success,
+            };
+        }
+        status.outcome()
+    }
+}
+
+/// [`grpc_status_in`] for a response head, which rarely has one: a head of a few headers is
+/// scanned (comparing names is a tag check for standard headers, cheaper than hashing
+/// `grpc-status`); a larger one is looked up.
+#[inline]
+fn grpc_status_in_head(headers: &http::HeaderMap) -> Option<Outcome> {
+    const SCAN: usize = 8;
+    if headers.keys_len() > SCAN {
+        return grpc_status_in(headers);
+    }
+    if headers.keys().any(|name| *name == GRPC_STATUS) {
+        return grpc_status_in(headers);
+    }
+    None
+}
+
 /// Whether requests with `method` are idempotent (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE,
 /// PUT and DELETE. Retry and hedging send only these more than once unless told otherwise.
 ///
@@ -359,6 +462,72 @@ mod tests {
         assert!(std::ptr::eq(c.sets, HttpClassifier::new().sets));
         assert_eq!(a.ignored().iter().collect::<Vec<_>>(), vec![404]);
         assert!(a.failures().contains(503) && a.failures().contains(429));
+    }
+
+    #[test]
+    fn responses_count_by_status_and_head_grpc_status() {
+        use crate::ResponseOutcome;
+        assert_eq!(
+            res(500).outcome(),
+            Outcome::Failure(FailureKind::ServerError)
+        );
+        assert_eq!(
+            res(503).outcome(),
+            Outcome::Failure(FailureKind::ServerError)
+        );
+        assert_eq!(
+            res(429).outcome(),
+            Outcome::Failure(FailureKind::RateLimited)
+        );
+        for code in [200u16, 201, 204, 301, 400, 404, 408, 499] {
+            assert_eq!(res(code).outcome(), Outcome::Success, "{code}");
+        }
+        let grpc = |code: &str| {
+            http::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", code)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            grpc("14").outcome(),
+            Outcome::Failure(FailureKind::Connection)
+        );
+        assert_eq!(
+            grpc("13").outcome(),
+            Outcome::Failure(FailureKind::ServerError)
+        );
+        assert_eq!(grpc("5").outcome(), Outcome::Ignored);
+        assert_eq!(grpc("0").outcome(), Outcome::Success);
+        assert_eq!(grpc("x").outcome(), Outcome::Failure(FailureKind::Other));
+        let mut with_headers = res(200);
+        with_headers
+            .headers_mut()
+            .insert("content-type", "text/plain".parse().unwrap());
+        assert_eq!(with_headers.outcome(), Outcome::Success);
+    }
+
+    #[test]
+    fn interning_is_bounded() {
+        // Many distinct configurations (each a different extra failing status).
+        let built: Vec<HttpClassifier> = (600u16..600 + 3 * MAX_INTERNED as u16)
+            .map(|code| HttpClassifier::new().fail(code).unwrap())
+            .collect();
+        let len = STORED.lock().unwrap().len();
+        assert!(len <= MAX_INTERNED, "{len} interned");
+        // Past the bound, classifiers still classify by their own configuration.
+        for (i, c) in built.iter().enumerate() {
+            let code = 600 + i as u16;
+            assert_eq!(
+                c.classify_status(http::StatusCode::from_u16(code).unwrap()),
+                Outcome::Failure(FailureKind::Other)
+            );
+            assert!(c.failures().contains(503));
+        }
+        assert_eq!(
+            std::mem::size_of::<HttpClassifier>(),
+            std::mem::size_of::<usize>()
+        );
     }
 
     #[test]

@@ -5,8 +5,16 @@
 //! - [`Outcome`] and [`FailureKind`]: how a finished call counts.
 //! - [`Classify`]: maps a call's `Result<&Res, &E>` to an [`Outcome`], so "a 503 is a failure, a
 //!   404 is not" is said once for the breaker, the retry policy and the health probe. Built-ins:
-//!   [`DefaultClassifier`], [`HttpClassifier`] (feature `http`), [`GrpcClassifier`] (feature
-//!   `grpc`), [`TowerHttpClassifier`] (feature `tower-http`), and closures ([`classify_fn`]).
+//!   [`ResponseClassifier`], [`ResultClassifier`], [`HttpClassifier`] (feature `http`),
+//!   [`GrpcClassifier`] (feature `grpc`), [`TowerHttpClassifier`] (feature `tower-http`), and
+//!   closures ([`classify_fn`]).
+//! - [`ResponseOutcome`]: how a response that arrived counts, implemented by the response type
+//!   (`http::Response` by status, a gRPC trailers-only response by its `grpc-status`, std types
+//!   as successes). [`ResponseClassifier`] reads it; it is the breaker's and the health probe's
+//!   default, so an HTTP service's 500s are failures without naming a classifier.
+//! - [`Settle`], [`AtOnce`], [`Finish`]: how the breaker and the probe apply a classifier — at
+//!   once, or (with [`GrpcClassifier`] on an HTTP response) at the end of the body, from the
+//!   trailers' `grpc-status`.
 //! - [`error`]: the typed, downcastable errors layers return ([`BreakerOpen`](error::BreakerOpen),
 //!   [`BulkheadFull`](error::BulkheadFull), [`BulkheadTimeout`](error::BulkheadTimeout),
 //!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted)) and [`ConfigError`], which every
@@ -30,10 +38,10 @@
 //! # Example
 //!
 //! ```
-//! use battlement_core::{error::{BoxError, BreakerOpen}, Classify, DefaultClassifier, FailureKind, Outcome};
+//! use battlement_core::{error::{BoxError, BreakerOpen}, Classify, ResultClassifier, FailureKind, Outcome};
 //!
 //! let err: BoxError = Box::new(BreakerOpen::new("upstream".into(), None));
-//! let outcome = DefaultClassifier.classify(Err::<&(), _>(&err));
+//! let outcome = ResultClassifier.classify(Err::<&(), _>(&err));
 //! assert_eq!(outcome, Outcome::Failure(FailureKind::Rejected));
 //! // The error keeps its type: callers downcast it.
 //! assert!(err.downcast_ref::<BreakerOpen>().is_some());
@@ -51,16 +59,22 @@ mod grpc;
 mod http;
 pub mod observe;
 mod outcome;
+mod response;
+mod settle;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 
+/// The former name of [`ResultClassifier`] (every `Ok` succeeds), kept for the retry policy's
+/// default and existing code. It is *not* the breaker's or the health probe's default, which is
+/// [`ResponseClassifier`].
+pub use classify::ResultClassifier as DefaultClassifier;
 pub use classify::{
-    classify_fn, classify_ok, status_failure_kind, Classify, DefaultClassifier, FnClassifier,
-    OkClassifier,
+    classify_fn, classify_ok, status_failure_kind, Classify, FnClassifier, OkClassifier,
+    ResultClassifier,
 };
 pub use error::{AsDynError, BoxError, ConfigError};
 #[cfg(feature = "grpc")]
-pub use grpc::{code_outcome as grpc_code_outcome, GrpcClassifier};
+pub use grpc::{code_outcome as grpc_code_outcome, GrpcBody, GrpcClassifier};
 #[cfg(feature = "http")]
 pub use http::{is_idempotent, HttpClassifier, StatusSet};
 pub use observe::{
@@ -68,5 +82,7 @@ pub use observe::{
     Registrar, Snapshot,
 };
 pub use outcome::{FailureKind, Outcome};
+pub use response::{ResponseClassifier, ResponseOutcome};
+pub use settle::{AtOnce, Finish, Settle};
 #[cfg(feature = "tower-http")]
 pub use tower_http::TowerHttpClassifier;

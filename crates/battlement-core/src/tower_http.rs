@@ -9,8 +9,12 @@ use tower_http::classify::{ClassifiedResponse, ClassifyResponse};
 /// `ServerErrorsAsFailures`) as a battlement [`Classify`].
 ///
 /// A response tower-http marks as a failure fails with the kind of its status code; a response
-/// whose class is only known at end of stream (gRPC trailers) counts as a success here, since the
-/// head arrived. Errors are classified by battlement's default rules (by type, not by text).
+/// whose class is only known at end of stream (`ClassifiedResponse::RequiresEos`, as
+/// `GrpcErrorsAsFailures` answers for gRPC) counts as a success here, since the head arrived:
+/// this adapter judges at once and never wraps the body. To judge gRPC streams by the
+/// `grpc-status` in their trailers, give the breaker or the health probe
+/// `GrpcClassifier` (feature `grpc`) instead. Errors are classified by battlement's default
+/// rules (by type, not by text).
 ///
 /// ```
 /// use battlement_core::{Classify, FailureKind, Outcome, TowerHttpClassifier, error::BoxError};

@@ -1,15 +1,18 @@
 //! The probe's `tower::Layer`.
 
 use crate::{HealthProbe, HealthProbeService};
-use battlement_core::DefaultClassifier;
+use battlement_core::ResponseClassifier;
 use tower_layer::Layer;
 
 /// Records the outcome of every call through the services it makes into a [`HealthProbe`].
 ///
-/// Outcomes come from a [`Classify`](battlement_core::Classify)r: by default
-/// [`DefaultClassifier`] (every `Err` fails); give an
-/// `battlement_core::HttpClassifier` (core feature `http`) to count 5xx and 429 responses as
-/// failures.
+/// Outcomes come from a [`Classify`](battlement_core::Classify)r: by default the
+/// [`ResponseClassifier`] (every `Err` fails by its kind, and a response counts as its type says
+/// through [`ResponseOutcome`](battlement_core::ResponseOutcome): an `http::Response` with a
+/// 5xx or 429 status fails, so does a gRPC trailers-only error). A gRPC status sent in trailers,
+/// after data, needs the `GrpcClassifier` (`.classifier(GrpcClassifier)`), which records at end
+/// of stream; a response type without `ResponseOutcome` needs a classifier such as
+/// [`ResultClassifier`](battlement_core::ResultClassifier) (every `Ok` succeeds).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -29,17 +32,17 @@ use tower_layer::Layer;
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct HealthProbeLayer<C = DefaultClassifier> {
+pub struct HealthProbeLayer<C = ResponseClassifier> {
     probe: HealthProbe,
     classifier: C,
 }
 
 impl HealthProbeLayer {
-    /// A layer recording into `probe` with the [`DefaultClassifier`].
+    /// A layer recording into `probe` with the [`ResponseClassifier`].
     pub fn new(probe: &HealthProbe) -> Self {
         HealthProbeLayer {
             probe: probe.clone(),
-            classifier: DefaultClassifier,
+            classifier: ResponseClassifier,
         }
     }
 }
@@ -68,7 +71,7 @@ impl<S, C: Clone> Layer<S> for HealthProbeLayer<C> {
 }
 
 impl HealthProbe {
-    /// A layer recording into this probe with the [`DefaultClassifier`].
+    /// A layer recording into this probe with the [`ResponseClassifier`].
     pub fn layer(&self) -> HealthProbeLayer {
         HealthProbeLayer::new(self)
     }

@@ -181,7 +181,7 @@ pub use check::{
 pub use component::{ComponentStats, HistoryEntry};
 pub use config::{HealthProbeBuilder, HealthRegistryBuilder, MAX_PROBE_BUCKETS};
 pub use endpoint::{HealthService, View, HEALTH_JSON};
-pub use future::ResponseFuture;
+pub use future::{ProbeRecord, ResponseFuture};
 pub use layer::HealthProbeLayer;
 pub use monitor::MonitorHandle;
 pub use probe::{HealthProbe, ProbeStats};

@@ -1,8 +1,9 @@
 //! The probe's `tower::Service`.
 
+use crate::future::ProbeRecord;
 use crate::future::ResponseFuture;
 use crate::HealthProbe;
-use battlement_core::{Classify, DefaultClassifier};
+use battlement_core::{ResponseClassifier, Settle};
 use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -10,7 +11,8 @@ use tower_service::Service;
 /// A service whose calls' outcomes are recorded into a [`HealthProbe`]; made by
 /// [`HealthProbeLayer`](crate::HealthProbeLayer).
 ///
-/// It changes nothing about the calls: same response, same error type (`S::Error`), same
+/// It changes nothing about the calls: same response (except under the `GrpcClassifier`, whose
+/// responses' bodies record the outcome at end of stream), same error type (`S::Error`), same
 /// readiness. Each call costs two clock reads and, when it ends, a few CAS operations on the
 /// calling core's stripe of the probe's window; nothing is allocated. A call whose future is
 /// dropped before it ends is not counted.
@@ -39,7 +41,7 @@ use tower_service::Service;
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct HealthProbeService<S, C = DefaultClassifier> {
+pub struct HealthProbeService<S, C = ResponseClassifier> {
     inner: S,
     probe: HealthProbe,
     classifier: C,
@@ -79,9 +81,9 @@ impl<S, C> HealthProbeService<S, C> {
 impl<S, C, Req> Service<Req> for HealthProbeService<S, C>
 where
     S: Service<Req>,
-    C: Classify<S::Response, S::Error> + Clone,
+    C: Settle<S::Response, S::Error> + Clone,
 {
-    type Response = S::Response;
+    type Response = C::Response<ProbeRecord>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, C>;
 
