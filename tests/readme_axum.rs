@@ -152,7 +152,10 @@ async fn resilience_stack_breaker_opens_on_500s() {
         .minimum_calls(4)
         .build()
         .unwrap();
-    let stack = ResilienceStack::new().circuit_breaker(&breaker).build().unwrap();
+    let stack = ResilienceStack::new()
+        .circuit_breaker(&breaker)
+        .build()
+        .unwrap();
     let app: Router = Router::new()
         .route("/", get(|| async { StatusCode::BAD_GATEWAY }))
         .layer(

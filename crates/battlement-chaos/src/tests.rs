@@ -1,8 +1,8 @@
 use crate::{Chaos, ChaosLayer, InjectedFault, Latency};
 use battlement_core::error::failure_kind;
 use battlement_core::{
-    BoxError, Classify, ComponentKind, DefaultClassifier, FailureKind, HealthStatus,
-    HttpClassifier, Observe, Outcome,
+    BoxError, Classify, ComponentKind, FailureKind, HealthStatus, HttpClassifier, Observe, Outcome,
+    ResultClassifier,
 };
 use futures::FutureExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -238,7 +238,7 @@ async fn injected_errors_never_reach_the_inner_service() {
         let fault = err.downcast_ref::<InjectedFault>().unwrap();
         assert_eq!(fault.name(), "db");
         assert_eq!(
-            DefaultClassifier.classify(Err::<&u32, _>(&err)),
+            ResultClassifier.classify(Err::<&u32, _>(&err)),
             Outcome::Failure(FailureKind::Connection)
         );
     }
@@ -264,7 +264,7 @@ async fn injected_faults_are_classified_as_the_kind_they_imitate() {
             .unwrap_err();
         assert_eq!(err.downcast_ref::<InjectedFault>().unwrap().kind(), kind);
         assert_eq!(
-            DefaultClassifier.classify(Err::<&u32, _>(&err)),
+            ResultClassifier.classify(Err::<&u32, _>(&err)),
             Outcome::Failure(kind),
             "{kind}"
         );

@@ -709,17 +709,17 @@ mod tests {
 
     #[test]
     fn default_classifier_reads_an_injected_fault_as_its_kind() {
-        use crate::{Classify, DefaultClassifier, Outcome};
+        use crate::{Classify, Outcome, ResultClassifier};
         for kind in FailureKind::ALL {
             let err: BoxError = Box::new(InjectedFault::new("c".into()).imitating(kind));
             assert_eq!(
-                DefaultClassifier.classify(Err::<&(), _>(&err)),
+                ResultClassifier.classify(Err::<&(), _>(&err)),
                 Outcome::Failure(kind)
             );
         }
         let err: BoxError = Box::new(InjectedFault::new("c".into()));
         assert_eq!(
-            DefaultClassifier.classify(Err::<&(), _>(&err)),
+            ResultClassifier.classify(Err::<&(), _>(&err)),
             Outcome::Failure(FailureKind::Connection)
         );
     }

@@ -119,12 +119,14 @@ impl fmt::Debug for StatusSet {
 /// neither success nor failure.
 ///
 /// A breaker or health probe keeps a copy of its classifier in every call's response future, so
-/// the classifier is one pointer wide and copying it writes nothing shared: its two status sets
-/// (256 bytes) live for the life of the process. The default configuration costs no storage;
-/// the first 64 other distinct configurations are interned (each stored once, however many
-/// classifiers use it); past that bound the table stops growing and a classifier built with a
-/// configuration not in it keeps a copy of its own. Build classifiers when the stack is built,
-/// not per request.
+/// copying the classifier must write nothing shared. Its two status sets (256 bytes) are
+/// therefore stored once and referred to: the default configuration costs no storage, and the
+/// first 64 other distinct configurations are interned for the life of the process (each stored
+/// once, however many classifiers use it). Past that bound the table stops growing: a classifier
+/// with a configuration not in it holds its sets behind an `Arc`, freed with the last classifier
+/// that uses it, and each copy of such a classifier (one per call) updates that `Arc`'s count.
+/// Memory is so bounded by 64 configurations plus those in use. Build classifiers when the stack
+/// is built, not per request.
 ///
 /// ```
 /// use battlement_core::{Classify, FailureKind, HttpClassifier, Outcome, error::BoxError};
@@ -137,11 +139,32 @@ impl fmt::Debug for StatusSet {
 /// assert_eq!(classify(429), Outcome::Failure(FailureKind::RateLimited));
 /// assert_eq!(classify(404), Outcome::Ignored);
 /// assert_eq!(classify(200), Outcome::Success);
-/// assert_eq!(std::mem::size_of::<HttpClassifier>(), std::mem::size_of::<usize>());
+/// assert!(std::mem::size_of::<HttpClassifier>() <= 2 * std::mem::size_of::<usize>());
 /// ```
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct HttpClassifier {
-    sets: &'static StatusSets,
+    sets: Sets,
+}
+
+/// Where an [`HttpClassifier`]'s sets live.
+#[derive(Clone)]
+enum Sets {
+    /// The default configuration or an interned one: copying writes nothing.
+    Stored(&'static StatusSets),
+    /// A configuration past the interning bound.
+    Shared(std::sync::Arc<StatusSets>),
+}
+
+impl std::ops::Deref for Sets {
+    type Target = StatusSets;
+
+    #[inline]
+    fn deref(&self) -> &StatusSets {
+        match self {
+            Sets::Stored(sets) => sets,
+            Sets::Shared(sets) => sets,
+        }
+    }
 }
 
 /// The failing and ignored statuses of an [`HttpClassifier`].
@@ -175,21 +198,23 @@ const MAX_INTERNED: usize = 64;
 static STORED: std::sync::Mutex<Vec<&'static StatusSets>> = std::sync::Mutex::new(Vec::new());
 
 impl StatusSets {
-    /// The `'static` copy of these sets: the default's, the one interned already, or a new one
-    /// interned now while fewer than [`MAX_INTERNED`] are; past that, a copy of its own.
-    fn intern(self) -> &'static StatusSets {
+    /// These sets as a classifier keeps them: the default's, the one interned already, or a new
+    /// one interned now while fewer than [`MAX_INTERNED`] are; past that, behind an `Arc` of
+    /// their own.
+    fn intern(self) -> Sets {
         if self == DEFAULT_SETS {
-            return &DEFAULT_SETS;
+            return Sets::Stored(&DEFAULT_SETS);
         }
         let mut stored = STORED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = stored.iter().find(|s| ***s == self) {
-            return found;
+            return Sets::Stored(found);
         }
-        let leaked: &'static StatusSets = Box::leak(Box::new(self));
         if stored.len() < MAX_INTERNED {
+            let leaked: &'static StatusSets = Box::leak(Box::new(self));
             stored.push(leaked);
+            return Sets::Stored(leaked);
         }
-        leaked
+        Sets::Shared(std::sync::Arc::new(self))
     }
 }
 
@@ -212,7 +237,7 @@ impl HttpClassifier {
     /// 5xx and 429 fail; nothing is ignored.
     pub fn new() -> Self {
         HttpClassifier {
-            sets: &DEFAULT_SETS,
+            sets: Sets::Stored(&DEFAULT_SETS),
         }
     }
 
@@ -449,17 +474,21 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![999]);
     }
 
+    fn stored(c: &HttpClassifier) -> *const StatusSets {
+        &*c.sets
+    }
+
     #[test]
     fn equal_configurations_share_one_stored_copy() {
         let a = HttpClassifier::new().ignore(404).unwrap();
         let b = HttpClassifier::new().ignore(404).unwrap();
-        assert!(std::ptr::eq(a.sets, b.sets));
+        assert!(std::ptr::eq(stored(&a), stored(&b)));
         assert!(std::ptr::eq(
-            HttpClassifier::new().sets,
-            HttpClassifier::new().fail(500).unwrap().sets
+            stored(&HttpClassifier::new()),
+            stored(&HttpClassifier::new().fail(500).unwrap())
         ));
-        let c = a.ignored_statuses(StatusSet::empty());
-        assert!(std::ptr::eq(c.sets, HttpClassifier::new().sets));
+        let c = a.clone().ignored_statuses(StatusSet::empty());
+        assert!(std::ptr::eq(stored(&c), stored(&HttpClassifier::new())));
         assert_eq!(a.ignored().iter().collect::<Vec<_>>(), vec![404]);
         assert!(a.failures().contains(503) && a.failures().contains(429));
     }
@@ -524,10 +553,23 @@ mod tests {
             );
             assert!(c.failures().contains(503));
         }
-        assert_eq!(
-            std::mem::size_of::<HttpClassifier>(),
-            std::mem::size_of::<usize>()
+        // Past the bound, a configuration lives behind an `Arc` and is freed with its last
+        // classifier: memory stays bounded however many configurations a process builds.
+        let overflow: Vec<_> = built
+            .iter()
+            .filter_map(|c| match &c.sets {
+                Sets::Shared(sets) => Some(std::sync::Arc::downgrade(sets)),
+                Sets::Stored(_) => None,
+            })
+            .collect();
+        assert!(
+            overflow.len() >= 2 * MAX_INTERNED,
+            "{} shared",
+            overflow.len()
         );
+        drop(built);
+        assert!(overflow.iter().all(|w| w.upgrade().is_none()));
+        assert!(STORED.lock().unwrap().len() <= MAX_INTERNED);
     }
 
     #[test]

@@ -64,10 +64,6 @@ mod settle;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 
-/// The former name of [`ResultClassifier`] (every `Ok` succeeds), kept for the retry policy's
-/// default and existing code. It is *not* the breaker's or the health probe's default, which is
-/// [`ResponseClassifier`].
-pub use classify::ResultClassifier as DefaultClassifier;
 pub use classify::{
     classify_fn, classify_ok, status_failure_kind, Classify, FnClassifier, OkClassifier,
     ResultClassifier,

@@ -5,7 +5,7 @@ use crate::event::ChainEvent;
 use crate::future::ChainFuture;
 use crate::health::{ChainHealth, MemberState, MemberStatus};
 use battlement_core::{
-    BoxError, Classify, ComponentKind, DefaultClassifier, HealthStatus, Metric, Observe, Snapshot,
+    BoxError, Classify, ComponentKind, HealthStatus, Metric, Observe, ResultClassifier, Snapshot,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub(crate) struct ChainInner<S, C> {
 /// call goes to the first healthy member, and on failure to the next, until one answers.
 ///
 /// - **Passive health**: every member's outcomes (per the chain's classifier; default
-///   [`DefaultClassifier`]) fill a count window; when it holds at least `min_calls` outcomes and
+///   [`ResultClassifier`]) fill a count window; when it holds at least `min_calls` outcomes and
 ///   the success rate is below `min_success_rate`, the member is skipped for `cool_down`. Then
 ///   one trial call is let through; its success makes the member healthy again, its failure
 ///   starts another cool-down.
@@ -81,7 +81,7 @@ pub(crate) struct ChainInner<S, C> {
 /// assert_eq!(chain.handle().serving().as_deref(), Some("backup"));
 /// # }
 /// ```
-pub struct FallbackChain<S, C = DefaultClassifier> {
+pub struct FallbackChain<S, C = ResultClassifier> {
     inner: Arc<ChainInner<S, C>>,
 }
 

@@ -2,7 +2,7 @@
 
 use crate::chain::{ChainHandle, FallbackChain};
 use crate::health::{ChainHealth, HealthSettings};
-use battlement_core::{ConfigError, DefaultClassifier, Registrar};
+use battlement_core::{ConfigError, Registrar, ResultClassifier};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ const MAX_WINDOW: usize = 100_000;
 ///
 /// Defaults: a window of the last 20 outcomes per member, at least 5 of them before a member can
 /// turn unhealthy, a minimum success rate of 0.5, a cool-down of 30 s, the
-/// [`DefaultClassifier`], registered as a critical component with every registry given, room
+/// [`ResultClassifier`], registered as a critical component with every registry given, room
 /// for 64 events per slow subscriber.
 ///
 /// ```
@@ -42,7 +42,7 @@ const MAX_WINDOW: usize = 100_000;
 /// assert_eq!(err.setting(), "min_success_rate");
 /// ```
 #[must_use]
-pub struct FallbackChainBuilder<S, C = DefaultClassifier> {
+pub struct FallbackChainBuilder<S, C = ResultClassifier> {
     name: String,
     members: Vec<(String, S)>,
     classifier: C,
@@ -80,7 +80,7 @@ impl<S> FallbackChainBuilder<S> {
         FallbackChainBuilder {
             name: name.into(),
             members: Vec::new(),
-            classifier: DefaultClassifier,
+            classifier: ResultClassifier,
             window: 20,
             min_calls: 5,
             min_success_rate: 0.5,
@@ -100,7 +100,7 @@ impl<S, C> FallbackChainBuilder<S, C> {
         self
     }
 
-    /// Decides what counts as a member's failure (default [`DefaultClassifier`]; use
+    /// Decides what counts as a member's failure (default [`ResultClassifier`]; use
     /// `HttpClassifier` from `battlement-core` for HTTP responses).
     pub fn classifier<C2>(self, classifier: C2) -> FallbackChainBuilder<S, C2> {
         FallbackChainBuilder {

@@ -2,7 +2,7 @@
 
 use crate::source::{FallbackFn, FallbackTo, FallbackValue};
 use crate::FallbackService;
-use battlement_core::DefaultClassifier;
+use battlement_core::ResultClassifier;
 use std::sync::Arc;
 use tower_layer::Layer;
 
@@ -12,7 +12,7 @@ use tower_layer::Layer;
 /// Constructors: [`value`](FallbackLayer::value), [`from_fn`](FallbackLayer::from_fn),
 /// [`service`](FallbackLayer::service), or [`new`](FallbackLayer::new) with any
 /// [`FallbackSource`](crate::FallbackSource). The default classifier is
-/// [`DefaultClassifier`] (every error fails, `Ok` succeeds); by default a rejection by a
+/// [`ResultClassifier`] (every error fails, `Ok` succeeds); by default a rejection by a
 /// breaker, bulkhead or kill switch (`FailureKind::Rejected`) falls back too
 /// ([`on_rejected`](FallbackLayer::on_rejected)).
 ///
@@ -34,7 +34,7 @@ use tower_layer::Layer;
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct FallbackLayer<F, C = DefaultClassifier> {
+pub struct FallbackLayer<F, C = ResultClassifier> {
     source: F,
     name: Arc<str>,
     classifier: C,
@@ -47,7 +47,7 @@ impl<F> FallbackLayer<F> {
         FallbackLayer {
             source,
             name: Arc::from("fallback"),
-            classifier: DefaultClassifier,
+            classifier: ResultClassifier,
             on_rejected: true,
         }
     }
@@ -83,7 +83,7 @@ impl<F, C> FallbackLayer<F, C> {
         self
     }
 
-    /// Decides what counts as a failure (default: [`DefaultClassifier`]).
+    /// Decides what counts as a failure (default: [`ResultClassifier`]).
     pub fn classifier<C2>(self, classifier: C2) -> FallbackLayer<F, C2> {
         FallbackLayer {
             source: self.source,

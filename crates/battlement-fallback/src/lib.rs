@@ -2,7 +2,7 @@
 //!
 //! - [`FallbackLayer`] wraps a service: when a call's outcome is a failure (per a
 //!   [`Classify`](battlement_core::Classify)r, by default
-//!   [`DefaultClassifier`](battlement_core::DefaultClassifier), under which a rejection by a
+//!   [`ResultClassifier`](battlement_core::ResultClassifier), under which a rejection by a
 //!   breaker, bulkhead or kill switch is a `Rejected` failure too), the answer comes from a
 //!   fallback source instead:
 //!   - a value ([`FallbackLayer::value`], cloned per fallback),

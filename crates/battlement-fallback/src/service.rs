@@ -2,7 +2,7 @@
 
 use crate::future::ResponseFuture;
 use crate::source::FallbackSource;
-use battlement_core::{BoxError, Classify, DefaultClassifier};
+use battlement_core::{BoxError, Classify, ResultClassifier};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -45,7 +45,7 @@ impl<C> fmt::Debug for Shared<C> {
 /// assert_eq!(svc.oneshot("price").await.unwrap(), "cached (price: down)");
 /// # }
 /// ```
-pub struct FallbackService<S, F, C = DefaultClassifier> {
+pub struct FallbackService<S, F, C = ResultClassifier> {
     inner: S,
     source: F,
     shared: Arc<Shared<C>>,
@@ -54,13 +54,7 @@ pub struct FallbackService<S, F, C = DefaultClassifier> {
 impl<S, F> FallbackService<S, F> {
     /// Wraps `inner` with `source`, the default classifier, falling back on rejections too.
     pub fn new(inner: S, source: F) -> Self {
-        Self::from_parts(
-            inner,
-            source,
-            Arc::from("fallback"),
-            DefaultClassifier,
-            true,
-        )
+        Self::from_parts(inner, source, Arc::from("fallback"), ResultClassifier, true)
     }
 }
 

@@ -1,8 +1,8 @@
 use crate::{HaltLayer, Halted, KillSwitch, KillSwitchEvent};
 use battlement_core::error::failure_kind;
 use battlement_core::{
-    BoxError, Classify, ComponentKind, DefaultClassifier, FailureKind, HealthStatus, Observe,
-    Outcome, Registrar,
+    BoxError, Classify, ComponentKind, FailureKind, HealthStatus, Observe, Outcome, Registrar,
+    ResultClassifier,
 };
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,7 @@ async fn rejection_is_ready_at_once_and_classified_rejected() {
         .unwrap_err();
     assert_eq!(failure_kind(&*err), FailureKind::Rejected);
     assert_eq!(
-        DefaultClassifier.classify(Err::<&u32, _>(&err)),
+        ResultClassifier.classify(Err::<&u32, _>(&err)),
         Outcome::Failure(FailureKind::Rejected)
     );
     assert_eq!(calls.load(Relaxed), 0);

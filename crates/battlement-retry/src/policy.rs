@@ -134,7 +134,7 @@ impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicy<K, P> {
 
 impl RetryPolicy {
     /// A builder for a policy over any request, response and error, with [`Rules`] and the
-    /// [`DefaultClassifier`](battlement_core::DefaultClassifier).
+    /// [`ResultClassifier`](battlement_core::ResultClassifier).
     pub fn builder() -> RetryPolicyBuilder<Rules, DefaultPredicate> {
         RetryPolicyBuilder::with_rules(Rules::default())
     }

@@ -1,7 +1,7 @@
 //! What is retried: the rules that judge one finished attempt, and user predicates.
 
 use battlement_core::error::{retry_after, AsDynError};
-use battlement_core::{Classify, DefaultClassifier, FailureKind, Outcome};
+use battlement_core::{Classify, FailureKind, Outcome, ResultClassifier};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -151,7 +151,7 @@ pub trait RetryRules<Req, Res, E> {
 }
 
 /// Rules for any request, response and error: outcomes come from a [`Classify`]r (by default
-/// [`DefaultClassifier`]: every error fails, its kind read from its source chain) and failures of
+/// [`ResultClassifier`]: every error fails, its kind read from its source chain) and failures of
 /// the retryable kinds are retried (by default `Timeout`, `Connection`, `RateLimited`; `Rejected`
 /// only with [`retry_rejected`](crate::RetryPolicyBuilder::retry_rejected), then honouring a
 /// [`BreakerOpen`](battlement_core::error::BreakerOpen)'s retry-after).
@@ -173,14 +173,14 @@ pub trait RetryRules<Req, Res, E> {
 /// assert!(!rules.judge(&(), Err::<&(), _>(&other)).should_retry());
 /// ```
 #[derive(Debug, Clone)]
-pub struct Rules<C = DefaultClassifier> {
+pub struct Rules<C = ResultClassifier> {
     pub(crate) classifier: C,
     pub(crate) kinds: KindSet,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules::new(DefaultClassifier)
+        Rules::new(ResultClassifier)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Behavior tests on paused time.
 
 use crate::*;
-use battlement_core::{BoxError, Classify, DefaultClassifier, FailureKind, Outcome};
+use battlement_core::{BoxError, Classify, FailureKind, Outcome, ResultClassifier};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +56,7 @@ async fn default_limit_applies_and_drops_the_inner_future() {
     assert_eq!((e.name(), e.limit()), ("t", Duration::from_millis(100)));
     assert_eq!(dropped.load(SeqCst), 1, "the timed-out call was cancelled");
     assert_eq!(
-        DefaultClassifier.classify(Err::<&(), _>(&err)),
+        ResultClassifier.classify(Err::<&(), _>(&err)),
         Outcome::Failure(FailureKind::Timeout)
     );
 }
