@@ -77,11 +77,11 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     ) -> ServiceBuilder<Stack<crate::retry::RetryLayer<K, P>, L>>;
 
     /// Rejects every call while the kill switch is halted.
-    #[cfg(feature = "halt")]
+    #[cfg(feature = "kill-switch")]
     fn kill_switch(
         self,
-        switch: &crate::halt::KillSwitch,
-    ) -> ServiceBuilder<Stack<crate::halt::HaltLayer, L>>;
+        switch: &crate::kill_switch::KillSwitch,
+    ) -> ServiceBuilder<Stack<crate::kill_switch::KillSwitchLayer, L>>;
 
     /// Injects faults while the chaos handle is enabled (development and staging).
     #[cfg(feature = "chaos")]
@@ -146,12 +146,12 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self.layer(crate::retry::RetryLayer::new(policy))
     }
 
-    #[cfg(feature = "halt")]
+    #[cfg(feature = "kill-switch")]
     fn kill_switch(
         self,
-        switch: &crate::halt::KillSwitch,
-    ) -> ServiceBuilder<Stack<crate::halt::HaltLayer, L>> {
-        self.layer(crate::halt::HaltLayer::new(switch))
+        switch: &crate::kill_switch::KillSwitch,
+    ) -> ServiceBuilder<Stack<crate::kill_switch::KillSwitchLayer, L>> {
+        self.layer(crate::kill_switch::KillSwitchLayer::new(switch))
     }
 
     #[cfg(feature = "chaos")]

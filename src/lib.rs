@@ -2,7 +2,7 @@
 //!
 //! Each pattern is a `tower::Layer` in its own crate, re-exported here behind a feature (all on
 //! by default): [`breaker`], [`retry`], [`bulkhead`], [`timeout`], [`health`], [`fallback`],
-//! [`hedge`], [`halt`], [`chaos`]. The shared vocabulary (outcomes, classifiers, typed errors) is
+//! [`hedge`], [`kill_switch`], [`chaos`]. The shared vocabulary (outcomes, classifiers, typed errors) is
 //! [`core`].
 //!
 //! Feature `test-util` (off by default, for dev-dependencies): the circuit breaker times calls
@@ -24,12 +24,12 @@ pub use battlement_chaos as chaos;
 pub use battlement_core as core;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
-#[cfg(feature = "halt")]
-pub use battlement_halt as halt;
 #[cfg(feature = "health")]
 pub use battlement_health as health;
 #[cfg(feature = "hedge")]
 pub use battlement_hedge as hedge;
+#[cfg(feature = "kill-switch")]
+pub use battlement_kill_switch as kill_switch;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
 #[cfg(feature = "timeout")]

@@ -19,14 +19,14 @@ pub use crate::bulkhead::Bulkhead;
 pub use crate::chaos::Chaos;
 #[cfg(feature = "fallback")]
 pub use crate::fallback::{FallbackChain, FallbackLayer};
-#[cfg(feature = "halt")]
-pub use crate::halt::KillSwitch;
 #[cfg(feature = "health")]
 pub use crate::health::{CheckResult, HealthCheck, HealthProbe, HealthRegistry, HealthService};
 #[cfg(feature = "hedge")]
 pub use crate::hedge::HedgeLayer;
 #[cfg(feature = "http")]
 pub use crate::http_error::{ErrorMapping, HttpErrorLayer};
+#[cfg(feature = "kill-switch")]
+pub use crate::kill_switch::KillSwitch;
 #[cfg(feature = "retry")]
 pub use crate::retry::{Backoff, Jitter, RetryPolicy};
 #[cfg(feature = "timeout")]

@@ -1,6 +1,6 @@
 //! A stack builder that composes battlement's layers in the recommended order.
 
-use battlement_core::{register_all_with, ConfigError, Observe, Registrar};
+use battlement_core::{register_all_with, ConfigError, HealthSink, HealthSource};
 use std::fmt;
 use std::sync::Arc;
 use tower::layer::util::{Identity, Stack};
@@ -35,9 +35,9 @@ use tower::layer::util::{Identity, Stack};
 /// let breaker = CircuitBreaker::builder("upstream").build()?;
 /// let retry = RetryPolicy::builder().max_attempts(3).build()?;
 /// let stack = ResilienceStack::new()
-///     .timeout(Duration::from_millis(250)) // configured first, still innermost
+///     .timeout_per_try(Duration::from_millis(250)) // configured first, still innermost
 ///     .circuit_breaker(&breaker)
-///     .retry(retry)
+///     .retry_policy(retry)
 ///     .build()?;
 /// let svc = ServiceBuilder::new()
 ///     .layer(stack)
@@ -48,7 +48,7 @@ use tower::layer::util::{Identity, Stack};
 /// ```
 pub struct ResilienceStack<
     Probe = Identity,
-    Halt = Identity,
+    KillSwitch = Identity,
     Fallback = Identity,
     Retry = Identity,
     Hedge = Identity,
@@ -58,7 +58,7 @@ pub struct ResilienceStack<
     Chaos = Identity,
 > {
     probe: Probe,
-    halt: Halt,
+    kill_switch: KillSwitch,
     fallback: Fallback,
     retry: Retry,
     hedge: Hedge,
@@ -66,8 +66,8 @@ pub struct ResilienceStack<
     bulkhead: Bulkhead,
     timeout: Timeout,
     chaos: Chaos,
-    components: Vec<(Arc<dyn Observe>, bool)>,
-    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    components: Vec<(Arc<dyn HealthSource>, bool)>,
+    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
 }
 
 impl fmt::Debug for ResilienceStack {
@@ -87,7 +87,7 @@ impl ResilienceStack {
     pub fn new() -> Self {
         ResilienceStack {
             probe: Identity::new(),
-            halt: Identity::new(),
+            kill_switch: Identity::new(),
             fallback: Identity::new(),
             retry: Identity::new(),
             hedge: Identity::new(),
@@ -114,7 +114,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     /// Registers the stack's stateful parts with `registry` when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self
@@ -144,7 +144,10 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
                                 self.retry,
                                 Stack::new(
                                     self.fallback,
-                                    Stack::new(self.halt, Stack::new(self.probe, Identity::new())),
+                                    Stack::new(
+                                        self.kill_switch,
+                                        Stack::new(self.probe, Identity::new()),
+                                    ),
                                 ),
                             ),
                         ),
@@ -161,13 +164,14 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self,
         probe: &crate::health::HealthProbe,
     ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
-        self.probe(crate::health::HealthProbeLayer::new(probe))
+        self.outermost(crate::health::HealthProbeLayer::new(probe))
     }
 
-    /// Adds any layer in the outermost (health probe) slot.
-    pub fn probe<L>(self, layer: L) -> ResilienceStack<L, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+    /// Adds any layer in the outermost slot (where `health_probe` goes): a layer of your own that
+    /// must see every call, retries and rejections included.
+    pub fn outermost<L>(self, layer: L) -> ResilienceStack<L, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
         let ResilienceStack {
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -181,7 +185,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         } = self;
         ResilienceStack {
             probe: layer,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -198,7 +202,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn fallback<L>(self, layer: L) -> ResilienceStack<Pr, Ha, L, Re, He, Br, Bu, Ti, Ch> {
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             retry,
             hedge,
             breaker,
@@ -211,7 +215,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         } = self;
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback: layer,
             retry,
             hedge,
@@ -228,7 +232,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, L, Br, Bu, Ti, Ch> {
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             breaker,
@@ -241,7 +245,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         } = self;
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge: layer,
@@ -258,7 +262,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn bulkhead_layer<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, L, Ti, Ch> {
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -271,7 +275,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         } = self;
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -285,7 +289,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     }
 
     /// Registers `component` (as critical or not) when the stack is built with a registry.
-    pub fn component(mut self, component: Arc<dyn Observe>, critical: bool) -> Self {
+    pub fn component(mut self, component: Arc<dyn HealthSource>, critical: bool) -> Self {
         self.components.push((component, critical));
         self
     }
@@ -312,7 +316,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         let this = self.component(Arc::new(breaker.clone()), true);
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -326,7 +330,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         let breaker = crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier);
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -351,13 +355,13 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
 
     /// Retries with a battlement retry policy.
     #[cfg(feature = "retry")]
-    pub fn retry<K, P>(
+    pub fn retry_policy<K, P>(
         self,
         policy: crate::retry::RetryPolicy<K, P>,
     ) -> ResilienceStack<Pr, Ha, Fa, crate::retry::RetryLayer<K, P>, He, Br, Bu, Ti, Ch> {
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             hedge,
             breaker,
@@ -371,7 +375,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         let retry = crate::retry::RetryLayer::new(policy);
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -386,7 +390,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
 
     /// Limits each attempt to `limit`.
     #[cfg(feature = "timeout")]
-    pub fn timeout(
+    pub fn timeout_per_try(
         self,
         limit: std::time::Duration,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
@@ -401,7 +405,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch> {
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -414,7 +418,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         } = self;
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -428,11 +432,11 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     }
 
     /// Rejects every call while the kill switch is halted; registered as critical.
-    #[cfg(feature = "halt")]
+    #[cfg(feature = "kill-switch")]
     pub fn kill_switch(
         self,
-        switch: &crate::halt::KillSwitch,
-    ) -> ResilienceStack<Pr, crate::halt::HaltLayer, Fa, Re, He, Br, Bu, Ti, Ch> {
+        switch: &crate::kill_switch::KillSwitch,
+    ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Fa, Re, He, Br, Bu, Ti, Ch> {
         let this = self.component(Arc::new(switch.clone()), true);
         let ResilienceStack {
             probe,
@@ -447,10 +451,10 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
             registries,
             ..
         } = this;
-        let halt = crate::halt::HaltLayer::new(switch);
+        let kill_switch = crate::kill_switch::KillSwitchLayer::new(switch);
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -471,7 +475,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
         let ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -485,7 +489,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         let chaos = crate::chaos::ChaosLayer::new(chaos);
         ResilienceStack {
             probe,
-            halt,
+            kill_switch,
             fallback,
             retry,
             hedge,
@@ -512,10 +516,10 @@ mod tests {
 
     #[derive(Clone, Default)]
     struct Names(Arc<Mutex<Vec<(String, bool)>>>);
-    impl Registrar for Names {
+    impl HealthSink for Names {
         fn register_component(
             &self,
-            component: Arc<dyn Observe>,
+            component: Arc<dyn HealthSource>,
             critical: bool,
         ) -> Result<(), ConfigError> {
             self.0
@@ -539,9 +543,9 @@ mod tests {
         let names = Names::default();
         // Configured innermost-first on purpose.
         let stack = ResilienceStack::new()
-            .timeout(Duration::from_millis(100))
+            .timeout_per_try(Duration::from_millis(100))
             .circuit_breaker(&breaker)
-            .retry(
+            .retry_policy(
                 RetryPolicy::builder()
                     .max_attempts(2)
                     .backoff(Backoff::fixed(Duration::from_millis(10)))

@@ -205,10 +205,10 @@ mod stack {
         let bulkhead = Bulkhead::builder("alloc").build().unwrap();
         let retry = RetryPolicy::builder().budget(0.2, 10).build().unwrap();
         let stack = ResilienceStack::new()
-            .retry(retry)
+            .retry_policy(retry)
             .circuit_breaker(&breaker)
             .bulkhead(&bulkhead)
-            .timeout(Duration::from_secs(10))
+            .timeout_per_try(Duration::from_secs(10))
             .build()
             .unwrap();
         assert_eq!(allocations_per_steady_calls(stack.layer(bare())), 0);

@@ -14,7 +14,7 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use battlement::core::{BoxError, HealthStatus, HttpClassifier, Observe};
+use battlement::core::{BoxError, HealthSource, HealthStatus, HttpClassifier};
 use battlement::fallback::{ChainEvent, FallbackChain, MemberState};
 use battlement::health::HealthRegistry;
 use bytes::Bytes;

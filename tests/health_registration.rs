@@ -5,7 +5,7 @@
 
 use battlement::breaker::CircuitBreaker;
 use battlement::bulkhead::Bulkhead;
-use battlement::core::{ComponentKind, HealthStatus, Registrar};
+use battlement::core::{ComponentKind, HealthSink, HealthStatus};
 use battlement::health::HealthRegistry;
 use battlement::ResilienceStack;
 

@@ -295,10 +295,10 @@ pub(crate) fn ours_stack() -> battlement::ResilienceLayer<
     tower::layer::util::Identity,
 > {
     battlement::ResilienceStack::new()
-        .retry(ours_retry(true))
+        .retry_policy(ours_retry(true))
         .circuit_breaker(&ours_breaker(Window::Count))
         .bulkhead(&ours_bulkhead())
-        .timeout(TIMEOUT)
+        .timeout_per_try(TIMEOUT)
         .build()
         .expect("no registry, nothing to refuse")
 }

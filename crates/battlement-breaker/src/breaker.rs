@@ -8,7 +8,7 @@ use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
 use battlement_core::{
-    ComponentKind, FailureKind, HealthStatus, Metric, Observe, Outcome, Snapshot,
+    ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome,
 };
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -733,12 +733,12 @@ pub struct BreakerMetrics {
     pub max_latency: Option<Duration>,
 }
 
-impl Observe for CircuitBreaker {
+impl HealthSource for CircuitBreaker {
     fn name(&self) -> &str {
         self.name()
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let state = self.state();
         let m = self.metrics();
         let status = match state {
@@ -746,7 +746,7 @@ impl Observe for CircuitBreaker {
             State::HalfOpen => HealthStatus::Warn,
             State::Open | State::ForcedOpen => HealthStatus::Fail,
         };
-        let mut snap = Snapshot::new(
+        let mut snap = HealthSnapshot::new(
             self.name(),
             ComponentKind::CircuitBreaker,
             state.as_str(),

@@ -4,7 +4,7 @@ use crate::breaker::CircuitBreaker;
 use crate::event::BreakerEvent;
 use crate::state::MachineConfig;
 use battlement_core::event::event_channel;
-use battlement_core::{ConfigError, Registrar};
+use battlement_core::{ConfigError, HealthSink};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +90,7 @@ pub struct CircuitBreakerBuilder {
     pub(crate) max_half_open: Option<Duration>,
     pub(crate) record_latency: bool,
     pub(crate) count_rejections: bool,
-    pub(crate) registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    pub(crate) registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     pub(crate) critical: bool,
     pub(crate) event_capacity: usize,
 }
@@ -225,7 +225,7 @@ impl CircuitBreakerBuilder {
     /// Registers the breaker with a health registry when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self

@@ -16,8 +16,8 @@
 //! - Calls that started in an earlier state (generation) do not count toward the current one; a
 //!   call whose future is dropped counts as nothing and returns its half-open permit.
 //! - Metrics ([`CircuitBreaker::metrics`]), `tracing` events, typed [`BreakerEvent`]s through
-//!   [`CircuitBreaker::subscribe`], and a [`Snapshot`](battlement_core::Snapshot) for the health
-//!   registry ([`battlement_core::Observe`]).
+//!   [`CircuitBreaker::subscribe`], and a [`HealthSnapshot`](battlement_core::HealthSnapshot) for the health
+//!   registry ([`battlement_core::HealthSource`]).
 //!
 //! # Example
 //!

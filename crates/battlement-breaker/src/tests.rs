@@ -471,7 +471,9 @@ async fn forced_open_disabled_and_reset() {
     tokio::time::advance(Duration::from_secs(3600)).await;
     assert_eq!(b.state(), State::ForcedOpen);
     assert_eq!(
-        battlement_core::Observe::snapshot(&b).message.as_deref(),
+        battlement_core::HealthSource::snapshot(&b)
+            .message
+            .as_deref(),
         Some("forced open: incident 42")
     );
 
@@ -612,7 +614,7 @@ async fn half_open_trial_permits_left_show_in_metrics_and_snapshot() {
     let permits = |b: &CircuitBreaker| {
         (
             b.metrics().trial_permits_left,
-            battlement_core::Observe::snapshot(b).metric("trial_permits_left"),
+            battlement_core::HealthSource::snapshot(b).metric("trial_permits_left"),
         )
     };
     assert_eq!(permits(&b), (None, None), "closed: no trials");
@@ -674,7 +676,7 @@ async fn reset_zeroes_the_window_figures_while_cumulative_counters_keep_counting
         (3, 2, 1, 1),
         "the counters do not go down"
     );
-    let snap = battlement_core::Observe::snapshot(&b);
+    let snap = battlement_core::HealthSource::snapshot(&b);
     assert_eq!(snap.metric("window_calls"), Some(0.0));
     assert_eq!(snap.metric("window_failures"), Some(0.0));
     assert_eq!(snap.metric("calls_permitted"), Some(3.0));
@@ -724,19 +726,19 @@ async fn failure_kinds_and_snapshot() {
         .1;
     assert_eq!(conn, 1);
     assert_eq!(m.calls_permitted, 2);
-    let snap = battlement_core::Observe::snapshot(&b);
+    let snap = battlement_core::HealthSource::snapshot(&b);
     assert_eq!(snap.state, "closed");
     assert_eq!(snap.status, battlement_core::HealthStatus::Pass);
     assert_eq!(snap.metric("failure_rate"), Some(0.5));
     assert_eq!(snap.metric("failures_connection"), Some(1.0));
     trip(&b, &svc).await;
     assert_eq!(
-        battlement_core::Observe::snapshot(&b).status,
+        battlement_core::HealthSource::snapshot(&b).status,
         battlement_core::HealthStatus::Fail
     );
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(
-        battlement_core::Observe::snapshot(&b).status,
+        battlement_core::HealthSource::snapshot(&b).status,
         battlement_core::HealthStatus::Warn
     );
 }

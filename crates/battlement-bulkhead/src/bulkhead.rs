@@ -8,7 +8,9 @@ use crate::sync::{
 };
 use crate::BulkheadBuilder;
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
-use battlement_core::{ComponentKind, ConfigError, HealthStatus, Metric, Observe, Snapshot};
+use battlement_core::{
+    ComponentKind, ConfigError, HealthSnapshot, HealthSource, HealthStatus, Metric,
+};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +31,7 @@ pub(crate) const COMPONENT: &str = "bulkhead";
 /// [`Rejected`](battlement_core::FailureKind::Rejected).
 ///
 /// The handle is a cheap `Clone` (one `Arc`): every clone, and every [`BulkheadLayer`] made
-/// from one, shares one budget of permits. It implements [`Observe`]: a snapshot reports the
+/// from one, shares one budget of permits. It implements [`HealthSource`]: a snapshot reports the
 /// counts, and `warn` while the bulkhead is saturated or has rejected a call within its
 /// [`rejection_window`](crate::BulkheadBuilder::rejection_window) (10 s by default), so a
 /// health scrape between two bursts still sees the rejections.
@@ -806,7 +808,7 @@ impl BulkheadMetrics {
     }
 }
 
-impl Observe for Bulkhead {
+impl HealthSource for Bulkhead {
     fn name(&self) -> &str {
         &self.shared.name
     }
@@ -819,7 +821,7 @@ impl Observe for Bulkhead {
     /// else `rejecting` (`warn`) if a call was rejected within the
     /// [`rejection_window`](crate::BulkheadBuilder::rejection_window), so a reading between two
     /// bursts still shows them; `available` (`pass`) otherwise.
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let m = self.metrics();
         let busy = m.is_saturated() || m.queued > 0;
         let window = self.shared.rejection_window;
@@ -832,7 +834,7 @@ impl Observe for Bulkhead {
             ("available", HealthStatus::Pass)
         };
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let mut snap = Snapshot::new(self.name(), ComponentKind::Bulkhead, state, status)
+        let mut snap = HealthSnapshot::new(self.name(), ComponentKind::Bulkhead, state, status)
             .with_metric(Metric::new("in_flight", m.in_flight as f64, "calls"))
             .with_metric(Metric::new(
                 "free_permits",

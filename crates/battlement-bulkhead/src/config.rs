@@ -1,7 +1,7 @@
 //! The bulkhead's builder and its validation.
 
 use crate::bulkhead::{validate_max_concurrent, Bulkhead, COMPONENT};
-use battlement_core::{ConfigError, Registrar};
+use battlement_core::{ConfigError, HealthSink};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub struct BulkheadBuilder {
     max_queued: usize,
     max_wait: Option<Duration>,
     rejection_window: Duration,
-    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     critical: bool,
 }
 
@@ -119,7 +119,7 @@ impl BulkheadBuilder {
     /// Registers the bulkhead with a health registry when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self

@@ -12,7 +12,7 @@
 //! - Run-time resize: [`Bulkhead::set_max_concurrent`] (growing admits waiters at once, shrinking
 //!   takes effect as running calls finish).
 //! - Metrics: [`Bulkhead::metrics`] (in flight, queued, limits, accepted, rejected by cause, wait
-//!   time mean and max). The handle implements [`Observe`](battlement_core::Observe): state
+//!   time mean and max). The handle implements [`HealthSource`](battlement_core::HealthSource): state
 //!   `saturated` with status `warn` while every permit is taken or calls wait, `available` and
 //!   `pass` otherwise. The builder registers it with a health registry.
 //! - Every rejection is a `tracing` debug event, every resize an info event, with the

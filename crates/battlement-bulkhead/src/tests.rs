@@ -2,7 +2,7 @@
 
 use crate::*;
 use battlement_core::error::failure_kind;
-use battlement_core::{BoxError, FailureKind, HealthStatus, Observe, Registrar};
+use battlement_core::{BoxError, FailureKind, HealthSink, HealthSource, HealthStatus};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -666,13 +666,13 @@ async fn free_permits_are_read_out() {
 
 #[test]
 fn the_builder_registers_the_bulkhead() {
-    type Registered = Vec<(Arc<dyn Observe>, bool)>;
+    type Registered = Vec<(Arc<dyn HealthSource>, bool)>;
     #[derive(Clone, Default)]
     struct Registry(Arc<Mutex<Registered>>);
-    impl Registrar for Registry {
+    impl HealthSink for Registry {
         fn register_component(
             &self,
-            component: Arc<dyn Observe>,
+            component: Arc<dyn HealthSource>,
             critical: bool,
         ) -> Result<(), battlement_core::ConfigError> {
             self.0.lock().unwrap().push((component, critical));

@@ -4,7 +4,7 @@ use crate::config::{ChaosBuilder, Latency};
 use crate::error::InjectedFault;
 use crate::response::NoResponse;
 use battlement_core::{
-    BoxError, ComponentKind, FailureKind, HealthStatus, Metric, Observe, Snapshot,
+    BoxError, ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric,
 };
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
@@ -113,7 +113,7 @@ pub(crate) enum Action {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub struct ChaosStats {
+pub struct ChaosMetrics {
     /// Calls seen while enabled (each took one random draw).
     pub calls: u64,
     /// Calls delayed.
@@ -194,9 +194,9 @@ impl<R> Chaos<R> {
     }
 
     /// Counters since the handle was built.
-    pub fn stats(&self) -> ChaosStats {
+    pub fn stats(&self) -> ChaosMetrics {
         let s = &self.shared;
-        ChaosStats {
+        ChaosMetrics {
             calls: s.calls.load(Relaxed),
             latencies: s.latencies.load(Relaxed),
             latency_total: Duration::from_nanos(s.latency_nanos.load(Relaxed)),
@@ -275,17 +275,17 @@ impl<R> fmt::Debug for Chaos<R> {
     }
 }
 
-impl<R: Send + Sync + 'static> Observe for Chaos<R> {
+impl<R: Send + Sync + 'static> HealthSource for Chaos<R> {
     fn name(&self) -> &str {
         self.name()
     }
 
     /// State `enabled` or `disabled`; status always `pass` (injected faults show up in the
     /// components they exercise, not here).
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let stats = self.stats();
         let on = self.is_enabled();
-        let mut snap = Snapshot::new(
+        let mut snap = HealthSnapshot::new(
             self.name(),
             ComponentKind::Other,
             if on { "enabled" } else { "disabled" },

@@ -73,7 +73,7 @@ mod layer;
 mod response;
 mod service;
 
-pub use chaos::{Chaos, ChaosStats};
+pub use chaos::{Chaos, ChaosMetrics};
 pub use config::{ChaosBuilder, Latency};
 pub use error::InjectedFault;
 pub use future::ResponseFuture;

@@ -1,8 +1,8 @@
 use crate::{Chaos, ChaosLayer, InjectedFault, Latency};
 use battlement_core::error::failure_kind;
 use battlement_core::{
-    BoxError, Classify, ComponentKind, FailureKind, HealthStatus, HttpClassifier, Observe, Outcome,
-    ResultClassifier,
+    BoxError, Classify, ComponentKind, FailureKind, HealthSource, HealthStatus, HttpClassifier,
+    Outcome, ResultClassifier,
 };
 use futures::FutureExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -69,7 +69,7 @@ struct Tally {
 }
 
 /// `n` calls through a fresh chaos handle seeded with `seed`, tallied by what came back.
-async fn run_rates(seed: u64, n: u64) -> (Tally, crate::ChaosStats, usize) {
+async fn run_rates(seed: u64, n: u64) -> (Tally, crate::ChaosMetrics, usize) {
     const DELAY: Duration = Duration::from_millis(1);
     let chaos = Chaos::builder("rates")
         .seed(seed)
@@ -413,7 +413,7 @@ async fn dropping_a_delayed_call_drops_the_unpolled_inner_future() {
 fn snapshot_reports_state_and_counters() {
     let chaos = Chaos::builder("staging").error(1.0).build().unwrap();
     let snap = chaos.snapshot();
-    assert_eq!(Observe::name(&chaos), "staging");
+    assert_eq!(HealthSource::name(&chaos), "staging");
     assert_eq!(snap.kind, ComponentKind::Other);
     assert_eq!(snap.state, "disabled");
     assert_eq!(snap.status, HealthStatus::Pass);

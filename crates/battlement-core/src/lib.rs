@@ -19,7 +19,7 @@
 //!   [`BulkheadFull`](error::BulkheadFull), [`BulkheadTimeout`](error::BulkheadTimeout),
 //!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted)) and [`ConfigError`], which every
 //!   builder returns for a bad setting.
-//! - [`Observe`] and [`Snapshot`]: what stateful components report to the health registry.
+//! - [`HealthSource`] and [`HealthSnapshot`]: what stateful components report to the health registry.
 //! - [`event`]: the bounded channel components publish typed events on, whose capacity every
 //!   builder checks into a [`ConfigError`].
 //!
@@ -74,8 +74,8 @@ pub use grpc::{code_outcome as grpc_code_outcome, GrpcBody, GrpcClassifier};
 #[cfg(feature = "http")]
 pub use http::{is_idempotent, HttpClassifier, StatusSet};
 pub use observe::{
-    kind_of, register_all_with, register_with, ComponentKind, HealthStatus, Metric, Observe,
-    Registrar, Snapshot,
+    kind_of, register_all_with, register_with, ComponentKind, HealthSink, HealthSnapshot,
+    HealthSource, HealthStatus, Metric,
 };
 pub use outcome::{FailureKind, Outcome};
 pub use response::{ResponseClassifier, ResponseOutcome};

@@ -1,9 +1,9 @@
 //! Snapshots: what a stateful component reports to the health registry.
 //!
 //! Pattern crates do not depend on the health crate. Each stateful component (a breaker, a
-//! bulkhead, a probe) implements [`Observe`]; the health registry holds `Arc<dyn Observe>` and
-//! reads [`Snapshot`]s, which are plain, serde-serializable data. A builder given a
-//! [`Registrar`] (the health registry implements it) registers the component it builds.
+//! bulkhead, a probe) implements [`HealthSource`]; the health registry holds `Arc<dyn HealthSource>` and
+//! reads [`HealthSnapshot`]s, which are plain, serde-serializable data. A builder given a
+//! [`HealthSink`] (the health registry implements it) registers the component it builds.
 //!
 //! Components are identified by (kind, name): a breaker and a bulkhead may share a name, two
 //! breakers may not. Registering a second component of the same kind and name is an error
@@ -158,9 +158,9 @@ impl Metric {
 /// component is critical.
 ///
 /// ```
-/// use battlement_core::{ComponentKind, HealthStatus, Metric, Snapshot};
+/// use battlement_core::{ComponentKind, HealthStatus, Metric, HealthSnapshot};
 ///
-/// let snap = Snapshot::new("payments", ComponentKind::CircuitBreaker, "closed", HealthStatus::Pass)
+/// let snap = HealthSnapshot::new("payments", ComponentKind::CircuitBreaker, "closed", HealthStatus::Pass)
 ///     .with_metric(Metric::new("failure_rate", 0.0, "ratio"));
 /// assert_eq!(snap.metric("failure_rate"), Some(0.0));
 /// let json = serde_json::to_value(&snap).unwrap();
@@ -168,7 +168,7 @@ impl Metric {
 /// assert_eq!(json["status"], "pass");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Snapshot {
+pub struct HealthSnapshot {
     /// The component's name.
     pub name: String,
     /// What it is.
@@ -184,7 +184,7 @@ pub struct Snapshot {
     pub metrics: Vec<Metric>,
 }
 
-impl Snapshot {
+impl HealthSnapshot {
     /// A snapshot without metrics.
     pub fn new(
         name: impl Into<String>,
@@ -192,7 +192,7 @@ impl Snapshot {
         state: impl Into<Cow<'static, str>>,
         status: HealthStatus,
     ) -> Self {
-        Snapshot {
+        HealthSnapshot {
             name: name.into(),
             kind,
             state: state.into(),
@@ -223,22 +223,22 @@ impl Snapshot {
     }
 }
 
-/// A component that can report a [`Snapshot`] of itself.
+/// A component that can report a [`HealthSnapshot`] of itself.
 ///
 /// ```
-/// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+/// use battlement_core::{ComponentKind, HealthStatus, HealthSource, HealthSnapshot};
 ///
 /// struct Cache;
-/// impl Observe for Cache {
+/// impl HealthSource for Cache {
 ///     fn name(&self) -> &str { "cache" }
-///     fn snapshot(&self) -> Snapshot {
-///         Snapshot::new("cache", ComponentKind::Other, "warm", HealthStatus::Pass)
+///     fn snapshot(&self) -> HealthSnapshot {
+///         HealthSnapshot::new("cache", ComponentKind::Other, "warm", HealthStatus::Pass)
 ///     }
 /// }
 /// assert_eq!(Cache.snapshot().state, "warm");
 /// assert_eq!(Cache.kind(), ComponentKind::Other); // read from a snapshot unless overridden
 /// ```
-pub trait Observe: Send + Sync + 'static {
+pub trait HealthSource: Send + Sync + 'static {
     /// The component's name; with its [`kind`](Self::kind), unique within a registry.
     fn name(&self) -> &str;
     /// What sort of component it is. A registry reads it once, when the component registers.
@@ -249,17 +249,17 @@ pub trait Observe: Send + Sync + 'static {
         self.snapshot().kind
     }
     /// A snapshot of its state and metrics now.
-    fn snapshot(&self) -> Snapshot;
+    fn snapshot(&self) -> HealthSnapshot;
 }
 
-impl<T: Observe + ?Sized> Observe for Arc<T> {
+impl<T: HealthSource + ?Sized> HealthSource for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
     fn kind(&self) -> ComponentKind {
         (**self).kind()
     }
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         (**self).snapshot()
     }
 }
@@ -267,7 +267,7 @@ impl<T: Observe + ?Sized> Observe for Arc<T> {
 /// Something components can register with, so a health report includes them (the health
 /// registry implements it).
 ///
-/// Components are identified by ([`kind`](Observe::kind), [`name`](Observe::name)): a
+/// Components are identified by ([`kind`](HealthSource::kind), [`name`](HealthSource::name)): a
 /// registrar refuses a second component of the same kind and name with a [`ConfigError`]
 /// (whose [`setting`](ConfigError::setting) is `name`) and keeps the first; it never replaces
 /// one silently, since the component replaced would vanish from readiness while it still
@@ -275,13 +275,13 @@ impl<T: Observe + ?Sized> Observe for Arc<T> {
 /// [`register_with`].
 ///
 /// ```
-/// use battlement_core::{ComponentKind, ConfigError, HealthStatus, Observe, Registrar, Snapshot};
+/// use battlement_core::{ComponentKind, ConfigError, HealthStatus, HealthSource, HealthSink, HealthSnapshot};
 /// use std::sync::{Arc, Mutex};
 ///
 /// #[derive(Clone, Default)]
 /// struct Names(Arc<Mutex<Vec<(ComponentKind, String)>>>);
-/// impl Registrar for Names {
-///     fn register_component(&self, c: Arc<dyn Observe>, _critical: bool) -> Result<(), ConfigError> {
+/// impl HealthSink for Names {
+///     fn register_component(&self, c: Arc<dyn HealthSource>, _critical: bool) -> Result<(), ConfigError> {
 ///         let key = (c.kind(), c.name().to_owned());
 ///         let mut names = self.0.lock().unwrap();
 ///         if names.contains(&key) {
@@ -299,16 +299,16 @@ impl<T: Observe + ?Sized> Observe for Arc<T> {
 /// }
 ///
 /// struct Db;
-/// impl Observe for Db {
+/// impl HealthSource for Db {
 ///     fn name(&self) -> &str { "db" }
 ///     fn kind(&self) -> ComponentKind { ComponentKind::Other }
-///     fn snapshot(&self) -> Snapshot { Snapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass) }
+///     fn snapshot(&self) -> HealthSnapshot { HealthSnapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass) }
 /// }
 /// let names = Names::default();
 /// names.register_component(Arc::new(Db), true).unwrap();
 /// assert!(names.register_component(Arc::new(Db), true).is_err());
 /// ```
-pub trait Registrar {
+pub trait HealthSink {
     /// Registers `component`; a `critical` component that fails fails the aggregate.
     ///
     /// # Errors
@@ -316,7 +316,7 @@ pub trait Registrar {
     /// A component of the same kind and name is already registered.
     fn register_component(
         &self,
-        component: Arc<dyn Observe>,
+        component: Arc<dyn HealthSource>,
         critical: bool,
     ) -> Result<(), ConfigError>;
 
@@ -329,14 +329,14 @@ pub trait Registrar {
 /// call this from `build()`, so a duplicate is an error at build time.
 ///
 /// ```
-/// use battlement_core::{register_with, ComponentKind, ConfigError, HealthStatus, Observe, Registrar, Snapshot};
+/// use battlement_core::{register_with, ComponentKind, ConfigError, HealthStatus, HealthSource, HealthSink, HealthSnapshot};
 /// use std::sync::{Arc, Mutex};
 ///
 /// /// Takes one component, then refuses.
 /// #[derive(Clone, Default)]
 /// struct One(Arc<Mutex<Option<String>>>);
-/// impl Registrar for One {
-///     fn register_component(&self, c: Arc<dyn Observe>, _: bool) -> Result<(), ConfigError> {
+/// impl HealthSink for One {
+///     fn register_component(&self, c: Arc<dyn HealthSource>, _: bool) -> Result<(), ConfigError> {
 ///         let mut slot = self.0.lock().unwrap();
 ///         if slot.is_some() {
 ///             return Err(ConfigError::new("component", "name", c.name(), "is already registered"));
@@ -350,14 +350,14 @@ pub trait Registrar {
 ///     }
 /// }
 /// struct Db;
-/// impl Observe for Db {
+/// impl HealthSource for Db {
 ///     fn name(&self) -> &str { "db" }
-///     fn snapshot(&self) -> Snapshot { Snapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass) }
+///     fn snapshot(&self) -> HealthSnapshot { HealthSnapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass) }
 /// }
 ///
 /// let (free, taken) = (One::default(), One::default());
 /// taken.register_component(Arc::new(Db), true).unwrap();
-/// let registrars: Vec<Box<dyn Registrar + Send + Sync>> = vec![Box::new(free.clone()), Box::new(taken)];
+/// let registrars: Vec<Box<dyn HealthSink + Send + Sync>> = vec![Box::new(free.clone()), Box::new(taken)];
 /// assert!(register_with(&registrars, Arc::new(Db), true).is_err());
 /// assert!(free.0.lock().unwrap().is_none(), "all or none");
 /// ```
@@ -366,8 +366,8 @@ pub trait Registrar {
 ///
 /// The first refusal.
 pub fn register_with(
-    registrars: &[Box<dyn Registrar + Send + Sync>],
-    component: Arc<dyn Observe>,
+    registrars: &[Box<dyn HealthSink + Send + Sync>],
+    component: Arc<dyn HealthSource>,
     critical: bool,
 ) -> Result<(), ConfigError> {
     register_all_with(registrars, &[(component, critical)])
@@ -381,10 +381,10 @@ pub fn register_with(
 ///
 /// The first refusal.
 pub fn register_all_with(
-    registrars: &[Box<dyn Registrar + Send + Sync>],
-    components: &[(Arc<dyn Observe>, bool)],
+    registrars: &[Box<dyn HealthSink + Send + Sync>],
+    components: &[(Arc<dyn HealthSource>, bool)],
 ) -> Result<(), ConfigError> {
-    let mut done: Vec<(&dyn Registrar, &Arc<dyn Observe>)> = Vec::new();
+    let mut done: Vec<(&dyn HealthSink, &Arc<dyn HealthSource>)> = Vec::new();
     for registrar in registrars {
         for (component, critical) in components {
             if let Err(refused) = registrar.register_component(component.clone(), *critical) {
@@ -399,10 +399,10 @@ pub fn register_all_with(
     Ok(())
 }
 
-/// A component's kind as a registry reads it: [`Observe::kind`], or
+/// A component's kind as a registry reads it: [`HealthSource::kind`], or
 /// [`ComponentKind::Other`] should that panic (the registry does not let a component's panic
 /// escape into the code registering it).
-pub fn kind_of(component: &dyn Observe) -> ComponentKind {
+pub fn kind_of(component: &dyn HealthSource) -> ComponentKind {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| component.kind()))
         .unwrap_or(ComponentKind::Other)
 }

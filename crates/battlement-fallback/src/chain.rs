@@ -5,7 +5,8 @@ use crate::event::ChainEvent;
 use crate::future::ChainFuture;
 use crate::health::{ChainHealth, MemberState, MemberStatus};
 use battlement_core::{
-    BoxError, Classify, ComponentKind, HealthStatus, Metric, Observe, ResultClassifier, Snapshot,
+    BoxError, Classify, ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric,
+    ResultClassifier,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub(crate) struct ChainInner<S, C> {
 ///   [`FailedResponse`](crate::FailedResponse)). Outcomes the classifier ignores (a 404) are
 ///   returned as they are, without trying the next member.
 /// - **Health reporting**: the chain ([`handle`](FallbackChain::handle)) implements
-///   [`Observe`]: its snapshot says which member answered last and every member's state and
+///   [`HealthSource`]: its snapshot says which member answered last and every member's state and
 ///   success rate; the builder's [`registry`](FallbackChainBuilder::registry) registers it.
 ///
 /// # Members and requests
@@ -171,7 +172,7 @@ where
     }
 }
 
-impl<S, C> Observe for FallbackChain<S, C>
+impl<S, C> HealthSource for FallbackChain<S, C>
 where
     S: Send + Sync + 'static,
     C: Send + Sync + 'static,
@@ -180,7 +181,7 @@ where
         &self.inner.health.name
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         self.handle().snapshot()
     }
 }
@@ -188,7 +189,7 @@ where
 /// A cheap, `Send + Sync` handle to a [`FallbackChain`]'s health, whatever its member type:
 /// member states and rates, which member is serving, typed events, health snapshots.
 ///
-/// Its [`Snapshot`] has state `primary` (the first member is healthy, status `pass`),
+/// Its [`HealthSnapshot`] has state `primary` (the first member is healthy, status `pass`),
 /// `degraded` (it is not, but another member is: `warn`) or `unavailable` (no member is healthy:
 /// `fail`); a message naming the serving member and the unhealthy ones; and metrics:
 /// `serving_index` (the member that answered last, `-1` before any answer), `all_failed`, and per
@@ -196,7 +197,7 @@ where
 /// `<name>.successes`, `<name>.failures`, `<name>.skipped`.
 ///
 /// ```
-/// use battlement_core::{HealthStatus, Observe};
+/// use battlement_core::{HealthStatus, HealthSource};
 /// use battlement_fallback::FallbackChain;
 /// use tower::service_fn;
 ///
@@ -264,12 +265,12 @@ impl ChainHandle {
     }
 }
 
-impl Observe for ChainHandle {
+impl HealthSource for ChainHandle {
     fn name(&self) -> &str {
         &self.health.name
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let members = self.members();
         let first_healthy = members.iter().position(|m| m.state == MemberState::Healthy);
         let (state, status) = match first_healthy {
@@ -291,7 +292,7 @@ impl Observe for ChainHandle {
             message.push_str("; unhealthy: ");
             message.push_str(&unhealthy.join(", "));
         }
-        let mut snap = Snapshot::new(
+        let mut snap = HealthSnapshot::new(
             self.health.name.to_string(),
             ComponentKind::Fallback,
             state,

@@ -2,7 +2,7 @@
 
 use crate::chain::{ChainHandle, FallbackChain};
 use crate::health::{ChainHealth, HealthSettings};
-use battlement_core::{ConfigError, Registrar, ResultClassifier};
+use battlement_core::{ConfigError, HealthSink, ResultClassifier};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ pub struct FallbackChainBuilder<S, C = ResultClassifier> {
     min_calls: usize,
     min_success_rate: f64,
     cool_down: Duration,
-    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     critical: bool,
     event_capacity: usize,
 }
@@ -147,7 +147,7 @@ impl<S, C> FallbackChainBuilder<S, C> {
     /// Registers the chain with a health registry when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self

@@ -14,7 +14,7 @@
 //! - [`FallbackChain`] is a service over an ordered list of members (primary, backup, last
 //!   resort) with passive health per member: success rate over a window, a minimum number of
 //!   calls, a threshold, a cool-down and a single trial call to come back. It reports which
-//!   member is serving through [`Observe`](battlement_core::Observe) ([`ChainHandle`]), publishes
+//!   member is serving through [`HealthSource`](battlement_core::HealthSource) ([`ChainHandle`]), publishes
 //!   [`ChainEvent`]s, and fails with a typed [`AllFailed`] carrying every member's error.
 //!
 //! In the recommended stack the fallback layer sits outside the retry (see the project's

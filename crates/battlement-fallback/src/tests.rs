@@ -3,7 +3,9 @@
 
 use crate::*;
 use battlement_core::error::{failure_kind, BreakerOpen};
-use battlement_core::{ComponentKind, FailureKind, HealthStatus, Observe, Outcome, Registrar};
+use battlement_core::{
+    ComponentKind, FailureKind, HealthSink, HealthSource, HealthStatus, Outcome,
+};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -132,14 +134,14 @@ fn status_classifier() -> StatusClassifier {
     StatusClassifier
 }
 
-type Registered = Vec<(Arc<dyn Observe>, bool)>;
+type Registered = Vec<(Arc<dyn HealthSource>, bool)>;
 
 #[derive(Clone, Default)]
 struct Registry(Arc<Mutex<Registered>>);
-impl Registrar for Registry {
+impl HealthSink for Registry {
     fn register_component(
         &self,
-        component: Arc<dyn Observe>,
+        component: Arc<dyn HealthSource>,
         critical: bool,
     ) -> Result<(), battlement_core::ConfigError> {
         self.0.lock().unwrap().push((component, critical));

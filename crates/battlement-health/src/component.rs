@@ -1,7 +1,7 @@
 //! A registered component: an observed handle or a custom check, with its history and counters.
 
 use crate::check::{CheckRun, HealthCheck};
-use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Snapshot};
+use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -66,7 +66,7 @@ pub struct HistoryEntry {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub struct ComponentStats {
+pub struct CheckMetrics {
     /// Runs so far.
     pub runs: u64,
     /// Failing runs so far.
@@ -82,7 +82,7 @@ pub struct ComponentStats {
 }
 
 pub(crate) enum Source {
-    Observed(Arc<dyn Observe>),
+    Observed(Arc<dyn HealthSource>),
     Check(HealthCheck),
 }
 
@@ -100,7 +100,7 @@ pub(crate) struct Component {
 struct Record {
     history_len: usize,
     history: VecDeque<HistoryEntry>,
-    stats: ComponentStats,
+    stats: CheckMetrics,
     total_duration: Duration,
     last_run: Option<(CheckRun, SystemTime)>,
     /// The last state and status seen of an observed component.
@@ -126,7 +126,7 @@ impl Component {
             record: Mutex::new(Record {
                 history_len,
                 history: VecDeque::with_capacity(history_len),
-                stats: ComponentStats::default(),
+                stats: CheckMetrics::default(),
                 total_duration: Duration::ZERO,
                 last_run: None,
                 last_seen: None,
@@ -148,7 +148,7 @@ impl Component {
     /// The component's snapshot now, and the time it describes (`None` = now).
     ///
     /// An observed component whose `snapshot` panics reports `fail`.
-    pub(crate) fn snapshot(&self) -> (Snapshot, Option<SystemTime>) {
+    pub(crate) fn snapshot(&self) -> (HealthSnapshot, Option<SystemTime>) {
         match &self.source {
             Source::Observed(o) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| o.snapshot())) {
@@ -163,8 +163,13 @@ impl Component {
                     Err(_) => {
                         tracing::error!(component = %self.name, "component snapshot panicked");
                         (
-                            Snapshot::new(&*self.name, self.kind, "unknown", HealthStatus::Fail)
-                                .with_message("taking the component's snapshot panicked"),
+                            HealthSnapshot::new(
+                                &*self.name,
+                                self.kind,
+                                "unknown",
+                                HealthStatus::Fail,
+                            )
+                            .with_message("taking the component's snapshot panicked"),
                             None,
                         )
                     }
@@ -174,7 +179,7 @@ impl Component {
                 let rec = self.record();
                 let (mut snap, time) = match &rec.last_run {
                     None => (
-                        Snapshot::new(
+                        HealthSnapshot::new(
                             &*self.name,
                             ComponentKind::Check,
                             "pending",
@@ -184,7 +189,7 @@ impl Component {
                         None,
                     ),
                     Some((run, at)) => {
-                        let mut snap = Snapshot::new(
+                        let mut snap = HealthSnapshot::new(
                             &*self.name,
                             ComponentKind::Check,
                             run.state(),
@@ -256,14 +261,14 @@ impl Component {
     }
 
     /// Records one periodic observation of an observed component (the monitor's tick).
-    pub(crate) fn record_observation(&self, snap: &Snapshot, duration: Duration) {
+    pub(crate) fn record_observation(&self, snap: &HealthSnapshot, duration: Duration) {
         let now = SystemTime::now();
         let mut rec = self.record();
         rec.count(snap.status, duration, now);
     }
 
     /// Adds a history entry if an observed component's state or status changed since last seen.
-    pub(crate) fn note_state(&self, snap: &Snapshot) {
+    pub(crate) fn note_state(&self, snap: &HealthSnapshot) {
         if self.check().is_some() {
             return;
         }
@@ -289,7 +294,7 @@ impl Component {
         self.record().history.iter().cloned().collect()
     }
 
-    pub(crate) fn stats(&self) -> ComponentStats {
+    pub(crate) fn stats(&self) -> CheckMetrics {
         self.record().stats
     }
 }

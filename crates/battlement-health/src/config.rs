@@ -2,7 +2,7 @@
 
 use crate::probe::HealthProbe;
 use crate::HealthRegistry;
-use battlement_core::{register_with, ConfigError, Registrar};
+use battlement_core::{register_with, ConfigError, HealthSink};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -165,7 +165,7 @@ pub(crate) struct ProbeConfig {
 pub struct HealthProbeBuilder {
     name: String,
     config: ProbeConfig,
-    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     critical: bool,
 }
 
@@ -244,7 +244,7 @@ impl HealthProbeBuilder {
     /// Registers the probe with a health registry when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self

@@ -481,7 +481,7 @@ impl HealthService {
         } else {
             HealthStatus::Fail
         };
-        let reason = |snap: &battlement_core::Snapshot| {
+        let reason = |snap: &battlement_core::HealthSnapshot| {
             snap.message
                 .clone()
                 .unwrap_or_else(|| format!("check `{}` has not passed yet", snap.name))

@@ -3,9 +3,9 @@
 //!
 //! - [`HealthRegistry`] (cheap `Clone`) holds components identified by (kind, name), each
 //!   critical or not. Breakers, bulkheads and probes register themselves when their builder is
-//!   given the registry (it implements [`battlement_core::Registrar`]), or with
+//!   given the registry (it implements [`battlement_core::HealthSink`]), or with
 //!   [`HealthRegistry::register`]; the registry reads them through
-//!   [`battlement_core::Observe`] and depends on no pattern crate. A second component of the
+//!   [`battlement_core::HealthSource`] and depends on no pattern crate. A second component of the
 //!   same kind and name is a [`ConfigError`](battlement_core::ConfigError) from the `build()`
 //!   that registers it, never a silent replacement; a breaker and a bulkhead may share a name.
 //! - [`HealthCheck`]: an async function returning a [`CheckResult`], with an interval, a
@@ -178,13 +178,13 @@ mod window;
 pub use check::{
     CheckResult, CheckRun, HealthCheck, HealthCheckBuilder, DEFAULT_INTERVAL, DEFAULT_TIMEOUT,
 };
-pub use component::{ComponentStats, HistoryEntry};
+pub use component::{CheckMetrics, HistoryEntry};
 pub use config::{HealthProbeBuilder, HealthRegistryBuilder, MAX_PROBE_BUCKETS};
 pub use endpoint::{HealthService, View, HEALTH_JSON};
 pub use future::{ProbeRecord, ResponseFuture};
 pub use layer::HealthProbeLayer;
 pub use monitor::MonitorHandle;
-pub use probe::{HealthProbe, ProbeStats};
+pub use probe::{HealthProbe, HealthProbeMetrics};
 pub use registry::{Aggregate, ComponentStatus, HealthRegistry, Summary};
 pub use report::{ComponentReport, Detail, HealthReport};
 pub use service::HealthProbeService;

@@ -2,7 +2,7 @@
 
 use crate::config::{HealthProbeBuilder, ProbeConfig};
 use crate::window::{Stripe, Window};
-use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Outcome, Snapshot};
+use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 /// moves on, so outcomes age out even when no call is made. Recording a call is lock-free and
 /// allocates nothing: a few CAS operations on the calling core's stripe of the window.
 ///
-/// The handle is cheap to clone; it implements [`Observe`] (state `idle` below the minimum
+/// The handle is cheap to clone; it implements [`HealthSource`] (state `idle` below the minimum
 /// calls, `healthy`, `degraded` or `failing`; metrics `success_rate`, `calls`, `failures`,
 /// `mean_latency`), so a registry serves it.
 ///
@@ -80,7 +80,7 @@ struct Inner {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub struct ProbeStats {
+pub struct HealthProbeMetrics {
     /// Counted calls in the window.
     pub calls: u64,
     /// Successful calls in the window.
@@ -149,7 +149,7 @@ impl HealthProbe {
     }
 
     /// The counts over the window now, and the verdict.
-    pub fn stats(&self) -> ProbeStats {
+    pub fn stats(&self) -> HealthProbeMetrics {
         let c = &self.inner.config;
         let t = self.inner.window.totals(Instant::now());
         let calls = t.successes + t.failures;
@@ -169,7 +169,7 @@ impl HealthProbe {
             }
             _ => ("healthy", HealthStatus::Pass),
         };
-        ProbeStats {
+        HealthProbeMetrics {
             calls,
             successes: t.successes,
             failures: t.failures,
@@ -186,17 +186,18 @@ impl HealthProbe {
     }
 }
 
-impl Observe for HealthProbe {
+impl HealthSource for HealthProbe {
     fn name(&self) -> &str {
         &self.inner.name
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let s = self.stats();
         let c = &self.inner.config;
-        let mut snap = Snapshot::new(&*self.inner.name, ComponentKind::Probe, s.state, s.status)
-            .with_metric(Metric::new("calls", s.calls as f64, "calls"))
-            .with_metric(Metric::new("failures", s.failures as f64, "calls"));
+        let mut snap =
+            HealthSnapshot::new(&*self.inner.name, ComponentKind::Probe, s.state, s.status)
+                .with_metric(Metric::new("calls", s.calls as f64, "calls"))
+                .with_metric(Metric::new("failures", s.failures as f64, "calls"));
         if let Some(rate) = s.success_rate {
             snap = snap.with_metric(Metric::new("success_rate", rate, "ratio"));
         }

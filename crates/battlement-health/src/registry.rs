@@ -1,11 +1,11 @@
 //! The health registry: named components, aggregation and change notifications.
 
 use crate::check::HealthCheck;
-use crate::component::{Component, ComponentStats, HistoryEntry, Source};
+use crate::component::{CheckMetrics, Component, HistoryEntry, Source};
 use crate::config::{HealthRegistryBuilder, RegistryConfig};
 use crate::report::HealthReport;
 use battlement_core::{
-    kind_of, ComponentKind, ConfigError, HealthStatus, Observe, Registrar, Snapshot,
+    kind_of, ComponentKind, ConfigError, HealthSink, HealthSnapshot, HealthSource, HealthStatus,
 };
 use serde::Serialize;
 use std::fmt;
@@ -16,12 +16,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The registry of a service's health: named components (breakers, bulkheads, probes, anything
-/// that implements [`Observe`]) and custom [`HealthCheck`]s, each critical or not.
+/// that implements [`HealthSource`]) and custom [`HealthCheck`]s, each critical or not.
 ///
 /// The handle is cheap to clone (an `Arc` inside); every clone is the same registry.
 ///
 /// - Components register themselves when their builder is given the registry (it implements
-///   [`Registrar`]), or with [`register`](Self::register).
+///   [`HealthSink`]), or with [`register`](Self::register).
 /// - Checks are added with [`add_check`](Self::add_check) and run by the
 ///   [monitor](Self::spawn_monitor) (or once, by [`run_checks`](Self::run_checks)).
 /// - [`report`](Self::report) reads every component now and aggregates: `fail` if a critical
@@ -46,23 +46,23 @@ use tokio::time::Instant;
 /// to replace one (on a configuration reload, say), unregister the old one first.
 ///
 /// ```
-/// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+/// use battlement_core::{ComponentKind, HealthStatus, HealthSource, HealthSnapshot};
 /// use battlement_health::HealthRegistry;
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
 ///
-/// // Anything that implements `Observe` can be registered; breakers and bulkheads do.
+/// // Anything that implements `HealthSource` can be registered; breakers and bulkheads do.
 /// #[derive(Clone, Default)]
 /// struct Cache(Arc<AtomicBool>);
-/// impl Observe for Cache {
+/// impl HealthSource for Cache {
 ///     fn name(&self) -> &str { "cache" }
-///     fn snapshot(&self) -> Snapshot {
+///     fn snapshot(&self) -> HealthSnapshot {
 ///         let (state, status) = if self.0.load(Ordering::Relaxed) {
 ///             ("down", HealthStatus::Fail)
 ///         } else {
 ///             ("up", HealthStatus::Pass)
 ///         };
-///         Snapshot::new("cache", ComponentKind::Other, state, status)
+///         HealthSnapshot::new("cache", ComponentKind::Other, state, status)
 ///     }
 /// }
 ///
@@ -150,15 +150,15 @@ pub struct Summary {
 /// One component's status within an [`Aggregate`].
 ///
 /// ```
-/// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+/// use battlement_core::{ComponentKind, HealthStatus, HealthSource, HealthSnapshot};
 /// use battlement_health::HealthRegistry;
 ///
 /// #[derive(Clone)]
 /// struct Down;
-/// impl Observe for Down {
+/// impl HealthSource for Down {
 ///     fn name(&self) -> &str { "search" }
-///     fn snapshot(&self) -> Snapshot {
-///         Snapshot::new("search", ComponentKind::Other, "down", HealthStatus::Fail)
+///     fn snapshot(&self) -> HealthSnapshot {
+///         HealthSnapshot::new("search", ComponentKind::Other, "down", HealthStatus::Fail)
 ///     }
 /// }
 /// let registry = HealthRegistry::new();
@@ -196,7 +196,7 @@ pub(crate) fn effective(status: HealthStatus, critical: bool) -> HealthStatus {
 /// A component read now.
 pub(crate) struct Evaluated {
     pub(crate) component: Arc<Component>,
-    pub(crate) snapshot: Snapshot,
+    pub(crate) snapshot: HealthSnapshot,
     /// The time the snapshot describes, when not now (a check's last run).
     pub(crate) time: Option<SystemTime>,
     pub(crate) duration: Duration,
@@ -331,9 +331,9 @@ impl HealthRegistry {
         removed
     }
 
-    /// Registers `component` (anything that implements [`Observe`] and `Clone`: a breaker, a
-    /// bulkhead, a [`HealthProbe`](crate::HealthProbe), an `Arc<impl Observe>`) under its
-    /// [`kind`](Observe::kind) and [`name`](Observe::name). A `critical` component that fails
+    /// Registers `component` (anything that implements [`HealthSource`] and `Clone`: a breaker, a
+    /// bulkhead, a [`HealthProbe`](crate::HealthProbe), an `Arc<impl HealthSource>`) under its
+    /// [`kind`](HealthSource::kind) and [`name`](HealthSource::name). A `critical` component that fails
     /// fails the aggregate.
     ///
     /// # Errors
@@ -351,7 +351,7 @@ impl HealthRegistry {
     /// ```
     pub fn register<O>(&self, component: &O, critical: bool) -> Result<(), ConfigError>
     where
-        O: Observe + Clone,
+        O: HealthSource + Clone,
     {
         self.register_component(Arc::new(component.clone()), critical)
     }
@@ -382,7 +382,7 @@ impl HealthRegistry {
     }
 
     /// Removes every component and check named `name`, whatever its kind; returns whether there
-    /// was one. [`Registrar::unregister_component`] removes one kind only.
+    /// was one. [`HealthSink::unregister_component`] removes one kind only.
     ///
     /// ```
     /// use battlement_health::{CheckResult, HealthCheck, HealthRegistry};
@@ -529,7 +529,7 @@ impl HealthRegistry {
 
     /// The run counters of the component `name`. `None` if there is no such component; of
     /// several components of that name (of different kinds), the first registered.
-    pub fn stats(&self, name: &str) -> Option<ComponentStats> {
+    pub fn stats(&self, name: &str) -> Option<CheckMetrics> {
         self.component(name).map(|c| c.stats())
     }
 
@@ -622,10 +622,10 @@ fn log_changes(old: &Aggregate, new: &Aggregate) {
 
 /// Registration by the builders of breakers, bulkheads, probes and the rest: refused with a
 /// [`ConfigError`] when a component of the same kind and name is registered.
-impl Registrar for HealthRegistry {
+impl HealthSink for HealthRegistry {
     fn register_component(
         &self,
-        component: Arc<dyn Observe>,
+        component: Arc<dyn HealthSource>,
         critical: bool,
     ) -> Result<(), ConfigError> {
         let name: Arc<str> = component.name().into();
@@ -746,13 +746,13 @@ mod tests {
         let registry = HealthRegistry::new();
         let open = Fake::new("db", ComponentKind::CircuitBreaker);
         open.set("open", HealthStatus::Fail);
-        Registrar::register_component(&registry, Arc::new(open), true).unwrap();
+        HealthSink::register_component(&registry, Arc::new(open), true).unwrap();
         assert_eq!(registry.status(), HealthStatus::Fail);
 
         // Before: the second breaker silently replaced the open one and readiness passed.
         let closed = Fake::new("db", ComponentKind::CircuitBreaker);
         let err =
-            Registrar::register_component(&registry, Arc::new(closed.clone()), true).unwrap_err();
+            HealthSink::register_component(&registry, Arc::new(closed.clone()), true).unwrap_err();
         assert_eq!(err.setting(), "name");
         assert_eq!(err.component(), "circuit breaker `db`");
         assert!(err.reason().contains("already registered"), "{err}");
@@ -801,7 +801,7 @@ mod tests {
         assert!(registry.unregister("db"));
         assert!(registry.names().is_empty());
 
-        // An `Arc<impl Observe>` registers too.
+        // An `Arc<impl HealthSource>` registers too.
         registry
             .register(&Arc::new(Fake::new("arc", ComponentKind::Other)), false)
             .unwrap();
@@ -912,11 +912,11 @@ mod tests {
     #[test]
     fn a_panicking_snapshot_fails_the_component_not_the_registry() {
         struct Bad;
-        impl Observe for Bad {
+        impl HealthSource for Bad {
             fn name(&self) -> &str {
                 "bad"
             }
-            fn snapshot(&self) -> Snapshot {
+            fn snapshot(&self) -> HealthSnapshot {
                 panic!("bad snapshot")
             }
         }

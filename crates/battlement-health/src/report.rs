@@ -3,7 +3,7 @@
 use crate::config::RegistryConfig;
 use crate::registry::{effective, Aggregate, Evaluated, Summary};
 use crate::time::rfc3339;
-use battlement_core::{HealthStatus, Snapshot};
+use battlement_core::{HealthSnapshot, HealthStatus};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
@@ -47,15 +47,15 @@ pub struct HealthReport {
 /// One component in a [`HealthReport`].
 ///
 /// ```
-/// use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+/// use battlement_core::{ComponentKind, HealthStatus, HealthSource, HealthSnapshot};
 /// use battlement_health::HealthRegistry;
 ///
 /// #[derive(Clone)]
 /// struct Queue;
-/// impl Observe for Queue {
+/// impl HealthSource for Queue {
 ///     fn name(&self) -> &str { "queue" }
-///     fn snapshot(&self) -> Snapshot {
-///         Snapshot::new("queue", ComponentKind::Bulkhead, "saturated", HealthStatus::Warn)
+///     fn snapshot(&self) -> HealthSnapshot {
+///         HealthSnapshot::new("queue", ComponentKind::Bulkhead, "saturated", HealthStatus::Warn)
 ///     }
 /// }
 /// let registry = HealthRegistry::new();
@@ -70,7 +70,7 @@ pub struct HealthReport {
 #[non_exhaustive]
 pub struct ComponentReport {
     /// What the component reported (its own status, state, message and metrics).
-    pub snapshot: Snapshot,
+    pub snapshot: HealthSnapshot,
     /// Whether it is critical.
     pub critical: bool,
     /// What it contributes to the aggregate (a non-critical `fail` counts as `warn`).

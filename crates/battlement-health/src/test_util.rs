@@ -1,6 +1,6 @@
 //! Fake components for unit tests.
 
-use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Snapshot};
+use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
@@ -43,14 +43,14 @@ impl Fake {
     }
 }
 
-impl Observe for Fake {
+impl HealthSource for Fake {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let s = self.state.lock().unwrap();
-        let mut snap = Snapshot::new(&*self.name, self.kind, s.0.clone(), s.1);
+        let mut snap = HealthSnapshot::new(&*self.name, self.kind, s.0.clone(), s.1);
         snap.metrics = s.2.clone();
         snap.message = s.3.clone();
         snap

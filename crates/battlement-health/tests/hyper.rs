@@ -1,6 +1,6 @@
 //! hyper serves the health endpoint directly (no axum): a real HTTP/1 server on 127.0.0.1.
 
-use battlement_core::{ComponentKind, HealthStatus, Observe, Snapshot};
+use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus};
 use battlement_health::HealthRegistry;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -14,15 +14,15 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 struct Switch(Arc<AtomicBool>);
 
-impl Observe for Switch {
+impl HealthSource for Switch {
     fn name(&self) -> &str {
         "db"
     }
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         if self.0.load(Ordering::SeqCst) {
-            Snapshot::new("db", ComponentKind::Other, "down", HealthStatus::Fail)
+            HealthSnapshot::new("db", ComponentKind::Other, "down", HealthStatus::Fail)
         } else {
-            Snapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass)
+            HealthSnapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass)
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::handle::{DelayMode, HedgeHandle, Shared};
 use crate::latency::LatencyWindow;
 use crate::policy::{Always, PredicateFn};
 use crate::HedgeLayer;
-use battlement_core::{ConfigError, Registrar};
+use battlement_core::{ConfigError, HealthSink};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +61,7 @@ pub struct HedgeBuilder<P = Always> {
     budget: Option<f64>,
     burst: u32,
     policy: P,
-    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     critical: bool,
 }
 
@@ -205,7 +205,7 @@ impl<P> HedgeBuilder<P> {
     /// Registers the layer's [`HedgeHandle`] with a health registry when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self

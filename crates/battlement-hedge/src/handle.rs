@@ -3,7 +3,7 @@
 use crate::budget::Budget;
 use crate::latency::LatencyWindow;
 use crate::stripe::StripedCounter;
-use battlement_core::{ComponentKind, HealthStatus, Metric, Observe, Snapshot};
+use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -149,14 +149,14 @@ pub struct HedgeMetrics {
     pub budget_available: Option<u64>,
 }
 
-/// A cheap handle to a hedging layer's metrics; implements [`Observe`].
+/// A cheap handle to a hedging layer's metrics; implements [`HealthSource`].
 ///
-/// Its [`Snapshot`] (kind `hedge`, state `hedging`, status `pass`: hedging is an optimisation,
+/// Its [`HealthSnapshot`] (kind `hedge`, state `hedging`, status `pass`: hedging is an optimisation,
 /// never unhealthy) has the metrics `requests`, `hedges_sent`, `hedges_won`, `hedges_denied`,
 /// `hedge_rate` (hedges per request), `win_rate` (wins per hedge) and `delay` (ms).
 ///
 /// ```
-/// use battlement_core::Observe;
+/// use battlement_core::HealthSource;
 /// use battlement_hedge::HedgeLayer;
 /// use std::time::Duration;
 ///
@@ -201,15 +201,15 @@ impl HedgeHandle {
     }
 }
 
-impl Observe for HedgeHandle {
+impl HealthSource for HedgeHandle {
     fn name(&self) -> &str {
         &self.shared.name
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let m = self.metrics();
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        Snapshot::new(
+        HealthSnapshot::new(
             self.shared.name.to_string(),
             ComponentKind::Hedge,
             "hedging",

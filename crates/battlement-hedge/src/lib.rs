@@ -19,7 +19,7 @@
 //!   never sent after every attempt in flight failed: hedging is not retrying (stack a retry
 //!   policy for that).
 //! - **Metrics**: requests, hedges sent, hedges won, hedges the budget refused, through a
-//!   [`HedgeHandle`] that implements [`Observe`](battlement_core::Observe) and registers with
+//!   [`HedgeHandle`] that implements [`HealthSource`](battlement_core::HealthSource) and registers with
 //!   a health registry ([`registry`](HedgeBuilder::registry)).
 //!
 //! # Requirements

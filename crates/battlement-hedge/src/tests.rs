@@ -1,7 +1,7 @@
 //! Unit tests: hedging driven through `tower::ServiceExt` under tokio's paused clock.
 
 use crate::*;
-use battlement_core::{ComponentKind, HealthStatus, Observe, Registrar};
+use battlement_core::{ComponentKind, HealthSink, HealthSource, HealthStatus};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -471,11 +471,11 @@ async fn the_percentile_delay_is_clamped() {
 }
 
 #[derive(Clone, Default)]
-struct Registry(Arc<Mutex<Vec<Arc<dyn Observe>>>>);
-impl Registrar for Registry {
+struct Registry(Arc<Mutex<Vec<Arc<dyn HealthSource>>>>);
+impl HealthSink for Registry {
     fn register_component(
         &self,
-        component: Arc<dyn Observe>,
+        component: Arc<dyn HealthSource>,
         _critical: bool,
     ) -> Result<(), battlement_core::ConfigError> {
         self.0.lock().unwrap().push(component);

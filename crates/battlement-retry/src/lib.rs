@@ -132,6 +132,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod backoff;
+pub mod budget;
 mod config;
 mod event;
 mod future;
@@ -141,11 +142,11 @@ mod layer;
 mod policy;
 mod rules;
 mod service;
-mod tps;
 
 pub use backoff::{Backoff, Jitter};
 pub use battlement_core::error::BreakerOpen;
 pub use battlement_core::ConfigError;
+pub use budget::RetryBudget;
 pub use config::RetryPolicyBuilder;
 pub use event::{DelaySource, RetryEvent};
 pub use future::RetryDelay;
@@ -157,9 +158,6 @@ pub use rules::{
     DefaultPredicate, PredicateFn, RetryContext, RetryPredicate, RetryRules, Rules, Verdict,
 };
 pub use service::Retry;
-/// tower's retry budgets, for [`custom_budget`](RetryPolicyBuilder::custom_budget).
-pub use tower::retry::budget;
-pub use tps::RetryBudget;
 
 #[cfg(test)]
 mod tests;

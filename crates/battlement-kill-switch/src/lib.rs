@@ -1,6 +1,6 @@
 //! A kill switch for Tower.
 //!
-//! A [`KillSwitch`] is a handle shared by any number of [`HaltLayer`]s. [`halt`](KillSwitch::halt)
+//! A [`KillSwitch`] is a handle shared by any number of [`KillSwitchLayer`]s. [`halt`](KillSwitch::halt)
 //! makes every guarded service reject each call at once with a typed [`Halted`] error (which
 //! `battlement-core`'s default classifier counts as
 //! [`Rejected`](battlement_core::FailureKind::Rejected)) without calling the inner service;
@@ -10,7 +10,7 @@
 //!   budget, drawdown); [`check_limits`](KillSwitch::check_limits), called by the application or
 //!   every period by a [`LimitMonitor`] task, halts the switch with the breached limit's name as
 //!   the reason.
-//! - Health: the switch implements [`Observe`](battlement_core::Observe) (state `running` or
+//! - Health: the switch implements [`HealthSource`](battlement_core::HealthSource) (state `running` or
 //!   `halted`, status `fail` while halted) and its builder registers it, as a critical component
 //!   by default, with a health registry.
 //! - Every halt and resume is a `tracing` event and a typed [`KillSwitchEvent`] for
@@ -21,8 +21,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! use battlement_core::{error::failure_kind, FailureKind, HealthStatus, Observe};
-//! use battlement_halt::{Halted, KillSwitch};
+//! use battlement_core::{error::failure_kind, FailureKind, HealthStatus, HealthSource};
+//! use battlement_kill_switch::{Halted, KillSwitch};
 //! use std::sync::atomic::{AtomicI64, Ordering};
 //! use std::sync::Arc;
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -86,10 +86,10 @@ pub use config::KillSwitchBuilder;
 pub use error::Halted;
 pub use event::KillSwitchEvent;
 pub use future::ResponseFuture;
-pub use layer::HaltLayer;
+pub use layer::KillSwitchLayer;
 pub use limit::{LimitMonitor, LimitStatus};
-pub use service::HaltService;
-pub use switch::{HaltInfo, KillSwitch};
+pub use service::KillSwitchService;
+pub use switch::{KillSwitch, KillSwitchMetrics};
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! the layer and a trivial inner service run. `allocation_counter::measure` counts this thread's
 //! allocations only.
 
-use battlement_halt::KillSwitch;
+use battlement_kill_switch::KillSwitch;
 use std::convert::Infallible;
 use std::future::{ready, Future};
 use std::pin::pin;

@@ -1,11 +1,14 @@
-//! A retry budget with the semantics of tower's `TpsBudget` and no lock on the request path.
+//! Retry budgets: [`RetryBudget`], with the semantics of tower's `TpsBudget` and no lock on the
+//! request path, and tower's [`Budget`] trait and [`TpsBudget`], for
+//! [`custom_budget`](crate::RetryPolicyBuilder::custom_budget).
+
+pub use tower::retry::budget::{Budget, TpsBudget};
 
 use battlement_core::ConfigError;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::retry::budget::Budget;
 
 /// Windows a deposit counts for (the ttl is cut into this many), as in tower's `TpsBudget`.
 const WINDOWS: u64 = 10;

@@ -1,8 +1,8 @@
-use crate::{HaltLayer, Halted, KillSwitch, KillSwitchEvent};
+use crate::{Halted, KillSwitch, KillSwitchEvent, KillSwitchLayer};
 use battlement_core::error::failure_kind;
 use battlement_core::{
-    BoxError, Classify, ComponentKind, FailureKind, HealthStatus, Observe, Outcome, Registrar,
-    ResultClassifier,
+    BoxError, Classify, ComponentKind, FailureKind, HealthSink, HealthSource, HealthStatus,
+    Outcome, ResultClassifier,
 };
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ async fn manual_halt_and_resume_on_two_services_sharing_a_switch() {
     let switch = KillSwitch::builder("trading").build().unwrap();
     let (a_calls, b_calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let a = switch.layer().layer(counting(&a_calls));
-    let b = HaltLayer::new(&switch).layer(counting(&b_calls));
+    let b = KillSwitchLayer::new(&switch).layer(counting(&b_calls));
 
     assert_eq!(a.clone().oneshot(1).await.unwrap(), 2);
     assert_eq!(b.clone().oneshot(2).await.unwrap(), 3);
@@ -216,7 +216,7 @@ async fn limit_monitor_ends_when_the_switch_is_gone() {
 async fn snapshot_fails_while_halted() {
     let switch = KillSwitch::builder("trading").build().unwrap();
     let snap = switch.snapshot();
-    assert_eq!(Observe::name(&switch), "trading");
+    assert_eq!(HealthSource::name(&switch), "trading");
     assert_eq!(snap.kind, ComponentKind::KillSwitch);
     assert_eq!(snap.state, "running");
     assert_eq!(snap.status, HealthStatus::Pass);
@@ -257,12 +257,12 @@ async fn snapshot_fails_while_halted() {
 #[derive(Clone, Default)]
 struct TestRegistry(Arc<Mutex<Vec<Registered>>>);
 
-type Registered = (Arc<dyn Observe>, bool);
+type Registered = (Arc<dyn HealthSource>, bool);
 
-impl Registrar for TestRegistry {
+impl HealthSink for TestRegistry {
     fn register_component(
         &self,
-        component: Arc<dyn Observe>,
+        component: Arc<dyn HealthSource>,
         critical: bool,
     ) -> Result<(), battlement_core::ConfigError> {
         self.0.lock().unwrap().push((component, critical));

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use battlement_halt::{KillSwitch, KillSwitchEvent};
+/// use battlement_kill_switch::{KillSwitch, KillSwitchEvent};
 ///
 /// let switch = KillSwitch::builder("orders").build().unwrap();
 /// let mut events = switch.subscribe();

@@ -1,6 +1,6 @@
 //! The kill switch's `tower::Layer`.
 
-use crate::{HaltService, KillSwitch};
+use crate::{KillSwitch, KillSwitchService};
 use tower_layer::Layer;
 
 /// Guards services with a [`KillSwitch`].
@@ -9,24 +9,24 @@ use tower_layer::Layer;
 /// made from the same switch) is halted and resumed together.
 ///
 /// ```
-/// use battlement_halt::{HaltLayer, KillSwitch};
+/// use battlement_kill_switch::{KillSwitchLayer, KillSwitch};
 /// use tower::ServiceBuilder;
 ///
 /// let switch = KillSwitch::builder("writes").build().unwrap();
 /// let svc = ServiceBuilder::new()
-///     .layer(HaltLayer::new(&switch))
+///     .layer(KillSwitchLayer::new(&switch))
 ///     .service_fn(|order: String| async move { Ok::<_, std::io::Error>(order.len()) });
 /// assert_eq!(svc.switch().name(), "writes");
 /// ```
 #[derive(Debug, Clone)]
-pub struct HaltLayer {
+pub struct KillSwitchLayer {
     switch: KillSwitch,
 }
 
-impl HaltLayer {
+impl KillSwitchLayer {
     /// A layer guarding services with `switch`.
     pub fn new(switch: &KillSwitch) -> Self {
-        HaltLayer {
+        KillSwitchLayer {
             switch: switch.clone(),
         }
     }
@@ -37,17 +37,17 @@ impl HaltLayer {
     }
 }
 
-impl<S> Layer<S> for HaltLayer {
-    type Service = HaltService<S>;
+impl<S> Layer<S> for KillSwitchLayer {
+    type Service = KillSwitchService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HaltService::new(inner, self.switch.clone())
+        KillSwitchService::new(inner, self.switch.clone())
     }
 }
 
 impl KillSwitch {
     /// A layer guarding services with this switch.
-    pub fn layer(&self) -> HaltLayer {
-        HaltLayer::new(self)
+    pub fn layer(&self) -> KillSwitchLayer {
+        KillSwitchLayer::new(self)
     }
 }

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 pin_project! {
-    /// The future of a call through a [`HaltService`](crate::HaltService): the inner service's
+    /// The future of a call through a [`KillSwitchService`](crate::KillSwitchService): the inner service's
     /// future, or a rejection that fails at once with [`Halted`].
     ///
     /// It holds nothing of the switch's, so dropping it releases nothing and counts as nothing.

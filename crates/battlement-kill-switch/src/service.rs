@@ -6,7 +6,7 @@ use battlement_core::BoxError;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// A service guarded by a [`KillSwitch`]; made by [`HaltLayer`](crate::HaltLayer).
+/// A service guarded by a [`KillSwitch`]; made by [`KillSwitchLayer`](crate::KillSwitchLayer).
 ///
 /// `poll_ready` is the inner service's: the switch never makes it wait. While the switch is
 /// halted, `call` does not call the inner service; it returns a future that fails at once with
@@ -17,11 +17,11 @@ use tower_service::Service;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use battlement_halt::{Halted, HaltService, KillSwitch};
+/// use battlement_kill_switch::{Halted, KillSwitchService, KillSwitch};
 /// use tower::{service_fn, ServiceExt};
 ///
 /// let switch = KillSwitch::builder("db").build().unwrap();
-/// let svc = HaltService::new(
+/// let svc = KillSwitchService::new(
 ///     service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x * 2) }),
 ///     switch.clone(),
 /// );
@@ -32,15 +32,15 @@ use tower_service::Service;
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct HaltService<S> {
+pub struct KillSwitchService<S> {
     inner: S,
     switch: KillSwitch,
 }
 
-impl<S> HaltService<S> {
+impl<S> KillSwitchService<S> {
     /// Guards `inner` with `switch`.
     pub fn new(inner: S, switch: KillSwitch) -> Self {
-        HaltService { inner, switch }
+        KillSwitchService { inner, switch }
     }
 
     /// The switch.
@@ -64,7 +64,7 @@ impl<S> HaltService<S> {
     }
 }
 
-impl<S, Req> Service<Req> for HaltService<S>
+impl<S, Req> Service<Req> for KillSwitchService<S>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,

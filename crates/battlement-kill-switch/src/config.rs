@@ -2,7 +2,7 @@
 
 use crate::limit::{Limit, LimitStatus};
 use crate::switch::{validate_limit_name, KillSwitch, COMPONENT};
-use battlement_core::{ConfigError, Registrar};
+use battlement_core::{ConfigError, HealthSink};
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// 64 events per slow subscriber.
 ///
 /// ```
-/// use battlement_halt::KillSwitch;
+/// use battlement_kill_switch::KillSwitch;
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
 ///
@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub struct KillSwitchBuilder {
     name: String,
     limits: Vec<Limit>,
-    registries: Vec<Box<dyn Registrar + Send + Sync>>,
+    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     critical: bool,
     event_capacity: usize,
 }
@@ -73,7 +73,7 @@ impl KillSwitchBuilder {
     /// Registers the switch with a health registry when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
-        R: Registrar + Clone + Send + Sync + 'static,
+        R: HealthSink + Clone + Send + Sync + 'static,
     {
         self.registries.push(Box::new(registry.clone()));
         self

@@ -20,7 +20,7 @@ mod sealed {
 ///   becomes `"{limit name}: {detail}"`.
 ///
 /// ```
-/// use battlement_halt::KillSwitch;
+/// use battlement_kill_switch::KillSwitch;
 /// use std::sync::atomic::{AtomicI64, Ordering};
 /// use std::sync::Arc;
 ///
@@ -106,7 +106,7 @@ impl fmt::Debug for Limit {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use battlement_halt::KillSwitch;
+/// use battlement_kill_switch::KillSwitch;
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
 /// use std::time::Duration;

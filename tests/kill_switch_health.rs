@@ -1,9 +1,9 @@
 //! A halted kill switch fails the health endpoint (it registers as critical) and its guarded
 //! service answers 503 through the facade's error mapping; resuming restores both.
 
-use battlement::halt::KillSwitch;
 use battlement::health::HealthRegistry;
 use battlement::http_error::HttpErrorLayer;
+use battlement::kill_switch::KillSwitch;
 use battlement::ServiceBuilderExt;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;

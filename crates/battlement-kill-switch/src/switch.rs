@@ -4,7 +4,9 @@ use crate::config::KillSwitchBuilder;
 use crate::event::KillSwitchEvent;
 use crate::limit::{Limit, LimitMonitor, LimitStatus};
 use battlement_core::error::Halted;
-use battlement_core::{ComponentKind, ConfigError, HealthStatus, Metric, Observe, Snapshot};
+use battlement_core::{
+    ComponentKind, ConfigError, HealthSnapshot, HealthSource, HealthStatus, Metric,
+};
 use std::fmt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 
 pub(crate) const COMPONENT: &str = "kill switch";
 
-/// A kill switch shared by any number of [`HaltLayer`](crate::HaltLayer)s: while it is halted,
+/// A kill switch shared by any number of [`KillSwitchLayer`](crate::KillSwitchLayer)s: while it is halted,
 /// every guarded service rejects each call at once with a typed [`Halted`] error, without calling
 /// its inner service.
 ///
@@ -27,7 +29,7 @@ pub(crate) const COMPONENT: &str = "kill switch";
 ///   period by a [`spawn_limit_monitor`](Self::spawn_limit_monitor) task) halts the switch with the
 ///   first breached limit's name as the reason.
 /// - Observability: every halt and resume is a `tracing` event and a typed [`KillSwitchEvent`]
-///   ([`subscribe`](Self::subscribe)); the switch implements [`Observe`]: state `running` or
+///   ([`subscribe`](Self::subscribe)); the switch implements [`HealthSource`]: state `running` or
 ///   `halted`, status `fail` while halted, so registered as critical (the default) it fails the
 ///   health aggregate.
 ///
@@ -36,7 +38,7 @@ pub(crate) const COMPONENT: &str = "kill switch";
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use battlement_halt::{Halted, KillSwitch};
+/// use battlement_kill_switch::{Halted, KillSwitch};
 /// use tower::{service_fn, ServiceExt};
 ///
 /// let switch = KillSwitch::builder("trading").build().unwrap();
@@ -67,7 +69,7 @@ pub(crate) struct Inner {
     halted: AtomicBool,
     /// The current halt; written on halt and resume (which it also serialises), read only on the
     /// halted path.
-    state: RwLock<Option<HaltInfo>>,
+    state: RwLock<Option<KillSwitchMetrics>>,
     limits: Mutex<Vec<Arc<Limit>>>,
     rejected: AtomicU64,
     halts: AtomicU64,
@@ -77,7 +79,7 @@ pub(crate) struct Inner {
 /// A halt in force: why, since when, and which limit tripped it.
 ///
 /// ```
-/// use battlement_halt::KillSwitch;
+/// use battlement_kill_switch::KillSwitch;
 ///
 /// let switch = KillSwitch::builder("s").build().unwrap();
 /// assert!(switch.halt_info().is_none());
@@ -88,14 +90,14 @@ pub(crate) struct Inner {
 /// assert!(info.since() <= std::time::SystemTime::now());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct HaltInfo {
+pub struct KillSwitchMetrics {
     reason: Arc<str>,
     since: SystemTime,
     at: Instant,
     limit: Option<Arc<str>>,
 }
 
-impl HaltInfo {
+impl KillSwitchMetrics {
     /// Why the switch was halted.
     pub fn reason(&self) -> &str {
         &self.reason
@@ -176,7 +178,7 @@ impl KillSwitch {
     }
 
     /// The halt in force, if any.
-    pub fn halt_info(&self) -> Option<HaltInfo> {
+    pub fn halt_info(&self) -> Option<KillSwitchMetrics> {
         read(&self.inner.state).clone()
     }
 
@@ -225,7 +227,7 @@ impl KillSwitch {
     ///
     /// The limit closures run on the calling thread without any lock of the switch held, so they
     /// may use the switch.
-    pub fn check_limits(&self) -> Option<HaltInfo> {
+    pub fn check_limits(&self) -> Option<KillSwitchMetrics> {
         Inner::check_limits(&self.inner)
     }
 
@@ -325,12 +327,12 @@ impl Inner {
         self.halt_with(reason, limit).is_some()
     }
 
-    fn halt_with(&self, reason: Arc<str>, limit: Option<Arc<str>>) -> Option<HaltInfo> {
+    fn halt_with(&self, reason: Arc<str>, limit: Option<Arc<str>>) -> Option<KillSwitchMetrics> {
         let mut state = write(&self.state);
         if state.is_some() {
             return None;
         }
-        let info = HaltInfo {
+        let info = KillSwitchMetrics {
             reason,
             since: SystemTime::now(),
             at: Instant::now(),
@@ -376,7 +378,7 @@ impl Inner {
         true
     }
 
-    pub(crate) fn check_limits(this: &Arc<Inner>) -> Option<HaltInfo> {
+    pub(crate) fn check_limits(this: &Arc<Inner>) -> Option<KillSwitchMetrics> {
         if this.halted.load(Acquire) {
             return None;
         }
@@ -406,19 +408,19 @@ impl fmt::Debug for KillSwitch {
     }
 }
 
-impl Observe for KillSwitch {
+impl HealthSource for KillSwitch {
     fn name(&self) -> &str {
         self.name()
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> HealthSnapshot {
         let info = self.halt_info();
         let (state, status) = match info {
             Some(_) => ("halted", HealthStatus::Fail),
             None => ("running", HealthStatus::Pass),
         };
         let limits = lock(&self.inner.limits).len();
-        let mut snap = Snapshot::new(self.name(), ComponentKind::KillSwitch, state, status)
+        let mut snap = HealthSnapshot::new(self.name(), ComponentKind::KillSwitch, state, status)
             .with_metric(Metric::new(
                 "rejected_calls",
                 self.rejected_calls() as f64,
