@@ -287,7 +287,7 @@ impl<R: Send + Sync + 'static> HealthSource for Chaos<R> {
         let on = self.is_enabled();
         let mut snap = HealthSnapshot::new(
             self.name(),
-            ComponentKind::Other,
+            ComponentKind::Chaos,
             if on { "enabled" } else { "disabled" },
             HealthStatus::Pass,
         )

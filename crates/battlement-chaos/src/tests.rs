@@ -414,7 +414,7 @@ fn snapshot_reports_state_and_counters() {
     let chaos = Chaos::builder("staging").error(1.0).build().unwrap();
     let snap = chaos.snapshot();
     assert_eq!(HealthSource::name(&chaos), "staging");
-    assert_eq!(snap.kind, ComponentKind::Other);
+    assert_eq!(snap.kind, ComponentKind::Chaos);
     assert_eq!(snap.state, "disabled");
     assert_eq!(snap.status, HealthStatus::Pass);
     chaos.enable();

@@ -82,3 +82,26 @@ pub use response::{ResponseClassifier, ResponseOutcome};
 pub use settle::{AtOnce, Finish, Settle};
 #[cfg(feature = "tower-http")]
 pub use tower_http::TowerHttpClassifier;
+
+/// Defines `get_ref`, `get_mut` and `into_inner` for a service whose wrapped service is the
+/// field `inner` of type `S` (tower-http's idiom). Used inside an `impl<S, ..> XService<S, ..>`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! define_inner_service_accessors {
+    () => {
+        /// The wrapped service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The wrapped service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Consumes this service, returning the wrapped one.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}

@@ -73,6 +73,8 @@ pub enum ComponentKind {
     Hedge,
     /// A kill switch.
     KillSwitch,
+    /// Fault injection (chaos).
+    Chaos,
     /// Anything else.
     Other,
 }
@@ -88,6 +90,7 @@ impl ComponentKind {
             ComponentKind::Fallback => "fallback",
             ComponentKind::Hedge => "hedge",
             ComponentKind::KillSwitch => "kill_switch",
+            ComponentKind::Chaos => "chaos",
             ComponentKind::Other => "other",
         }
     }
@@ -108,6 +111,7 @@ impl ComponentKind {
             ComponentKind::Fallback => "fallback",
             ComponentKind::Hedge => "hedge",
             ComponentKind::KillSwitch => "kill switch",
+            ComponentKind::Chaos => "fault injection",
             ComponentKind::Other => "component",
         }
     }
@@ -139,6 +143,28 @@ impl Metric {
             value,
             unit: Some(Cow::Borrowed(unit)),
         }
+    }
+
+    /// A count of calls (unit `calls`), e.g. `Metric::calls("rejected", 3)`.
+    pub fn calls(name: impl Into<Cow<'static, str>>, count: u64) -> Self {
+        Metric::new(name, count as f64, "calls")
+    }
+
+    /// A duration in milliseconds (unit `ms`).
+    ///
+    /// ```
+    /// use battlement_core::Metric;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Metric::millis("p99", Duration::from_micros(2500)).value, 2.5);
+    /// ```
+    pub fn millis(name: impl Into<Cow<'static, str>>, duration: std::time::Duration) -> Self {
+        Metric::new(name, duration.as_secs_f64() * 1e3, "ms")
+    }
+
+    /// A ratio from 0 to 1 (unit `ratio`).
+    pub fn ratio(name: impl Into<Cow<'static, str>>, ratio: f64) -> Self {
+        Metric::new(name, ratio, "ratio")
     }
 
     /// A measurement without a unit.
