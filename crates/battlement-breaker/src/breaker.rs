@@ -327,10 +327,19 @@ impl Shared {
     /// Decides whether a call may start.
     #[inline]
     pub(crate) fn admit(&self) -> Result<Admission, BreakerOpen> {
-        let mut word = self.machine.current();
+        let word = self.machine.current();
         if word.admits_all() {
-            return Ok(Admission::new(word.gen(), false));
+            Ok(Admission::new(word.gen(), false))
+        } else {
+            self.admit_restricted(word)
         }
+    }
+
+    /// [`admit`](Self::admit) in a state that does not admit every call: open, half-open,
+    /// forced open (kept out of line, so the closed path stays small).
+    #[cold]
+    #[inline(never)]
+    fn admit_restricted(&self, mut word: Word) -> Result<Admission, BreakerOpen> {
         loop {
             match word.state() {
                 State::Closed | State::Disabled => return Ok(Admission::new(word.gen(), false)),
