@@ -173,7 +173,7 @@ impl CircuitBreaker {
     }
 
     /// How many stripes the window records into.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn window_stripes(&self) -> usize {
         self.shared().window.stripes()
     }
