@@ -17,6 +17,30 @@ use std::sync::Arc;
 /// latency recorded is the time to the response's head. Dropped without being finished, it
 /// counts the call as neither success nor failure and returns any half-open trial permit it
 /// held.
+///
+/// It appears in the response type of a breaker that judges gRPC streams at their end:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use battlement_breaker::{CallGuard, CircuitBreaker, CircuitBreakerLayer};
+/// use battlement_core::{GrpcBody, GrpcClassifier};
+/// use http_body_util::{BodyExt, Empty};
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// let breaker = CircuitBreaker::builder("orders").build().unwrap();
+/// let svc = CircuitBreakerLayer::new(&breaker).classifier(GrpcClassifier).layer(service_fn(
+///     |_req: http::Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(Empty::<bytes::Bytes>::new()))
+///     },
+/// ));
+/// let res: http::Response<GrpcBody<Empty<bytes::Bytes>, CallGuard>> =
+///     svc.oneshot(http::Request::new(())).await.unwrap();
+/// // An empty body without `grpc-status` counts as UNKNOWN, a failure.
+/// res.into_body().collect().await.unwrap();
+/// assert_eq!(breaker.metrics().failures, 1);
+/// # }
+/// ```
 pub struct CallGuard {
     shard: Arc<CachePadded<Shard>>,
     admission: Admission,
