@@ -1,4 +1,5 @@
-//! The shared breaker handle: admission, recording, operator actions, metrics.
+//! The shared breaker handle and the call path: admission, recording, the trip rules,
+//! transitions and operator actions. Its read-outs (metrics, health) are in `metrics.rs`.
 
 use crate::clock::HotClock;
 use crate::config::{CircuitBreakerBuilder, SlidingWindow, Validated};
@@ -7,9 +8,7 @@ use crate::state::{Machine, Target, Transition, Word, NO_END};
 use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
-use battlement_core::{
-    ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome,
-};
+use battlement_core::{FailureKind, Outcome};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -48,9 +47,9 @@ pub(crate) struct Shard {
 }
 
 pub(crate) struct Shared {
-    name: Arc<str>,
-    machine: Machine,
-    window: Window,
+    pub(crate) name: Arc<str>,
+    pub(crate) machine: Machine,
+    pub(crate) window: Window,
     consecutive: CachePadded<AtomicU64>,
     eval_pending: CachePadded<AtomicBool>,
     minimum_calls: u64,
@@ -60,9 +59,9 @@ pub(crate) struct Shared {
     consecutive_limit: Option<u64>,
     max_half_open: Option<u64>,
     count_rejections: bool,
-    timing: bool,
-    origin: Instant,
-    hot: HotClock,
+    pub(crate) timing: bool,
+    pub(crate) origin: Instant,
+    pub(crate) hot: HotClock,
     events: broadcast::Sender<BreakerEvent>,
 }
 
@@ -174,7 +173,7 @@ impl CircuitBreaker {
     }
 
     /// How many stripes the window records into.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn window_stripes(&self) -> usize {
         self.shared().window.stripes()
     }
@@ -229,7 +228,7 @@ impl CircuitBreaker {
     /// as after an automatic opening (the open wait does not grow; [`trips`] does not count it).
     /// An operator action before the end ([`reset`](Self::reset), another force) replaces it.
     ///
-    /// [`trips`]: BreakerMetrics::trips
+    /// [`trips`]: crate::CircuitBreakerMetrics::trips
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -269,7 +268,7 @@ impl CircuitBreaker {
 
     /// Back to closed with an empty window and the open wait reset to its base.
     ///
-    /// The window's figures ([`BreakerMetrics::window_calls`], `window_failures`,
+    /// The window's figures ([`CircuitBreakerMetrics::window_calls`](crate::CircuitBreakerMetrics::window_calls), `window_failures`,
     /// `window_slow_calls`, the rates and latencies) start again from zero, as Resilience4j's
     /// reset does; the cumulative counters (`calls_permitted`, `successes`, `failures`,
     /// `calls_rejected`, `trips`, …) keep counting across a reset, as Prometheus counters must
@@ -281,11 +280,6 @@ impl CircuitBreaker {
     /// Subscribes to typed state-transition events.
     pub fn subscribe(&self) -> broadcast::Receiver<BreakerEvent> {
         self.shared().events.subscribe()
-    }
-
-    /// Counts, rates and latencies as plain data.
-    pub fn metrics(&self) -> BreakerMetrics {
-        self.shared().metrics()
     }
 }
 
@@ -327,10 +321,19 @@ impl Shared {
     /// Decides whether a call may start.
     #[inline]
     pub(crate) fn admit(&self) -> Result<Admission, BreakerOpen> {
-        let mut word = self.machine.current();
+        let word = self.machine.current();
         if word.admits_all() {
-            return Ok(Admission::new(word.gen(), false));
+            Ok(Admission::new(word.gen(), false))
+        } else {
+            self.admit_restricted(word)
         }
+    }
+
+    /// [`admit`](Self::admit) in a state that does not admit every call: open, half-open,
+    /// forced open (kept out of line, so the closed path stays small).
+    #[cold]
+    #[inline(never)]
+    fn admit_restricted(&self, mut word: Word) -> Result<Admission, BreakerOpen> {
         loop {
             match word.state() {
                 State::Closed | State::Disabled => return Ok(Admission::new(word.gen(), false)),
@@ -399,7 +402,7 @@ impl Shared {
     }
 
     /// Time left in an open period that has a known end, in `state`.
-    fn retry_after(&self, state: State) -> Option<Duration> {
+    pub(crate) fn retry_after(&self, state: State) -> Option<Duration> {
         let until = self.machine.open_until();
         let ends = state == State::Open || (state == State::ForcedOpen && until != NO_END);
         ends.then(|| Duration::from_nanos(until.saturating_sub(self.now())))
@@ -623,192 +626,5 @@ impl Shared {
             reason,
             open_for,
         });
-    }
-
-    fn metrics(&self) -> BreakerMetrics {
-        let word = self.machine.current();
-        let now = self.now();
-        let facts = self.machine.facts();
-        let totals = self.window.totals(self.hot.now());
-        let c = self.window.cumulative();
-        let failures: u64 = c.failures.iter().sum();
-        let rate = |n: u64| {
-            if totals.calls == 0 {
-                0.0
-            } else {
-                n as f64 / totals.calls as f64
-            }
-        };
-        let state = word.state();
-        BreakerMetrics {
-            state,
-            time_in_state: Duration::from_nanos(now.saturating_sub(facts.entered_at)),
-            trips: facts.trips,
-            retry_after: self.retry_after(state),
-            forced_reason: facts.forced_reason.map(|r| r.to_string()),
-            calls_permitted: c.recorded + c.ignored + c.cancelled + c.stale,
-            calls_rejected: c.rejected,
-            successes: c.recorded - failures.min(c.recorded),
-            failures,
-            failures_by_kind: std::array::from_fn(|i| (FailureKind::ALL[i], c.failures[i])),
-            slow_calls: c.slow,
-            ignored: c.ignored,
-            cancelled: c.cancelled,
-            stale: c.stale,
-            trial_permits_left: (state == State::HalfOpen).then(|| word.permits()),
-            window_calls: totals.calls,
-            window_failures: totals.failures,
-            window_slow_calls: totals.slow,
-            failure_rate: rate(totals.failures),
-            slow_call_rate: rate(totals.slow),
-            mean_latency: (self.timing && totals.calls > 0).then(|| {
-                Duration::from_nanos(self.hot.ticks_to_nanos(totals.lat_sum / totals.calls))
-            }),
-            max_latency: (self.timing && totals.calls > 0)
-                .then(|| Duration::from_nanos(self.hot.ticks_to_nanos(totals.lat_max))),
-        }
-    }
-}
-
-/// A breaker's counts, rates and latencies, as plain data.
-///
-/// Counts are cumulative since the breaker was built, across [`reset`](CircuitBreaker::reset)
-/// too (they only grow, as Prometheus counters must); the `window_*` figures, rates and latencies
-/// are over the current window, which empties when the breaker closes (a reset included).
-///
-/// ```
-/// use battlement_breaker::{CircuitBreaker, State};
-///
-/// let m = CircuitBreaker::builder("db").build().unwrap().metrics();
-/// assert_eq!(m.state, State::Closed);
-/// assert_eq!(m.calls_permitted, 0);
-/// assert_eq!(m.failure_rate, 0.0);
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct BreakerMetrics {
-    /// The state now.
-    pub state: State,
-    /// How long it has been in that state.
-    pub time_in_state: Duration,
-    /// How many times it opened on its own (not forced).
-    pub trips: u64,
-    /// While open, or forced open for a time: how long until a trial call is admitted.
-    pub retry_after: Option<Duration>,
-    /// While forced open: the operator's reason.
-    pub forced_reason: Option<String>,
-    /// Calls let through that have finished (or were cancelled).
-    pub calls_permitted: u64,
-    /// Calls rejected.
-    pub calls_rejected: u64,
-    /// Calls that succeeded.
-    pub successes: u64,
-    /// Calls that failed.
-    pub failures: u64,
-    /// Failures by kind.
-    pub failures_by_kind: [(FailureKind, u64); 6],
-    /// Calls slower than the slow-call duration.
-    pub slow_calls: u64,
-    /// Calls whose outcome was ignored.
-    pub ignored: u64,
-    /// Calls whose future was dropped before they finished.
-    pub cancelled: u64,
-    /// Calls that finished after the state they started in had ended (not counted).
-    pub stale: u64,
-    /// While half-open: trial permits not yet taken (calls that may still start as trials).
-    pub trial_permits_left: Option<u64>,
-    /// Calls in the window.
-    pub window_calls: u64,
-    /// Failures in the window.
-    pub window_failures: u64,
-    /// Slow calls in the window.
-    pub window_slow_calls: u64,
-    /// Failure rate over the window (0 when it is empty).
-    pub failure_rate: f64,
-    /// Slow-call rate over the window.
-    pub slow_call_rate: f64,
-    /// Mean latency over the window (when calls are timed).
-    pub mean_latency: Option<Duration>,
-    /// Largest latency in the window (when calls are timed).
-    pub max_latency: Option<Duration>,
-}
-
-impl HealthSource for CircuitBreaker {
-    fn name(&self) -> &str {
-        self.name()
-    }
-
-    fn snapshot(&self) -> HealthSnapshot {
-        let state = self.state();
-        let m = self.metrics();
-        let status = match state {
-            State::Closed | State::Disabled => HealthStatus::Pass,
-            State::HalfOpen => HealthStatus::Warn,
-            State::Open | State::ForcedOpen => HealthStatus::Fail,
-        };
-        let mut snap = HealthSnapshot::new(
-            self.name(),
-            ComponentKind::CircuitBreaker,
-            state.as_str(),
-            status,
-        )
-        .with_metric(Metric::new("failure_rate", m.failure_rate, "ratio"))
-        .with_metric(Metric::new("slow_call_rate", m.slow_call_rate, "ratio"))
-        .with_metric(Metric::new("window_calls", m.window_calls as f64, "calls"))
-        .with_metric(Metric::new(
-            "window_failures",
-            m.window_failures as f64,
-            "calls",
-        ))
-        .with_metric(Metric::new(
-            "window_slow_calls",
-            m.window_slow_calls as f64,
-            "calls",
-        ))
-        .with_metric(Metric::new(
-            "calls_permitted",
-            m.calls_permitted as f64,
-            "calls",
-        ))
-        .with_metric(Metric::new(
-            "calls_rejected",
-            m.calls_rejected as f64,
-            "calls",
-        ))
-        .with_metric(Metric::new("successes", m.successes as f64, "calls"))
-        .with_metric(Metric::new("failures", m.failures as f64, "calls"))
-        .with_metric(Metric::new("slow_calls", m.slow_calls as f64, "calls"))
-        .with_metric(Metric::new("ignored", m.ignored as f64, "calls"))
-        .with_metric(Metric::new("trips", m.trips as f64, "count"))
-        .with_metric(Metric::new(
-            "time_in_state",
-            m.time_in_state.as_secs_f64() * 1e3,
-            "ms",
-        ));
-        for (kind, n) in m.failures_by_kind {
-            if n > 0 {
-                snap = snap.with_metric(Metric::new(
-                    format!("failures_{}", kind.as_str()),
-                    n as f64,
-                    "calls",
-                ));
-            }
-        }
-        if let Some(lat) = m.mean_latency {
-            snap = snap.with_metric(Metric::new("mean_latency", lat.as_secs_f64() * 1e3, "ms"));
-        }
-        if let Some(lat) = m.max_latency {
-            snap = snap.with_metric(Metric::new("max_latency", lat.as_secs_f64() * 1e3, "ms"));
-        }
-        if let Some(left) = m.trial_permits_left {
-            snap = snap.with_metric(Metric::new("trial_permits_left", left as f64, "calls"));
-        }
-        if let Some(after) = m.retry_after {
-            snap = snap.with_metric(Metric::new("retry_after", after.as_secs_f64() * 1e3, "ms"));
-        }
-        if let Some(reason) = m.forced_reason {
-            snap = snap.with_message(format!("forced open: {reason}"));
-        }
-        snap
     }
 }

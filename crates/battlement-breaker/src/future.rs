@@ -1,14 +1,12 @@
 //! The breaker's response future.
 
-use crate::breaker::{Admission, Shard, UNTIMED};
+use crate::guard::CallGuard;
 use battlement_core::error::BreakerOpen;
-use battlement_core::{BoxError, Finish, Outcome, Settle};
-use crossbeam_utils::CachePadded;
+use battlement_core::{BoxError, Settle};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 pin_project! {
@@ -28,7 +26,7 @@ pin_project! {
         Admitted {
             #[pin]
             future: F,
-            guard: Option<CallGuard>,
+            guard: CallGuard,
             classifier: C,
         },
         Rejected {
@@ -37,86 +35,12 @@ pin_project! {
     }
 }
 
-/// An admitted call of a [`CircuitBreaker`](crate::CircuitBreaker), until its outcome is
-/// recorded.
-///
-/// The breaker's response future holds it and, when the response arrives, hands it to the
-/// classifier ([`battlement_core::Settle`]): most classifiers record at once; the
-/// `GrpcClassifier` on an HTTP response whose status comes in trailers keeps it in the response
-/// body (`battlement_core::GrpcBody`) until the end of stream. The latency recorded is the
-/// time to the response's head. Dropped without being finished, it counts the call as neither
-/// success nor failure and returns any half-open trial permit it held.
-pub struct CallGuard {
-    shard: Arc<CachePadded<Shard>>,
-    admission: Admission,
-    /// When the call started ([`UNTIMED`] when calls are not timed); once deferred, the time
-    /// to the response's head.
-    time: u64,
-    deferred: bool,
-    done: bool,
-}
-
-impl Finish for CallGuard {
-    #[inline]
-    fn defer(&mut self) {
-        if self.time != UNTIMED && !self.deferred {
-            self.time = self.shard.shared.elapsed(self.time);
-        }
-        self.deferred = true;
-    }
-
-    #[inline]
-    fn finish(mut self, outcome: Outcome) {
-        self.done = true;
-        let latency = if self.time == UNTIMED {
-            None
-        } else if self.deferred {
-            Some(self.time)
-        } else {
-            Some(self.shard.shared.elapsed(self.time))
-        };
-        self.shard
-            .shared
-            .record(self.shard.index, self.admission, outcome, latency);
-    }
-}
-
-impl Drop for CallGuard {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.done {
-            self.shard.shared.cancel(self.shard.index, self.admission);
-        }
-    }
-}
-
-impl fmt::Debug for CallGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallGuard")
-            .field("stripe", &self.shard.index)
-            .field("deferred", &self.deferred)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn admitted(
-        future: F,
-        shard: Arc<CachePadded<Shard>>,
-        admission: Admission,
-        classifier: C,
-    ) -> Self {
-        let start = shard.shared.start_timer();
+    pub(crate) fn admitted(future: F, guard: CallGuard, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Admitted {
                 future,
-                guard: Some(CallGuard {
-                    shard,
-                    admission,
-                    time: start,
-                    deferred: false,
-                    done: false,
-                }),
+                guard,
                 classifier,
             },
         }
@@ -148,11 +72,18 @@ where
                 guard,
                 classifier,
             } => {
+                assert!(!guard.is_done(), "ResponseFuture polled after completion");
                 let result = ready!(future.poll(cx)).map_err(Into::into);
-                let guard = guard
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                Poll::Ready(classifier.settle(result, guard))
+                // Recorded in place when the result decides (the response stays where it is);
+                // else the call goes with the response's body.
+                let later = match classifier.decide(result.as_ref()) {
+                    Some(outcome) => {
+                        guard.record(outcome);
+                        None
+                    }
+                    None => Some(guard.hand_off()),
+                };
+                Poll::Ready(classifier.respond(result, later))
             }
             KindProj::Rejected { error } => Poll::Ready(Err(error
                 .take()
@@ -262,6 +193,24 @@ mod tests {
         assert_eq!(breaker.state(), State::Open);
     }
 
+    /// Polling a finished call again is a bug in the caller: it panics rather than record the
+    /// call twice.
+    #[test]
+    #[should_panic(expected = "ResponseFuture polled after completion")]
+    fn polled_after_completion_panics() {
+        use std::future::Future;
+        use tower::Service;
+        let breaker = new_breaker();
+        let mut svc = breaker.layer().layer(service_fn(|x: u32| {
+            std::future::ready(Ok::<_, Infallible>(x))
+        }));
+        let mut call = std::pin::pin!(svc.call(1));
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        assert!(call.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(breaker.metrics().successes, 1);
+        let _ = call.as_mut().poll(&mut cx);
+    }
+
     type Frames = Vec<Result<Frame<Bytes>, Infallible>>;
     type Streamed =
         StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
@@ -289,6 +238,40 @@ mod tests {
                     .unwrap(),
             )
         })
+    }
+
+    /// A call judged at the end of its stream is timed to the response's head: a body that
+    /// takes long does not make it slow, a late head does.
+    #[tokio::test(start_paused = true)]
+    async fn grpc_stream_is_timed_to_its_head() {
+        let breaker = CircuitBreaker::builder("upstream")
+            .slow_call(Duration::from_millis(100), 1.0)
+            .minimum_calls(100)
+            .build()
+            .unwrap();
+        let layer = CircuitBreakerLayer::new(&breaker).classifier(GrpcClassifier);
+        let res = layer
+            .layer(streaming("0"))
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        res.into_body().collect().await.unwrap();
+        let m = breaker.metrics();
+        assert_eq!((m.successes, m.slow_calls), (1, 0));
+
+        let late = service_fn(|req: http::Request<()>| async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            streaming("0").oneshot(req).await
+        });
+        let res = layer
+            .layer(late)
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+        let m = breaker.metrics();
+        assert_eq!((m.successes, m.slow_calls), (2, 1));
     }
 
     #[tokio::test(start_paused = true)]

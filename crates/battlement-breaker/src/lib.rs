@@ -103,21 +103,25 @@
 mod breaker;
 mod clock;
 mod config;
-pub mod error;
 mod event;
 mod future;
+mod guard;
 mod layer;
+mod metrics;
 mod service;
 mod state;
 mod sync;
 mod window;
 
-pub use breaker::{BreakerMetrics, CircuitBreaker};
+pub use battlement_core::error::BreakerOpen;
+pub use battlement_core::ConfigError;
+pub use breaker::CircuitBreaker;
 pub use config::{CircuitBreakerBuilder, SlidingWindow, MAX_COUNT_WINDOW, MAX_TIME_BUCKETS};
-pub use error::BreakerOpen;
 pub use event::{BreakerEvent, TransitionReason};
-pub use future::{CallGuard, ResponseFuture};
+pub use future::ResponseFuture;
+pub use guard::CallGuard;
 pub use layer::CircuitBreakerLayer;
+pub use metrics::CircuitBreakerMetrics;
 pub use service::CircuitBreakerService;
 pub use state::State;
 

@@ -1,7 +1,7 @@
 //! The breaker's `tower::Service`.
 
-use crate::future::CallGuard;
 use crate::future::ResponseFuture;
+use crate::guard::CallGuard;
 use crate::CircuitBreaker;
 use battlement_core::{BoxError, Settle};
 use std::task::{Context, Poll};
@@ -92,7 +92,11 @@ where
         match shard.shared.admit() {
             Ok(admission) => {
                 let future = self.inner.call(req);
-                ResponseFuture::admitted(future, shard, admission, self.classifier.clone())
+                ResponseFuture::admitted(
+                    future,
+                    CallGuard::new(shard, admission),
+                    self.classifier.clone(),
+                )
             }
             Err(rejected) => ResponseFuture::rejected(rejected),
         }

@@ -202,7 +202,7 @@ impl Window {
     }
 
     /// How many stripes the window has (a power of two).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn stripes(&self) -> usize {
         self.stripes.len()
     }

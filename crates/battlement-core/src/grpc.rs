@@ -112,37 +112,24 @@ where
     type Response<F: Finish> = http::Response<GrpcBody<B, F>>;
 
     #[inline]
-    fn settle<F: Finish>(
+    fn decide(&self, result: Result<&http::Response<B>, &E>) -> Option<Outcome> {
+        match result {
+            Ok(res) => match head_outcome(res) {
+                Some(outcome) => Some(outcome),
+                None if res.body().is_end_stream() => Some(missing_status()),
+                None => None,
+            },
+            Err(e) => Some(classify_error(e)),
+        }
+    }
+
+    #[inline]
+    fn respond<F: Finish>(
         &self,
         result: Result<http::Response<B>, E>,
-        mut finish: F,
+        finish: Option<F>,
     ) -> Result<Self::Response<F>, E> {
-        match result {
-            Ok(res) => {
-                let pending = match head_outcome(&res) {
-                    Some(outcome) => {
-                        finish.finish(outcome);
-                        None
-                    }
-                    None if res.body().is_end_stream() => {
-                        finish.finish(missing_status());
-                        None
-                    }
-                    None => {
-                        finish.defer();
-                        Some(finish)
-                    }
-                };
-                Ok(res.map(|inner| GrpcBody {
-                    inner,
-                    finish: pending,
-                }))
-            }
-            Err(e) => {
-                finish.finish(classify_error(&e));
-                Err(e)
-            }
-        }
+        result.map(|res| res.map(|inner| GrpcBody { inner, finish }))
     }
 }
 
@@ -153,8 +140,12 @@ macro_rules! settle_at_once {
                 type Response<F: Finish> = $ty;
 
                 #[inline]
-                fn settle<F: Finish>(&self, result: Result<$ty, E>, finish: F) -> Result<$ty, E> {
-                    finish.finish(self.classify(result.as_ref()));
+                fn decide(&self, result: Result<&$ty, &E>) -> Option<Outcome> {
+                    Some(self.classify(result))
+                }
+
+                #[inline]
+                fn respond<F: Finish>(&self, result: Result<$ty, E>, _: Option<F>) -> Result<$ty, E> {
                     result
                 }
             }

@@ -96,9 +96,39 @@ pub trait Settle<Res, E> {
     /// The response passed on in place of `Res` (given `F`, the finisher it may hold).
     type Response<F: Finish>;
 
-    /// Classifies `result`, records the outcome into `finish` (now, or when the response's
-    /// body ends), and returns the response to pass on.
-    fn settle<F: Finish>(&self, result: Result<Res, E>, finish: F) -> Result<Self::Response<F>, E>;
+    /// The outcome when `result` decides it at once (always, for an [`AtOnce`] classifier), or
+    /// `None` when it is known only at the end of the response's body. Reads the result by
+    /// reference, so a caller that records at once passes the response on where it lies.
+    fn decide(&self, result: Result<&Res, &E>) -> Option<Outcome>;
+
+    /// The response to pass on: `finish` is `None` when [`decide`](Self::decide) gave the
+    /// outcome (the caller recorded it), else the finisher, already told to
+    /// [`defer`](Finish::defer), that records it at the end of the body.
+    fn respond<F: Finish>(
+        &self,
+        result: Result<Res, E>,
+        finish: Option<F>,
+    ) -> Result<Self::Response<F>, E>;
+
+    /// Both steps: classifies `result`, records the outcome into `finish` (now, or when the
+    /// response's body ends), and returns the response to pass on.
+    #[inline]
+    fn settle<F: Finish>(
+        &self,
+        result: Result<Res, E>,
+        mut finish: F,
+    ) -> Result<Self::Response<F>, E> {
+        match self.decide(result.as_ref()) {
+            Some(outcome) => {
+                finish.finish(outcome);
+                self.respond(result, None)
+            }
+            None => {
+                finish.defer();
+                self.respond(result, Some(finish))
+            }
+        }
+    }
 }
 
 impl<C, Res, E> Settle<Res, E> for C
@@ -108,8 +138,12 @@ where
     type Response<F: Finish> = Res;
 
     #[inline]
-    fn settle<F: Finish>(&self, result: Result<Res, E>, finish: F) -> Result<Res, E> {
-        finish.finish(self.classify(result.as_ref()));
+    fn decide(&self, result: Result<&Res, &E>) -> Option<Outcome> {
+        Some(self.classify(result))
+    }
+
+    #[inline]
+    fn respond<F: Finish>(&self, result: Result<Res, E>, _: Option<F>) -> Result<Res, E> {
         result
     }
 }
