@@ -7,6 +7,7 @@ use crate::state::{Machine, Target, Transition, Word, NO_END};
 use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
+use battlement_core::event::EventChannel;
 use battlement_core::{
     ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome,
 };
@@ -63,7 +64,7 @@ pub(crate) struct Shared {
     timing: bool,
     origin: Instant,
     hot: HotClock,
-    events: broadcast::Sender<BreakerEvent>,
+    events: EventChannel<BreakerEvent>,
 }
 
 /// A call the breaker let through: the generation it was admitted in, and whether it holds a
@@ -126,7 +127,7 @@ impl CircuitBreaker {
         };
         let hot = HotClock::new();
         let shared = Arc::new(Shared {
-            name: b.name.as_str().into(),
+            name: b.registration.name().into(),
             machine: Machine::new(v.machine),
             window,
             consecutive: CachePadded::new(AtomicU64::new(0)),
@@ -615,8 +616,7 @@ impl Shared {
                 "circuit breaker state changed"
             ),
         }
-        // No subscriber is not an error.
-        let _ = self.events.send(BreakerEvent::StateTransition {
+        self.events.send(BreakerEvent::StateTransition {
             name: self.name.clone(),
             from: t.from,
             to: t.to,

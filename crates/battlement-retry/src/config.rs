@@ -443,7 +443,8 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 "must be above zero (to ignore `Retry-After`, use honour_retry_after(false))",
             ));
         }
-        let events = battlement_core::event::event_channel(COMPONENT, self.event_capacity)?;
+        let events = battlement_core::event::EventChannel::new(self.event_capacity)
+            .map_err(|e| e.of(COMPONENT))?;
         self.rules.validate()?;
         let budget: Option<SharedBudget> = match self.budget {
             BudgetSetting::None => None,
