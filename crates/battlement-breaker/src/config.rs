@@ -128,7 +128,7 @@ impl CircuitBreakerBuilder {
             max_half_open: None,
             record_latency: false,
             count_rejections: false,
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -216,13 +216,7 @@ impl CircuitBreakerBuilder {
 
     battlement_core::define_registration_methods!();
 
-    /// How many transition events a slow subscriber may fall behind by (default 64; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked by
-    /// [`build`](Self::build)).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
+    battlement_core::define_event_capacity_method!();
 
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
         self.registration.error(setting, value, why)

@@ -28,6 +28,9 @@ use crate::ConfigError;
 use std::fmt;
 use tokio::sync::broadcast;
 
+/// The event capacity a builder starts with: 64 events.
+pub const DEFAULT_EVENT_CAPACITY: usize = 64;
+
 /// The largest event capacity a builder accepts (65,536 events): the channel allocates every
 /// slot when it is built, so a larger buffer would cost memory for events nobody reads.
 pub const MAX_EVENT_CAPACITY: usize = 1 << 16;
@@ -128,6 +131,22 @@ impl<E> fmt::Debug for EventChannel<E> {
             .field("receivers", &self.sender.receiver_count())
             .finish()
     }
+}
+
+/// Defines a builder's `event_capacity` method over its field `event_capacity: usize` (checked
+/// when built with [`EventChannel::new`]). Used inside an `impl XBuilder`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! define_event_capacity_method {
+    () => {
+        /// How many events a slow subscriber may fall behind by before it misses the oldest
+        /// (default 64, `battlement_core::event::DEFAULT_EVENT_CAPACITY`; within
+        /// `1..=65536`, checked when built).
+        pub fn event_capacity(mut self, capacity: usize) -> Self {
+            self.event_capacity = capacity;
+            self
+        }
+    };
 }
 
 #[cfg(test)]

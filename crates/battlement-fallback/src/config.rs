@@ -81,7 +81,7 @@ impl<S> FallbackChainBuilder<S> {
             min_calls: 5,
             min_success_rate: 0.5,
             cool_down: Duration::from_secs(30),
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 }
@@ -138,13 +138,7 @@ impl<S, C> FallbackChainBuilder<S, C> {
 
     battlement_core::define_registration_methods!();
 
-    /// How many events a slow subscriber may fall behind by (default 64; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked when
-    /// built).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
+    battlement_core::define_event_capacity_method!();
 
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
         self.registration.error(setting, value, why)

@@ -51,7 +51,7 @@ impl KillSwitchBuilder {
         KillSwitchBuilder {
             registration: Registration::new(ComponentKind::KillSwitch, name),
             limits: Vec::new(),
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -67,13 +67,7 @@ impl KillSwitchBuilder {
 
     battlement_core::define_registration_methods!();
 
-    /// How many events a slow subscriber may fall behind by (default 64; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked when
-    /// built).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
+    battlement_core::define_event_capacity_method!();
 
     /// Validates the settings and builds the switch (running).
     pub fn build(self) -> Result<KillSwitch, ConfigError> {
