@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use tower::layer::util::{Identity, Stack};
 
-/// Builds one [`Layer`] from the battlement layers you configure, composed in the recommended
+/// Builds one [`Layer`](tower::Layer) from the battlement layers you configure, composed in the recommended
 /// order whatever order you configure them in (outermost first):
 ///
 /// ```text
