@@ -52,7 +52,9 @@ impl Latency {
 ///
 /// Probabilities are within `0.0..=1.0`. Latency is drawn independently of the rest; an injected
 /// error and an injected response exclude each other, so their probabilities must sum to at most
-/// 1. Defaults: nothing injected, off, seeded from a random source; with every registry given
+/// 1.
+///
+/// Defaults: nothing injected, off, seeded from a random source; with every registry given
 /// ([`registry`](Self::registry)), registered as a non-critical component (chaos's default: its
 /// status is always `pass`, the faults it injects show in the components they exercise).
 ///
@@ -303,7 +305,8 @@ mod tests {
 
     /// Keeps what registers, with its `critical` flag.
     #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<(Arc<dyn HealthSource>, bool)>>>);
+    struct Sink(Arc<Mutex<Vec<Registered>>>);
+    type Registered = (Arc<dyn HealthSource>, bool);
     impl HealthSink for Sink {
         fn register_component(
             &self,
