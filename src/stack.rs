@@ -1,11 +1,11 @@
 //! A stack builder that composes battlement's layers in the recommended order.
 
-use battlement_core::{register_all_with, ConfigError, HealthSink, HealthSource};
+use battlement_core::{kind_of, register_all_with, ConfigError, HealthSink, HealthSource};
 use std::fmt;
 use std::sync::Arc;
 use tower::layer::util::{Identity, Stack};
 
-/// Builds one [`Layer`] from the battlement layers you configure, composed in the recommended
+/// Builds one [`Layer`](tower::Layer) from the battlement layers you configure, composed in the recommended
 /// order whatever order you configure them in (outermost first):
 ///
 /// ```text
@@ -19,7 +19,9 @@ use tower::layer::util::{Identity, Stack};
 /// would come from. A layer you do not configure costs nothing (it is tower's `Identity`).
 ///
 /// Given a registry ([`registry`](Self::registry)), [`build`](Self::build) registers the
-/// stack's stateful parts (breaker, bulkhead, kill switch) so the health endpoint reports them;
+/// stack's stateful parts (breaker, bulkhead, kill switch) so the health endpoint reports them,
+/// each critical or not as its kind is by default, as its own builder would register it
+/// ([`ComponentKind::critical_by_default`](battlement_core::ComponentKind::critical_by_default));
 /// a part the registry already holds (the same kind and name, e.g. a breaker built with
 /// `.registry(&r)` and given to a stack with `.registry(&r)` too) is a [`ConfigError`] from
 /// `build`, and then nothing is registered.
@@ -294,9 +296,16 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self
     }
 
+    /// Registers a stateful part, critical as its kind is by default.
+    fn part(self, component: Arc<dyn HealthSource>) -> Self {
+        let critical = kind_of(&*component).critical_by_default();
+        self.component(component, critical)
+    }
+
     /// Guards calls with a circuit breaker and the default classifier
     /// ([`ResponseClassifier`](crate::core::ResponseClassifier): HTTP responses by status, gRPC
-    /// trailers-only responses by `grpc-status`, errors by kind); registered as critical.
+    /// trailers-only responses by `grpc-status`, errors by kind); registered as critical (a
+    /// breaker's default).
     #[cfg(feature = "breaker")]
     pub fn circuit_breaker(
         self,
@@ -305,7 +314,8 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self.circuit_breaker_with(breaker, battlement_core::ResponseClassifier)
     }
 
-    /// Guards calls with a circuit breaker and a classifier; registered as critical.
+    /// Guards calls with a circuit breaker and a classifier; registered as critical (a
+    /// breaker's default).
     #[cfg(feature = "breaker")]
     pub fn circuit_breaker_with<C>(
         self,
@@ -313,7 +323,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         classifier: C,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer<C>, Bu, Ti, Ch>
     {
-        let this = self.component(Arc::new(breaker.clone()), true);
+        let this = self.part(Arc::new(breaker.clone()));
         let ResilienceStack {
             probe,
             kill_switch,
@@ -343,13 +353,14 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         }
     }
 
-    /// Limits concurrent calls with a bulkhead; registered as critical.
+    /// Limits concurrent calls with a bulkhead; registered as non-critical (a bulkhead's
+    /// default: its status is at worst `warn`).
     #[cfg(feature = "bulkhead")]
     pub fn bulkhead(
         self,
         bulkhead: &crate::bulkhead::Bulkhead,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, crate::bulkhead::BulkheadLayer, Ti, Ch> {
-        self.component(Arc::new(bulkhead.clone()), true)
+        self.part(Arc::new(bulkhead.clone()))
             .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
     }
 
@@ -431,13 +442,14 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         }
     }
 
-    /// Rejects every call while the kill switch is halted; registered as critical.
+    /// Rejects every call while the kill switch is halted; registered as critical (a kill
+    /// switch's default).
     #[cfg(feature = "kill-switch")]
     pub fn kill_switch(
         self,
         switch: &crate::kill_switch::KillSwitch,
     ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Fa, Re, He, Br, Bu, Ti, Ch> {
-        let this = self.component(Arc::new(switch.clone()), true);
+        let this = self.part(Arc::new(switch.clone()));
         let ResilienceStack {
             probe,
             fallback,
@@ -585,5 +597,28 @@ mod tests {
         let err = svc.oneshot(()).await.unwrap_err();
         assert!(err.is::<crate::core::error::BreakerOpen>());
         assert_eq!(calls.load(SeqCst), 2);
+    }
+
+    /// The stack registers each part as critical or not as that part's own builder would by
+    /// default: one default per kind, so a bulkhead is not critical in either.
+    #[cfg(feature = "bulkhead")]
+    #[test]
+    fn parts_register_with_their_kinds_default_criticality() {
+        use crate::bulkhead::Bulkhead;
+        let breaker = CircuitBreaker::builder("db").build().unwrap();
+        let bulkhead = Bulkhead::builder("pool").build().unwrap();
+        let (stacked, built) = (Names::default(), Names::default());
+        ResilienceStack::new()
+            .circuit_breaker(&breaker)
+            .bulkhead(&bulkhead)
+            .registry(&stacked)
+            .build()
+            .unwrap();
+        Bulkhead::builder("pool").registry(&built).build().unwrap();
+        assert_eq!(
+            *stacked.0.lock().unwrap(),
+            [("db".to_owned(), true), ("pool".to_owned(), false)]
+        );
+        assert_eq!(*built.0.lock().unwrap(), [("pool".to_owned(), false)]);
     }
 }

@@ -8,6 +8,7 @@ use crate::state::{Machine, Target, Transition, Word, NO_END};
 use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
+use battlement_core::event::EventChannel;
 use battlement_core::{FailureKind, Outcome};
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -62,7 +63,7 @@ pub(crate) struct Shared {
     pub(crate) timing: bool,
     pub(crate) origin: Instant,
     pub(crate) hot: HotClock,
-    events: broadcast::Sender<BreakerEvent>,
+    events: EventChannel<BreakerEvent>,
 }
 
 /// A call the breaker let through: the generation it was admitted in, and whether it holds a
@@ -125,7 +126,7 @@ impl CircuitBreaker {
         };
         let hot = HotClock::new();
         let shared = Arc::new(Shared {
-            name: b.name.as_str().into(),
+            name: b.registration.name().into(),
             machine: Machine::new(v.machine),
             window,
             consecutive: CachePadded::new(AtomicU64::new(0)),
@@ -618,8 +619,7 @@ impl Shared {
                 "circuit breaker state changed"
             ),
         }
-        // No subscriber is not an error.
-        let _ = self.events.send(BreakerEvent::StateTransition {
+        self.events.send(BreakerEvent::StateTransition {
             name: self.name.clone(),
             from: t.from,
             to: t.to,

@@ -3,14 +3,11 @@
 use crate::breaker::CircuitBreaker;
 use crate::event::BreakerEvent;
 use crate::state::MachineConfig;
-use battlement_core::event::event_channel;
-use battlement_core::{ConfigError, HealthSink};
+use battlement_core::event::EventChannel;
+use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
-
-const COMPONENT: &str = "circuit breaker";
 
 /// The largest count-based window.
 pub const MAX_COUNT_WINDOW: u64 = 1 << 24;
@@ -76,7 +73,7 @@ pub enum SlidingWindow {
 /// ```
 #[must_use]
 pub struct CircuitBreakerBuilder {
-    pub(crate) name: String,
+    pub(crate) registration: Registration,
     pub(crate) window: SlidingWindow,
     pub(crate) minimum_calls: u64,
     pub(crate) failure_rate: Option<f64>,
@@ -90,15 +87,13 @@ pub struct CircuitBreakerBuilder {
     pub(crate) max_half_open: Option<Duration>,
     pub(crate) record_latency: bool,
     pub(crate) count_rejections: bool,
-    pub(crate) registries: Vec<Box<dyn HealthSink + Send + Sync>>,
-    pub(crate) critical: bool,
     pub(crate) event_capacity: usize,
 }
 
 impl fmt::Debug for CircuitBreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("window", &self.window)
             .field("minimum_calls", &self.minimum_calls)
             .field("failure_rate", &self.failure_rate)
@@ -112,7 +107,6 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("max_half_open", &self.max_half_open)
             .field("record_latency", &self.record_latency)
             .field("count_rejections", &self.count_rejections)
-            .field("registries", &self.registries.len())
             .finish()
     }
 }
@@ -120,7 +114,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
 impl CircuitBreakerBuilder {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         CircuitBreakerBuilder {
-            name: name.into(),
+            registration: Registration::new(ComponentKind::CircuitBreaker, name),
             window: SlidingWindow::Count(100),
             minimum_calls: 10,
             failure_rate: Some(0.5),
@@ -134,9 +128,7 @@ impl CircuitBreakerBuilder {
             max_half_open: None,
             record_latency: false,
             count_rejections: false,
-            registries: Vec::new(),
-            critical: true,
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -222,38 +214,16 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Registers the breaker with a health registry when it is built.
-    pub fn registry<R>(mut self, registry: &R) -> Self
-    where
-        R: HealthSink + Clone + Send + Sync + 'static,
-    {
-        self.registries.push(Box::new(registry.clone()));
-        self
-    }
+    battlement_core::define_registration_methods!();
 
-    /// Whether the breaker is a critical component for the registries it is given (default
-    /// `true`: an open breaker fails the health aggregate).
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.critical = critical;
-        self
-    }
-
-    /// How many transition events a slow subscriber may fall behind by (default 64; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked by
-    /// [`build`](Self::build)).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
+    battlement_core::define_event_capacity_method!();
 
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
-        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
+        self.registration.error(setting, value, why)
     }
 
     pub(crate) fn validate(&self) -> Result<Validated, ConfigError> {
-        if self.name.is_empty() {
-            return Err(self.err("name", &self.name, "must not be empty"));
-        }
+        self.registration.require_name()?;
         match self.window {
             SlidingWindow::Count(0) => {
                 return Err(self.err("sliding_window", self.window, "a window of zero calls"))
@@ -342,7 +312,8 @@ impl CircuitBreakerBuilder {
                 "must be greater than zero",
             ));
         }
-        let events = event_channel(format!("{COMPONENT} `{}`", self.name), self.event_capacity)?;
+        let events = EventChannel::new(self.event_capacity)
+            .map_err(|e| e.within(ComponentKind::CircuitBreaker, self.registration.name()))?;
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Ok(Validated {
             machine: MachineConfig {
@@ -362,7 +333,7 @@ impl CircuitBreakerBuilder {
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         let validated = self.validate()?;
         let breaker = CircuitBreaker::from_builder(&self, validated);
-        battlement_core::register_with(&self.registries, Arc::new(breaker.clone()), self.critical)?;
+        self.registration.register(Arc::new(breaker.clone()))?;
         Ok(breaker)
     }
 }
@@ -371,7 +342,7 @@ pub(crate) struct Validated {
     pub(crate) machine: MachineConfig,
     pub(crate) slow_nanos: Option<u64>,
     pub(crate) max_half_open: Option<u64>,
-    pub(crate) events: broadcast::Sender<BreakerEvent>,
+    pub(crate) events: EventChannel<BreakerEvent>,
 }
 
 #[cfg(all(test, not(loom)))]

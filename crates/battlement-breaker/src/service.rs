@@ -55,20 +55,7 @@ impl<S, C> CircuitBreakerService<S, C> {
         &self.breaker
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    battlement_core::define_inner_service_accessors!();
 }
 
 impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>

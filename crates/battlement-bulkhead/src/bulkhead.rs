@@ -19,8 +19,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub(crate) const COMPONENT: &str = "bulkhead";
-
 /// A concurrency limit with a bounded, time-limited wait queue, shared by every service guarded
 /// with it.
 ///
@@ -712,16 +710,18 @@ impl Shared {
 
 pub(crate) fn validate_max_concurrent(name: &str, max: usize) -> Result<(), ConfigError> {
     if max == 0 {
-        return Err(ConfigError::new(
-            format!("{COMPONENT} `{name}`"),
+        return Err(ConfigError::scoped(
+            ComponentKind::Bulkhead,
+            name,
             "max_concurrent",
             max,
             "must be at least 1",
         ));
     }
     if max > MAX_PERMITS {
-        return Err(ConfigError::new(
-            format!("{COMPONENT} `{name}`"),
+        return Err(ConfigError::scoped(
+            ComponentKind::Bulkhead,
+            name,
             "max_concurrent",
             max,
             "must be at most 4294967295 (permits are counted in 32 bits)",

@@ -1,7 +1,7 @@
 //! The bulkhead's builder and its validation.
 
-use crate::bulkhead::{validate_max_concurrent, Bulkhead, COMPONENT};
-use battlement_core::{ConfigError, HealthSink};
+use crate::bulkhead::{validate_max_concurrent, Bulkhead};
+use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +10,9 @@ use std::time::Duration;
 ///
 /// Defaults: 25 concurrent calls, no queue (a call that finds no free permit is rejected at
 /// once), no wait limit, a 10 s rejection window, and, with every registry given, registered as
-/// a non-critical component (a saturated or recently rejecting bulkhead reports `warn`, which
-/// degrades the aggregate without failing it).
+/// a non-critical component (a bulkhead's default, [`ComponentKind::critical_by_default`]: a
+/// saturated or recently rejecting bulkhead reports `warn`, which degrades the aggregate without
+/// failing it).
 ///
 /// ```
 /// use battlement_bulkhead::Bulkhead;
@@ -33,13 +34,11 @@ use std::time::Duration;
 /// ```
 #[must_use]
 pub struct BulkheadBuilder {
-    name: String,
+    registration: Registration,
     max_concurrent: usize,
     max_queued: usize,
     max_wait: Option<Duration>,
     rejection_window: Duration,
-    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
-    critical: bool,
 }
 
 /// The default [`rejection_window`](BulkheadBuilder::rejection_window): 10 s.
@@ -48,13 +47,11 @@ pub const DEFAULT_REJECTION_WINDOW: Duration = Duration::from_secs(10);
 impl fmt::Debug for BulkheadBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BulkheadBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("max_concurrent", &self.max_concurrent)
             .field("max_queued", &self.max_queued)
             .field("max_wait", &self.max_wait)
             .field("rejection_window", &self.rejection_window)
-            .field("registries", &self.registries.len())
-            .field("critical", &self.critical)
             .finish()
     }
 }
@@ -62,13 +59,11 @@ impl fmt::Debug for BulkheadBuilder {
 impl BulkheadBuilder {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         BulkheadBuilder {
-            name: name.into(),
+            registration: Registration::new(ComponentKind::Bulkhead, name),
             max_concurrent: 25,
             max_queued: 0,
             max_wait: None,
             rejection_window: DEFAULT_REJECTION_WINDOW,
-            registries: Vec::new(),
-            critical: false,
         }
     }
 
@@ -116,33 +111,16 @@ impl BulkheadBuilder {
         self
     }
 
-    /// Registers the bulkhead with a health registry when it is built.
-    pub fn registry<R>(mut self, registry: &R) -> Self
-    where
-        R: HealthSink + Clone + Send + Sync + 'static,
-    {
-        self.registries.push(Box::new(registry.clone()));
-        self
-    }
-
-    /// Whether the bulkhead is a critical component for the registries it is given (default
-    /// `false`). A bulkhead's own status is at worst `warn` (saturated), so this only matters to
-    /// registries that treat critical components specially.
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.critical = critical;
-        self
-    }
+    battlement_core::define_registration_methods!();
 
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
-        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
+        self.registration.error(setting, value, why)
     }
 
     /// Validates the settings and builds the bulkhead.
     pub fn build(self) -> Result<Bulkhead, ConfigError> {
-        if self.name.is_empty() {
-            return Err(self.err("name", &self.name, "must not be empty"));
-        }
-        validate_max_concurrent(&self.name, self.max_concurrent)?;
+        self.registration.require_name()?;
+        validate_max_concurrent(self.registration.name(), self.max_concurrent)?;
         if let Some(wait) = self.max_wait {
             if wait.is_zero() {
                 return Err(self.err(
@@ -160,17 +138,13 @@ impl BulkheadBuilder {
             }
         }
         let bulkhead = Bulkhead::from_parts(
-            Arc::from(self.name.as_str()),
+            Arc::from(self.registration.name()),
             self.max_concurrent,
             self.max_queued,
             self.max_wait,
             self.rejection_window,
         );
-        battlement_core::register_with(
-            &self.registries,
-            Arc::new(bulkhead.clone()),
-            self.critical,
-        )?;
+        self.registration.register(Arc::new(bulkhead.clone()))?;
         Ok(bulkhead)
     }
 }

@@ -64,20 +64,7 @@ impl<S> BulkheadService<S> {
         &self.bulkhead
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    battlement_core::define_inner_service_accessors!();
 }
 
 impl<S, Req> Service<Req> for BulkheadService<S>

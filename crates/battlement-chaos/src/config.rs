@@ -2,12 +2,10 @@
 
 use crate::chaos::{Chaos, ErrorSource};
 use crate::response::{NoResponse, ResponseFn};
-use battlement_core::{BoxError, ConfigError, FailureKind};
+use battlement_core::{BoxError, ComponentKind, ConfigError, FailureKind, Registration};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-const COMPONENT: &str = "chaos";
 
 /// Slack allowed when checking that the error and response probabilities sum to at most 1, for
 /// sums such as `0.7 + 0.3` that floating point rounds up.
@@ -54,7 +52,11 @@ impl Latency {
 ///
 /// Probabilities are within `0.0..=1.0`. Latency is drawn independently of the rest; an injected
 /// error and an injected response exclude each other, so their probabilities must sum to at most
-/// 1. Defaults: nothing injected, off, seeded from a random source.
+/// 1.
+///
+/// Defaults: nothing injected, off, seeded from a random source; with every registry given
+/// ([`registry`](Self::registry)), registered as a non-critical component (chaos's default: its
+/// status is always `pass`, the faults it injects show in the components they exercise).
 ///
 /// ```
 /// use battlement_chaos::{Chaos, Latency};
@@ -74,7 +76,7 @@ impl Latency {
 /// ```
 #[must_use]
 pub struct ChaosBuilder<R = NoResponse> {
-    name: String,
+    registration: Registration,
     seed: Option<u64>,
     enabled: bool,
     latency: Option<(f64, Latency)>,
@@ -87,7 +89,7 @@ pub struct ChaosBuilder<R = NoResponse> {
 impl<R> fmt::Debug for ChaosBuilder<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChaosBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("seed", &self.seed)
             .field("enabled", &self.enabled)
             .field("latency", &self.latency)
@@ -101,7 +103,7 @@ impl<R> fmt::Debug for ChaosBuilder<R> {
 impl ChaosBuilder {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         ChaosBuilder {
-            name: name.into(),
+            registration: Registration::new(ComponentKind::Chaos, name),
             seed: None,
             enabled: false,
             latency: None,
@@ -196,7 +198,7 @@ impl<R> ChaosBuilder<R> {
         F: Fn() -> Res + Send + Sync + 'static,
     {
         ChaosBuilder {
-            name: self.name,
+            registration: self.registration,
             seed: self.seed,
             enabled: self.enabled,
             latency: self.latency,
@@ -207,8 +209,10 @@ impl<R> ChaosBuilder<R> {
         }
     }
 
+    battlement_core::define_registration_methods!();
+
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
-        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
+        self.registration.error(setting, value, why)
     }
 
     fn check_probability(&self, setting: &'static str, p: f64) -> Result<(), ConfigError> {
@@ -220,9 +224,7 @@ impl<R> ChaosBuilder<R> {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.name.is_empty() {
-            return Err(self.err("name", &self.name, "must not be empty"));
-        }
+        self.registration.require_name()?;
         if let Some((p, latency)) = self.latency {
             self.check_probability("latency.probability", p)?;
             match latency {
@@ -263,7 +265,8 @@ impl<R> ChaosBuilder<R> {
         Ok(())
     }
 
-    /// Validates the settings and builds the handle.
+    /// Validates the settings, builds the handle and registers it with every registry given, or
+    /// with none: a registry that already holds chaos of the same name makes it fail.
     pub fn build(self) -> Result<Chaos<R>, ConfigError> {
         self.validate()?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
@@ -276,14 +279,76 @@ impl<R> ChaosBuilder<R> {
                 *kind = self.error_kind;
             }
         }
-        Ok(Chaos::from_parts(
-            self.name.into(),
+        let chaos = Chaos::from_parts(
+            self.registration.name().into(),
             self.enabled,
             seed,
             self.latency,
             error,
             response,
             self.respond,
-        ))
+        );
+        // The health view needs only the shared state, whatever responses the handle makes.
+        self.registration.register(Arc::new(Chaos {
+            shared: chaos.shared.clone(),
+            respond: NoResponse,
+        }))?;
+        Ok(chaos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Chaos;
+    use battlement_core::{ComponentKind, ConfigError, HealthSink, HealthSource};
+    use std::sync::{Arc, Mutex};
+
+    /// Keeps what registers, with its `critical` flag.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<Registered>>>);
+    type Registered = (Arc<dyn HealthSource>, bool);
+    impl HealthSink for Sink {
+        fn register_component(
+            &self,
+            c: Arc<dyn HealthSource>,
+            critical: bool,
+        ) -> Result<(), ConfigError> {
+            self.0.lock().unwrap().push((c, critical));
+            Ok(())
+        }
+        fn unregister_component(&self, _: ComponentKind, _: &str) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn chaos_registers_as_itself_not_critical_by_default() {
+        let sink = Sink::default();
+        let chaos = Chaos::builder("inventory")
+            .response(0.1, || 503u16)
+            .registry(&sink)
+            .build()
+            .unwrap();
+        Chaos::builder("orders")
+            .registry(&sink)
+            .critical(true)
+            .build()
+            .unwrap();
+        let got = sink.0.lock().unwrap().clone();
+        let seen: Vec<_> = got
+            .iter()
+            .map(|(c, critical)| (c.kind(), c.name().to_owned(), *critical))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (ComponentKind::Chaos, "inventory".to_owned(), false),
+                (ComponentKind::Chaos, "orders".to_owned(), true),
+            ]
+        );
+        // The registered view reports the handle's own state.
+        assert_eq!(got[0].0.snapshot().state, "disabled");
+        chaos.enable();
+        assert_eq!(got[0].0.snapshot().state, "enabled");
     }
 }

@@ -1,8 +1,12 @@
 //! Classification: one shared vocabulary for "did this call succeed?".
 
-use crate::error::{failure_kind, AsDynError};
+use crate::error::{
+    AsDynError, BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, InjectedFault,
+};
 use crate::{FailureKind, Outcome};
+use std::error::Error;
 use std::fmt;
+use std::time::Duration;
 
 /// Maps a finished call's result to an [`Outcome`].
 ///
@@ -158,11 +162,123 @@ pub fn status_failure_kind(status: u16) -> FailureKind {
     }
 }
 
+/// Reads a failure kind from an error by walking its source chain, never by its text.
+///
+/// The first error in the chain that is recognised decides: battlement's rejections
+/// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`]) are
+/// [`Rejected`](FailureKind::Rejected); battlement's [`Elapsed`], tower's and tokio's
+/// timeouts and `io::ErrorKind::TimedOut` are `Timeout`; refused, reset or aborted connections
+/// (and, with the `hyper` feature, hyper-util's connect errors) are `Connection`; an
+/// [`InjectedFault`] is the kind it imitates. Anything else is `Other`.
+///
+/// ```
+/// use battlement_core::{error::failure_kind, FailureKind};
+/// use std::io;
+///
+/// let err = io::Error::from(io::ErrorKind::ConnectionRefused);
+/// assert_eq!(failure_kind(&err), FailureKind::Connection);
+/// ```
+pub fn failure_kind(err: &(dyn Error + 'static)) -> FailureKind {
+    let mut current: Option<&(dyn Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(kind) = direct_kind(e) {
+            return kind;
+        }
+        current = e.source();
+    }
+    FailureKind::Other
+}
+
+fn direct_kind(e: &(dyn Error + 'static)) -> Option<FailureKind> {
+    if e.is::<BreakerOpen>()
+        || e.is::<BulkheadFull>()
+        || e.is::<BulkheadTimeout>()
+        || e.is::<Halted>()
+    {
+        return Some(FailureKind::Rejected);
+    }
+    if let Some(fault) = e.downcast_ref::<InjectedFault>() {
+        return Some(fault.kind());
+    }
+    if e.is::<Elapsed>()
+        || e.is::<tower::timeout::error::Elapsed>()
+        || e.is::<tokio::time::error::Elapsed>()
+    {
+        return Some(FailureKind::Timeout);
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind::*;
+        return match io.kind() {
+            TimedOut => Some(FailureKind::Timeout),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
+            | UnexpectedEof => Some(FailureKind::Connection),
+            // An io::Error may wrap a richer error; its `source()` skips that error, so look at
+            // it directly.
+            _ => io
+                .get_ref()
+                .map(|inner| failure_kind(inner))
+                .filter(|kind| *kind != FailureKind::Other),
+        };
+    }
+    #[cfg(feature = "hyper")]
+    {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return Some(FailureKind::Timeout);
+            }
+            if h.is_closed() || h.is_incomplete_message() || h.is_canceled() {
+                return Some(FailureKind::Connection);
+            }
+        }
+        if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            if h.is_connect() {
+                // The source may be more precise (a timeout while connecting).
+                return match h.source().map(failure_kind) {
+                    Some(FailureKind::Timeout) => Some(FailureKind::Timeout),
+                    _ => Some(FailureKind::Connection),
+                };
+            }
+        }
+    }
+    #[cfg(feature = "grpc")]
+    {
+        if let Some(status) = e.downcast_ref::<tonic::Status>() {
+            return match crate::grpc::code_outcome(status.code()) {
+                crate::Outcome::Failure(kind) => Some(kind),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+/// The time a rejection said to wait before trying again, read from the error's source chain
+/// ([`BreakerOpen::retry_after`]).
+///
+/// ```
+/// use battlement_core::error::{retry_after, BoxError, BreakerOpen};
+/// use std::time::Duration;
+///
+/// let err: BoxError = Box::new(BreakerOpen::new("b".into(), Some(Duration::from_secs(1))));
+/// assert_eq!(retry_after(&*err), Some(Duration::from_secs(1)));
+/// ```
+pub fn retry_after(err: &(dyn Error + 'static)) -> Option<Duration> {
+    let mut current: Option<&(dyn Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(open) = e.downcast_ref::<BreakerOpen>() {
+            return open.retry_after();
+        }
+        current = e.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{BoxError, Elapsed};
-    use std::time::Duration;
+    use crate::error::BoxError;
+    use std::io;
+    use std::time::SystemTime;
 
     #[test]
     fn default_classifier_reads_errors() {
@@ -198,5 +314,119 @@ mod tests {
         assert_eq!(status_failure_kind(429), FailureKind::RateLimited);
         assert_eq!(status_failure_kind(408), FailureKind::Timeout);
         assert_eq!(status_failure_kind(418), FailureKind::Other);
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(BoxError);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapper")
+        }
+    }
+    impl Error for Wrapper {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn kinds_from_chain() {
+        let cases: Vec<(BoxError, FailureKind)> = vec![
+            (
+                Box::new(BreakerOpen::new("b".into(), None)),
+                FailureKind::Rejected,
+            ),
+            (
+                Box::new(BulkheadFull::new("b".into())),
+                FailureKind::Rejected,
+            ),
+            (
+                Box::new(BulkheadTimeout::new("b".into(), Duration::ZERO)),
+                FailureKind::Rejected,
+            ),
+            (
+                Box::new(Halted::new("h".into(), "r".into(), SystemTime::UNIX_EPOCH)),
+                FailureKind::Rejected,
+            ),
+            (
+                Box::new(Elapsed::new("t".into(), Duration::ZERO)),
+                FailureKind::Timeout,
+            ),
+            (
+                Box::new(tower::timeout::error::Elapsed::new()),
+                FailureKind::Timeout,
+            ),
+            (
+                Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+                FailureKind::Timeout,
+            ),
+            (
+                Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
+                FailureKind::Connection,
+            ),
+            (
+                Box::new(io::Error::from(io::ErrorKind::ConnectionAborted)),
+                FailureKind::Connection,
+            ),
+            (
+                Box::new(io::Error::from(io::ErrorKind::PermissionDenied)),
+                FailureKind::Other,
+            ),
+            ("plain text".into(), FailureKind::Other),
+            (
+                Box::new(Wrapper(Box::new(io::Error::from(
+                    io::ErrorKind::ConnectionRefused,
+                )))),
+                FailureKind::Connection,
+            ),
+            (
+                Box::new(io::Error::other(Elapsed::new("t".into(), Duration::ZERO))),
+                FailureKind::Timeout,
+            ),
+            (
+                Box::new(InjectedFault::new("c".into())),
+                FailureKind::Connection,
+            ),
+            (
+                Box::new(Wrapper(Box::new(
+                    InjectedFault::new("c".into()).imitating(FailureKind::ServerError),
+                ))),
+                FailureKind::ServerError,
+            ),
+            (
+                Box::new(io::Error::other(
+                    InjectedFault::new("c".into()).imitating(FailureKind::Timeout),
+                )),
+                FailureKind::Timeout,
+            ),
+        ];
+        for (err, kind) in cases {
+            assert_eq!(failure_kind(&*err), kind, "{err}");
+        }
+    }
+
+    #[test]
+    fn default_classifier_reads_an_injected_fault_as_its_kind() {
+        use crate::{Classify, Outcome, ResultClassifier};
+        for kind in FailureKind::ALL {
+            let err: BoxError = Box::new(InjectedFault::new("c".into()).imitating(kind));
+            assert_eq!(
+                ResultClassifier.classify(Err::<&(), _>(&err)),
+                Outcome::Failure(kind)
+            );
+        }
+        let err: BoxError = Box::new(InjectedFault::new("c".into()));
+        assert_eq!(
+            ResultClassifier.classify(Err::<&(), _>(&err)),
+            Outcome::Failure(FailureKind::Connection)
+        );
+    }
+
+    #[test]
+    fn retry_after_walks_chain() {
+        let inner: BoxError = Box::new(BreakerOpen::new("b".into(), Some(Duration::from_secs(2))));
+        let outer = Wrapper(inner);
+        assert_eq!(retry_after(&outer), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&io::Error::other("x")), None);
     }
 }

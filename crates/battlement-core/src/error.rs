@@ -11,24 +11,49 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::ComponentKind;
+// Reading an error's source chain is classification; it lives in `classify.rs`, and is named
+// here too, beside the errors it reads.
+pub use crate::classify::{failure_kind, retry_after};
+
 /// The error type tower layers return: a boxed, downcastable error.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// A setting that a builder refused: which component, which setting, what value and why.
 ///
-/// ```
-/// use battlement_core::ConfigError;
+/// A builder of a named component scopes its errors to the component's (kind, name) with
+/// [`scoped`](Self::scoped) (or its [`Registration`](crate::Registration)'s
+/// [`error`](crate::Registration::error)), so every crate words the component the same way:
+/// the kind [described](ComponentKind::describe), then the name in backticks.
 ///
-/// let err = ConfigError::new("circuit breaker", "failure_rate_threshold", 1.5, "must be within 0..=1");
+/// ```
+/// use battlement_core::{ComponentKind, ConfigError};
+///
+/// let err = ConfigError::scoped(
+///     ComponentKind::CircuitBreaker,
+///     "payments",
+///     "failure_rate_threshold",
+///     1.5,
+///     "must be within 0..=1",
+/// );
 /// assert_eq!(err.setting(), "failure_rate_threshold");
+/// assert_eq!(err.component(), "circuit breaker `payments`");
+/// assert_eq!(err.kind(), Some(ComponentKind::CircuitBreaker));
+/// assert_eq!(err.name(), Some("payments"));
 /// assert_eq!(
 ///     err.to_string(),
-///     "invalid circuit breaker setting `failure_rate_threshold` = 1.5: must be within 0..=1"
+///     "invalid circuit breaker `payments` setting `failure_rate_threshold` = 1.5: must be within 0..=1"
 /// );
+///
+/// // Something that is not a (kind, name) component names itself in words.
+/// let err = ConfigError::new("http classifier", "status", 99, "not an HTTP status");
+/// assert_eq!(err.component(), "http classifier");
+/// assert_eq!(err.kind(), None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     component: Cow<'static, str>,
+    scope: Option<(ComponentKind, Arc<str>)>,
     setting: &'static str,
     value: String,
     reason: Cow<'static, str>,
@@ -44,15 +69,66 @@ impl ConfigError {
     ) -> Self {
         ConfigError {
             component: component.into(),
+            scope: None,
             setting,
             value: format!("{value:?}"),
             reason: reason.into(),
         }
     }
 
-    /// The component being configured (e.g. `circuit breaker`).
+    /// A refused `setting` of the component of `kind` named `name`, with its `value` and the
+    /// `reason`; its [`component`](Self::component) reads ``circuit breaker `payments` ``.
+    pub fn scoped(
+        kind: ComponentKind,
+        name: &str,
+        setting: &'static str,
+        value: impl fmt::Debug,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ConfigError::new("", setting, value, reason).within(kind, name)
+    }
+
+    /// The same refusal, said of the component of `kind` named `name` (for an error a shared
+    /// check returned, such as [`EventChannel::new`](crate::event::EventChannel::new)'s).
+    ///
+    /// ```
+    /// use battlement_core::{event::EventChannel, ComponentKind};
+    ///
+    /// let err = EventChannel::<u32>::new(0).unwrap_err();
+    /// assert_eq!(err.component(), "event channel");
+    /// let err = err.within(ComponentKind::KillSwitch, "deploys");
+    /// assert_eq!(err.component(), "kill switch `deploys`");
+    /// assert_eq!(err.setting(), "event_capacity");
+    /// ```
+    pub fn within(mut self, kind: ComponentKind, name: &str) -> Self {
+        self.component = format!("{} `{name}`", kind.describe()).into();
+        self.scope = Some((kind, name.into()));
+        self
+    }
+
+    /// The same refusal, said of `component` (in words, for something that is not a (kind,
+    /// name) component, such as a retry policy).
+    pub fn of(mut self, component: impl Into<Cow<'static, str>>) -> Self {
+        self.component = component.into();
+        self.scope = None;
+        self
+    }
+
+    /// The component being configured, in words (e.g. ``circuit breaker `payments` ``).
     pub fn component(&self) -> &str {
         &self.component
+    }
+
+    /// The kind of the component being configured, when the error is [scoped](Self::scoped)
+    /// to one.
+    pub fn kind(&self) -> Option<ComponentKind> {
+        self.scope.as_ref().map(|(kind, _)| *kind)
+    }
+
+    /// The name of the component being configured, when the error is [scoped](Self::scoped)
+    /// to one.
+    pub fn name(&self) -> Option<&str> {
+        self.scope.as_ref().map(|(_, name)| &**name)
     }
 
     /// The name of the refused setting.
@@ -499,238 +575,9 @@ impl_as_dyn_error!(http::Error);
 #[cfg(feature = "grpc")]
 impl_as_dyn_error!(tonic::Status);
 
-/// Reads a failure kind from an error by walking its source chain, never by its text.
-///
-/// The first error in the chain that is recognised decides: battlement's rejections
-/// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`]) are
-/// [`Rejected`](crate::FailureKind::Rejected); battlement's [`Elapsed`], tower's and tokio's
-/// timeouts and `io::ErrorKind::TimedOut` are `Timeout`; refused, reset or aborted connections
-/// (and, with the `hyper` feature, hyper-util's connect errors) are `Connection`; an
-/// [`InjectedFault`] is the kind it imitates. Anything else is `Other`.
-///
-/// ```
-/// use battlement_core::{error::failure_kind, FailureKind};
-/// use std::io;
-///
-/// let err = io::Error::from(io::ErrorKind::ConnectionRefused);
-/// assert_eq!(failure_kind(&err), FailureKind::Connection);
-/// ```
-pub fn failure_kind(err: &(dyn Error + 'static)) -> crate::FailureKind {
-    use crate::FailureKind;
-    let mut current: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(kind) = direct_kind(e) {
-            return kind;
-        }
-        current = e.source();
-    }
-    FailureKind::Other
-}
-
-fn direct_kind(e: &(dyn Error + 'static)) -> Option<crate::FailureKind> {
-    use crate::FailureKind;
-    if e.is::<BreakerOpen>()
-        || e.is::<BulkheadFull>()
-        || e.is::<BulkheadTimeout>()
-        || e.is::<Halted>()
-    {
-        return Some(FailureKind::Rejected);
-    }
-    if let Some(fault) = e.downcast_ref::<InjectedFault>() {
-        return Some(fault.kind());
-    }
-    if e.is::<Elapsed>()
-        || e.is::<tower::timeout::error::Elapsed>()
-        || e.is::<tokio::time::error::Elapsed>()
-    {
-        return Some(FailureKind::Timeout);
-    }
-    if let Some(io) = e.downcast_ref::<std::io::Error>() {
-        use std::io::ErrorKind::*;
-        return match io.kind() {
-            TimedOut => Some(FailureKind::Timeout),
-            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
-            | UnexpectedEof => Some(FailureKind::Connection),
-            // An io::Error may wrap a richer error; its `source()` skips that error, so look at
-            // it directly.
-            _ => io
-                .get_ref()
-                .map(|inner| failure_kind(inner))
-                .filter(|kind| *kind != FailureKind::Other),
-        };
-    }
-    #[cfg(feature = "hyper")]
-    {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return Some(FailureKind::Timeout);
-            }
-            if h.is_closed() || h.is_incomplete_message() || h.is_canceled() {
-                return Some(FailureKind::Connection);
-            }
-        }
-        if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
-            if h.is_connect() {
-                // The source may be more precise (a timeout while connecting).
-                return match h.source().map(failure_kind) {
-                    Some(FailureKind::Timeout) => Some(FailureKind::Timeout),
-                    _ => Some(FailureKind::Connection),
-                };
-            }
-        }
-    }
-    #[cfg(feature = "grpc")]
-    {
-        if let Some(status) = e.downcast_ref::<tonic::Status>() {
-            return match crate::grpc::code_outcome(status.code()) {
-                crate::Outcome::Failure(kind) => Some(kind),
-                _ => None,
-            };
-        }
-    }
-    None
-}
-
-/// The time a rejection said to wait before trying again, read from the error's source chain
-/// ([`BreakerOpen::retry_after`]).
-///
-/// ```
-/// use battlement_core::error::{retry_after, BoxError, BreakerOpen};
-/// use std::time::Duration;
-///
-/// let err: BoxError = Box::new(BreakerOpen::new("b".into(), Some(Duration::from_secs(1))));
-/// assert_eq!(retry_after(&*err), Some(Duration::from_secs(1)));
-/// ```
-pub fn retry_after(err: &(dyn Error + 'static)) -> Option<Duration> {
-    let mut current: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(open) = e.downcast_ref::<BreakerOpen>() {
-            return open.retry_after();
-        }
-        current = e.source();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FailureKind;
-    use std::io;
-
-    #[derive(Debug)]
-    struct Wrapper(BoxError);
-    impl fmt::Display for Wrapper {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("wrapper")
-        }
-    }
-    impl Error for Wrapper {
-        fn source(&self) -> Option<&(dyn Error + 'static)> {
-            Some(&*self.0)
-        }
-    }
-
-    #[test]
-    fn kinds_from_chain() {
-        let cases: Vec<(BoxError, FailureKind)> = vec![
-            (
-                Box::new(BreakerOpen::new("b".into(), None)),
-                FailureKind::Rejected,
-            ),
-            (
-                Box::new(BulkheadFull::new("b".into())),
-                FailureKind::Rejected,
-            ),
-            (
-                Box::new(BulkheadTimeout::new("b".into(), Duration::ZERO)),
-                FailureKind::Rejected,
-            ),
-            (
-                Box::new(Halted::new("h".into(), "r".into(), SystemTime::UNIX_EPOCH)),
-                FailureKind::Rejected,
-            ),
-            (
-                Box::new(Elapsed::new("t".into(), Duration::ZERO)),
-                FailureKind::Timeout,
-            ),
-            (
-                Box::new(tower::timeout::error::Elapsed::new()),
-                FailureKind::Timeout,
-            ),
-            (
-                Box::new(io::Error::from(io::ErrorKind::TimedOut)),
-                FailureKind::Timeout,
-            ),
-            (
-                Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
-                FailureKind::Connection,
-            ),
-            (
-                Box::new(io::Error::from(io::ErrorKind::ConnectionAborted)),
-                FailureKind::Connection,
-            ),
-            (
-                Box::new(io::Error::from(io::ErrorKind::PermissionDenied)),
-                FailureKind::Other,
-            ),
-            ("plain text".into(), FailureKind::Other),
-            (
-                Box::new(Wrapper(Box::new(io::Error::from(
-                    io::ErrorKind::ConnectionRefused,
-                )))),
-                FailureKind::Connection,
-            ),
-            (
-                Box::new(io::Error::other(Elapsed::new("t".into(), Duration::ZERO))),
-                FailureKind::Timeout,
-            ),
-            (
-                Box::new(InjectedFault::new("c".into())),
-                FailureKind::Connection,
-            ),
-            (
-                Box::new(Wrapper(Box::new(
-                    InjectedFault::new("c".into()).imitating(FailureKind::ServerError),
-                ))),
-                FailureKind::ServerError,
-            ),
-            (
-                Box::new(io::Error::other(
-                    InjectedFault::new("c".into()).imitating(FailureKind::Timeout),
-                )),
-                FailureKind::Timeout,
-            ),
-        ];
-        for (err, kind) in cases {
-            assert_eq!(failure_kind(&*err), kind, "{err}");
-        }
-    }
-
-    #[test]
-    fn default_classifier_reads_an_injected_fault_as_its_kind() {
-        use crate::{Classify, Outcome, ResultClassifier};
-        for kind in FailureKind::ALL {
-            let err: BoxError = Box::new(InjectedFault::new("c".into()).imitating(kind));
-            assert_eq!(
-                ResultClassifier.classify(Err::<&(), _>(&err)),
-                Outcome::Failure(kind)
-            );
-        }
-        let err: BoxError = Box::new(InjectedFault::new("c".into()));
-        assert_eq!(
-            ResultClassifier.classify(Err::<&(), _>(&err)),
-            Outcome::Failure(FailureKind::Connection)
-        );
-    }
-
-    #[test]
-    fn retry_after_walks_chain() {
-        let inner: BoxError = Box::new(BreakerOpen::new("b".into(), Some(Duration::from_secs(2))));
-        let outer = Wrapper(inner);
-        assert_eq!(retry_after(&outer), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&io::Error::other("x")), None);
-    }
 
     #[test]
     fn config_error_fields() {

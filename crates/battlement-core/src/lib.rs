@@ -20,8 +20,13 @@
 //!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted)) and [`ConfigError`], which every
 //!   builder returns for a bad setting.
 //! - [`HealthSource`] and [`HealthSnapshot`]: what stateful components report to the health registry.
-//! - [`event`]: the bounded channel components publish typed events on, whose capacity every
-//!   builder checks into a [`ConfigError`].
+//! - [`Registration`]: a component's (kind, name), the health registries it joins and whether
+//!   it is critical there (one default per kind, [`ComponentKind::critical_by_default`]); every
+//!   builder keeps one, and scopes its [`ConfigError`]s with it.
+//! - [`event`]: the bounded channel ([`EventChannel`](event::EventChannel)) components publish
+//!   typed events on, whose capacity it checks into a [`ConfigError`].
+//! - Classification reads an error's source chain ([`failure_kind`](error::failure_kind)), never
+//!   its text.
 //!
 //! # Time
 //!
@@ -59,6 +64,7 @@ mod grpc;
 mod http;
 pub mod observe;
 mod outcome;
+mod registration;
 mod response;
 mod settle;
 #[cfg(feature = "tower-http")]
@@ -78,6 +84,7 @@ pub use observe::{
     HealthSource, HealthStatus, Metric,
 };
 pub use outcome::{FailureKind, Outcome};
+pub use registration::Registration;
 pub use response::{ResponseClassifier, ResponseOutcome};
 pub use settle::{AtOnce, Finish, Settle};
 #[cfg(feature = "tower-http")]

@@ -106,13 +106,50 @@ impl ComponentKind {
         match self {
             ComponentKind::CircuitBreaker => "circuit breaker",
             ComponentKind::Bulkhead => "bulkhead",
-            ComponentKind::Probe => "probe",
-            ComponentKind::Check => "check",
-            ComponentKind::Fallback => "fallback",
+            ComponentKind::Probe => "health probe",
+            ComponentKind::Check => "health check",
+            ComponentKind::Fallback => "fallback chain",
             ComponentKind::Hedge => "hedge",
             ComponentKind::KillSwitch => "kill switch",
-            ComponentKind::Chaos => "fault injection",
+            ComponentKind::Chaos => "chaos",
             ComponentKind::Other => "component",
+        }
+    }
+}
+
+impl ComponentKind {
+    /// Whether a component of this kind is critical when its builder is not told
+    /// (`critical(bool)`): a critical component that fails fails the health aggregate, a
+    /// non-critical one only degrades it to `warn`. Every builder and the facade's stack take
+    /// their default from here:
+    ///
+    /// | kind | critical by default | why |
+    /// |---|---|---|
+    /// | `CircuitBreaker` | yes | an open breaker means its dependency is failing |
+    /// | `Bulkhead` | no | its own status is at worst `warn` (saturated, rejecting): back-pressure, not an outage |
+    /// | `Probe` | yes | a failing probe means the probed dependency is failing |
+    /// | `Check` | yes | a custom check is written to say whether the service can serve |
+    /// | `Fallback` | yes | a chain with no healthy member cannot serve |
+    /// | `Hedge` | no | hedging is a latency optimisation; calls still succeed without it |
+    /// | `KillSwitch` | yes | a halted switch rejects every call on purpose |
+    /// | `Chaos` | no | injected faults are an experiment, not an outage to page on |
+    /// | `Other` | yes | a component registered by hand says what it is |
+    ///
+    /// ```
+    /// use battlement_core::ComponentKind;
+    ///
+    /// assert!(ComponentKind::CircuitBreaker.critical_by_default());
+    /// assert!(!ComponentKind::Bulkhead.critical_by_default());
+    /// ```
+    pub fn critical_by_default(self) -> bool {
+        match self {
+            ComponentKind::CircuitBreaker
+            | ComponentKind::Probe
+            | ComponentKind::Check
+            | ComponentKind::Fallback
+            | ComponentKind::KillSwitch
+            | ComponentKind::Other => true,
+            ComponentKind::Bulkhead | ComponentKind::Hedge | ComponentKind::Chaos => false,
         }
     }
 }

@@ -2,12 +2,12 @@
 
 use crate::chain::{ChainHandle, FallbackChain};
 use crate::health::{ChainHealth, HealthSettings};
-use battlement_core::{ConfigError, HealthSink, ResultClassifier};
+use battlement_core::event::EventChannel;
+use battlement_core::{ComponentKind, ConfigError, Registration, ResultClassifier};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-const COMPONENT: &str = "fallback chain";
 const MAX_WINDOW: usize = 100_000;
 
 /// Builds a [`FallbackChain`], validating every setting.
@@ -43,22 +43,20 @@ const MAX_WINDOW: usize = 100_000;
 /// ```
 #[must_use]
 pub struct FallbackChainBuilder<S, C = ResultClassifier> {
-    name: String,
+    registration: Registration,
     members: Vec<(String, S)>,
     classifier: C,
     window: usize,
     min_calls: usize,
     min_success_rate: f64,
     cool_down: Duration,
-    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
-    critical: bool,
     event_capacity: usize,
 }
 
 impl<S, C> fmt::Debug for FallbackChainBuilder<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackChainBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field(
                 "members",
                 &self.members.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -67,8 +65,6 @@ impl<S, C> fmt::Debug for FallbackChainBuilder<S, C> {
             .field("min_calls", &self.min_calls)
             .field("min_success_rate", &self.min_success_rate)
             .field("cool_down", &self.cool_down)
-            .field("registries", &self.registries.len())
-            .field("critical", &self.critical)
             .field("event_capacity", &self.event_capacity)
             .finish_non_exhaustive()
     }
@@ -78,16 +74,14 @@ impl<S> FallbackChainBuilder<S> {
     /// A builder for a chain named `name`.
     pub fn new(name: impl Into<String>) -> Self {
         FallbackChainBuilder {
-            name: name.into(),
+            registration: Registration::new(ComponentKind::Fallback, name),
             members: Vec::new(),
             classifier: ResultClassifier,
             window: 20,
             min_calls: 5,
             min_success_rate: 0.5,
             cool_down: Duration::from_secs(30),
-            registries: Vec::new(),
-            critical: true,
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 }
@@ -104,15 +98,13 @@ impl<S, C> FallbackChainBuilder<S, C> {
     /// `HttpClassifier` from `battlement-core` for HTTP responses).
     pub fn classifier<C2>(self, classifier: C2) -> FallbackChainBuilder<S, C2> {
         FallbackChainBuilder {
-            name: self.name,
+            registration: self.registration,
             members: self.members,
             classifier,
             window: self.window,
             min_calls: self.min_calls,
             min_success_rate: self.min_success_rate,
             cool_down: self.cool_down,
-            registries: self.registries,
-            critical: self.critical,
             event_capacity: self.event_capacity,
         }
     }
@@ -144,38 +136,16 @@ impl<S, C> FallbackChainBuilder<S, C> {
         self
     }
 
-    /// Registers the chain with a health registry when it is built.
-    pub fn registry<R>(mut self, registry: &R) -> Self
-    where
-        R: HealthSink + Clone + Send + Sync + 'static,
-    {
-        self.registries.push(Box::new(registry.clone()));
-        self
-    }
+    battlement_core::define_registration_methods!();
 
-    /// Whether the chain is a critical component for the registries it is given (default
-    /// `true`: a chain with no healthy member fails the health aggregate).
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.critical = critical;
-        self
-    }
-
-    /// How many events a slow subscriber may fall behind by (default 64; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked when
-    /// built).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
+    battlement_core::define_event_capacity_method!();
 
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
-        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
+        self.registration.error(setting, value, why)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.name.is_empty() {
-            return Err(self.err("name", &self.name, "must not be empty"));
-        }
+    fn validate(&self) -> Result<EventChannel<crate::ChainEvent>, ConfigError> {
+        self.registration.require_name()?;
         if self.members.is_empty() {
             return Err(self.err("member", "none", "a chain needs at least one member"));
         }
@@ -203,16 +173,13 @@ impl<S, C> FallbackChainBuilder<S, C> {
         if self.cool_down.is_zero() {
             return Err(self.err("cool_down", self.cool_down, "must not be zero"));
         }
-        battlement_core::event::validate_event_capacity(
-            format!("{COMPONENT} `{}`", self.name),
-            self.event_capacity,
-        )?;
-        Ok(())
+        EventChannel::new(self.event_capacity)
+            .map_err(|e| e.within(ComponentKind::Fallback, self.registration.name()))
     }
 
     /// Validates the settings and builds the chain (every member healthy).
     pub fn build(self) -> Result<FallbackChain<S, C>, ConfigError> {
-        self.validate()?;
+        let events = self.validate()?;
         let settings = HealthSettings {
             window: self.window,
             min_calls: self.min_calls,
@@ -225,16 +192,13 @@ impl<S, C> FallbackChainBuilder<S, C> {
             .map(|(name, svc)| (Arc::from(name), svc))
             .unzip();
         let health = Arc::new(ChainHealth::new(
-            self.name.into(),
+            self.registration.name().into(),
             names,
             settings,
-            self.event_capacity,
+            events,
         ));
-        battlement_core::register_with(
-            &self.registries,
-            Arc::new(ChainHandle::new(health.clone())),
-            self.critical,
-        )?;
+        self.registration
+            .register(Arc::new(ChainHandle::new(health.clone())))?;
         Ok(FallbackChain::from_parts(services, self.classifier, health))
     }
 }

@@ -13,6 +13,7 @@
 //!   back (the next call tries again at once).
 
 use crate::event::ChainEvent;
+use battlement_core::event::EventChannel;
 use battlement_core::Outcome;
 use std::collections::VecDeque;
 use std::fmt;
@@ -171,7 +172,7 @@ pub(crate) struct ChainHealth {
     epoch: Instant,
     serving: AtomicUsize,
     all_failed: AtomicU64,
-    events: broadcast::Sender<ChainEvent>,
+    events: EventChannel<ChainEvent>,
 }
 
 impl fmt::Debug for ChainHealth {
@@ -189,7 +190,7 @@ impl ChainHealth {
         name: Arc<str>,
         member_names: Vec<Arc<str>>,
         settings: HealthSettings,
-        event_capacity: usize,
+        events: EventChannel<ChainEvent>,
     ) -> Self {
         let members = member_names
             .into_iter()
@@ -213,7 +214,7 @@ impl ChainHealth {
             epoch: Instant::now(),
             serving: AtomicUsize::new(NONE),
             all_failed: AtomicU64::new(0),
-            events: broadcast::channel(event_capacity).0,
+            events,
         }
     }
 
@@ -225,8 +226,7 @@ impl ChainHealth {
     }
 
     fn emit(&self, event: ChainEvent) {
-        // No subscriber is not an error.
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {

@@ -82,20 +82,7 @@ impl<S, F, C> FallbackService<S, F, C> {
         &self.source
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    battlement_core::define_inner_service_accessors!();
 }
 
 impl<S: Clone, F: Clone, C> Clone for FallbackService<S, F, C> {

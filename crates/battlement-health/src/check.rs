@@ -1,6 +1,6 @@
 //! Custom checks: async functions run by the monitor on their interval, with a timeout.
 
-use battlement_core::{ConfigError, HealthStatus};
+use battlement_core::{ComponentKind, ConfigError, HealthStatus};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::any::Any;
@@ -11,8 +11,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-const COMPONENT: &str = "health check";
 
 /// The default interval between two runs of a check: 10 s.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -184,7 +182,7 @@ impl HealthCheck {
             f: Arc::new(move || f().map(Into::into).boxed()),
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
-            critical: true,
+            critical: ComponentKind::Check.critical_by_default(),
             startup: false,
             measurement: Cow::Borrowed("value"),
         }
@@ -428,32 +426,36 @@ impl HealthCheckBuilder {
     /// Validates the settings and builds the check.
     pub fn build(self) -> Result<HealthCheck, ConfigError> {
         if self.name.is_empty() {
-            return Err(ConfigError::new(
-                COMPONENT,
+            return Err(ConfigError::scoped(
+                ComponentKind::Check,
+                &self.name,
                 "name",
                 &self.name,
                 "must not be empty",
             ));
         }
         if self.interval.is_zero() {
-            return Err(ConfigError::new(
-                COMPONENT,
+            return Err(ConfigError::scoped(
+                ComponentKind::Check,
+                &self.name,
                 "interval",
                 self.interval,
                 "must be greater than zero",
             ));
         }
         if self.timeout.is_zero() {
-            return Err(ConfigError::new(
-                COMPONENT,
+            return Err(ConfigError::scoped(
+                ComponentKind::Check,
+                &self.name,
                 "timeout",
                 self.timeout,
                 "must be greater than zero",
             ));
         }
         if self.measurement.is_empty() || self.measurement == "state" {
-            return Err(ConfigError::new(
-                COMPONENT,
+            return Err(ConfigError::scoped(
+                ComponentKind::Check,
+                &self.name,
                 "measurement",
                 &self.measurement,
                 "must be non-empty and not `state` (reserved for the component's state)",

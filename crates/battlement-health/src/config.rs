@@ -2,7 +2,7 @@
 
 use crate::probe::HealthProbe;
 use crate::HealthRegistry;
-use battlement_core::{register_with, ConfigError, HealthSink};
+use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -163,29 +163,23 @@ pub(crate) struct ProbeConfig {
 /// assert_eq!(err.setting(), "fail_below");
 /// ```
 pub struct HealthProbeBuilder {
-    name: String,
+    registration: Registration,
     config: ProbeConfig,
-    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
-    critical: bool,
 }
 
 impl fmt::Debug for HealthProbeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthProbeBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("config", &self.config)
-            .field("registries", &self.registries.len())
-            .field("critical", &self.critical)
             .finish()
     }
 }
 
-const PROBE: &str = "health probe";
-
 impl HealthProbeBuilder {
     pub(crate) fn new(name: String) -> Self {
         HealthProbeBuilder {
-            name,
+            registration: Registration::new(ComponentKind::Probe, name),
             config: ProbeConfig {
                 window: Duration::from_secs(30),
                 buckets: 10,
@@ -194,8 +188,6 @@ impl HealthProbeBuilder {
                 minimum_calls: 10,
                 slow_mean_latency: None,
             },
-            registries: Vec::new(),
-            critical: true,
         }
     }
 
@@ -241,94 +233,51 @@ impl HealthProbeBuilder {
         self
     }
 
-    /// Registers the probe with a health registry when it is built.
-    pub fn registry<R>(mut self, registry: &R) -> Self
-    where
-        R: HealthSink + Clone + Send + Sync + 'static,
-    {
-        self.registries.push(Box::new(registry.clone()));
-        self
-    }
-
-    /// Whether the probe is a critical component for the registries it is given (default
-    /// `true`).
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.critical = critical;
-        self
-    }
+    battlement_core::define_registration_methods!();
 
     /// Validates the settings, builds the probe and registers it with every registry given, or
     /// with none: a probe of the same name already registered with one of them is an error.
     pub fn build(self) -> Result<HealthProbe, ConfigError> {
         let c = &self.config;
-        if self.name.is_empty() {
-            return Err(ConfigError::new(
-                PROBE,
-                "name",
-                &self.name,
-                "must not be empty",
-            ));
-        }
+        let r = &self.registration;
+        r.require_name()?;
         if c.window.is_zero() || c.window.as_nanos() > u128::from(u64::MAX) {
-            return Err(ConfigError::new(
-                PROBE,
+            return Err(r.error(
                 "window",
                 c.window,
                 "must be greater than zero and at most 584 years",
             ));
         }
         if c.buckets == 0 || c.buckets > MAX_PROBE_BUCKETS {
-            return Err(ConfigError::new(
-                PROBE,
-                "buckets",
-                c.buckets,
-                "must be within 1..=256",
-            ));
+            return Err(r.error("buckets", c.buckets, "must be within 1..=256"));
         }
         if c.window.as_nanos() < c.buckets as u128 * 1000 {
-            return Err(ConfigError::new(
-                PROBE,
+            return Err(r.error(
                 "buckets",
                 c.buckets,
                 "makes buckets shorter than 1µs; use fewer buckets or a longer window",
             ));
         }
         if !(0.0..=1.0).contains(&c.fail_below) {
-            return Err(ConfigError::new(
-                PROBE,
-                "fail_below",
-                c.fail_below,
-                "must be within 0..=1",
-            ));
+            return Err(r.error("fail_below", c.fail_below, "must be within 0..=1"));
         }
         if let Some(warn) = c.warn_below {
             if !(c.fail_below..=1.0).contains(&warn) {
-                return Err(ConfigError::new(
-                    PROBE,
-                    "warn_below",
-                    warn,
-                    "must be within fail_below..=1",
-                ));
+                return Err(r.error("warn_below", warn, "must be within fail_below..=1"));
             }
         }
         if c.minimum_calls == 0 {
-            return Err(ConfigError::new(
-                PROBE,
-                "minimum_calls",
-                c.minimum_calls,
-                "must be at least 1",
-            ));
+            return Err(r.error("minimum_calls", c.minimum_calls, "must be at least 1"));
         }
         if c.slow_mean_latency.is_some_and(|l| l.is_zero()) {
-            return Err(ConfigError::new(
-                PROBE,
+            return Err(r.error(
                 "slow_mean_latency",
                 c.slow_mean_latency,
                 "must be greater than zero",
             ));
         }
-        let probe = HealthProbe::new(self.name.into(), self.config);
-        register_with(&self.registries, Arc::new(probe.clone()), self.critical)?;
+        let probe = HealthProbe::new(r.name().into(), self.config);
+        r.register(Arc::new(probe.clone()))?;
         Ok(probe)
     }
 }
@@ -356,7 +305,7 @@ mod tests {
         for (builder, setting) in cases {
             let err = builder.build().unwrap_err();
             assert_eq!(err.setting(), setting, "{err}");
-            assert_eq!(err.component(), "health probe");
+            assert_eq!(err.kind(), Some(ComponentKind::Probe), "{err}");
         }
         assert!(b().fail_below(0.0).warn_below(1.0).build().is_ok());
     }

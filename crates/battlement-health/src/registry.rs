@@ -283,8 +283,9 @@ impl HealthRegistry {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             if list.iter().any(|c| c.kind == kind && c.name == name) {
-                return Err(ConfigError::new(
-                    format!("{} `{name}`", kind.describe()),
+                return Err(ConfigError::scoped(
+                    kind,
+                    &name,
                     "name",
                     &*name,
                     format!(

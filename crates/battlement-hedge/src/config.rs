@@ -5,12 +5,11 @@ use crate::handle::{DelayMode, HedgeHandle, Shared};
 use crate::latency::LatencyWindow;
 use crate::policy::{Always, PredicateFn};
 use crate::HedgeLayer;
-use battlement_core::{ConfigError, HealthSink};
+use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-const COMPONENT: &str = "hedge";
 const MAX_ATTEMPTS: usize = 16;
 const MAX_WINDOW: usize = 100_000;
 
@@ -25,7 +24,7 @@ enum Delay {
 /// Defaults: the delay is the 95th percentile of the last 1000 latencies (per worker thread),
 /// used once 100 were recorded (100 ms until then) and clamped to 1 ms..=10 s; at most 2
 /// attempts per call; no budget; every request hedgeable ([`Always`]); not a critical
-/// component for the registries given.
+/// component for the registries given (a hedge's default, its status is always `pass`).
 ///
 /// ```
 /// use battlement_hedge::HedgeLayer;
@@ -50,7 +49,7 @@ enum Delay {
 /// ```
 #[must_use]
 pub struct HedgeBuilder<P = Always> {
-    name: String,
+    registration: Registration,
     delay: Delay,
     window: usize,
     min_samples: usize,
@@ -61,14 +60,12 @@ pub struct HedgeBuilder<P = Always> {
     budget: Option<f64>,
     burst: u32,
     policy: P,
-    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
-    critical: bool,
 }
 
 impl<P> fmt::Debug for HedgeBuilder<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("delay", &self.delay)
             .field("window", &self.window)
             .field("min_samples", &self.min_samples)
@@ -78,8 +75,6 @@ impl<P> fmt::Debug for HedgeBuilder<P> {
             .field("max_attempts", &self.max_attempts)
             .field("budget", &self.budget)
             .field("burst", &self.burst)
-            .field("registries", &self.registries.len())
-            .field("critical", &self.critical)
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +82,7 @@ impl<P> fmt::Debug for HedgeBuilder<P> {
 impl HedgeBuilder {
     pub(crate) fn new() -> Self {
         HedgeBuilder {
-            name: "hedge".to_string(),
+            registration: Registration::new(ComponentKind::Hedge, "hedge"),
             delay: Delay::Percentile(0.95),
             window: 1000,
             min_samples: 100,
@@ -98,8 +93,6 @@ impl HedgeBuilder {
             budget: None,
             burst: 10,
             policy: Always,
-            registries: Vec::new(),
-            critical: false,
         }
     }
 }
@@ -107,7 +100,7 @@ impl HedgeBuilder {
 impl<P> HedgeBuilder<P> {
     /// Names the layer in `tracing` events and health reports (default `hedge`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.registration.set_name(name);
         self
     }
 
@@ -181,7 +174,7 @@ impl<P> HedgeBuilder<P> {
     /// Decides which requests may be hedged (default [`Always`]).
     pub fn policy<P2>(self, policy: P2) -> HedgeBuilder<P2> {
         HedgeBuilder {
-            name: self.name,
+            registration: self.registration,
             delay: self.delay,
             window: self.window,
             min_samples: self.min_samples,
@@ -192,8 +185,6 @@ impl<P> HedgeBuilder<P> {
             budget: self.budget,
             burst: self.burst,
             policy,
-            registries: self.registries,
-            critical: self.critical,
         }
     }
 
@@ -202,30 +193,14 @@ impl<P> HedgeBuilder<P> {
         self.policy(PredicateFn::new(f))
     }
 
-    /// Registers the layer's [`HedgeHandle`] with a health registry when it is built.
-    pub fn registry<R>(mut self, registry: &R) -> Self
-    where
-        R: HealthSink + Clone + Send + Sync + 'static,
-    {
-        self.registries.push(Box::new(registry.clone()));
-        self
-    }
-
-    /// Whether the layer is a critical component for the registries it is given (default
-    /// `false`; its status is always `pass`).
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.critical = critical;
-        self
-    }
+    battlement_core::define_registration_methods!();
 
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
-        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
+        self.registration.error(setting, value, why)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.name.is_empty() {
-            return Err(self.err("name", &self.name, "must not be empty"));
-        }
+        self.registration.require_name()?;
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
             return Err(self.err("max_attempts", self.max_attempts, "must be within 1..=16"));
         }
@@ -276,18 +251,14 @@ impl<P> HedgeBuilder<P> {
         };
         let budget = self.budget.map(|ratio| Budget::new(ratio, self.burst));
         let shared = Arc::new(Shared::new(
-            self.name.into(),
+            self.registration.name().into(),
             delay,
             self.max_attempts,
             budget,
         ));
-        battlement_core::register_with(
-            &self.registries,
-            Arc::new(HedgeHandle {
-                shared: shared.clone(),
-            }),
-            self.critical,
-        )?;
+        self.registration.register(Arc::new(HedgeHandle {
+            shared: shared.clone(),
+        }))?;
         Ok(HedgeLayer::from_parts(shared, self.policy))
     }
 }

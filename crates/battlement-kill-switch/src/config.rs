@@ -1,8 +1,9 @@
 //! The kill switch's builder and its validation.
 
 use crate::limit::{Limit, LimitStatus};
-use crate::switch::{validate_limit_name, KillSwitch, COMPONENT};
-use battlement_core::{ConfigError, HealthSink};
+use crate::switch::{validate_limit_name, KillSwitch};
+use battlement_core::event::EventChannel;
+use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,20 +31,16 @@ use std::sync::Arc;
 /// ```
 #[must_use]
 pub struct KillSwitchBuilder {
-    name: String,
+    registration: Registration,
     limits: Vec<Limit>,
-    registries: Vec<Box<dyn HealthSink + Send + Sync>>,
-    critical: bool,
     event_capacity: usize,
 }
 
 impl fmt::Debug for KillSwitchBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KillSwitchBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("limits", &self.limits)
-            .field("registries", &self.registries.len())
-            .field("critical", &self.critical)
             .field("event_capacity", &self.event_capacity)
             .finish()
     }
@@ -52,11 +49,9 @@ impl fmt::Debug for KillSwitchBuilder {
 impl KillSwitchBuilder {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         KillSwitchBuilder {
-            name: name.into(),
+            registration: Registration::new(ComponentKind::KillSwitch, name),
             limits: Vec::new(),
-            registries: Vec::new(),
-            critical: true,
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -70,53 +65,22 @@ impl KillSwitchBuilder {
         self
     }
 
-    /// Registers the switch with a health registry when it is built.
-    pub fn registry<R>(mut self, registry: &R) -> Self
-    where
-        R: HealthSink + Clone + Send + Sync + 'static,
-    {
-        self.registries.push(Box::new(registry.clone()));
-        self
-    }
+    battlement_core::define_registration_methods!();
 
-    /// Whether the switch is a critical component for the registries it is given (default
-    /// `true`: a halted switch fails the health aggregate).
-    pub fn critical(mut self, critical: bool) -> Self {
-        self.critical = critical;
-        self
-    }
-
-    /// How many events a slow subscriber may fall behind by (default 64; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY), checked when
-    /// built).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
-
-    fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
-        ConfigError::new(format!("{COMPONENT} `{}`", self.name), setting, value, why)
-    }
+    battlement_core::define_event_capacity_method!();
 
     /// Validates the settings and builds the switch (running).
     pub fn build(self) -> Result<KillSwitch, ConfigError> {
-        if self.name.is_empty() {
-            return Err(self.err("name", &self.name, "must not be empty"));
-        }
-        battlement_core::event::validate_event_capacity(
-            format!("{COMPONENT} `{}`", self.name),
-            self.event_capacity,
-        )?;
+        let name = self.registration.name();
+        self.registration.require_name()?;
+        let events = EventChannel::new(self.event_capacity)
+            .map_err(|e| e.within(ComponentKind::KillSwitch, name))?;
         for (i, limit) in self.limits.iter().enumerate() {
-            validate_limit_name(
-                &self.name,
-                &limit.name,
-                self.limits[..i].iter().map(|l| &*l.name),
-            )?;
+            validate_limit_name(name, &limit.name, self.limits[..i].iter().map(|l| &*l.name))?;
         }
         let limits = self.limits.into_iter().map(Arc::new).collect();
-        let switch = KillSwitch::from_parts(self.name.into(), limits, self.event_capacity);
-        battlement_core::register_with(&self.registries, Arc::new(switch.clone()), self.critical)?;
+        let switch = KillSwitch::from_parts(name.into(), limits, events);
+        self.registration.register(Arc::new(switch.clone()))?;
         Ok(switch)
     }
 }

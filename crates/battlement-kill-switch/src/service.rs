@@ -48,20 +48,7 @@ impl<S> KillSwitchService<S> {
         &self.switch
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    battlement_core::define_inner_service_accessors!();
 }
 
 impl<S, Req> Service<Req> for KillSwitchService<S>

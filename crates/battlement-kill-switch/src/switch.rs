@@ -4,6 +4,7 @@ use crate::config::KillSwitchBuilder;
 use crate::event::KillSwitchEvent;
 use crate::limit::{Limit, LimitMonitor, LimitStatus};
 use battlement_core::error::Halted;
+use battlement_core::event::EventChannel;
 use battlement_core::{
     ComponentKind, ConfigError, HealthSnapshot, HealthSource, HealthStatus, Metric,
 };
@@ -14,8 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-
-pub(crate) const COMPONENT: &str = "kill switch";
 
 /// A kill switch shared by any number of [`KillSwitchLayer`](crate::KillSwitchLayer)s: while it is halted,
 /// every guarded service rejects each call at once with a typed [`Halted`] error, without calling
@@ -73,7 +72,7 @@ pub(crate) struct Inner {
     limits: Mutex<Vec<Arc<Limit>>>,
     rejected: AtomicU64,
     halts: AtomicU64,
-    events: broadcast::Sender<KillSwitchEvent>,
+    events: EventChannel<KillSwitchEvent>,
 }
 
 /// A halt in force: why, since when, and which limit tripped it.
@@ -140,9 +139,8 @@ impl KillSwitch {
     pub(crate) fn from_parts(
         name: Arc<str>,
         limits: Vec<Arc<Limit>>,
-        event_capacity: usize,
+        events: EventChannel<KillSwitchEvent>,
     ) -> Self {
-        let (events, _) = broadcast::channel(event_capacity);
         KillSwitch {
             inner: Arc::new(Inner {
                 name,
@@ -242,8 +240,9 @@ impl KillSwitch {
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn spawn_limit_monitor(&self, period: Duration) -> Result<LimitMonitor, ConfigError> {
         if period.is_zero() {
-            return Err(ConfigError::new(
-                format!("{COMPONENT} `{}`", self.name()),
+            return Err(ConfigError::scoped(
+                ComponentKind::KillSwitch,
+                self.name(),
                 "limit_monitor.period",
                 period,
                 "must be greater than zero",
@@ -280,7 +279,7 @@ pub(crate) fn validate_limit_name<'a>(
     mut taken: impl Iterator<Item = &'a str>,
 ) -> Result<(), ConfigError> {
     let err = |why: &'static str| {
-        ConfigError::new(format!("{COMPONENT} `{switch}`"), "limit.name", name, why)
+        ConfigError::scoped(ComponentKind::KillSwitch, switch, "limit.name", name, why)
     };
     if name.is_empty() {
         return Err(err("must not be empty"));
@@ -348,7 +347,7 @@ impl Inner {
             limit = info.limit.as_deref(),
             "kill switch halted"
         );
-        let _ = self.events.send(KillSwitchEvent::Halted {
+        self.events.send(KillSwitchEvent::Halted {
             name: self.name.clone(),
             reason: info.reason.clone(),
             since: info.since,
@@ -370,7 +369,7 @@ impl Inner {
             ?halted_for,
             "kill switch resumed"
         );
-        let _ = self.events.send(KillSwitchEvent::Resumed {
+        self.events.send(KillSwitchEvent::Resumed {
             name: self.name.clone(),
             reason: info.reason,
             halted_for,

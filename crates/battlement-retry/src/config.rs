@@ -140,7 +140,7 @@ impl<K> RetryPolicyBuilder<K, DefaultPredicate> {
             seed: None,
             budget: BudgetSetting::None,
             on_retry: None,
-            event_capacity: 64,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
             rules,
             predicate: DefaultPredicate,
         }
@@ -303,13 +303,7 @@ impl<K, P> RetryPolicyBuilder<K, P> {
         self
     }
 
-    /// The capacity of the [`subscribe`](RetryPolicy::subscribe) channel (default 64; a slow
-    /// subscriber misses the oldest events; within
-    /// `1..=`[`MAX_EVENT_CAPACITY`](battlement_core::event::MAX_EVENT_CAPACITY)).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
+    battlement_core::define_event_capacity_method!();
 
     /// Decides with a closure instead of the rules: the closure sees the request, the result,
     /// its outcome and the rules' decision ([`RetryContext::default_decision`]), and returns
@@ -443,7 +437,8 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 "must be above zero (to ignore `Retry-After`, use honour_retry_after(false))",
             ));
         }
-        let events = battlement_core::event::event_channel(COMPONENT, self.event_capacity)?;
+        let events = battlement_core::event::EventChannel::new(self.event_capacity)
+            .map_err(|e| e.of(COMPONENT))?;
         self.rules.validate()?;
         let budget: Option<SharedBudget> = match self.budget {
             BudgetSetting::None => None,

@@ -6,6 +6,7 @@ use crate::event::{DelaySource, RetryEvent};
 use crate::future::RetryDelay;
 use crate::layer::RetryLayer;
 use crate::rules::{DefaultPredicate, RetryContext, RetryPredicate, RetryRules, Rules};
+use battlement_core::event::EventChannel;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub(crate) struct Shared<K, P> {
     pub(crate) next_stream: AtomicU64,
     pub(crate) budget: Option<SharedBudget>,
     pub(crate) on_retry: Option<Callback>,
-    pub(crate) events: broadcast::Sender<RetryEvent>,
+    pub(crate) events: EventChannel<RetryEvent>,
     pub(crate) rules: K,
     pub(crate) predicate: P,
 }
@@ -286,8 +287,7 @@ where
         if let Some(on_retry) = &shared.on_retry {
             on_retry(&event);
         }
-        // No subscriber is not an error.
-        let _ = shared.events.send(event);
+        shared.events.send(event);
         Some(RetryDelay::new(delay))
     }
 

@@ -31,15 +31,7 @@ impl<S, P> TimeoutService<S, P> {
         TimeoutService { inner, layer }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    battlement_core::define_inner_service_accessors!();
 }
 
 impl<S, P, Req> Service<Req> for TimeoutService<S, P>
