@@ -103,15 +103,15 @@
 mod bulkhead;
 mod config;
 mod counter;
-pub mod error;
 mod future;
 mod layer;
 mod service;
 mod sync;
 
+pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
+pub use battlement_core::ConfigError;
 pub use bulkhead::{Bulkhead, BulkheadMetrics};
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
-pub use error::{BulkheadFull, BulkheadTimeout};
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
 pub use service::BulkheadService;

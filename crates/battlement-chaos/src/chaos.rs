@@ -1,8 +1,8 @@
 //! The chaos handle: on/off switch, seeded random source, counters.
 
 use crate::config::{ChaosBuilder, Latency};
-use crate::error::InjectedFault;
 use crate::response::NoResponse;
+use battlement_core::error::InjectedFault;
 use battlement_core::{
     BoxError, ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric,
 };

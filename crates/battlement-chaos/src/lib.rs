@@ -67,15 +67,15 @@
 
 mod chaos;
 mod config;
-pub mod error;
 mod future;
 mod layer;
 mod response;
 mod service;
 
+pub use battlement_core::error::InjectedFault;
+pub use battlement_core::ConfigError;
 pub use chaos::{Chaos, ChaosMetrics};
 pub use config::{ChaosBuilder, Latency};
-pub use error::InjectedFault;
 pub use future::ResponseFuture;
 pub use layer::ChaosLayer;
 pub use response::{InjectResponse, NoResponse, ResponseFn};

@@ -67,9 +67,10 @@ mod service;
 mod source;
 
 pub use battlement_core::BoxError;
+pub use battlement_core::ConfigError;
 pub use chain::{ChainHandle, FallbackChain};
 pub use config::FallbackChainBuilder;
-pub use error::{AllFailed, ConfigError, FailedResponse, MemberUnavailable};
+pub use error::{AllFailed, FailedResponse, MemberUnavailable};
 pub use event::ChainEvent;
 pub use future::{ChainFuture, ResponseFuture};
 pub use health::{MemberState, MemberStatus};

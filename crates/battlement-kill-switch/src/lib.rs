@@ -74,7 +74,6 @@
 #![deny(missing_docs)]
 
 mod config;
-pub mod error;
 mod event;
 mod future;
 mod layer;
@@ -82,8 +81,9 @@ mod limit;
 mod service;
 mod switch;
 
+pub use battlement_core::error::Halted;
+pub use battlement_core::ConfigError;
 pub use config::KillSwitchBuilder;
-pub use error::Halted;
 pub use event::KillSwitchEvent;
 pub use future::ResponseFuture;
 pub use layer::KillSwitchLayer;

@@ -1,7 +1,7 @@
 //! Unit tests of the policy driven through tower's `Retry` with a paused clock.
 
 use crate::*;
-use battlement_core::error::{BoxError, BulkheadFull, Elapsed};
+use battlement_core::error::{BoxError, BreakerOpen, BulkheadFull, Elapsed};
 use battlement_core::{classify_fn, FailureKind, Outcome};
 use std::future::Future;
 use std::io;

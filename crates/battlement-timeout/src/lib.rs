@@ -65,7 +65,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod error;
 mod future;
 #[cfg(feature = "http")]
 mod http;
@@ -73,7 +72,8 @@ mod layer;
 mod policy;
 mod service;
 
-pub use error::Elapsed;
+pub use battlement_core::error::Elapsed;
+pub use battlement_core::ConfigError;
 pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use http::{
