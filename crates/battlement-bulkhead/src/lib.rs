@@ -105,15 +105,19 @@ mod config;
 mod counter;
 mod future;
 mod layer;
+mod metrics;
+mod permit;
+mod queue;
 mod service;
 mod sync;
 
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;
-pub use bulkhead::{Bulkhead, BulkheadMetrics};
+pub use bulkhead::Bulkhead;
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
+pub use metrics::BulkheadMetrics;
 pub use service::BulkheadService;
 
 #[cfg(all(test, loom))]
