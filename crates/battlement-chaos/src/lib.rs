@@ -69,15 +69,17 @@ mod chaos;
 mod config;
 mod future;
 mod layer;
+mod metrics;
 mod response;
 mod service;
 
 pub use battlement_core::error::InjectedFault;
 pub use battlement_core::ConfigError;
-pub use chaos::{Chaos, ChaosMetrics};
+pub use chaos::Chaos;
 pub use config::{ChaosBuilder, Latency};
 pub use future::ResponseFuture;
 pub use layer::ChaosLayer;
+pub use metrics::ChaosMetrics;
 pub use response::{InjectResponse, NoResponse, ResponseFn};
 pub use service::ChaosService;
 
