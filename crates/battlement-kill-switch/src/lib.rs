@@ -78,6 +78,7 @@ mod event;
 mod future;
 mod layer;
 mod limit;
+mod metrics;
 mod service;
 mod switch;
 
@@ -88,8 +89,9 @@ pub use event::KillSwitchEvent;
 pub use future::ResponseFuture;
 pub use layer::KillSwitchLayer;
 pub use limit::{LimitMonitor, LimitStatus};
+pub use metrics::KillSwitchMetrics;
 pub use service::KillSwitchService;
-pub use switch::{KillSwitch, KillSwitchMetrics};
+pub use switch::{Halt, KillSwitch};
 
 #[cfg(test)]
 mod tests;
