@@ -161,11 +161,8 @@
 mod check;
 mod component;
 mod config;
-mod endpoint;
-mod future;
 #[cfg(feature = "grpc")]
 pub mod grpc;
-mod layer;
 mod monitor;
 mod persist;
 mod probe;
@@ -180,14 +177,14 @@ pub use check::{
 };
 pub use component::{CheckMetrics, HistoryEntry};
 pub use config::{HealthProbeBuilder, HealthRegistryBuilder, MAX_PROBE_BUCKETS};
-pub use endpoint::{HealthService, View, HEALTH_JSON};
-pub use future::{ProbeRecord, ResponseFuture};
-pub use layer::HealthProbeLayer;
 pub use monitor::MonitorHandle;
-pub use probe::{HealthProbe, HealthProbeMetrics};
+pub use probe::{
+    HealthProbe, HealthProbeLayer, HealthProbeMetrics, HealthProbeService, ProbeRecord,
+    ResponseFuture,
+};
 pub use registry::{Aggregate, ComponentStatus, HealthRegistry, Summary};
 pub use report::{ComponentReport, Detail, HealthReport};
-pub use service::HealthProbeService;
+pub use service::{HealthService, View, HEALTH_JSON};
 
 #[cfg(test)]
 mod shape_tests;

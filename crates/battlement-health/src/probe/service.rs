@@ -1,7 +1,7 @@
 //! The probe's `tower::Service`.
 
-use crate::future::ProbeRecord;
-use crate::future::ResponseFuture;
+use crate::probe::future::ProbeRecord;
+use crate::probe::future::ResponseFuture;
 use crate::HealthProbe;
 use battlement_core::{ResponseClassifier, Settle};
 use std::task::{Context, Poll};
