@@ -83,9 +83,8 @@
 //!   give it back, one `Arc` clone, and a plain (not locked) increment of a per-thread counter
 //!   stripe; it takes no lock and allocates nothing. tokio's `Semaphore` (which
 //!   `ConcurrencyLimit` uses) is the bulkhead's queue only: its release locks its wait list, so
-//!   a permit goes through it only while calls are queued. In `benches/per_call.rs` a call costs
-//!   about 0.4× what it costs through `ConcurrencyLimit` (10 vs 24 ns on one thread, release
-//!   included; 53 vs 97 ns with two threads sharing one limit). A queued call allocates two boxes
+//!   a permit goes through it only while calls are queued. `benches/per_call.rs` compares a call's cost
+//!   with `ConcurrencyLimit`'s (figures in the README's Performance section). A queued call allocates two boxes
 //!   (its wait; the service with the request) and clones the inner service, which is why
 //!   `S: Clone` is required: the inner service is only called once the call holds a permit, so
 //!   a queued call must carry a ready service of its own. Wrap a service that is not `Clone` in `tower::buffer::Buffer`.
