@@ -2,68 +2,21 @@
 //! timeout layer, the retry policy whose first attempt succeeds, and the full recommended stack
 //! composed by the facade's `ResilienceStack`.
 //!
-//! Each service is driven by hand (`poll_ready`, `call`, one `poll` of the response future) with
-//! a no-op waker, so nothing but the layer and the trivial inner service runs: no executor, whose
-//! own bookkeeping could allocate. After a warm-up (thread-locals, lazy statics), 1000 calls are
-//! counted with `allocation_counter::measure`, which counts only this thread's allocations, so
-//! tests running in parallel do not disturb each other.
+//! Each service is driven by hand with `battlement_test_util::calls` (no executor), and after a
+//! warm-up (thread-locals, lazy statics) `CALLS` calls are counted with
+//! `battlement_test_util::allocations`, which counts only this thread's allocations.
 
-use std::convert::Infallible;
-use std::fmt::Debug;
-use std::future::{ready, Future};
-use std::pin::pin;
-use std::task::{Context, Poll};
+use battlement_test_util::{allocations, bare, calls, CALLS};
 use std::time::Duration;
-use tower::{service_fn, Layer, Service};
+use tower::{Layer, Service};
 
-const WARM_UP: usize = 100;
-const CALLS: u64 = 1000;
+const WARM_UP: u64 = 100;
 
-fn bare() -> impl Service<
-    (),
-    Response = (),
-    Error = Infallible,
-    Future = std::future::Ready<Result<(), Infallible>>,
-> + Clone {
-    service_fn(|_: ()| ready(Ok::<_, Infallible>(())))
-}
-
-/// One call through `svc`, which must complete at once and succeed.
-fn one_call<S>(svc: &mut S, cx: &mut Context<'_>)
-where
-    S: Service<()>,
-    S::Error: Debug,
-{
-    match svc.poll_ready(cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => panic!("poll_ready failed: {e:?}"),
-        Poll::Pending => panic!("service not ready"),
-    }
-    let mut future = pin!(svc.call(()));
-    match future.as_mut().poll(cx) {
-        Poll::Ready(Ok(_)) => {}
-        Poll::Ready(Err(e)) => panic!("call failed: {e:?}"),
-        Poll::Pending => panic!("call did not complete at once"),
-    }
-}
-
-/// Heap allocations made by `CALLS` calls through `svc`, after a warm-up.
-fn allocations_per_steady_calls<S>(mut svc: S) -> u64
-where
-    S: Service<()>,
-    S::Error: Debug,
-{
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    for _ in 0..WARM_UP {
-        one_call(&mut svc, &mut cx);
-    }
-    let info = allocation_counter::measure(|| {
-        for _ in 0..CALLS {
-            one_call(&mut svc, &mut cx);
-        }
-    });
-    info.count_total
+/// Heap allocations made by `CALLS` calls through `svc`, each of which must succeed, after a
+/// warm-up.
+fn allocations_per_steady_calls<S: Service<()>>(mut svc: S) -> u64 {
+    assert_eq!(calls(&mut svc, WARM_UP, |_| ()), (WARM_UP, 0));
+    allocations(|| assert_eq!(calls(&mut svc, CALLS, |_| ()), (CALLS, 0)))
 }
 
 /// A current-thread runtime to enter: the timeout layer's timer needs a time driver in scope.
@@ -90,7 +43,7 @@ mod breaker {
         let svc = CircuitBreakerLayer::new(&breaker).layer(bare());
         let n = allocations_per_steady_calls(svc);
         assert_eq!(breaker.state(), State::Closed);
-        assert_eq!(breaker.metrics().successes, WARM_UP as u64 + CALLS);
+        assert_eq!(breaker.metrics().successes, WARM_UP + CALLS);
         n
     }
 

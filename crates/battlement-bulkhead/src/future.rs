@@ -1,6 +1,7 @@
 //! The bulkhead's response future.
 
-use crate::bulkhead::{Permit, WaitFuture};
+use crate::permit::Permit;
+use crate::queue::WaitFuture;
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;

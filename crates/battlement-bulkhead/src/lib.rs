@@ -83,9 +83,8 @@
 //!   give it back, one `Arc` clone, and a plain (not locked) increment of a per-thread counter
 //!   stripe; it takes no lock and allocates nothing. tokio's `Semaphore` (which
 //!   `ConcurrencyLimit` uses) is the bulkhead's queue only: its release locks its wait list, so
-//!   a permit goes through it only while calls are queued. In `benches/per_call.rs` a call costs
-//!   about 0.4× what it costs through `ConcurrencyLimit` (10 vs 24 ns on one thread, release
-//!   included; 53 vs 97 ns with two threads sharing one limit). A queued call allocates two boxes
+//!   a permit goes through it only while calls are queued. `benches/per_call.rs` compares a call's cost
+//!   with `ConcurrencyLimit`'s (figures in the README's Performance section). A queued call allocates two boxes
 //!   (its wait; the service with the request) and clones the inner service, which is why
 //!   `S: Clone` is required: the inner service is only called once the call holds a permit, so
 //!   a queued call must carry a ready service of its own. Wrap a service that is not `Clone` in `tower::buffer::Buffer`.
@@ -103,17 +102,21 @@
 mod bulkhead;
 mod config;
 mod counter;
-pub mod error;
 mod future;
 mod layer;
+mod metrics;
+mod permit;
+mod queue;
 mod service;
 mod sync;
 
-pub use bulkhead::{Bulkhead, BulkheadMetrics};
+pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
+pub use battlement_core::ConfigError;
+pub use bulkhead::Bulkhead;
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
-pub use error::{BulkheadFull, BulkheadTimeout};
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
+pub use metrics::BulkheadMetrics;
 pub use service::BulkheadService;
 
 #[cfg(all(test, loom))]

@@ -7,7 +7,8 @@
 //! explored are those of semaphore operations and the bulkhead's own atomics (the shrink debt,
 //! the limit) with each other.
 
-use crate::bulkhead::{Admission, Entry, Permit};
+use crate::bulkhead::Admission;
+use crate::permit::{Entry, Permit};
 use crate::Bulkhead;
 use loom::thread;
 

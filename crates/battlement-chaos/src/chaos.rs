@@ -1,11 +1,9 @@
-//! The chaos handle: on/off switch, seeded random source, counters.
+//! The chaos handle: on/off switch, seeded random source, counters (read out in `metrics.rs`).
 
 use crate::config::{ChaosBuilder, Latency};
-use crate::error::InjectedFault;
 use crate::response::NoResponse;
-use battlement_core::{
-    BoxError, ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric,
-};
+use battlement_core::error::InjectedFault;
+use battlement_core::{BoxError, FailureKind};
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -87,11 +85,11 @@ pub(crate) struct Shared {
     latency: Option<(f64, Latency)>,
     error: Option<(f64, ErrorSource)>,
     response: f64,
-    calls: AtomicU64,
-    latencies: AtomicU64,
-    latency_nanos: AtomicU64,
-    errors: AtomicU64,
-    responses: AtomicU64,
+    pub(crate) calls: AtomicU64,
+    pub(crate) latencies: AtomicU64,
+    pub(crate) latency_nanos: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) responses: AtomicU64,
 }
 
 /// What to do with one call (besides a delay).
@@ -100,30 +98,6 @@ pub(crate) enum Action {
     Pass,
     Error,
     Response,
-}
-
-/// Counters of a [`Chaos`] handle since it was built.
-///
-/// ```
-/// use battlement_chaos::Chaos;
-///
-/// let chaos = Chaos::builder("c").build().unwrap();
-/// let stats = chaos.stats();
-/// assert_eq!((stats.calls, stats.latencies, stats.errors, stats.responses), (0, 0, 0, 0));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct ChaosMetrics {
-    /// Calls seen while enabled (each took one random draw).
-    pub calls: u64,
-    /// Calls delayed.
-    pub latencies: u64,
-    /// The sum of the injected delays.
-    pub latency_total: Duration,
-    /// Calls answered with an injected error.
-    pub errors: u64,
-    /// Calls answered with an injected response.
-    pub responses: u64,
 }
 
 impl Chaos {
@@ -193,18 +167,6 @@ impl<R> Chaos<R> {
         self.shared.enabled.load(Relaxed)
     }
 
-    /// Counters since the handle was built.
-    pub fn stats(&self) -> ChaosMetrics {
-        let s = &self.shared;
-        ChaosMetrics {
-            calls: s.calls.load(Relaxed),
-            latencies: s.latencies.load(Relaxed),
-            latency_total: Duration::from_nanos(s.latency_nanos.load(Relaxed)),
-            errors: s.errors.load(Relaxed),
-            responses: s.responses.load(Relaxed),
-        }
-    }
-
     /// The response maker.
     pub(crate) fn responder(&self) -> &R {
         &self.respond
@@ -272,45 +234,5 @@ impl<R> fmt::Debug for Chaos<R> {
             .field("error", &s.error.as_ref().map(|(p, _)| *p))
             .field("response", &s.response)
             .finish_non_exhaustive()
-    }
-}
-
-impl<R: Send + Sync + 'static> HealthSource for Chaos<R> {
-    fn name(&self) -> &str {
-        self.name()
-    }
-
-    /// State `enabled` or `disabled`; status always `pass` (injected faults show up in the
-    /// components they exercise, not here).
-    fn snapshot(&self) -> HealthSnapshot {
-        let stats = self.stats();
-        let on = self.is_enabled();
-        let mut snap = HealthSnapshot::new(
-            self.name(),
-            ComponentKind::Chaos,
-            if on { "enabled" } else { "disabled" },
-            HealthStatus::Pass,
-        )
-        .with_metric(Metric::new("calls", stats.calls as f64, "calls"))
-        .with_metric(Metric::new(
-            "injected_latencies",
-            stats.latencies as f64,
-            "calls",
-        ))
-        .with_metric(Metric::new(
-            "injected_latency_total",
-            stats.latency_total.as_secs_f64() * 1e3,
-            "ms",
-        ))
-        .with_metric(Metric::new("injected_errors", stats.errors as f64, "calls"))
-        .with_metric(Metric::new(
-            "injected_responses",
-            stats.responses as f64,
-            "calls",
-        ));
-        if on {
-            snap = snap.with_message("fault injection enabled");
-        }
-        snap
     }
 }

@@ -69,17 +69,19 @@
 
 mod chaos;
 mod config;
-pub mod error;
 mod future;
 mod layer;
+mod metrics;
 mod response;
 mod service;
 
-pub use chaos::{Chaos, ChaosMetrics};
+pub use battlement_core::error::InjectedFault;
+pub use battlement_core::ConfigError;
+pub use chaos::Chaos;
 pub use config::{ChaosBuilder, Latency};
-pub use error::InjectedFault;
 pub use future::ResponseFuture;
 pub use layer::ChaosLayer;
+pub use metrics::ChaosMetrics;
 pub use response::{InjectResponse, NoResponse, ResponseFn};
 pub use service::ChaosService;
 

@@ -1,17 +1,13 @@
 //! The fallback chain: an ordered list of services with passive health.
 
 use crate::config::FallbackChainBuilder;
-use crate::event::ChainEvent;
 use crate::future::ChainFuture;
-use crate::health::{ChainHealth, MemberState, MemberStatus};
-use battlement_core::{
-    BoxError, Classify, ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric,
-    ResultClassifier,
-};
+use crate::health::ChainHealth;
+use crate::ChainHandle;
+use battlement_core::{BoxError, Classify, ResultClassifier};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::broadcast;
 use tower_service::Service;
 
 pub(crate) struct ChainInner<S, C> {
@@ -34,7 +30,7 @@ pub(crate) struct ChainInner<S, C> {
 ///   [`FailedResponse`](crate::FailedResponse)). Outcomes the classifier ignores (a 404) are
 ///   returned as they are, without trying the next member.
 /// - **Health reporting**: the chain ([`handle`](FallbackChain::handle)) implements
-///   [`HealthSource`]: its snapshot says which member answered last and every member's state and
+///   [`HealthSource`](battlement_core::HealthSource): its snapshot says which member answered last and every member's state and
 ///   success rate; the builder's [`registry`](FallbackChainBuilder::registry) registers it.
 ///
 /// # Members and requests
@@ -83,7 +79,7 @@ pub(crate) struct ChainInner<S, C> {
 /// # }
 /// ```
 pub struct FallbackChain<S, C = ResultClassifier> {
-    inner: Arc<ChainInner<S, C>>,
+    pub(crate) inner: Arc<ChainInner<S, C>>,
 }
 
 impl<S> FallbackChain<S> {
@@ -169,179 +165,5 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         ChainFuture::new(self.inner.clone(), req)
-    }
-}
-
-impl<S, C> HealthSource for FallbackChain<S, C>
-where
-    S: Send + Sync + 'static,
-    C: Send + Sync + 'static,
-{
-    fn name(&self) -> &str {
-        &self.inner.health.name
-    }
-
-    fn snapshot(&self) -> HealthSnapshot {
-        self.handle().snapshot()
-    }
-}
-
-/// A cheap, `Send + Sync` handle to a [`FallbackChain`]'s health, whatever its member type:
-/// member states and rates, which member is serving, typed events, health snapshots.
-///
-/// Its [`HealthSnapshot`] has state `primary` (the first member is healthy, status `pass`),
-/// `degraded` (it is not, but another member is: `warn`) or `unavailable` (no member is healthy:
-/// `fail`); a message naming the serving member and the unhealthy ones; and metrics:
-/// `serving_index` (the member that answered last, `-1` before any answer), `all_failed`, and per
-/// member `<name>.healthy` (1 or 0), `<name>.success_rate`, `<name>.window_calls`,
-/// `<name>.successes`, `<name>.failures`, `<name>.skipped`.
-///
-/// ```
-/// use battlement_core::{HealthStatus, HealthSource};
-/// use battlement_fallback::FallbackChain;
-/// use tower::service_fn;
-///
-/// let a = service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
-/// let chain = FallbackChain::builder("c").member("a", a).member("b", a).build().unwrap();
-/// let snap = chain.handle().snapshot();
-/// assert_eq!(snap.state, "primary");
-/// assert_eq!(snap.status, HealthStatus::Pass);
-/// assert_eq!(snap.metric("a.healthy"), Some(1.0));
-/// assert_eq!(snap.metric("serving_index"), Some(-1.0));
-/// ```
-#[derive(Clone)]
-pub struct ChainHandle {
-    health: Arc<ChainHealth>,
-}
-
-impl fmt::Debug for ChainHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainHandle")
-            .field("name", &self.health.name)
-            .finish()
-    }
-}
-
-impl ChainHandle {
-    pub(crate) fn new(health: Arc<ChainHealth>) -> Self {
-        ChainHandle { health }
-    }
-
-    /// The chain's name.
-    pub fn name(&self) -> &str {
-        &self.health.name
-    }
-
-    /// Every member's state and counters, in order.
-    pub fn members(&self) -> Vec<MemberStatus> {
-        (0..self.health.members.len())
-            .map(|i| self.health.status(i))
-            .collect()
-    }
-
-    /// The member that answered the most recent call (`None` before any answer).
-    pub fn serving(&self) -> Option<Arc<str>> {
-        self.health
-            .serving()
-            .map(|i| self.health.members[i].name.clone())
-    }
-
-    /// The first healthy member: the one the next call tries first (`None`: none is healthy).
-    pub fn preferred(&self) -> Option<Arc<str>> {
-        self.members()
-            .into_iter()
-            .find(|m| m.state == MemberState::Healthy)
-            .map(|m| m.name)
-    }
-
-    /// Calls that no member answered, ever.
-    pub fn all_failed(&self) -> u64 {
-        self.health.all_failed()
-    }
-
-    /// Subscribes to the chain's [`ChainEvent`]s.
-    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
-        self.health.subscribe()
-    }
-}
-
-impl HealthSource for ChainHandle {
-    fn name(&self) -> &str {
-        &self.health.name
-    }
-
-    fn snapshot(&self) -> HealthSnapshot {
-        let members = self.members();
-        let first_healthy = members.iter().position(|m| m.state == MemberState::Healthy);
-        let (state, status) = match first_healthy {
-            Some(0) => ("primary", HealthStatus::Pass),
-            Some(_) => ("degraded", HealthStatus::Warn),
-            None => ("unavailable", HealthStatus::Fail),
-        };
-        let serving = self.health.serving();
-        let mut message = match serving {
-            Some(i) => format!("serving from `{}`", members[i].name),
-            None => "no call answered yet".to_string(),
-        };
-        let unhealthy: Vec<&str> = members
-            .iter()
-            .filter(|m| m.state != MemberState::Healthy)
-            .map(|m| &*m.name)
-            .collect();
-        if !unhealthy.is_empty() {
-            message.push_str("; unhealthy: ");
-            message.push_str(&unhealthy.join(", "));
-        }
-        let mut snap = HealthSnapshot::new(
-            self.health.name.to_string(),
-            ComponentKind::Fallback,
-            state,
-            status,
-        )
-        .with_message(message)
-        .with_metric(Metric::unitless(
-            "serving_index",
-            serving.map_or(-1.0, |i| i as f64),
-        ))
-        .with_metric(Metric::new(
-            "all_failed",
-            self.health.all_failed() as f64,
-            "calls",
-        ));
-        for m in &members {
-            let healthy = if m.state == MemberState::Healthy {
-                1.0
-            } else {
-                0.0
-            };
-            snap = snap
-                .with_metric(Metric::unitless(format!("{}.healthy", m.name), healthy))
-                .with_metric(Metric::new(
-                    format!("{}.success_rate", m.name),
-                    m.success_rate.unwrap_or(1.0),
-                    "ratio",
-                ))
-                .with_metric(Metric::new(
-                    format!("{}.window_calls", m.name),
-                    m.window_calls as f64,
-                    "calls",
-                ))
-                .with_metric(Metric::new(
-                    format!("{}.successes", m.name),
-                    m.successes as f64,
-                    "calls",
-                ))
-                .with_metric(Metric::new(
-                    format!("{}.failures", m.name),
-                    m.failures as f64,
-                    "calls",
-                ))
-                .with_metric(Metric::new(
-                    format!("{}.skipped", m.name),
-                    m.skipped as f64,
-                    "calls",
-                ));
-        }
-        snap
     }
 }

@@ -1,7 +1,8 @@
 //! The fallback chain's builder and its validation.
 
-use crate::chain::{ChainHandle, FallbackChain};
+use crate::chain::FallbackChain;
 use crate::health::{ChainHealth, HealthSettings};
+use crate::ChainHandle;
 use battlement_core::event::EventChannel;
 use battlement_core::{ComponentKind, ConfigError, Registration, ResultClassifier};
 use std::fmt;

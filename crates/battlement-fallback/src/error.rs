@@ -11,8 +11,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use battlement_core::ConfigError;
-
 /// Every member of a fallback chain failed (or was skipped as unhealthy).
 ///
 /// `errors` holds one `(member name, error)` pair per member, in the chain's order. Its

@@ -13,6 +13,7 @@
 //!   back (the next call tries again at once).
 
 use crate::event::ChainEvent;
+use crate::MemberStatus;
 use battlement_core::event::EventChannel;
 use battlement_core::Outcome;
 use std::collections::VecDeque;
@@ -68,44 +69,6 @@ impl fmt::Display for MemberState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// One member's health and counters at a point in time; see
-/// [`ChainHandle::members`](crate::ChainHandle::members).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// use battlement_fallback::{FallbackChain, MemberState};
-/// use tower::{service_fn, ServiceExt};
-///
-/// let svc = service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
-/// let chain = FallbackChain::builder("c").member("only", svc).build().unwrap();
-/// chain.clone().oneshot(1).await.unwrap();
-/// let m = &chain.handle().members()[0];
-/// assert_eq!((m.name.as_ref(), m.state, m.successes), ("only", MemberState::Healthy, 1));
-/// assert_eq!(m.success_rate, Some(1.0));
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct MemberStatus {
-    /// The member's name.
-    pub name: Arc<str>,
-    /// Its state.
-    pub state: MemberState,
-    /// Its success rate over the window (`None` while the window is empty).
-    pub success_rate: Option<f64>,
-    /// How many outcomes the window holds.
-    pub window_calls: usize,
-    /// Attempts that succeeded, ever.
-    pub successes: u64,
-    /// Attempts that failed, ever.
-    pub failures: u64,
-    /// Calls that skipped it because it was unhealthy, ever.
-    pub skipped: u64,
-    /// Time until it admits a trial call, while unhealthy.
-    pub trial_in: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -63,17 +63,20 @@ mod event;
 mod future;
 mod health;
 mod layer;
+mod metrics;
 mod service;
 mod source;
 
 pub use battlement_core::BoxError;
-pub use chain::{ChainHandle, FallbackChain};
+pub use battlement_core::ConfigError;
+pub use chain::FallbackChain;
 pub use config::FallbackChainBuilder;
-pub use error::{AllFailed, ConfigError, FailedResponse, MemberUnavailable};
+pub use error::{AllFailed, FailedResponse, MemberUnavailable};
 pub use event::ChainEvent;
 pub use future::{ChainFuture, ResponseFuture};
-pub use health::{MemberState, MemberStatus};
+pub use health::MemberState;
 pub use layer::FallbackLayer;
+pub use metrics::{ChainHandle, MemberStatus};
 pub use service::FallbackService;
 pub use source::{
     FallbackFn, FallbackInput, FallbackSource, FallbackTo, FallbackValue, PendingFallback,

@@ -23,8 +23,10 @@
 //!   Its call path is lock-free and allocates nothing.
 //! - Aggregation: `fail` if a critical component fails (a critical check failing, a critical
 //!   breaker open or forced open); `warn` if a non-critical component fails or any component
-//!   warns (a half-open breaker, a saturated or rejecting bulkhead); `pass` otherwise. Summary
-//!   counts; [`HealthRegistry::subscribe`] is a `tokio::sync::watch` of the [`Aggregate`].
+//!   warns (a half-open breaker, a saturated or rejecting bulkhead); `pass` otherwise, with
+//!   [`StatusCounts`]; [`HealthRegistry::subscribe`] is a `tokio::sync::watch` of the
+//!   [`Aggregate`] (each component's [`ComponentStatus`]), and [`HealthRegistry::report`] the full
+//!   [`HealthReport`] (each component's snapshot, a [`ComponentReport`]).
 //! - [`HealthService`]: a `tower::Service<http::Request<B>>` (`Clone`, `Error = Infallible`)
 //!   serving the paths probes expect: `/livez` (liveness: the process and the monitor only,
 //!   never a dependency), `/readyz` and `/readyz/<component>`, `/healthz`, `/startupz`, and the
@@ -161,11 +163,8 @@
 mod check;
 mod component;
 mod config;
-mod endpoint;
-mod future;
 #[cfg(feature = "grpc")]
 pub mod grpc;
-mod layer;
 mod monitor;
 mod persist;
 mod probe;
@@ -180,14 +179,14 @@ pub use check::{
 };
 pub use component::{CheckMetrics, HistoryEntry};
 pub use config::{HealthProbeBuilder, HealthRegistryBuilder, MAX_PROBE_BUCKETS};
-pub use endpoint::{HealthService, View, HEALTH_JSON};
-pub use future::{ProbeRecord, ResponseFuture};
-pub use layer::HealthProbeLayer;
 pub use monitor::MonitorHandle;
-pub use probe::{HealthProbe, HealthProbeMetrics};
-pub use registry::{Aggregate, ComponentStatus, HealthRegistry, Summary};
+pub use probe::{
+    HealthProbe, HealthProbeLayer, HealthProbeMetrics, HealthProbeService, ProbeRecord,
+    ResponseFuture,
+};
+pub use registry::{Aggregate, ComponentStatus, HealthRegistry, StatusCounts};
 pub use report::{ComponentReport, Detail, HealthReport};
-pub use service::HealthProbeService;
+pub use service::{HealthService, View, HEALTH_JSON};
 
 #[cfg(test)]
 mod shape_tests;

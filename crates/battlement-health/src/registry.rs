@@ -77,7 +77,7 @@ use tokio::time::Instant;
 /// // A failing non-critical component degrades the service; it does not fail it.
 /// let report = registry.report();
 /// assert_eq!(report.status, HealthStatus::Warn);
-/// assert_eq!(report.summary.fail, 1);
+/// assert_eq!(report.counts.fail, 1);
 /// assert_eq!(report.component("cache").unwrap().snapshot.state, "down");
 /// ```
 #[derive(Clone)]
@@ -98,7 +98,9 @@ pub(crate) struct Inner {
     pub(crate) monitors_running: AtomicU64,
 }
 
-/// The aggregate health: the overall status, the summary counts, and each component's status.
+/// The aggregate health: the overall status, the counts of components per status, and each
+/// component's status (no snapshots, no times: it changes only when a status does; the full,
+/// time-stamped read with every component's snapshot is a [`HealthReport`](crate::HealthReport)).
 ///
 /// This is what [`HealthRegistry::subscribe`] publishes; a new value is sent only when it
 /// differs from the last one (the overall status, a count, or a component's status changed).
@@ -110,7 +112,7 @@ pub(crate) struct Inner {
 /// let registry = HealthRegistry::new();
 /// let agg = registry.aggregate();
 /// assert_eq!(agg.status, HealthStatus::Pass);
-/// assert_eq!(agg.summary.total, 0);
+/// assert_eq!(agg.counts.total, 0);
 /// assert!(agg.components.is_empty());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -119,7 +121,7 @@ pub struct Aggregate {
     /// The overall status.
     pub status: HealthStatus,
     /// How many components are in each status (their own status).
-    pub summary: Summary,
+    pub counts: StatusCounts,
     /// Each component's status, in registration order.
     pub components: Vec<ComponentStatus>,
 }
@@ -128,15 +130,15 @@ pub struct Aggregate {
 /// non-critical component counts as `fail` though it only makes the aggregate `warn`).
 ///
 /// ```
-/// use battlement_health::Summary;
+/// use battlement_health::StatusCounts;
 ///
-/// let s = Summary::default();
+/// let s = StatusCounts::default();
 /// assert_eq!((s.total, s.pass, s.warn, s.fail), (0, 0, 0, 0));
 /// assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"total":0,"pass":0,"warn":0,"fail":0}"#);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
-pub struct Summary {
+pub struct StatusCounts {
     /// Components registered.
     pub total: usize,
     /// Components passing.
@@ -147,7 +149,22 @@ pub struct Summary {
     pub fail: usize,
 }
 
-/// One component's status within an [`Aggregate`].
+impl StatusCounts {
+    /// Counts one more component, whose own status is `status`.
+    pub(crate) fn count(&mut self, status: HealthStatus) {
+        self.total += 1;
+        match status {
+            HealthStatus::Pass => self.pass += 1,
+            HealthStatus::Warn => self.warn += 1,
+            HealthStatus::Fail => self.fail += 1,
+        }
+    }
+}
+
+/// One component's status within an [`Aggregate`] (its entry in a [`HealthReport`], which adds
+/// the snapshot and its time, is a [`ComponentReport`](crate::ComponentReport)).
+///
+/// [`HealthReport`]: crate::HealthReport
 ///
 /// ```
 /// use battlement_core::{ComponentKind, HealthStatus, HealthSource, HealthSnapshot};
@@ -576,12 +593,7 @@ fn aggregate_of(evaluated: &[Evaluated]) -> Aggregate {
         let status = e.snapshot.status;
         let eff = effective(status, e.component.critical);
         agg.status = agg.status.max(eff);
-        agg.summary.total += 1;
-        match status {
-            HealthStatus::Pass => agg.summary.pass += 1,
-            HealthStatus::Warn => agg.summary.warn += 1,
-            HealthStatus::Fail => agg.summary.fail += 1,
-        }
+        agg.counts.count(status);
         agg.components.push(ComponentStatus {
             name: e.component.name.clone(),
             kind: e.component.kind,
@@ -674,8 +686,8 @@ mod tests {
             [("db".into(), Pass, Pass), ("cache".into(), Fail, Warn)]
         );
         assert_eq!(
-            agg.summary,
-            Summary {
+            agg.counts,
+            StatusCounts {
                 total: 2,
                 pass: 1,
                 warn: 0,
@@ -694,8 +706,8 @@ mod tests {
         let agg = registry.aggregate();
         assert_eq!(agg.status, Fail);
         assert_eq!(
-            agg.summary,
-            Summary {
+            agg.counts,
+            StatusCounts {
                 total: 2,
                 pass: 0,
                 warn: 1,
@@ -859,7 +871,7 @@ mod tests {
             rx.has_changed().unwrap(),
             "registration changes the aggregate"
         );
-        assert_eq!(rx.borrow_and_update().summary.total, 1);
+        assert_eq!(rx.borrow_and_update().counts.total, 1);
 
         // Re-evaluating without a change sends nothing.
         registry.report();

@@ -1,7 +1,7 @@
 //! The health report and its `application/health+json` rendering.
 
 use crate::config::RegistryConfig;
-use crate::registry::{effective, Aggregate, Evaluated, Summary};
+use crate::registry::{effective, Aggregate, Evaluated, StatusCounts};
 use crate::time::rfc3339;
 use battlement_core::{HealthSnapshot, HealthStatus};
 use serde::ser::SerializeMap;
@@ -12,7 +12,7 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// The full health of a registry at one moment: the aggregate status, the summary counts and
+/// The full health of a registry at one moment: the aggregate status, the status counts and
 /// every component's snapshot. Made by [`HealthRegistry::report`](crate::HealthRegistry::report).
 ///
 /// [`to_json`](Self::to_json) renders it in the documented `application/health+json` shape
@@ -32,8 +32,8 @@ use std::time::SystemTime;
 pub struct HealthReport {
     /// The aggregate status.
     pub status: HealthStatus,
-    /// How many components are in each status.
-    pub summary: Summary,
+    /// How many components are in each status (served as `summary`).
+    pub counts: StatusCounts,
     /// When the report was made (wall-clock time).
     pub time: SystemTime,
     /// Every component, in registration order.
@@ -44,7 +44,8 @@ pub struct HealthReport {
     pub description: Option<String>,
 }
 
-/// One component in a [`HealthReport`].
+/// One component in a [`HealthReport`]: its snapshot, with its verdict (its entry in an
+/// [`Aggregate`], without the snapshot, is a [`ComponentStatus`](crate::ComponentStatus)).
 ///
 /// ```
 /// use battlement_core::{ComponentKind, HealthStatus, HealthSource, HealthSnapshot};
@@ -130,7 +131,7 @@ impl HealthReport {
         let now = SystemTime::now();
         HealthReport {
             status: aggregate.status,
-            summary: aggregate.summary,
+            counts: aggregate.counts,
             time: now,
             components: evaluated
                 .into_iter()
@@ -146,23 +147,18 @@ impl HealthReport {
         }
     }
 
-    /// Keeps the components for which `keep` is true, and recomputes the status and summary
+    /// Keeps the components for which `keep` is true, and recomputes the status and counts
     /// from them (a view with some components excluded).
     pub(crate) fn retain(&mut self, keep: impl FnMut(&ComponentReport) -> bool) {
         self.components.retain(keep);
-        let mut summary = Summary::default();
+        let mut counts = StatusCounts::default();
         let mut status = HealthStatus::Pass;
         for c in &self.components {
             status = status.max(c.effective);
-            summary.total += 1;
-            match c.snapshot.status {
-                HealthStatus::Pass => summary.pass += 1,
-                HealthStatus::Warn => summary.warn += 1,
-                HealthStatus::Fail => summary.fail += 1,
-            }
+            counts.count(c.snapshot.status);
         }
         self.status = status;
-        self.summary = summary;
+        self.counts = counts;
     }
 
     /// The component named `name` (of several of that name, of different kinds, the first
@@ -232,7 +228,7 @@ impl HealthReport {
             description: self.description.as_deref().filter(|_| details),
             output: self.output().filter(|_| details),
             time: details.then(|| rfc3339(self.time)),
-            summary: details.then_some(self.summary),
+            summary: details.then_some(self.counts),
             checks: details.then_some(Checks {
                 report: self,
                 full: detail == Detail::Full,
@@ -254,7 +250,7 @@ struct JsonReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    summary: Option<Summary>,
+    summary: Option<StatusCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     checks: Option<Checks<'a>>,
 }

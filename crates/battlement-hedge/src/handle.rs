@@ -1,9 +1,9 @@
-//! The hedging layer's shared state, and the handle that reports it.
+//! The hedging layer's shared state, and the handle that reports it (read-out and health
+//! snapshot in `metrics.rs`).
 
 use crate::budget::Budget;
 use crate::latency::LatencyWindow;
 use crate::stripe::StripedCounter;
-use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,10 +27,10 @@ pub(crate) struct Shared {
     pub(crate) delay: DelayMode,
     pub(crate) max_attempts: usize,
     pub(crate) budget: Option<Budget>,
-    requests: StripedCounter,
-    hedges_sent: AtomicU64,
-    hedges_won: AtomicU64,
-    hedges_denied: AtomicU64,
+    pub(crate) requests: StripedCounter,
+    pub(crate) hedges_sent: AtomicU64,
+    pub(crate) hedges_won: AtomicU64,
+    pub(crate) hedges_denied: AtomicU64,
 }
 
 impl Shared {
@@ -101,57 +101,11 @@ impl Shared {
     pub(crate) fn hedge_won(&self) {
         self.hedges_won.fetch_add(1, Ordering::Relaxed);
     }
-
-    fn metrics(&self) -> HedgeMetrics {
-        let requests = self.requests.sum();
-        HedgeMetrics {
-            requests,
-            hedges_sent: self.hedges_sent.load(Ordering::Relaxed),
-            hedges_won: self.hedges_won.load(Ordering::Relaxed),
-            hedges_denied: self.hedges_denied.load(Ordering::Relaxed),
-            delay: self.delay(),
-            latency_samples: match &self.delay {
-                DelayMode::Fixed(_) => 0,
-                DelayMode::Percentile { window, .. } => window.samples(),
-            },
-            budget_available: self.budget.as_ref().map(|b| b.available(requests)),
-        }
-    }
 }
 
-/// The hedging layer's counters at a point in time; see [`HedgeHandle::metrics`].
+/// A cheap handle to a hedging layer's metrics; implements [`HealthSource`](battlement_core::HealthSource).
 ///
-/// ```
-/// use battlement_hedge::HedgeLayer;
-/// use std::time::Duration;
-///
-/// let layer = HedgeLayer::builder().delay(Duration::from_millis(20)).build().unwrap();
-/// let m = layer.handle().metrics();
-/// assert_eq!((m.requests, m.hedges_sent, m.hedges_won), (0, 0, 0));
-/// assert_eq!(m.delay, Duration::from_millis(20));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HedgeMetrics {
-    /// Calls made through the layer's services.
-    pub requests: u64,
-    /// Hedges sent (attempts beyond each call's first).
-    pub hedges_sent: u64,
-    /// Calls answered by a hedge rather than by their first attempt.
-    pub hedges_won: u64,
-    /// Hedges the budget refused.
-    pub hedges_denied: u64,
-    /// The hedge delay now (the percentile's current value, clamped, in percentile mode).
-    pub delay: Duration,
-    /// Latencies in the percentile window (0 with a fixed delay).
-    pub latency_samples: usize,
-    /// Whole hedges the budget would allow now (`None` without a budget).
-    pub budget_available: Option<u64>,
-}
-
-/// A cheap handle to a hedging layer's metrics; implements [`HealthSource`].
-///
-/// Its [`HealthSnapshot`] (kind `hedge`, state `hedging`, status `pass`: hedging is an optimisation,
+/// Its [`HealthSnapshot`](battlement_core::HealthSnapshot) (kind `hedge`, state `hedging`, status `pass`: hedging is an optimisation,
 /// never unhealthy) has the metrics `requests`, `hedges_sent`, `hedges_won`, `hedges_denied`,
 /// `hedge_rate` (hedges per request), `win_rate` (wins per hedge) and `delay` (ms).
 ///
@@ -185,11 +139,6 @@ impl HedgeHandle {
         &self.shared.name
     }
 
-    /// The counters now.
-    pub fn metrics(&self) -> HedgeMetrics {
-        self.shared.metrics()
-    }
-
     /// The hedge delay now.
     pub fn current_delay(&self) -> Duration {
         self.shared.delay()
@@ -198,41 +147,5 @@ impl HedgeHandle {
     /// The most attempts one call makes (the first plus hedges).
     pub fn max_attempts(&self) -> usize {
         self.shared.max_attempts
-    }
-}
-
-impl HealthSource for HedgeHandle {
-    fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    fn snapshot(&self) -> HealthSnapshot {
-        let m = self.metrics();
-        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        HealthSnapshot::new(
-            self.shared.name.to_string(),
-            ComponentKind::Hedge,
-            "hedging",
-            HealthStatus::Pass,
-        )
-        .with_metric(Metric::new("requests", m.requests as f64, "calls"))
-        .with_metric(Metric::new("hedges_sent", m.hedges_sent as f64, "calls"))
-        .with_metric(Metric::new("hedges_won", m.hedges_won as f64, "calls"))
-        .with_metric(Metric::new(
-            "hedges_denied",
-            m.hedges_denied as f64,
-            "calls",
-        ))
-        .with_metric(Metric::new(
-            "hedge_rate",
-            ratio(m.hedges_sent, m.requests),
-            "ratio",
-        ))
-        .with_metric(Metric::new(
-            "win_rate",
-            ratio(m.hedges_won, m.hedges_sent),
-            "ratio",
-        ))
-        .with_metric(Metric::new("delay", m.delay.as_secs_f64() * 1e3, "ms"))
     }
 }

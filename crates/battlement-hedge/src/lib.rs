@@ -90,6 +90,7 @@ mod future;
 mod handle;
 mod latency;
 mod layer;
+mod metrics;
 mod policy;
 mod service;
 mod stripe;
@@ -97,8 +98,9 @@ mod stripe;
 pub use battlement_core::{BoxError, ConfigError};
 pub use config::HedgeBuilder;
 pub use future::ResponseFuture;
-pub use handle::{HedgeHandle, HedgeMetrics};
+pub use handle::HedgeHandle;
 pub use layer::HedgeLayer;
+pub use metrics::HedgeMetrics;
 #[cfg(feature = "http")]
 pub use policy::{is_idempotent, IdempotentMethods};
 pub use policy::{Always, HedgePolicy, PredicateFn};

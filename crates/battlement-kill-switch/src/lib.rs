@@ -74,22 +74,24 @@
 #![deny(missing_docs)]
 
 mod config;
-pub mod error;
 mod event;
 mod future;
 mod layer;
 mod limit;
+mod metrics;
 mod service;
 mod switch;
 
+pub use battlement_core::error::Halted;
+pub use battlement_core::ConfigError;
 pub use config::KillSwitchBuilder;
-pub use error::Halted;
 pub use event::KillSwitchEvent;
 pub use future::ResponseFuture;
 pub use layer::KillSwitchLayer;
 pub use limit::{LimitMonitor, LimitStatus};
+pub use metrics::KillSwitchMetrics;
 pub use service::KillSwitchService;
-pub use switch::{KillSwitch, KillSwitchMetrics};
+pub use switch::{Halt, KillSwitch};
 
 #[cfg(test)]
 mod tests;

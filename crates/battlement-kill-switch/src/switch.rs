@@ -1,13 +1,11 @@
-//! The kill switch handle and its state.
+//! The kill switch handle and its state (read-out and health snapshot in `metrics.rs`).
 
 use crate::config::KillSwitchBuilder;
 use crate::event::KillSwitchEvent;
 use crate::limit::{Limit, LimitMonitor, LimitStatus};
 use battlement_core::error::Halted;
 use battlement_core::event::EventChannel;
-use battlement_core::{
-    ComponentKind, ConfigError, HealthSnapshot, HealthSource, HealthStatus, Metric,
-};
+use battlement_core::{ComponentKind, ConfigError};
 use std::fmt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -28,7 +26,7 @@ use tokio::time::Instant;
 ///   period by a [`spawn_limit_monitor`](Self::spawn_limit_monitor) task) halts the switch with the
 ///   first breached limit's name as the reason.
 /// - Observability: every halt and resume is a `tracing` event and a typed [`KillSwitchEvent`]
-///   ([`subscribe`](Self::subscribe)); the switch implements [`HealthSource`]: state `running` or
+///   ([`subscribe`](Self::subscribe)); the switch implements [`HealthSource`](battlement_core::HealthSource): state `running` or
 ///   `halted`, status `fail` while halted, so registered as critical (the default) it fails the
 ///   health aggregate.
 ///
@@ -68,8 +66,8 @@ pub(crate) struct Inner {
     halted: AtomicBool,
     /// The current halt; written on halt and resume (which it also serialises), read only on the
     /// halted path.
-    state: RwLock<Option<KillSwitchMetrics>>,
-    limits: Mutex<Vec<Arc<Limit>>>,
+    state: RwLock<Option<Halt>>,
+    pub(crate) limits: Mutex<Vec<Arc<Limit>>>,
     rejected: AtomicU64,
     halts: AtomicU64,
     events: EventChannel<KillSwitchEvent>,
@@ -89,14 +87,14 @@ pub(crate) struct Inner {
 /// assert!(info.since() <= std::time::SystemTime::now());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct KillSwitchMetrics {
+pub struct Halt {
     reason: Arc<str>,
     since: SystemTime,
     at: Instant,
     limit: Option<Arc<str>>,
 }
 
-impl KillSwitchMetrics {
+impl Halt {
     /// Why the switch was halted.
     pub fn reason(&self) -> &str {
         &self.reason
@@ -126,7 +124,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     lock.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -176,7 +174,7 @@ impl KillSwitch {
     }
 
     /// The halt in force, if any.
-    pub fn halt_info(&self) -> Option<KillSwitchMetrics> {
+    pub fn halt_info(&self) -> Option<Halt> {
         read(&self.inner.state).clone()
     }
 
@@ -225,7 +223,7 @@ impl KillSwitch {
     ///
     /// The limit closures run on the calling thread without any lock of the switch held, so they
     /// may use the switch.
-    pub fn check_limits(&self) -> Option<KillSwitchMetrics> {
+    pub fn check_limits(&self) -> Option<Halt> {
         Inner::check_limits(&self.inner)
     }
 
@@ -326,12 +324,12 @@ impl Inner {
         self.halt_with(reason, limit).is_some()
     }
 
-    fn halt_with(&self, reason: Arc<str>, limit: Option<Arc<str>>) -> Option<KillSwitchMetrics> {
+    fn halt_with(&self, reason: Arc<str>, limit: Option<Arc<str>>) -> Option<Halt> {
         let mut state = write(&self.state);
         if state.is_some() {
             return None;
         }
-        let info = KillSwitchMetrics {
+        let info = Halt {
             reason,
             since: SystemTime::now(),
             at: Instant::now(),
@@ -377,7 +375,7 @@ impl Inner {
         true
     }
 
-    pub(crate) fn check_limits(this: &Arc<Inner>) -> Option<KillSwitchMetrics> {
+    pub(crate) fn check_limits(this: &Arc<Inner>) -> Option<Halt> {
         if this.halted.load(Acquire) {
             return None;
         }
@@ -404,42 +402,5 @@ impl fmt::Debug for KillSwitch {
             .field("name", &self.inner.name)
             .field("halted", &self.is_halted())
             .finish_non_exhaustive()
-    }
-}
-
-impl HealthSource for KillSwitch {
-    fn name(&self) -> &str {
-        self.name()
-    }
-
-    fn snapshot(&self) -> HealthSnapshot {
-        let info = self.halt_info();
-        let (state, status) = match info {
-            Some(_) => ("halted", HealthStatus::Fail),
-            None => ("running", HealthStatus::Pass),
-        };
-        let limits = lock(&self.inner.limits).len();
-        let mut snap = HealthSnapshot::new(self.name(), ComponentKind::KillSwitch, state, status)
-            .with_metric(Metric::new(
-                "rejected_calls",
-                self.rejected_calls() as f64,
-                "calls",
-            ))
-            .with_metric(Metric::new("halts", self.halts() as f64, "count"))
-            .with_metric(Metric::new("limits", limits as f64, "count"));
-        if let Some(info) = info {
-            snap = snap.with_metric(Metric::new(
-                "halted_for",
-                info.halted_for().as_secs_f64() * 1e3,
-                "ms",
-            ));
-            snap = match info.limit() {
-                Some(limit) => {
-                    snap.with_message(format!("halted by limit `{limit}`: {}", info.reason()))
-                }
-                None => snap.with_message(format!("halted: {}", info.reason())),
-            };
-        }
-        snap
     }
 }

@@ -62,6 +62,39 @@ async fn manual_halt_and_resume_on_two_services_sharing_a_switch() {
 }
 
 #[tokio::test]
+async fn metrics_read_out_state_rejections_halts_and_limits() {
+    let switch = KillSwitch::builder("s").build().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = switch.layer().layer(counting(&calls));
+    let m = switch.metrics();
+    assert_eq!(
+        (m.halted, m.rejected_calls, m.halts, m.limits),
+        (false, 0, 0, 0)
+    );
+
+    switch.add_limit("loss", || false).unwrap();
+    switch.halt("stop");
+    for _ in 0..3 {
+        assert!(svc.clone().oneshot(1).await.is_err());
+    }
+    let m = switch.metrics();
+    assert_eq!(
+        (m.halted, m.rejected_calls, m.halts, m.limits),
+        (true, 3, 1, 1)
+    );
+
+    switch.resume();
+    switch.halt("again");
+    switch.resume();
+    let m = switch.metrics();
+    assert_eq!(
+        (m.halted, m.rejected_calls, m.halts, m.limits),
+        (false, 3, 2, 1)
+    );
+    assert_eq!(calls.load(Relaxed), 0);
+}
+
+#[tokio::test]
 async fn rejection_is_ready_at_once_and_classified_rejected() {
     let switch = KillSwitch::builder("s").build().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));

@@ -33,7 +33,7 @@
 //!   [`RetryPolicy::subscribe`].
 //!
 //! The error after the last attempt is that attempt's own error, unchanged, so callers can still
-//! downcast it (a [`BreakerOpen`], a timeout's `Elapsed`, …).
+//! downcast it (a [`BreakerOpen`](battlement_core::error::BreakerOpen), a timeout's `Elapsed`, …).
 //!
 //! Place the retry outside the circuit breaker and the per-try timeout (see the project's
 //! recommended stack order): an open breaker then fails a retry fast, and each attempt gets its
@@ -144,7 +144,6 @@ mod rules;
 mod service;
 
 pub use backoff::{Backoff, Jitter};
-pub use battlement_core::error::BreakerOpen;
 pub use battlement_core::ConfigError;
 pub use budget::RetryBudget;
 pub use config::RetryPolicyBuilder;

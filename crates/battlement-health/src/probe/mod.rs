@@ -1,13 +1,27 @@
-//! The passive health probe handle: outcomes of calls over a sliding time window.
+//! The passive health probe: a middleware that records the outcomes of any service's calls over
+//! a sliding time window, and reports them as a component's health.
+//!
+//! The handle ([`HealthProbe`]) is here; its layer, service and response future, and its read-out
+//! and health snapshot, are in the files beside this one.
 
 use crate::config::{HealthProbeBuilder, ProbeConfig};
 use crate::window::{Stripe, Window};
-use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome};
+use battlement_core::Outcome;
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+
+mod future;
+mod layer;
+mod metrics;
+mod service;
+
+pub use future::{ProbeRecord, ResponseFuture};
+pub use layer::HealthProbeLayer;
+pub use metrics::HealthProbeMetrics;
+pub use service::HealthProbeService;
 
 /// The passive health of a dependency that has no breaker: the outcomes of the calls made to
 /// it, recorded by a [`HealthProbeLayer`](crate::HealthProbeLayer) (or by hand with
@@ -24,7 +38,7 @@ use tokio::time::Instant;
 /// moves on, so outcomes age out even when no call is made. Recording a call is lock-free and
 /// allocates nothing: a few CAS operations on the calling core's stripe of the window.
 ///
-/// The handle is cheap to clone; it implements [`HealthSource`] (state `idle` below the minimum
+/// The handle is cheap to clone; it implements [`HealthSource`](battlement_core::HealthSource) (state `idle` below the minimum
 /// calls, `healthy`, `degraded` or `failing`; metrics `success_rate`, `calls`, `failures`,
 /// `mean_latency`), so a registry serves it.
 ///
@@ -64,37 +78,6 @@ struct Inner {
     name: Arc<str>,
     config: ProbeConfig,
     window: Window,
-}
-
-/// What a [`HealthProbe`] saw over its window, and its verdict.
-///
-/// ```
-/// use battlement_core::HealthStatus;
-/// use battlement_health::HealthProbe;
-///
-/// let stats = HealthProbe::builder("idle").build().unwrap().stats();
-/// assert_eq!(stats.calls, 0);
-/// assert_eq!(stats.success_rate, None);
-/// assert_eq!(stats.state, "idle");
-/// assert_eq!(stats.status, HealthStatus::Pass);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub struct HealthProbeMetrics {
-    /// Counted calls in the window.
-    pub calls: u64,
-    /// Successful calls in the window.
-    pub successes: u64,
-    /// Failed calls in the window.
-    pub failures: u64,
-    /// `successes / calls`; `None` without calls.
-    pub success_rate: Option<f64>,
-    /// The mean latency of the counted calls; `None` without calls.
-    pub mean_latency: Option<Duration>,
-    /// `idle`, `healthy`, `degraded` or `failing`.
-    pub state: &'static str,
-    /// The verdict.
-    pub status: HealthStatus,
 }
 
 impl fmt::Debug for HealthProbe {
@@ -147,97 +130,13 @@ impl HealthProbe {
     pub(crate) fn stripe(&self) -> Arc<CachePadded<Stripe>> {
         self.inner.window.stripe().clone()
     }
-
-    /// The counts over the window now, and the verdict.
-    pub fn stats(&self) -> HealthProbeMetrics {
-        let c = &self.inner.config;
-        let t = self.inner.window.totals(Instant::now());
-        let calls = t.successes + t.failures;
-        let success_rate = (calls > 0).then(|| t.successes as f64 / calls as f64);
-        let mean_latency = (calls > 0).then(|| Duration::from_micros(t.latency_us / calls));
-        let (state, status) = match success_rate {
-            _ if calls < c.minimum_calls => ("idle", HealthStatus::Pass),
-            Some(rate) if rate < c.fail_below => ("failing", HealthStatus::Fail),
-            Some(rate) if c.warn_below.is_some_and(|w| rate < w) => {
-                ("degraded", HealthStatus::Warn)
-            }
-            _ if c
-                .slow_mean_latency
-                .is_some_and(|slow| mean_latency.is_some_and(|m| m > slow)) =>
-            {
-                ("degraded", HealthStatus::Warn)
-            }
-            _ => ("healthy", HealthStatus::Pass),
-        };
-        HealthProbeMetrics {
-            calls,
-            successes: t.successes,
-            failures: t.failures,
-            success_rate,
-            mean_latency,
-            state,
-            status,
-        }
-    }
-
-    /// The verdict now: `self.stats().status`.
-    pub fn status(&self) -> HealthStatus {
-        self.stats().status
-    }
-}
-
-impl HealthSource for HealthProbe {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn snapshot(&self) -> HealthSnapshot {
-        let s = self.stats();
-        let c = &self.inner.config;
-        let mut snap =
-            HealthSnapshot::new(&*self.inner.name, ComponentKind::Probe, s.state, s.status)
-                .with_metric(Metric::new("calls", s.calls as f64, "calls"))
-                .with_metric(Metric::new("failures", s.failures as f64, "calls"));
-        if let Some(rate) = s.success_rate {
-            snap = snap.with_metric(Metric::new("success_rate", rate, "ratio"));
-        }
-        if let Some(lat) = s.mean_latency {
-            snap = snap.with_metric(Metric::new("mean_latency", lat.as_secs_f64() * 1e3, "ms"));
-        }
-        let window = c.window;
-        match (s.state, s.success_rate) {
-            ("failing", Some(rate)) => {
-                snap.message = Some(format!(
-                    "success rate {:.1}% over the last {window:?} is below {:.1}% ({} calls)",
-                    rate * 100.0,
-                    c.fail_below * 100.0,
-                    s.calls
-                ))
-            }
-            ("degraded", Some(rate)) => {
-                snap.message = Some(match (c.warn_below, s.mean_latency) {
-                    (Some(w), _) if rate < w => format!(
-                        "success rate {:.1}% over the last {window:?} is below {:.1}%",
-                        rate * 100.0,
-                        w * 100.0
-                    ),
-                    (_, Some(m)) => format!(
-                        "mean latency {m:?} over the last {window:?} exceeds {:?}",
-                        c.slow_mean_latency.unwrap_or_default()
-                    ),
-                    _ => "degraded".to_owned(),
-                })
-            }
-            _ => {}
-        }
-        snap
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use battlement_core::FailureKind;
+    use battlement_core::{HealthSource, HealthStatus};
 
     const FAIL: Outcome = Outcome::Failure(FailureKind::ServerError);
 

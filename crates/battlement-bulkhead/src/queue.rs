@@ -1,0 +1,96 @@
+//! The wait queue: a call that finds no free permit waits here, in FIFO order, for at most
+//! `max_wait`.
+
+use crate::permit::{Permit, Shared};
+use crate::sync::Ordering::Relaxed;
+use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Wake, Waker};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Waiting in the queue: boxed, since tokio's acquire future cannot be named. Only calls that
+/// find no free permit pay for the allocation.
+pub(crate) type WaitFuture = Pin<Box<dyn Future<Output = Result<Permit, BoxError>> + Send + Sync>>;
+
+pub(crate) fn wait_for_permit(
+    slot: QueueSlot,
+    entered: Instant,
+    max_wait: Option<Duration>,
+) -> WaitFuture {
+    Box::pin(async move {
+        let acquired = {
+            let semaphore = &slot.shared().semaphore;
+            match max_wait {
+                None => Some(semaphore.acquire().await),
+                Some(limit) => tokio::time::timeout_at(entered + limit, semaphore.acquire())
+                    .await
+                    .ok(),
+            }
+        };
+        let waited = entered.elapsed();
+        let shared = slot.leave();
+        match acquired {
+            Some(true) => {
+                shared.record_wait(waited);
+                shared.accepted.increment();
+                Ok(Permit { shared })
+            }
+            Some(false) => {
+                // Never closed; had it been, no permit would ever come.
+                shared.rejected_full.fetch_add(1, Relaxed);
+                shared.note_rejection();
+                Err(Box::new(BulkheadFull::new(shared.name.clone())) as BoxError)
+            }
+            None => {
+                shared.record_wait(waited);
+                shared.rejected_timeout.fetch_add(1, Relaxed);
+                shared.note_rejection();
+                tracing::debug!(
+                    bulkhead = %shared.name,
+                    ?waited,
+                    "call rejected: no bulkhead permit within the wait limit"
+                );
+                Err(Box::new(BulkheadTimeout::new(shared.name.clone(), waited)) as BoxError)
+            }
+        }
+    })
+}
+
+/// A place in the queue: counted among the waiters until it is left or dropped (a cancelled
+/// wait).
+pub(crate) struct QueueSlot(pub(crate) Option<Arc<Shared>>);
+
+impl QueueSlot {
+    fn shared(&self) -> &Shared {
+        self.0.as_ref().expect("queue slot already left")
+    }
+
+    /// Leaves the queue, with the permit it was waiting for or without (a timeout).
+    fn leave(mut self) -> Arc<Shared> {
+        let shared = self.0.take().expect("queue slot already left");
+        shared.leave_queue();
+        shared
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.leave_queue();
+        }
+    }
+}
+
+/// A waker that does nothing, for the first poll of a wait (the caller's first poll replaces
+/// it).
+pub(crate) fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static WAKER: OnceLock<Waker> = OnceLock::new();
+    WAKER.get_or_init(|| Waker::from(Arc::new(Noop)))
+}

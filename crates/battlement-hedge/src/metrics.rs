@@ -1,0 +1,98 @@
+//! The hedging layer's read-out ([`HedgeMetrics`]) and its health snapshot.
+
+use crate::handle::{DelayMode, Shared};
+use crate::HedgeHandle;
+use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+impl Shared {
+    fn metrics(&self) -> HedgeMetrics {
+        let requests = self.requests.sum();
+        HedgeMetrics {
+            requests,
+            hedges_sent: self.hedges_sent.load(Ordering::Relaxed),
+            hedges_won: self.hedges_won.load(Ordering::Relaxed),
+            hedges_denied: self.hedges_denied.load(Ordering::Relaxed),
+            delay: self.delay(),
+            latency_samples: match &self.delay {
+                DelayMode::Fixed(_) => 0,
+                DelayMode::Percentile { window, .. } => window.samples(),
+            },
+            budget_available: self.budget.as_ref().map(|b| b.available(requests)),
+        }
+    }
+}
+
+/// The hedging layer's counters at a point in time; see [`HedgeHandle::metrics`].
+///
+/// ```
+/// use battlement_hedge::HedgeLayer;
+/// use std::time::Duration;
+///
+/// let layer = HedgeLayer::builder().delay(Duration::from_millis(20)).build().unwrap();
+/// let m = layer.handle().metrics();
+/// assert_eq!((m.requests, m.hedges_sent, m.hedges_won), (0, 0, 0));
+/// assert_eq!(m.delay, Duration::from_millis(20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HedgeMetrics {
+    /// Calls made through the layer's services.
+    pub requests: u64,
+    /// Hedges sent (attempts beyond each call's first).
+    pub hedges_sent: u64,
+    /// Calls answered by a hedge rather than by their first attempt.
+    pub hedges_won: u64,
+    /// Hedges the budget refused.
+    pub hedges_denied: u64,
+    /// The hedge delay now (the percentile's current value, clamped, in percentile mode).
+    pub delay: Duration,
+    /// Latencies in the percentile window (0 with a fixed delay).
+    pub latency_samples: usize,
+    /// Whole hedges the budget would allow now (`None` without a budget).
+    pub budget_available: Option<u64>,
+}
+
+impl HedgeHandle {
+    /// The counters now.
+    pub fn metrics(&self) -> HedgeMetrics {
+        self.shared.metrics()
+    }
+}
+
+impl HealthSource for HedgeHandle {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn snapshot(&self) -> HealthSnapshot {
+        let m = self.metrics();
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        HealthSnapshot::new(
+            self.shared.name.to_string(),
+            ComponentKind::Hedge,
+            "hedging",
+            HealthStatus::Pass,
+        )
+        .with_metric(Metric::new("requests", m.requests as f64, "calls"))
+        .with_metric(Metric::new("hedges_sent", m.hedges_sent as f64, "calls"))
+        .with_metric(Metric::new("hedges_won", m.hedges_won as f64, "calls"))
+        .with_metric(Metric::new(
+            "hedges_denied",
+            m.hedges_denied as f64,
+            "calls",
+        ))
+        .with_metric(Metric::new(
+            "hedge_rate",
+            ratio(m.hedges_sent, m.requests),
+            "ratio",
+        ))
+        .with_metric(Metric::new(
+            "win_rate",
+            ratio(m.hedges_won, m.hedges_sent),
+            "ratio",
+        ))
+        .with_metric(Metric::new("delay", m.delay.as_secs_f64() * 1e3, "ms"))
+    }
+}
