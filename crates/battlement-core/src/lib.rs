@@ -22,6 +22,9 @@
 //! - [`HealthSource`] and [`HealthSnapshot`]: what stateful components report to the health registry.
 //! - [`event`]: the bounded channel components publish typed events on, whose capacity every
 //!   builder checks into a [`ConfigError`].
+//! - [`stripe`]: per-thread, cache-line-padded cells for state every call writes (thread index,
+//!   stripe count and cap, [`StripedCounter`](stripe::StripedCounter)), with the atomics of
+//!   [`sync`], which are loom's under `--cfg loom`.
 //!
 //! # Time
 //!
@@ -61,6 +64,8 @@ pub mod observe;
 mod outcome;
 mod response;
 mod settle;
+pub mod stripe;
+pub mod sync;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 
