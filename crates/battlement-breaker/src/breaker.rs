@@ -10,7 +10,7 @@ use battlement_core::error::BreakerOpen;
 use battlement_core::{
     ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome,
 };
-use crossbeam_utils::CachePadded;
+use battlement_core::stripe::{stripe_count, thread_index, CachePadded};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -145,12 +145,7 @@ impl CircuitBreaker {
             hot,
             events: v.events,
         });
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64)
-            .next_power_of_two();
-        let shards = (0..n)
+        let shards = (0..stripe_count())
             .map(|index| {
                 Arc::new(CachePadded::new(Shard {
                     shared: shared.clone(),
@@ -287,18 +282,6 @@ impl CircuitBreaker {
     pub fn metrics(&self) -> BreakerMetrics {
         self.shared().metrics()
     }
-}
-
-#[cfg(not(loom))]
-#[inline]
-fn thread_index() -> usize {
-    crate::sync::thread_stripe()
-}
-
-#[cfg(loom)]
-#[inline]
-fn thread_index() -> usize {
-    0
 }
 
 impl Shared {

@@ -109,7 +109,6 @@ mod future;
 mod layer;
 mod service;
 mod state;
-mod sync;
 mod window;
 
 pub use breaker::{BreakerMetrics, CircuitBreaker};

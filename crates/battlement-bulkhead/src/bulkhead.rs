@@ -1,10 +1,10 @@
 //! The bulkhead handle and its shared state: permits, the wait queue, resizing and metrics.
 
-use crate::counter::StripedCounter;
-use crate::sync::{
-    AtomicU64, AtomicUsize, CachePadded, Mutex,
+use crate::semaphore::Semaphore;
+use battlement_core::stripe::{CachePadded, StripedCounter};
+use battlement_core::sync::{
+    AtomicU64, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
-    Semaphore,
 };
 use crate::BulkheadBuilder;
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
@@ -123,7 +123,7 @@ impl Bulkhead {
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
-                word: CachePadded(AtomicU64::new(max_concurrent as u64)),
+                word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
                 semaphore: Semaphore::new(0),
                 accepted: StripedCounter::new(),
                 debt: AtomicUsize::new(0),
@@ -171,7 +171,7 @@ impl Bulkhead {
     pub fn in_flight(&self) -> usize {
         let s = &self.shared;
         let capacity = s.max_concurrent.load(Acquire) + s.debt.load(Acquire);
-        let free = free(s.word.0.load(Acquire)) as usize + s.semaphore.available_permits();
+        let free = free(s.word.load(Acquire)) as usize + s.semaphore.available_permits();
         capacity.saturating_sub(free)
     }
 
@@ -185,7 +185,7 @@ impl Bulkhead {
     /// assert_eq!(b.free_permits(), 3);
     /// ```
     pub fn free_permits(&self) -> usize {
-        free(self.shared.word.0.load(Acquire)) as usize
+        free(self.shared.word.load(Acquire)) as usize
     }
 
     /// How long ago the last call was rejected (full or timed out); `None` if none ever was.
@@ -201,7 +201,7 @@ impl Bulkhead {
 
     /// Calls waiting in the queue now.
     pub fn queued(&self) -> usize {
-        waiters(self.shared.word.0.load(Acquire)) as usize
+        waiters(self.shared.word.load(Acquire)) as usize
     }
 
     /// Whether every permit is taken (`in_flight >= max_concurrent`): the next call waits or is
@@ -369,7 +369,7 @@ impl Bulkhead {
     pub(crate) fn permit_places(&self) -> (usize, usize) {
         let s = &self.shared;
         (
-            free(s.word.0.load(Acquire)) as usize,
+            free(s.word.load(Acquire)) as usize,
             s.semaphore.available_permits(),
         )
     }
@@ -510,7 +510,7 @@ impl Shared {
     /// calls may be queued, and this one must queue behind them).
     #[inline]
     pub(crate) fn try_take(&self) -> bool {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.load(Relaxed);
         while free(w) != 0 {
             match word.compare_exchange_weak(w, w - 1, Acquire, Relaxed) {
@@ -524,7 +524,7 @@ impl Shared {
     /// The slow path of admission, in one compare-and-swap: take a permit freed since the fast
     /// path looked, or join the queue if it has room.
     pub(crate) fn enter(&self, max_queued: u64) -> Entry {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.load(Relaxed);
         let mut confirmed = false;
         loop {
@@ -550,7 +550,7 @@ impl Shared {
     /// A queued call leaves the queue, with a permit or without. The last one out returns any
     /// permit left in transit (handed over for a waiter that then gave up) to the free pool.
     fn leave_queue(&self) {
-        let before = self.word.0.fetch_sub(WAITER, AcqRel);
+        let before = self.word.fetch_sub(WAITER, AcqRel);
         debug_assert!(waiters(before) > 0, "left a queue it was not in");
         if waiters(before) == 1 {
             self.reclaim();
@@ -569,7 +569,7 @@ impl Shared {
     /// theirs, and the caller still holds them).
     #[inline]
     fn free_up(&self, n: usize) -> bool {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.load(Relaxed);
         while waiters(w) == 0 {
             // Acquire too: a shrink's debt, recorded before it last read this word, is then seen
@@ -596,7 +596,7 @@ impl Shared {
         loop {
             // A read-modify-write reads the latest word: a plain load might still show a waiter
             // that has left, and the permits would be stranded.
-            if waiters(self.word.0.fetch_add(0, AcqRel)) != 0 {
+            if waiters(self.word.fetch_add(0, AcqRel)) != 0 {
                 // A waiter will take them.
                 return;
             }
@@ -618,7 +618,7 @@ impl Shared {
     /// and then calls this. Either the shrink sees the permit here, or the release's give comes
     /// later in the word's order, synchronises with this write, and sees the debt.
     pub(crate) fn retire_free(&self, n: usize) -> usize {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.fetch_add(0, AcqRel);
         let taken = loop {
             let take = free(w).min(n as u64);

@@ -102,12 +102,11 @@
 
 mod bulkhead;
 mod config;
-mod counter;
 pub mod error;
 mod future;
 mod layer;
 mod service;
-mod sync;
+mod semaphore;
 
 pub use bulkhead::{Bulkhead, BulkheadMetrics};
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};

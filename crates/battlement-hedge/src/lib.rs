@@ -92,7 +92,6 @@ mod latency;
 mod layer;
 mod policy;
 mod service;
-mod stripe;
 
 pub use battlement_core::{BoxError, ConfigError};
 pub use config::HedgeBuilder;
