@@ -7,10 +7,10 @@ use crate::state::{Machine, Target, Transition, Word, NO_END};
 use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
+use battlement_core::stripe::{self, stripe_count, CachePadded};
 use battlement_core::{
     ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome,
 };
-use battlement_core::stripe::{stripe_count, thread_index, CachePadded};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -164,8 +164,7 @@ impl CircuitBreaker {
     /// A reference for one call's future, from the calling thread's shard.
     #[inline]
     pub(crate) fn shard(&self) -> Arc<CachePadded<Shard>> {
-        let i = thread_index() & (self.shards.len() - 1);
-        self.shards[i].clone()
+        stripe::local(&self.shards).clone()
     }
 
     /// How many stripes the window records into.

@@ -1,13 +1,13 @@
 //! The bulkhead handle and its shared state: permits, the wait queue, resizing and metrics.
 
 use crate::semaphore::Semaphore;
+use crate::BulkheadBuilder;
+use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::BulkheadBuilder;
-use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
 use battlement_core::{
     ComponentKind, ConfigError, HealthSnapshot, HealthSource, HealthStatus, Metric,
 };

@@ -105,8 +105,8 @@ mod config;
 pub mod error;
 mod future;
 mod layer;
-mod service;
 mod semaphore;
+mod service;
 
 pub use bulkhead::{Bulkhead, BulkheadMetrics};
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};

@@ -6,7 +6,7 @@
 //! Striped, each thread writes its own cell and nothing is shared until a read sums the cells.
 //! This module holds the pieces every component uses for that:
 //!
-//! - [`thread_index`]: the calling thread's index, which picks its cell;
+//! - [`thread_index`]: the calling thread's index, which picks its cell ([`local`]);
 //! - [`stripe_count`]: how many cells a striped value has (see [the cap](#the-cap));
 //! - [`Stripes`]: the cells, each on cache lines of its own ([`CachePadded`]);
 //! - [`StripedCounter`]: a counter whose increments on different threads touch different
@@ -93,11 +93,9 @@ pub fn stripe_count() -> usize {
 #[cfg(not(loom))]
 #[inline]
 pub fn thread_index() -> usize {
-    let index = index::INDEX.with(std::cell::Cell::get);
-    if index != index::UNASSIGNED {
-        index
-    } else {
-        index::assign()
+    match index::INDEX.with(std::cell::Cell::get) {
+        index::UNASSIGNED => index::assign(),
+        index => index,
     }
 }
 
@@ -107,6 +105,45 @@ pub fn thread_index() -> usize {
 #[inline]
 pub fn thread_index() -> usize {
     MAX_STRIPES
+}
+
+/// The thread-local as it stands: [`thread_index`], or `usize::MAX` before the thread's first
+/// call. Fast paths compare it with a length, which `usize::MAX` never passes, and leave the
+/// first call to a cold path.
+#[cfg(not(loom))]
+#[inline(always)]
+fn raw_index() -> usize {
+    index::INDEX.with(std::cell::Cell::get)
+}
+
+#[cfg(loom)]
+#[inline(always)]
+fn raw_index() -> usize {
+    MAX_STRIPES
+}
+
+/// The calling thread's element of `cells`: `cells[thread_index() % cells.len()]`, on the fast
+/// path (a thread whose index is below the length) one thread-local read and one comparison.
+/// For a slice of per-thread handles that is not a [`Stripes`] (it must not be empty).
+///
+/// ```
+/// use battlement_core::stripe::{local, thread_index};
+///
+/// let cells = [10, 11, 12, 13];
+/// assert_eq!(*local(&cells), 10 + thread_index() % 4);
+/// ```
+#[inline]
+pub fn local<T>(cells: &[T]) -> &T {
+    match cells.get(raw_index()) {
+        Some(cell) => cell,
+        None => local_slow(cells),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn local_slow<T>(cells: &[T]) -> &T {
+    &cells[thread_index() % cells.len()]
 }
 
 #[cfg(not(loom))]
@@ -235,7 +272,7 @@ impl<T> Stripes<T> {
     /// The calling thread's cell.
     #[inline]
     pub fn local(&self) -> &T {
-        self.get(thread_index())
+        local(&self.cells)
     }
 
     /// The cell of thread index `index` (any number: it is taken modulo the count).
@@ -251,6 +288,15 @@ impl<T> Stripes<T> {
     /// shared index, or one past the count.
     #[inline]
     pub fn owned(&self) -> Option<&T> {
+        match self.cells.get(raw_index()) {
+            Some(cell) => Some(cell),
+            None => self.owned_slow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn owned_slow(&self) -> Option<&T> {
         self.cells.get(thread_index())
     }
 
@@ -366,7 +412,7 @@ mod tests {
 
     #[test]
     fn counts_every_increment_across_threads() {
-        let _serial = INDICES.lock().unwrap();
+        let _serial = INDICES.lock().unwrap_or_else(|e| e.into_inner());
         // Two cells and twelve threads: owners and the overflow cell both count.
         let counter = StripedCounter::with_count(2);
         on_threads(12, || (0..1000).for_each(|_| counter.increment()));
@@ -375,7 +421,7 @@ mod tests {
 
     #[test]
     fn live_threads_hold_distinct_indices_and_hand_them_back_on_exit() {
-        let _serial = INDICES.lock().unwrap();
+        let _serial = INDICES.lock().unwrap_or_else(|e| e.into_inner());
         let barrier = Barrier::new(8);
         // All eight alive at once: eight distinct indices.
         let mut indices = on_threads(8, || {
@@ -396,14 +442,18 @@ mod tests {
 
     #[test]
     fn a_new_owner_continues_the_cell_of_the_index_it_takes_over() {
-        let _serial = INDICES.lock().unwrap();
+        let _serial = INDICES.lock().unwrap_or_else(|e| e.into_inner());
         let counter = StripedCounter::with_count(MAX_STRIPES);
         for _ in 0..10 {
             on_threads(1, || (0..100).for_each(|_| counter.increment()));
         }
         assert_eq!(counter.sum(), 1000);
         // Sequential threads reuse an index: the counts sit in few cells, not ten.
-        let used = counter.stripes.iter().filter(|c| c.load(Relaxed) > 0).count();
+        let used = counter
+            .stripes
+            .iter()
+            .filter(|c| c.load(Relaxed) > 0)
+            .count();
         assert!(used < 10, "{used} cells used by ten sequential threads");
     }
 
@@ -418,7 +468,7 @@ mod tests {
         thread_local! {
             static LATE: std::cell::RefCell<Option<Late<'static>>> = const { std::cell::RefCell::new(None) };
         }
-        let _serial = INDICES.lock().unwrap();
+        let _serial = INDICES.lock().unwrap_or_else(|e| e.into_inner());
         let counter: &'static StripedCounter = Box::leak(Box::new(StripedCounter::new()));
         std::thread::spawn(move || {
             // Registered before the index's hand-back, so destroyed after it (reverse order).
@@ -431,12 +481,35 @@ mod tests {
     }
 
     #[test]
+    fn a_cell_is_owned_by_one_live_thread_at_most() {
+        let _serial = INDICES.lock().unwrap_or_else(|e| e.into_inner());
+        let cells = Stripes::with_count(2, |i| i);
+        let barrier = Barrier::new(6);
+        let owners = on_threads(6, || {
+            let owned = cells.owned().map(|c| **c);
+            assert_eq!(owned.is_some(), thread_index() < 2);
+            barrier.wait();
+            owned
+        });
+        let mut owned: Vec<_> = owners.into_iter().flatten().collect();
+        let n = owned.len();
+        owned.sort_unstable();
+        owned.dedup();
+        assert_eq!(owned.len(), n, "two live threads own one cell");
+        assert!(n <= 2);
+    }
+
+    #[test]
     fn cells_are_a_power_of_two_within_the_cap() {
         assert_eq!(Stripes::with_count(0, |_| ()).len(), 1);
         assert_eq!(Stripes::with_count(3, |_| ()).len(), 4);
         assert_eq!(Stripes::with_count(1000, |_| ()).len(), MAX_STRIPES);
         let s = Stripes::new_shared(|i| i);
         assert_eq!(s.len(), stripe_count());
-        assert_eq!(***s.get(s.len() + 1), 1, "indices are taken modulo the count");
+        assert_eq!(
+            ***s.get(s.len() + 1),
+            1,
+            "indices are taken modulo the count"
+        );
     }
 }

@@ -178,7 +178,9 @@ mod tests {
         let w = Window::with_stripes(Duration::from_secs(10), 10, 2);
         let t0 = Instant::now();
         w.stripes.get(0).record(true, 10 * MS, t0);
-        w.stripes.get(1).record(false, 30 * MS, t0 + Duration::from_millis(500));
+        w.stripes
+            .get(1)
+            .record(false, 30 * MS, t0 + Duration::from_millis(500));
         assert_eq!(
             w.totals(t0 + Duration::from_millis(600)),
             Totals {
@@ -188,7 +190,9 @@ mod tests {
             }
         );
         // Still inside at 9.9 s (bucket 9; bucket 0 is 9 buckets old).
-        w.stripes.get(0).record(true, Duration::ZERO, t0 + Duration::from_millis(9_900));
+        w.stripes
+            .get(0)
+            .record(true, Duration::ZERO, t0 + Duration::from_millis(9_900));
         assert_eq!(w.totals(t0 + Duration::from_millis(9_900)).successes, 2);
         // At 10 s, bucket 0 is out of the window.
         let t = w.totals(t0 + Duration::from_secs(10));
@@ -205,7 +209,9 @@ mod tests {
             w.stripes.get(0).record(false, MS, t0);
         }
         // Bucket 4 reuses slot 0: the old count restarts instead of adding up.
-        w.stripes.get(0).record(true, MS, t0 + Duration::from_secs(4));
+        w.stripes
+            .get(0)
+            .record(true, MS, t0 + Duration::from_secs(4));
         let t = w.totals(t0 + Duration::from_secs(4));
         assert_eq!((t.successes, t.failures), (1, 0));
         // A call whose clock reading is a whole window old does not overwrite the newer bucket.
