@@ -9,8 +9,8 @@ use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
 use battlement_core::event::EventChannel;
+use battlement_core::stripe::{self, stripe_count, CachePadded};
 use battlement_core::{FailureKind, Outcome};
-use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -145,12 +145,7 @@ impl CircuitBreaker {
             hot,
             events: v.events,
         });
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64)
-            .next_power_of_two();
-        let shards = (0..n)
+        let shards = (0..stripe_count())
             .map(|index| {
                 Arc::new(CachePadded::new(Shard {
                     shared: shared.clone(),
@@ -169,8 +164,7 @@ impl CircuitBreaker {
     /// A reference for one call's future, from the calling thread's shard.
     #[inline]
     pub(crate) fn shard(&self) -> Arc<CachePadded<Shard>> {
-        let i = thread_index() & (self.shards.len() - 1);
-        self.shards[i].clone()
+        stripe::local(&self.shards).clone()
     }
 
     /// How many stripes the window records into.
@@ -282,18 +276,6 @@ impl CircuitBreaker {
     pub fn subscribe(&self) -> broadcast::Receiver<BreakerEvent> {
         self.shared().events.subscribe()
     }
-}
-
-#[cfg(not(loom))]
-#[inline]
-fn thread_index() -> usize {
-    crate::sync::thread_stripe()
-}
-
-#[cfg(loom)]
-#[inline]
-fn thread_index() -> usize {
-    0
 }
 
 impl Shared {

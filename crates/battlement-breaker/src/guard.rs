@@ -2,8 +2,8 @@
 //! counts the call as cancelled.
 
 use crate::breaker::{Admission, Shard, UNTIMED};
+use battlement_core::stripe::CachePadded;
 use battlement_core::{Finish, Outcome};
-use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
 

@@ -110,7 +110,6 @@ mod layer;
 mod metrics;
 mod service;
 mod state;
-mod sync;
 mod window;
 
 pub use battlement_core::error::BreakerOpen;

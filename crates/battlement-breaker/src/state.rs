@@ -16,7 +16,7 @@
 //! mutex that no closed or disabled call ever takes; each checks the generation it was asked to
 //! leave, so concurrent trips move the state exactly once.
 
-use crate::sync::{AtomicU64, Mutex, Ordering::*};
+use battlement_core::sync::{AtomicU64, Mutex, Ordering::*};
 use std::fmt;
 use std::sync::Arc;
 

@@ -776,19 +776,44 @@ fn many_threads_on_a_closed_breaker_count_every_call() {
     assert_eq!(b.state(), State::Closed);
 }
 
+/// Threads that landed on an avoided stripe, kept alive until dropped: a thread hands its index
+/// back when it exits, so without them the next new thread would take the same index again.
+#[derive(Default)]
+struct Parked(Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        for (release, thread) in self.0.drain(..) {
+            drop(release);
+            thread.join().unwrap();
+        }
+    }
+}
+
 /// Runs `calls` (true = success) through `svc` on a new thread, unless that thread's window
-/// stripe is `avoid`; returns the thread's stripe and whether it ran them.
-fn on_new_thread<S>(svc: &S, stripes: usize, avoid: Option<usize>, calls: &[bool]) -> (usize, bool)
+/// stripe is `avoid` (then the thread waits in `parked`); returns the thread's stripe and
+/// whether it ran them.
+fn on_new_thread<S>(
+    svc: &S,
+    stripes: usize,
+    avoid: Option<usize>,
+    calls: &[bool],
+    parked: &mut Parked,
+) -> (usize, bool)
 where
     S: Service<Call, Response = Res, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
     let svc = svc.clone();
     let calls = calls.to_vec();
-    std::thread::spawn(move || {
-        let stripe = crate::sync::thread_stripe() & (stripes - 1);
+    let (result, answer) = std::sync::mpsc::channel();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let stripe = battlement_core::stripe::thread_index() & (stripes - 1);
         if avoid == Some(stripe) {
-            return (stripe, false);
+            result.send((stripe, false)).unwrap();
+            let _ = wait.recv();
+            return;
         }
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -797,10 +822,15 @@ where
             let c = if ok { Call::Ok } else { Call::Fail };
             let _ = rt.block_on(svc.clone().oneshot(c));
         }
-        (stripe, true)
-    })
-    .join()
-    .unwrap()
+        result.send((stripe, true)).unwrap();
+    });
+    let answer = answer.recv().unwrap();
+    if answer.1 {
+        thread.join().unwrap();
+    } else {
+        parked.0.push((release, thread));
+    }
+    answer
 }
 
 /// The chosen bound of a count window across threads: the last N calls of each stripe, so up to
@@ -811,8 +841,9 @@ fn a_count_window_holds_the_last_n_calls_of_each_thread_stripe() {
     let stripes = b.window_stripes();
     let svc = guarded(&b, &Upstream::new());
     let mut used = std::collections::HashSet::new();
+    let mut parked = Parked::default();
     for _ in 0..8 {
-        let (stripe, ran) = on_new_thread(&svc, stripes, None, &[true; 6]);
+        let (stripe, ran) = on_new_thread(&svc, stripes, None, &[true; 6], &mut parked);
         assert!(ran);
         used.insert(stripe);
     }
@@ -829,10 +860,11 @@ fn a_count_window_judges_the_union_of_the_stripes() {
     let b = count_breaker(4, 4).build().unwrap();
     let stripes = b.window_stripes();
     let svc = guarded(&b, &Upstream::new());
-    let (first, _) = on_new_thread(&svc, stripes, None, &[true; 4]);
+    let mut parked = Parked::default();
+    let (first, _) = on_new_thread(&svc, stripes, None, &[true; 4], &mut parked);
     if stripes == 1 {
         // One stripe: the window is exactly the last four calls (ok, fail, fail, fail).
-        on_new_thread(&svc, stripes, None, &[false; 3]);
+        on_new_thread(&svc, stripes, None, &[false; 3], &mut parked);
         assert_eq!(b.state(), State::Open);
         return;
     }
@@ -840,7 +872,7 @@ fn a_count_window_judges_the_union_of_the_stripes() {
     // threshold, though three of the last four calls overall failed.
     let mut ran = false;
     for _ in 0..64 {
-        if on_new_thread(&svc, stripes, Some(first), &[false; 3]).1 {
+        if on_new_thread(&svc, stripes, Some(first), &[false; 3], &mut parked).1 {
             ran = true;
             break;
         }
@@ -851,7 +883,7 @@ fn a_count_window_judges_the_union_of_the_stripes() {
     assert_eq!(b.state(), State::Closed);
     // A fourth failure on that stripe: 4 of 8 fail, and the breaker opens.
     for _ in 0..64 {
-        if on_new_thread(&svc, stripes, Some(first), &[false]).1 {
+        if on_new_thread(&svc, stripes, Some(first), &[false], &mut parked).1 {
             break;
         }
     }

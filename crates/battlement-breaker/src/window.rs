@@ -19,9 +19,9 @@
 //! cleared when the breaker closes, so a stripe that went quiet cannot carry outcomes from an
 //! earlier closed period.
 
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use battlement_core::stripe::{CachePadded, Stripes};
+use battlement_core::sync::{AtomicU64, Ordering::Relaxed};
 use battlement_core::FailureKind;
-use crossbeam_utils::CachePadded;
 
 /// Count windows up to this size keep one slot per call.
 pub(crate) const EXACT_COUNT_SLOTS: u64 = 128;
@@ -144,25 +144,8 @@ pub(crate) struct Cumulative {
 
 #[derive(Debug)]
 pub(crate) struct Window {
-    stripes: Box<[CachePadded<Stripe>]>,
-    mask: usize,
+    stripes: Stripes<CachePadded<Stripe>>,
     kind: Kind,
-}
-
-/// How many stripes to use: the machine's parallelism, rounded up to a power of two.
-fn default_stripes() -> usize {
-    #[cfg(loom)]
-    {
-        1
-    }
-    #[cfg(not(loom))]
-    {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64)
-            .next_power_of_two()
-    }
 }
 
 impl Window {
@@ -186,12 +169,8 @@ impl Window {
     }
 
     fn new(slots: usize, kind: Kind) -> Self {
-        let n = default_stripes();
         Window {
-            stripes: (0..n)
-                .map(|_| CachePadded::new(Stripe::new(slots)))
-                .collect(),
-            mask: n - 1,
+            stripes: Stripes::new(|_| Stripe::new(slots)),
             kind,
         }
     }
@@ -208,13 +187,8 @@ impl Window {
     }
 
     #[inline]
-    fn stripe(&self) -> &Stripe {
-        self.stripe_at(crate::sync::thread_stripe())
-    }
-
-    #[inline]
     fn stripe_at(&self, index: usize) -> &Stripe {
-        &self.stripes[index & self.mask]
+        self.stripes.get(index)
     }
 
     /// Records a finished call into stripe `stripe` (any index; it is masked). `now` is only
@@ -308,7 +282,7 @@ impl Window {
             }
             Kind::Time { slot_nanos } => {
                 let current = now / slot_nanos;
-                let oldest = current.saturating_sub(self.stripes[0].slots.len() as u64 - 1);
+                let oldest = current.saturating_sub(self.stripes.get(0).slots.len() as u64 - 1);
                 for stripe in self.stripes.iter() {
                     for slot in stripe.slots.iter() {
                         let e = slot.epoch.load(Relaxed);
@@ -350,7 +324,7 @@ impl Window {
     }
 
     pub(crate) fn note_rejected(&self) {
-        self.stripe().rejected.fetch_add(1, Relaxed);
+        self.stripes.local().rejected.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn note_stale(&self, stripe: usize) {

@@ -1,15 +1,15 @@
 //! The bulkhead handle: its accessors, run-time resize and admission.
 
-use crate::counter::StripedCounter;
 use crate::permit::{free, waiters, Entry, Permit, Shared, MAX_PERMITS, MAX_QUEUED};
 use crate::queue::{noop_waker, wait_for_permit, QueueSlot, WaitFuture};
-use crate::sync::{
-    AtomicU64, AtomicUsize, CachePadded, Mutex,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
-    Semaphore,
-};
+use crate::semaphore::Semaphore;
 use crate::BulkheadBuilder;
 use battlement_core::error::{BoxError, BulkheadFull};
+use battlement_core::stripe::{CachePadded, StripedCounter};
+use battlement_core::sync::{
+    AtomicU64, AtomicUsize, Mutex,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use battlement_core::{ComponentKind, ConfigError};
 use std::fmt;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ impl Bulkhead {
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
-                word: CachePadded(AtomicU64::new(max_concurrent as u64)),
+                word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
                 semaphore: Semaphore::new(0),
                 accepted: StripedCounter::new(),
                 debt: AtomicUsize::new(0),
@@ -128,7 +128,7 @@ impl Bulkhead {
     pub fn in_flight(&self) -> usize {
         let s = &self.shared;
         let capacity = s.max_concurrent.load(Acquire) + s.debt.load(Acquire);
-        let free = free(s.word.0.load(Acquire)) as usize + s.semaphore.available_permits();
+        let free = free(s.word.load(Acquire)) as usize + s.semaphore.available_permits();
         capacity.saturating_sub(free)
     }
 
@@ -142,7 +142,7 @@ impl Bulkhead {
     /// assert_eq!(b.free_permits(), 3);
     /// ```
     pub fn free_permits(&self) -> usize {
-        free(self.shared.word.0.load(Acquire)) as usize
+        free(self.shared.word.load(Acquire)) as usize
     }
 
     /// How long ago the last call was rejected (full or timed out); `None` if none ever was.
@@ -158,7 +158,7 @@ impl Bulkhead {
 
     /// Calls waiting in the queue now.
     pub fn queued(&self) -> usize {
-        waiters(self.shared.word.0.load(Acquire)) as usize
+        waiters(self.shared.word.load(Acquire)) as usize
     }
 
     /// Whether every permit is taken (`in_flight >= max_concurrent`): the next call waits or is
@@ -293,7 +293,7 @@ impl Bulkhead {
     pub(crate) fn permit_places(&self) -> (usize, usize) {
         let s = &self.shared;
         (
-            free(s.word.0.load(Acquire)) as usize,
+            free(s.word.load(Acquire)) as usize,
             s.semaphore.available_permits(),
         )
     }

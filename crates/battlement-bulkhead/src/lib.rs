@@ -101,14 +101,13 @@
 
 mod bulkhead;
 mod config;
-mod counter;
 mod future;
 mod layer;
 mod metrics;
 mod permit;
 mod queue;
+mod semaphore;
 mod service;
-mod sync;
 
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;

@@ -3,7 +3,7 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p battlement-bulkhead --release --lib loom`.
 //!
 //! tokio's semaphore is not instrumented when built as a dependency; under loom each of its
-//! operations is made one step of the model (see `sync::Semaphore`), so the interleavings
+//! operations is made one step of the model (see `semaphore::Semaphore`), so the interleavings
 //! explored are those of semaphore operations and the bulkhead's own atomics (the shrink debt,
 //! the limit) with each other.
 

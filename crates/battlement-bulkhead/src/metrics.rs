@@ -2,8 +2,8 @@
 //! snapshot.
 
 use crate::permit::Shared;
-use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::Bulkhead;
+use battlement_core::sync::Ordering::{Acquire, Relaxed};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! The permit accounting the loom models check (`loom_tests.rs`): the state every clone of a
 //! bulkhead shares, the free-permit and queue word, permits, release and resize.
 
-use crate::counter::StripedCounter;
-use crate::sync::{
-    AtomicU64, AtomicUsize, CachePadded, Mutex,
+use crate::semaphore::Semaphore;
+use battlement_core::stripe::{CachePadded, StripedCounter};
+use battlement_core::sync::{
+    AtomicU64, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed},
-    Semaphore,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl Shared {
     /// calls may be queued, and this one must queue behind them).
     #[inline]
     pub(crate) fn try_take(&self) -> bool {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.load(Relaxed);
         while free(w) != 0 {
             match word.compare_exchange_weak(w, w - 1, Acquire, Relaxed) {
@@ -121,7 +121,7 @@ impl Shared {
     /// The slow path of admission, in one compare-and-swap: take a permit freed since the fast
     /// path looked, or join the queue if it has room.
     pub(crate) fn enter(&self, max_queued: u64) -> Entry {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.load(Relaxed);
         let mut confirmed = false;
         loop {
@@ -147,7 +147,7 @@ impl Shared {
     /// A queued call leaves the queue, with a permit or without. The last one out returns any
     /// permit left in transit (handed over for a waiter that then gave up) to the free pool.
     pub(crate) fn leave_queue(&self) {
-        let before = self.word.0.fetch_sub(WAITER, AcqRel);
+        let before = self.word.fetch_sub(WAITER, AcqRel);
         debug_assert!(waiters(before) > 0, "left a queue it was not in");
         if waiters(before) == 1 {
             self.reclaim();
@@ -166,7 +166,7 @@ impl Shared {
     /// theirs, and the caller still holds them).
     #[inline]
     fn free_up(&self, n: usize) -> bool {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.load(Relaxed);
         while waiters(w) == 0 {
             // Acquire too: a shrink's debt, recorded before it last read this word, is then seen
@@ -193,7 +193,7 @@ impl Shared {
         loop {
             // A read-modify-write reads the latest word: a plain load might still show a waiter
             // that has left, and the permits would be stranded.
-            if waiters(self.word.0.fetch_add(0, AcqRel)) != 0 {
+            if waiters(self.word.fetch_add(0, AcqRel)) != 0 {
                 // A waiter will take them.
                 return;
             }
@@ -215,7 +215,7 @@ impl Shared {
     /// and then calls this. Either the shrink sees the permit here, or the release's give comes
     /// later in the word's order, synchronises with this write, and sees the debt.
     pub(crate) fn retire_free(&self, n: usize) -> usize {
-        let word = &self.word.0;
+        let word = &*self.word;
         let mut w = word.fetch_add(0, AcqRel);
         let taken = loop {
             let take = free(w).min(n as u64);

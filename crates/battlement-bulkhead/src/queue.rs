@@ -2,8 +2,8 @@
 //! `max_wait`.
 
 use crate::permit::{Permit, Shared};
-use crate::sync::Ordering::Relaxed;
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
+use battlement_core::sync::Ordering::Relaxed;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};

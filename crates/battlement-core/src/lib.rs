@@ -27,6 +27,9 @@
 //!   typed events on, whose capacity it checks into a [`ConfigError`].
 //! - Classification reads an error's source chain ([`failure_kind`](error::failure_kind)), never
 //!   its text.
+//! - [`stripe`]: per-thread, cache-line-padded cells for state every call writes (thread index,
+//!   stripe count and cap, [`StripedCounter`](stripe::StripedCounter)), with the atomics of
+//!   [`sync`], which are loom's under `--cfg loom`.
 //!
 //! # Time
 //!
@@ -67,6 +70,8 @@ mod outcome;
 mod registration;
 mod response;
 mod settle;
+pub mod stripe;
+pub mod sync;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 

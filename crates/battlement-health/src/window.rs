@@ -1,8 +1,9 @@
 //! The probe's sliding time window: striped, lock-free, allocation-free on the record path.
 //!
-//! Time is cut into buckets of `window / buckets`. Each stripe (one per core, picked by a
-//! per-thread hint, cache-line padded) has a ring of `buckets` slots; a slot holds three words
-//! (successes, failures, latency sum in µs), each tagged with the bucket epoch it counts:
+//! Time is cut into buckets of `window / buckets`. Each stripe (one per core, picked by the
+//! thread index of `battlement_core::stripe`, cache-line padded) has a ring of `buckets` slots;
+//! a slot holds three words (successes, failures, latency sum in µs), each tagged with the bucket
+//! epoch it counts:
 //! `[epoch: 24 bits | value: 40 bits]`. Recording is a CAS on the word: same epoch → add; older
 //! epoch → the slot is recycled for the new bucket (value restarts). So recycling a slot never
 //! loses or misattributes a concurrent increment. Reading sums the words whose epoch lies within
@@ -12,10 +13,10 @@
 //! 2^24 buckets (a slot left untouched for exactly a multiple of 2^24 buckets would read as
 //! current, until overwritten).
 
-use crossbeam_utils::CachePadded;
+use battlement_core::stripe::{CachePadded, Stripes};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -121,33 +122,12 @@ pub(crate) struct Totals {
 #[derive(Debug)]
 pub(crate) struct Window {
     clock: Clock,
-    stripes: Box<[Arc<CachePadded<Stripe>>]>,
-}
-
-/// The number of stripes: the available parallelism rounded up to a power of two, at most 16.
-fn stripe_count() -> usize {
-    static COUNT: OnceLock<usize> = OnceLock::new();
-    *COUNT.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .next_power_of_two()
-            .min(16)
-    })
-}
-
-/// A per-thread number, handed out round-robin, that picks a stripe.
-fn thread_hint() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HINT: usize = NEXT.fetch_add(1, Relaxed);
-    }
-    HINT.with(|h| *h)
+    stripes: Stripes<Arc<CachePadded<Stripe>>>,
 }
 
 impl Window {
     pub(crate) fn new(window: Duration, buckets: usize) -> Self {
-        Window::with_stripes(window, buckets, stripe_count())
+        Window::with_stripes(window, buckets, battlement_core::stripe::stripe_count())
     }
 
     pub(crate) fn with_stripes(window: Duration, buckets: usize, stripes: usize) -> Self {
@@ -157,21 +137,17 @@ impl Window {
             bucket_nanos: (window_nanos / buckets as u64).max(1),
             buckets: buckets as u64,
         };
-        let stripes = (0..stripes.max(1))
-            .map(|_| {
-                Arc::new(CachePadded::new(Stripe {
-                    clock,
-                    slots: (0..buckets).map(|_| Slot::default()).collect(),
-                }))
-            })
-            .collect();
+        let stripes = Stripes::shared_with_count(stripes, |_| Stripe {
+            clock,
+            slots: (0..buckets).map(|_| Slot::default()).collect(),
+        });
         Window { clock, stripes }
     }
 
     /// The calling thread's stripe.
     #[inline]
     pub(crate) fn stripe(&self) -> &Arc<CachePadded<Stripe>> {
-        &self.stripes[thread_hint() % self.stripes.len()]
+        self.stripes.local()
     }
 
     /// Sums every stripe's slots within the window ending at `now`.
@@ -201,8 +177,10 @@ mod tests {
         // 10 s window, 10 buckets of 1 s.
         let w = Window::with_stripes(Duration::from_secs(10), 10, 2);
         let t0 = Instant::now();
-        w.stripes[0].record(true, 10 * MS, t0);
-        w.stripes[1].record(false, 30 * MS, t0 + Duration::from_millis(500));
+        w.stripes.get(0).record(true, 10 * MS, t0);
+        w.stripes
+            .get(1)
+            .record(false, 30 * MS, t0 + Duration::from_millis(500));
         assert_eq!(
             w.totals(t0 + Duration::from_millis(600)),
             Totals {
@@ -212,7 +190,9 @@ mod tests {
             }
         );
         // Still inside at 9.9 s (bucket 9; bucket 0 is 9 buckets old).
-        w.stripes[0].record(true, Duration::ZERO, t0 + Duration::from_millis(9_900));
+        w.stripes
+            .get(0)
+            .record(true, Duration::ZERO, t0 + Duration::from_millis(9_900));
         assert_eq!(w.totals(t0 + Duration::from_millis(9_900)).successes, 2);
         // At 10 s, bucket 0 is out of the window.
         let t = w.totals(t0 + Duration::from_secs(10));
@@ -226,14 +206,16 @@ mod tests {
         let w = Window::with_stripes(Duration::from_secs(4), 4, 1);
         let t0 = Instant::now();
         for _ in 0..5 {
-            w.stripes[0].record(false, MS, t0);
+            w.stripes.get(0).record(false, MS, t0);
         }
         // Bucket 4 reuses slot 0: the old count restarts instead of adding up.
-        w.stripes[0].record(true, MS, t0 + Duration::from_secs(4));
+        w.stripes
+            .get(0)
+            .record(true, MS, t0 + Duration::from_secs(4));
         let t = w.totals(t0 + Duration::from_secs(4));
         assert_eq!((t.successes, t.failures), (1, 0));
         // A call whose clock reading is a whole window old does not overwrite the newer bucket.
-        w.stripes[0].record(true, MS, t0);
+        w.stripes.get(0).record(true, MS, t0);
         assert_eq!(w.totals(t0 + Duration::from_secs(4)).successes, 1);
     }
 
@@ -276,7 +258,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for n in 0..10_000u64 {
                         // Every thread hits both stripes to force contention on each word.
-                        w.stripes[(n as usize + i) % 2].record(n % 4 != 0, MS, now);
+                        w.stripes.get(n as usize + i).record(n % 4 != 0, MS, now);
                     }
                 })
             })

@@ -3,7 +3,7 @@
 
 use crate::budget::Budget;
 use crate::latency::LatencyWindow;
-use crate::stripe::StripedCounter;
+use battlement_core::stripe::StripedCounter;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl Shared {
 
     #[inline]
     pub(crate) fn count_request(&self) {
-        self.requests.incr();
+        self.requests.increment();
     }
 
     /// How long to wait for the attempts in flight before sending another.

@@ -7,8 +7,7 @@
 //! stripes with a quickselect into a preallocated buffer, under a `try_lock` (a thread that finds
 //! it taken skips the recomputation), and publishes it in an atomic that every call reads.
 
-use crate::stripe::{stripe_count, thread_stripe};
-use crossbeam_utils::CachePadded;
+use battlement_core::stripe::{CachePadded, Stripes};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,8 +22,7 @@ struct Ring {
 
 #[derive(Debug)]
 pub(crate) struct LatencyWindow {
-    stripes: Box<[CachePadded<Ring>]>,
-    mask: usize,
+    stripes: Stripes<CachePadded<Ring>>,
     window: usize,
     percentile: f64,
     min_samples: usize,
@@ -35,29 +33,25 @@ pub(crate) struct LatencyWindow {
 
 impl LatencyWindow {
     pub(crate) fn new(percentile: f64, window: usize, min_samples: usize) -> Self {
-        let n = stripe_count();
+        let stripes = Stripes::new(|_| Ring {
+            cursor: AtomicU64::new(0),
+            slots: (0..window).map(|_| AtomicU64::new(0)).collect(),
+        });
+        let capacity = window * stripes.len();
         LatencyWindow {
-            stripes: (0..n)
-                .map(|_| {
-                    CachePadded::new(Ring {
-                        cursor: AtomicU64::new(0),
-                        slots: (0..window).map(|_| AtomicU64::new(0)).collect(),
-                    })
-                })
-                .collect(),
-            mask: n - 1,
+            stripes,
             window,
             percentile,
             min_samples,
             recompute_every: (window as u64 / 16).max(1),
             current: AtomicU64::new(NONE),
-            scratch: Mutex::new(Vec::with_capacity(window * n)),
+            scratch: Mutex::new(Vec::with_capacity(capacity)),
         }
     }
 
     /// Records one latency.
     pub(crate) fn record(&self, latency: Duration) {
-        let ring = &self.stripes[thread_stripe() & self.mask];
+        let ring = self.stripes.local();
         let i = ring.cursor.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(NONE - 1);
         ring.slots[(i % self.window as u64) as usize].store(nanos, Ordering::Relaxed);

@@ -93,7 +93,6 @@ mod layer;
 mod metrics;
 mod policy;
 mod service;
-mod stripe;
 
 pub use battlement_core::{BoxError, ConfigError};
 pub use config::HedgeBuilder;

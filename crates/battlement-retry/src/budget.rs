@@ -4,9 +4,10 @@
 
 pub use tower::retry::budget::{Budget, TpsBudget};
 
+use battlement_core::stripe::{CachePadded, Stripes};
 use battlement_core::ConfigError;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -53,19 +54,13 @@ const EMPTY: u64 = u64::MAX;
 /// # }
 /// ```
 pub struct RetryBudget {
-    stripes: Box<[Stripe]>,
-    mask: usize,
+    /// Each thread's slots: the current window and the [`WINDOWS`] before it.
+    stripes: Stripes<CachePadded<[Slot; SLOTS]>>,
     origin: Instant,
     window_nanos: u64,
     reserve: i64,
     deposit_amount: i64,
     withdraw_amount: i64,
-}
-
-/// One thread's slots, on cache lines of their own.
-#[repr(align(128))]
-struct Stripe {
-    slots: [Slot; SLOTS],
 }
 
 /// The net deposits of one window (`epoch`) on one stripe.
@@ -109,21 +104,13 @@ impl RetryBudget {
         let reserve = i64::from(min_per_sec)
             .saturating_mul(ttl.as_secs() as i64)
             .saturating_mul(withdraw_amount);
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64)
-            .next_power_of_two();
         Ok(RetryBudget {
-            stripes: (0..n)
-                .map(|_| Stripe {
-                    slots: std::array::from_fn(|_| Slot {
-                        epoch: AtomicU64::new(EMPTY),
-                        amount: AtomicI64::new(0),
-                    }),
+            stripes: Stripes::new(|_| {
+                std::array::from_fn(|_| Slot {
+                    epoch: AtomicU64::new(EMPTY),
+                    amount: AtomicI64::new(0),
                 })
-                .collect(),
-            mask: n - 1,
+            }),
             origin: Instant::now(),
             window_nanos: (ttl.as_nanos() / u128::from(WINDOWS)) as u64,
             reserve,
@@ -144,8 +131,7 @@ impl RetryBudget {
     /// Adds `amount` to window `epoch` in this thread's stripe.
     #[inline]
     fn add(&self, amount: i64, epoch: u64) {
-        let stripe = &self.stripes[thread_index() & self.mask];
-        let slot = &stripe.slots[(epoch % SLOTS as u64) as usize];
+        let slot = &self.stripes.local()[(epoch % SLOTS as u64) as usize];
         let held = slot.epoch.load(Relaxed);
         if held != EMPTY && held > epoch {
             // The time was read before another thread moved the slot on to a later window:
@@ -173,7 +159,7 @@ impl RetryBudget {
         let oldest = epoch.saturating_sub(WINDOWS);
         let mut sum = self.reserve;
         for stripe in self.stripes.iter() {
-            for slot in &stripe.slots {
+            for slot in stripe.iter() {
                 let e = slot.epoch.load(Relaxed);
                 if e != EMPTY && (oldest..=epoch).contains(&e) {
                     sum = sum.saturating_add(slot.amount.load(Relaxed));
@@ -213,17 +199,6 @@ impl fmt::Debug for RetryBudget {
             .field("withdraw_amount", &self.withdraw_amount)
             .finish_non_exhaustive()
     }
-}
-
-/// A number for this thread, handed out round-robin on first use, that picks its stripe (the
-/// scheme the breaker's and the bulkhead's striped counters use).
-#[inline]
-fn thread_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed);
-    }
-    INDEX.try_with(|i| *i).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The probe's response future.
 
 use crate::window::Stripe;
+use battlement_core::stripe::CachePadded;
 use battlement_core::{Finish, Outcome, Settle};
-use crossbeam_utils::CachePadded;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;

@@ -6,8 +6,8 @@
 
 use crate::config::{HealthProbeBuilder, ProbeConfig};
 use crate::window::{Stripe, Window};
+use battlement_core::stripe::CachePadded;
 use battlement_core::Outcome;
-use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,20 +1,8 @@
-//! Atomics and locks, swapped for loom's under `--cfg loom` so the permit accounting (release,
-//! shrink debt, resize) can be model checked.
+//! tokio's semaphore, wrapped so that the loom models of the permit accounting (release, shrink
+//! debt, resize) see its operations.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-#[cfg(loom)]
-pub(crate) use loom::sync::Mutex;
-
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-#[cfg(not(loom))]
-pub(crate) use std::sync::Mutex;
-
-/// A value on its own cache lines (two, against adjacent-line prefetching), so writes to it do
-/// not slow reads of its neighbours.
-#[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
+use battlement_core::sync::{AtomicUsize, Ordering};
 
 /// tokio's `Semaphore`, through the operations the bulkhead uses.
 ///
