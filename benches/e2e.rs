@@ -319,7 +319,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     }
     let at = q * (v.len() - 1) as f64;
     let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
+    (v[hi] - v[lo]).mul_add(at - lo as f64, v[lo])
 }
 
 /// CPU time used so far by each server's runtime threads (named `e2e-server-<i>`): the first

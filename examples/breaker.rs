@@ -47,7 +47,7 @@ async fn main() -> Result<(), BoxError> {
         for n in 0..8 {
             let result = svc.clone().oneshot(n).await;
             let what = match &result {
-                Ok(_) => "ok".to_string(),
+                Ok(_) => "ok".to_owned(),
                 Err(e) if e.is::<BreakerOpen>() => format!("rejected ({e})"),
                 Err(e) => format!("failed ({e})"),
             };

@@ -30,7 +30,7 @@ async fn flaky_server() -> std::net::SocketAddr {
                         (
                             StatusCode::SERVICE_UNAVAILABLE,
                             [(http::header::RETRY_AFTER, "1")],
-                            "busy".to_string(),
+                            "busy".to_owned(),
                         )
                     } else {
                         (

@@ -1,5 +1,14 @@
 //! `ServiceBuilder` methods for battlement's layers.
 
+#[cfg(any(
+    feature = "breaker",
+    feature = "bulkhead",
+    feature = "chaos",
+    feature = "health",
+    feature = "kill-switch",
+    feature = "retry",
+    feature = "timeout"
+))]
 use tower::layer::util::Stack;
 use tower::ServiceBuilder;
 

@@ -1,6 +1,6 @@
 //! A stack builder that composes battlement's layers in the recommended order.
 
-use battlement_core::{kind_of, register_all_with, ConfigError, HealthSink, HealthSource};
+use battlement_core::{register_all_with, ConfigError, HealthSink, HealthSource};
 use std::fmt;
 use std::sync::Arc;
 use tower::layer::util::{Identity, Stack};
@@ -297,8 +297,9 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     }
 
     /// Registers a stateful part, critical as its kind is by default.
+    #[cfg(any(feature = "breaker", feature = "bulkhead", feature = "kill-switch"))]
     fn part(self, component: Arc<dyn HealthSource>) -> Self {
-        let critical = kind_of(&*component).critical_by_default();
+        let critical = battlement_core::kind_of(&*component).critical_by_default();
         self.component(component, critical)
     }
 

@@ -217,11 +217,7 @@ impl Caller {
         let (status, body) = self.get("/health").await;
         let report: serde_json::Value = serde_json::from_str(&body).unwrap();
         let state = report["checks"]["upstreams:state"][0].clone();
-        (
-            status,
-            report["status"].as_str().unwrap().to_string(),
-            state,
-        )
+        (status, report["status"].as_str().unwrap().to_owned(), state)
     }
 }
 
@@ -295,7 +291,7 @@ async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_c
     loop {
         match timeout(PATIENCE, events.recv()).await.unwrap().unwrap() {
             ChainEvent::MemberUnhealthy { member, .. } if &*member == "primary" => break,
-            _ => continue,
+            _ => {}
         }
     }
     let now = Instant::now();
@@ -383,5 +379,5 @@ async fn gateway_fails_over_to_the_backup_and_returns_to_the_primary_after_the_c
         })
         .collect();
     assert_eq!(rest.last().map(String::as_str), Some("recovered primary"));
-    assert!(rest.contains(&"trial primary".to_string()));
+    assert!(rest.contains(&"trial primary".to_owned()));
 }

@@ -11,6 +11,7 @@ mod app;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+#[allow(clippy::exit, reason = "a command-line usage error ends the program")]
 fn usage() -> ! {
     eprintln!("usage: demo [--duration SECS] [--rate REQ_PER_SEC] [--concurrency N] [--plain]");
     std::process::exit(2)

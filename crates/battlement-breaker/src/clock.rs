@@ -138,10 +138,12 @@ impl HotClock {
         .unwrap_or(u64::MAX)
     }
 
+    #[allow(clippy::unused_self, reason = "the same signature as the TSC clock's")]
     pub(crate) fn ticks_to_nanos(&self, ticks: u64) -> u64 {
         ticks
     }
 
+    #[allow(clippy::unused_self, reason = "the same signature as the TSC clock's")]
     pub(crate) fn nanos_to_ticks(&self, nanos: u64) -> u64 {
         nanos
     }

@@ -97,8 +97,6 @@
 //! thread's stripe of the window. Stripes and shards are cache-line padded, so calls on different
 //! cores do not contend. The state machine is model-checked with loom:
 //! `RUSTFLAGS="--cfg loom" cargo test -p battlement-breaker --release loom`.
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
 
 mod breaker;
 mod clock;

@@ -16,7 +16,10 @@
 //! mutex that no closed or disabled call ever takes; each checks the generation it was asked to
 //! leave, so concurrent trips move the state exactly once.
 
-use battlement_core::sync::{AtomicU64, Mutex, Ordering::*};
+use battlement_core::sync::{
+    AtomicU64, Mutex,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use std::fmt;
 use std::sync::Arc;
 

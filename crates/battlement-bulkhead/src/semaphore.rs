@@ -27,6 +27,10 @@ impl Semaphore {
     }
 
     #[inline(always)]
+    #[cfg_attr(
+        not(loom),
+        allow(clippy::unused_self, reason = "a step of the model under loom only")
+    )]
     fn step(&self) {
         #[cfg(loom)]
         self.shadow.fetch_add(1, Ordering::SeqCst);

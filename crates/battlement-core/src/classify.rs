@@ -207,7 +207,10 @@ fn direct_kind(e: &(dyn Error + 'static)) -> Option<FailureKind> {
         return Some(FailureKind::Timeout);
     }
     if let Some(io) = e.downcast_ref::<std::io::Error>() {
-        use std::io::ErrorKind::*;
+        use std::io::ErrorKind::{
+            BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, NotConnected,
+            TimedOut, UnexpectedEof,
+        };
         return match io.kind() {
             TimedOut => Some(FailureKind::Timeout),
             ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe

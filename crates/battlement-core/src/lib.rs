@@ -54,9 +54,6 @@
 //! // The error keeps its type: callers downcast it.
 //! assert!(err.downcast_ref::<BreakerOpen>().is_some());
 //! ```
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod classify;
 pub mod error;

@@ -150,7 +150,10 @@ fn local_slow<T>(cells: &[T]) -> &T {
 mod index {
     use super::MAX_STRIPES;
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+    use std::sync::atomic::{
+        AtomicU64, AtomicUsize,
+        Ordering::{Acquire, Relaxed, Release},
+    };
 
     /// A thread that has not asked yet.
     pub(super) const UNASSIGNED: usize = usize::MAX;

@@ -118,7 +118,7 @@ impl HealthSource for ChainHandle {
         let serving = self.health.serving();
         let mut message = match serving {
             Some(i) => format!("serving from `{}`", members[i].name),
-            None => "no call answered yet".to_string(),
+            None => "no call answered yet".to_owned(),
         };
         let unhealthy: Vec<&str> = members
             .iter()

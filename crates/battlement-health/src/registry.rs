@@ -724,7 +724,7 @@ mod tests {
     async fn checks_are_components_too() {
         let registry = HealthRegistry::new();
         let check = |name: &str, critical: bool| {
-            let name2 = name.to_string();
+            let name2 = name.to_owned();
             HealthCheck::builder(name, move || {
                 let n = name2.clone();
                 async move { CheckResult::fail(format!("{n} is down")) }

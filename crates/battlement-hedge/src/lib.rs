@@ -80,9 +80,6 @@
 //! assert_eq!((m.requests, m.hedges_sent, m.hedges_won), (1, 1, 1));
 //! # }
 //! ```
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod budget;
 mod config;

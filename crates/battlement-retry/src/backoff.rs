@@ -542,7 +542,7 @@ mod tests {
             for _ in 0..16 {
                 let j = Jitter::Proportional(p).apply(d, &mut rng).as_nanos() as f64;
                 // One ulp of slack for the float computation of the spread.
-                let slack = 1.0 + exact * 1e-12;
+                let slack = exact.mul_add(1e-12, 1.0);
                 prop_assert!(j >= exact - spread - slack, "{j} < {exact} - {spread}");
                 prop_assert!(j <= (exact + spread + slack).min(u64::MAX as f64));
             }

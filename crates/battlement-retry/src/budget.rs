@@ -22,7 +22,7 @@ const EMPTY: u64 = u64::MAX;
 /// the deposits of the last `ttl` (plus a reserve of `min_per_sec` per second) cover it.
 ///
 /// It keeps the parameters and the arithmetic of tower's
-/// [`TpsBudget`](tower::retry::budget::TpsBudget): `ratio` retries per request (`0.2`: one
+/// [`TpsBudget`]: `ratio` retries per request (`0.2`: one
 /// retry per five requests; up to `1000.0`), `min_per_sec` retries per second whatever the
 /// traffic, deposits counted for `ttl` (1 s to 60 s) in ten windows. What differs is the cost
 /// of a deposit, which every request pays: tower's locks a `Mutex` and adds to one shared

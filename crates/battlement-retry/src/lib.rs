@@ -127,9 +127,6 @@
 //! # #[cfg(not(feature = "http"))]
 //! # fn main() {}
 //! ```
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod backoff;
 pub mod budget;

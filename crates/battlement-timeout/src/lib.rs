@@ -62,8 +62,6 @@
 //! assert_eq!(svc.oneshot(req).await.unwrap(), "results");
 //! # }
 //! ```
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
 
 mod config;
 mod future;
