@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("GET /health -> HTTP {status}");
     println!("{}", serde_json::to_string_pretty(&json)?);
     for name in ["database", "disk", "search-index", "cache"] {
-        let stats = registry.stats(name).expect("registered");
+        let stats = registry.check_metrics(name).expect("registered");
         println!("{name}: {stats:?}");
     }
     println!("cache history: {:?}", registry.history("cache"));

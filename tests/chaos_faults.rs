@@ -39,7 +39,7 @@ async fn one_call(chaos: &Chaos) -> (u64, [(FailureKind, u64); 6]) {
         err.is::<InjectedFault>(),
         "the fault itself comes back: {err}"
     );
-    (chaos.stats().errors, breaker.metrics().failures_by_kind)
+    (chaos.metrics().errors, breaker.metrics().failures_by_kind)
 }
 
 fn count(by_kind: &[(FailureKind, u64); 6], kind: FailureKind) -> u64 {

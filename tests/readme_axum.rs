@@ -141,7 +141,7 @@ async fn health_probe_on_http_records_5xx_as_failures() {
     for path in ["fail", "fail", "slow-down", "ok", "missing"] {
         get_status(&client, &format!("http://{addr}/{path}")).await;
     }
-    let stats = probe.stats();
+    let stats = probe.metrics();
     assert_eq!((stats.failures, stats.successes), (3, 2));
 }
 

@@ -54,7 +54,7 @@ fn mix(mut z: u64) -> u64 {
 /// assert!(err.downcast_ref::<InjectedFault>().is_some());
 /// chaos.disable();
 /// assert_eq!(svc.oneshot(3).await.unwrap(), 3);
-/// assert_eq!(chaos.stats().errors, 1);
+/// assert_eq!(chaos.metrics().errors, 1);
 /// # }
 /// ```
 pub struct Chaos<R = NoResponse> {

@@ -57,7 +57,7 @@
 //!         Err(err) => return Err(err),
 //!     }
 //! }
-//! let stats = chaos.stats();
+//! let stats = chaos.metrics();
 //! assert_eq!((stats.responses, stats.errors), (unavailable, faults));
 //! assert!((150..250).contains(&unavailable) && (60..140).contains(&faults));
 //! assert!((420..580).contains(&stats.latencies));

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// use battlement_chaos::Chaos;
 ///
 /// let chaos = Chaos::builder("c").build().unwrap();
-/// let stats = chaos.stats();
+/// let stats = chaos.metrics();
 /// assert_eq!((stats.calls, stats.latencies, stats.errors, stats.responses), (0, 0, 0, 0));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,7 +31,7 @@ pub struct ChaosMetrics {
 
 impl<R> Chaos<R> {
     /// Counters since the handle was built.
-    pub fn stats(&self) -> ChaosMetrics {
+    pub fn metrics(&self) -> ChaosMetrics {
         let s = &self.shared;
         ChaosMetrics {
             calls: s.calls.load(Relaxed),
@@ -51,7 +51,7 @@ impl<R: Send + Sync + 'static> HealthSource for Chaos<R> {
     /// State `enabled` or `disabled`; status always `pass` (injected faults show up in the
     /// components they exercise, not here).
     fn snapshot(&self) -> HealthSnapshot {
-        let stats = self.stats();
+        let stats = self.metrics();
         let on = self.is_enabled();
         let mut snap = HealthSnapshot::new(
             self.name(),

@@ -56,7 +56,7 @@ fn off_by_default_and_the_off_path_adds_no_work() {
     assert_eq!(calls.load(Relaxed), 10_000);
     // The random source was never touched and nothing was counted.
     assert_eq!(chaos.rng_state(), rng_before);
-    assert_eq!(chaos.stats(), Default::default());
+    assert_eq!(chaos.metrics(), Default::default());
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -106,7 +106,7 @@ async fn run_rates(seed: u64, n: u64) -> (Tally, crate::ChaosMetrics, usize) {
             }
         }
     }
-    (t, chaos.stats(), calls.load(Relaxed))
+    (t, chaos.metrics(), calls.load(Relaxed))
 }
 
 #[tokio::test(start_paused = true)]
@@ -189,8 +189,8 @@ async fn fixed_latency_delays_the_inner_call_in_paused_time() {
         polled.lock().unwrap()[0],
         start + Duration::from_millis(200)
     );
-    assert_eq!(chaos.stats().latencies, 1);
-    assert_eq!(chaos.stats().latency_total, Duration::from_millis(200));
+    assert_eq!(chaos.metrics().latencies, 1);
+    assert_eq!(chaos.metrics().latency_total, Duration::from_millis(200));
 }
 
 #[tokio::test(start_paused = true)]
@@ -219,7 +219,7 @@ async fn uniform_latency_spans_its_range() {
     // Uniform on [100, 300]: sd 57.7 ms, so the mean of 1000 has sd 1.8 ms.
     assert!((mean_ms - 200.0).abs() < 4.0 * 1.83, "mean {mean_ms}");
     // The counter sums the drawn delays; tokio's timer rounds each up to the millisecond.
-    let drawn = chaos.stats().latency_total;
+    let drawn = chaos.metrics().latency_total;
     assert!(drawn <= total && total - drawn <= Duration::from_millis(1_000));
     assert_eq!(calls.load(Relaxed), 1_000);
 }
@@ -243,7 +243,7 @@ async fn injected_errors_never_reach_the_inner_service() {
         );
     }
     assert_eq!(calls.load(Relaxed), 0);
-    assert_eq!(chaos.stats().errors, 10);
+    assert_eq!(chaos.metrics().errors, 10);
 }
 
 #[tokio::test]
@@ -321,7 +321,7 @@ async fn injected_http_503_is_a_server_error() {
     chaos.disable();
     let res = svc.oneshot(Request::new(())).await.unwrap();
     assert_eq!(res.body(), "real");
-    assert_eq!(chaos.stats().responses, 1);
+    assert_eq!(chaos.metrics().responses, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -371,7 +371,7 @@ async fn switched_on_and_off_at_run_time() {
     chaos.enable();
     assert!(svc.oneshot(1).await.is_err());
     assert_eq!(calls.load(Relaxed), 6);
-    let stats = chaos.stats();
+    let stats = chaos.metrics();
     assert_eq!((stats.calls, stats.errors), (6, 6));
 }
 
@@ -522,5 +522,5 @@ async fn an_error_of_probability_one_with_a_response_of_zero() {
     for _ in 0..100 {
         assert!(svc.clone().oneshot(1).await.is_err());
     }
-    assert_eq!(chaos.stats().responses, 0);
+    assert_eq!(chaos.metrics().responses, 0);
 }

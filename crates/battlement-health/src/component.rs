@@ -59,7 +59,7 @@ pub struct HistoryEntry {
 /// registry.add_check(HealthCheck::builder("db", || async { CheckResult::fail("down") }).build().unwrap()).unwrap();
 /// registry.run_checks().await;
 /// registry.run_checks().await;
-/// let stats = registry.stats("db").unwrap();
+/// let stats = registry.check_metrics("db").unwrap();
 /// assert_eq!((stats.runs, stats.failures, stats.consecutive_failures), (2, 2, 2));
 /// assert!(stats.last_success.is_none() && stats.last_failure.is_some());
 /// # }
@@ -294,7 +294,7 @@ impl Component {
         self.record().history.iter().cloned().collect()
     }
 
-    pub(crate) fn stats(&self) -> CheckMetrics {
+    pub(crate) fn metrics(&self) -> CheckMetrics {
         self.record().stats
     }
 }

@@ -30,7 +30,7 @@ use tokio::time::MissedTickBehavior;
 /// ).unwrap();
 /// let monitor = registry.spawn_monitor();
 /// tokio::time::sleep(Duration::from_secs(12)).await;
-/// assert_eq!(registry.stats("db").unwrap().runs, 3); // at 0 s, 5 s and 10 s
+/// assert_eq!(registry.check_metrics("db").unwrap().runs, 3); // at 0 s, 5 s and 10 s
 /// assert!(monitor.is_running());
 /// monitor.shutdown().await;
 /// assert_eq!(registry.liveness(), HealthStatus::Fail);
@@ -286,7 +286,7 @@ mod tests {
             (fast.load(Ordering::SeqCst), slow.load(Ordering::SeqCst)),
             (6, 3)
         );
-        assert_eq!(registry.stats("fast").unwrap().runs, 6);
+        assert_eq!(registry.check_metrics("fast").unwrap().runs, 6);
     }
 
     #[tokio::test(start_paused = true)]
@@ -324,7 +324,7 @@ mod tests {
         let hangs = report.component("hangs").unwrap();
         assert_eq!(hangs.snapshot.state, "timed_out");
         assert_eq!(hangs.output(), "check `hangs` timed out after 3s");
-        let stats = registry.stats("hangs").unwrap();
+        let stats = registry.check_metrics("hangs").unwrap();
         assert_eq!(stats.mean_duration, Some(Duration::from_secs(3)));
     }
 
@@ -359,7 +359,7 @@ mod tests {
         sleep(Duration::from_secs(1)).await;
         assert!(monitor.is_running());
         assert_eq!(registry.status(), HealthStatus::Pass);
-        let stats = registry.stats("flaky").unwrap();
+        let stats = registry.check_metrics("flaky").unwrap();
         assert_eq!(
             (stats.runs, stats.failures, stats.consecutive_failures),
             (3, 1, 0)
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(history[2].message.as_deref(), Some("run 8"));
         assert_eq!(history[2].duration, Some(Duration::from_millis(90)));
         assert!(history.windows(2).all(|w| w[0].time <= w[1].time));
-        let stats = registry.stats("db").unwrap();
+        let stats = registry.check_metrics("db").unwrap();
         assert_eq!(stats.runs, 10);
         assert_eq!(stats.failures, 3); // runs 2, 5, 8
         assert_eq!(stats.consecutive_failures, 0);
@@ -423,13 +423,13 @@ mod tests {
         let monitor = registry.spawn_monitor();
         sleep(Duration::from_millis(3500)).await;
         // Ticks at 0, 1, 2, 3 s.
-        assert_eq!(registry.stats("payments").unwrap().runs, 4);
+        assert_eq!(registry.check_metrics("payments").unwrap().runs, 4);
 
         // Nobody asks for a report: the monitor's tick notices the breaker opening.
         breaker.set("open", HealthStatus::Fail);
         rx.changed().await.unwrap();
         assert_eq!(rx.borrow_and_update().status, HealthStatus::Fail);
-        let stats = registry.stats("payments").unwrap();
+        let stats = registry.check_metrics("payments").unwrap();
         assert_eq!((stats.failures, stats.consecutive_failures), (1, 1));
 
         // A check added while the monitor runs is run straight away.

@@ -547,8 +547,8 @@ impl HealthRegistry {
 
     /// The run counters of the component `name`. `None` if there is no such component; of
     /// several components of that name (of different kinds), the first registered.
-    pub fn stats(&self, name: &str) -> Option<CheckMetrics> {
-        self.component(name).map(|c| c.stats())
+    pub fn check_metrics(&self, name: &str) -> Option<CheckMetrics> {
+        self.component(name).map(|c| c.metrics())
     }
 
     /// Reads every component, publishes the aggregate, and returns both.
@@ -744,8 +744,8 @@ mod tests {
         registry.add_check(check("critical", true)).unwrap();
         let agg = registry.run_checks().await;
         assert_eq!(agg.status, HealthStatus::Fail);
-        assert_eq!(registry.stats("optional").unwrap().runs, 2);
-        assert_eq!(registry.stats("critical").unwrap().runs, 1);
+        assert_eq!(registry.check_metrics("optional").unwrap().runs, 2);
+        assert_eq!(registry.check_metrics("critical").unwrap().runs, 1);
         assert_eq!(
             registry.report().component("critical").unwrap().output(),
             "critical is down"

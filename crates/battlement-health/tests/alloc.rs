@@ -27,7 +27,7 @@ fn a_probe_allocates_nothing_per_call() {
     calls(&mut svc, 100, |i| i);
     let n = allocations(|| assert_eq!(calls(&mut svc, CALLS, |i| i), (CALLS / 2, CALLS / 2)));
     assert_eq!(n, 0);
-    let stats = probe.stats();
+    let stats = probe.metrics();
     assert_eq!(
         (stats.successes, stats.failures),
         (CALLS / 2 + 50, CALLS / 2 + 50)
@@ -43,5 +43,5 @@ fn a_probe_allocates_nothing_per_call() {
         std::hint::black_box(Box::new(1u8));
     });
     assert_eq!(n, 1);
-    assert_eq!(probe.stats().calls, CALLS + 100);
+    assert_eq!(probe.metrics().calls, CALLS + 100);
 }

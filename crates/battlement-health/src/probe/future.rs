@@ -144,7 +144,7 @@ mod tests {
                 let res = svc.clone().oneshot(http::Request::new(code)).await.unwrap();
                 assert_eq!(res.status(), code);
             }
-            let stats = probe.stats();
+            let stats = probe.metrics();
             assert_eq!((stats.failures, stats.successes), (4, 2));
         }
     }
@@ -175,20 +175,20 @@ mod tests {
                 Ok::<_, Infallible>(grpc_stream(code))
             }));
         let res = svc.clone().oneshot("14").await.unwrap();
-        assert_eq!(probe.stats().failures, 0, "not before the end of stream");
+        assert_eq!(probe.metrics().failures, 0, "not before the end of stream");
         res.into_body().collect().await.unwrap();
-        assert_eq!(probe.stats().failures, 1);
+        assert_eq!(probe.metrics().failures, 1);
 
         let res = svc.clone().oneshot("0").await.unwrap();
         res.into_body().collect().await.unwrap();
-        assert_eq!(probe.stats().successes, 1);
+        assert_eq!(probe.metrics().successes, 1);
 
         // Dropped mid-stream: nothing is recorded.
         let res = svc.clone().oneshot("14").await.unwrap();
         let mut body = res.into_body();
         assert!(body.frame().await.unwrap().unwrap().is_data());
         drop(body);
-        let stats = probe.stats();
+        let stats = probe.metrics();
         assert_eq!((stats.failures, stats.successes), (1, 1));
     }
 }

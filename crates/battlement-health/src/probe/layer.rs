@@ -28,7 +28,7 @@ use tower_layer::Layer;
 ///     });
 /// assert_eq!(svc.clone().oneshot("paris").await.unwrap(), 5);
 /// assert!(svc.oneshot("").await.is_err());
-/// assert_eq!((probe.stats().successes, probe.stats().failures), (1, 1));
+/// assert_eq!((probe.metrics().successes, probe.metrics().failures), (1, 1));
 /// # }
 /// ```
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 /// use battlement_core::HealthStatus;
 /// use battlement_health::HealthProbe;
 ///
-/// let stats = HealthProbe::builder("idle").build().unwrap().stats();
+/// let stats = HealthProbe::builder("idle").build().unwrap().metrics();
 /// assert_eq!(stats.calls, 0);
 /// assert_eq!(stats.success_rate, None);
 /// assert_eq!(stats.state, "idle");
@@ -39,7 +39,7 @@ pub struct HealthProbeMetrics {
 
 impl HealthProbe {
     /// The counts over the window now, and the verdict.
-    pub fn stats(&self) -> HealthProbeMetrics {
+    pub fn metrics(&self) -> HealthProbeMetrics {
         let c = &self.inner.config;
         let t = self.inner.window.totals(Instant::now());
         let calls = t.successes + t.failures;
@@ -70,9 +70,9 @@ impl HealthProbe {
         }
     }
 
-    /// The verdict now: `self.stats().status`.
+    /// The verdict now: `self.metrics().status`.
     pub fn status(&self) -> HealthStatus {
-        self.stats().status
+        self.metrics().status
     }
 }
 
@@ -82,7 +82,7 @@ impl HealthSource for HealthProbe {
     }
 
     fn snapshot(&self) -> HealthSnapshot {
-        let s = self.stats();
+        let s = self.metrics();
         let c = &self.inner.config;
         let mut snap =
             HealthSnapshot::new(&*self.inner.name, ComponentKind::Probe, s.state, s.status)

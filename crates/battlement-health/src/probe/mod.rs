@@ -59,13 +59,13 @@ pub use service::HealthProbeService;
 ///     let outcome = if ok { Outcome::Success } else { Outcome::Failure(FailureKind::Timeout) };
 ///     probe.record(outcome, Duration::from_millis(20));
 /// }
-/// let stats = probe.stats();
+/// let stats = probe.metrics();
 /// assert_eq!(stats.success_rate, Some(0.25));
 /// assert_eq!(stats.status, HealthStatus::Fail);
 ///
 /// // Ten seconds later the failures have left the window.
 /// tokio::time::advance(Duration::from_secs(10)).await;
-/// assert_eq!(probe.stats().calls, 0);
+/// assert_eq!(probe.metrics().calls, 0);
 /// assert_eq!(probe.status(), HealthStatus::Pass);
 /// # }
 /// ```
@@ -160,15 +160,15 @@ mod tests {
             p.record(FAIL, ms);
         }
         // 4 failures, below the minimum of 5: not judged.
-        let s = p.stats();
+        let s = p.metrics();
         assert_eq!(
             (s.calls, s.state, s.status),
             (4, "idle", HealthStatus::Pass)
         );
         p.record(Outcome::Ignored, ms);
-        assert_eq!(p.stats().calls, 4, "ignored calls are not counted");
+        assert_eq!(p.metrics().calls, 4, "ignored calls are not counted");
         p.record(Outcome::Success, ms);
-        let s = p.stats();
+        let s = p.metrics();
         assert_eq!(s.success_rate, Some(0.2));
         assert_eq!((s.state, s.status), ("failing", HealthStatus::Fail));
         let snap = p.snapshot();
@@ -183,14 +183,14 @@ mod tests {
         for _ in 0..4 {
             p.record(Outcome::Success, ms);
         }
-        let s = p.stats();
+        let s = p.metrics();
         assert_eq!(s.success_rate, Some(0.5));
         assert_eq!((s.state, s.status), ("degraded", HealthStatus::Warn));
 
         for _ in 0..40 {
             p.record(Outcome::Success, ms);
         }
-        assert_eq!(p.stats().state, "healthy");
+        assert_eq!(p.metrics().state, "healthy");
     }
 
     #[tokio::test(start_paused = true)]
@@ -206,15 +206,15 @@ mod tests {
             p.record(Outcome::Success, ms);
         }
         // 30 of 40 succeed: 0.75, degraded.
-        assert_eq!(p.stats().success_rate, Some(0.75));
+        assert_eq!(p.metrics().success_rate, Some(0.75));
         assert_eq!(p.status(), HealthStatus::Warn);
         // The failures (bucket 0) leave the window at 10 s.
         tokio::time::advance(Duration::from_secs(5)).await;
-        let s = p.stats();
+        let s = p.metrics();
         assert_eq!((s.calls, s.failures), (30, 0));
         assert_eq!(p.status(), HealthStatus::Pass);
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(p.stats().calls, 0);
+        assert_eq!(p.metrics().calls, 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -223,7 +223,7 @@ mod tests {
         for _ in 0..10 {
             p.record(Outcome::Success, Duration::from_millis(150));
         }
-        let s = p.stats();
+        let s = p.metrics();
         assert_eq!(s.mean_latency, Some(Duration::from_millis(150)));
         assert_eq!(s.status, HealthStatus::Warn);
         assert!(p.snapshot().message.unwrap().contains("mean latency"));

@@ -37,7 +37,7 @@ use tower_service::Service;
 /// );
 /// let res = svc.oneshot(Request::new(())).await.unwrap();
 /// assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
-/// assert_eq!(probe.stats().failures, 1); // a 502 is a failure for the HTTP classifier
+/// assert_eq!(probe.metrics().failures, 1); // a 502 is a failure for the HTTP classifier
 /// # }
 /// ```
 #[derive(Debug, Clone)]
