@@ -34,7 +34,7 @@ fn mix(mut z: u64) -> u64 {
 ///
 /// Randomness is seedable ([`ChaosBuilder::seed`]): every call takes the next value of one
 /// splitmix64 sequence held in an atomic counter (no lock, no allocation), so with one caller at a
-/// time a seed replays the same faults. Counters of injected faults: [`stats`](Self::stats).
+/// time a seed replays the same faults. Counters of injected faults: [`metrics`](Self::metrics).
 ///
 /// `R` is what injected responses are made with: [`NoResponse`] by default, or a
 /// [`ResponseFn`](crate::ResponseFn) set by [`ChaosBuilder::response`].

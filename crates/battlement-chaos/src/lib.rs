@@ -13,7 +13,7 @@
 //!
 //! A call picked for an injected error or response never reaches the inner service. The handle is
 //! off by default and switched at run time ([`Chaos::enable`], [`Chaos::disable`]); while off, a
-//! call costs one atomic load. Counters of injected faults: [`Chaos::stats`]; every injection is a
+//! call costs one atomic load. Counters of injected faults: [`Chaos::metrics`]; every injection is a
 //! `tracing` debug event. The handle reports to a health registry as kind
 //! [`Chaos`](battlement_core::ComponentKind::Chaos) (`enabled` or `disabled`, always `pass`);
 //! its builder registers it, not critical by default ([`ChaosBuilder::registry`]).

@@ -13,7 +13,7 @@
 //!   `startup` flag (the startup view waits for it to pass once). A panicking check fails; it
 //!   does not stop the monitor.
 //! - [`HealthRegistry::spawn_monitor`] runs each check on its interval, concurrently, keeps a
-//!   bounded [history](HealthRegistry::history) and [counters](HealthRegistry::stats) per
+//!   bounded [history](HealthRegistry::history) and [counters](HealthRegistry::check_metrics) per
 //!   component, re-reads breakers and bulkheads every refresh interval, and optionally
 //!   [persists](HealthRegistryBuilder::persist_to) the report to a file atomically. The
 //!   [`MonitorHandle`] stops it on drop or [`shutdown`](MonitorHandle::shutdown).
