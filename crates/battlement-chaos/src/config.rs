@@ -300,30 +300,12 @@ impl<R> ChaosBuilder<R> {
 #[cfg(test)]
 mod tests {
     use crate::Chaos;
-    use battlement_core::{ComponentKind, ConfigError, HealthSink, HealthSource};
-    use std::sync::{Arc, Mutex};
-
-    /// Keeps what registers, with its `critical` flag.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<Registered>>>);
-    type Registered = (Arc<dyn HealthSource>, bool);
-    impl HealthSink for Sink {
-        fn register_component(
-            &self,
-            c: Arc<dyn HealthSource>,
-            critical: bool,
-        ) -> Result<(), ConfigError> {
-            self.0.lock().unwrap().push((c, critical));
-            Ok(())
-        }
-        fn unregister_component(&self, _: ComponentKind, _: &str) -> bool {
-            false
-        }
-    }
+    use battlement_core::testing::RecordingSink;
+    use battlement_core::{ComponentKind, HealthSource};
 
     #[test]
     fn chaos_registers_as_itself_not_critical_by_default() {
-        let sink = Sink::default();
+        let sink = RecordingSink::new();
         let chaos = Chaos::builder("inventory")
             .response(0.1, || 503u16)
             .registry(&sink)
@@ -334,7 +316,7 @@ mod tests {
             .critical(true)
             .build()
             .unwrap();
-        let got = sink.0.lock().unwrap().clone();
+        let got = sink.registered();
         let seen: Vec<_> = got
             .iter()
             .map(|(c, critical)| (c.kind(), c.name().to_owned(), *critical))

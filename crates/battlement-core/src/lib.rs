@@ -69,6 +69,8 @@ mod response;
 mod settle;
 pub mod stripe;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 

@@ -3,9 +3,8 @@
 
 use crate::*;
 use battlement_core::error::{failure_kind, BreakerOpen};
-use battlement_core::{
-    ComponentKind, FailureKind, HealthSink, HealthSource, HealthStatus, Outcome,
-};
+use battlement_core::testing::RecordingSink;
+use battlement_core::{ComponentKind, FailureKind, HealthSource, HealthStatus, Outcome};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -132,27 +131,6 @@ impl battlement_core::Classify<Reply, BoxError> for StatusClassifier {
 
 fn status_classifier() -> StatusClassifier {
     StatusClassifier
-}
-
-type Registered = Vec<(Arc<dyn HealthSource>, bool)>;
-
-#[derive(Clone, Default)]
-struct Registry(Arc<Mutex<Registered>>);
-impl HealthSink for Registry {
-    fn register_component(
-        &self,
-        component: Arc<dyn HealthSource>,
-        critical: bool,
-    ) -> Result<(), battlement_core::ConfigError> {
-        self.0.lock().unwrap().push((component, critical));
-        Ok(())
-    }
-    fn unregister_component(&self, kind: battlement_core::ComponentKind, name: &str) -> bool {
-        let mut list = self.0.lock().unwrap();
-        let before = list.len();
-        list.retain(|(c, _)| !(c.kind() == kind && c.name() == name));
-        list.len() != before
-    }
 }
 
 fn refused() -> Mode {
@@ -686,7 +664,7 @@ async fn a_member_that_is_not_ready_fails_its_attempt() {
 
 #[tokio::test]
 async fn builder_registers_with_registries_and_validates() {
-    let reg = Registry::default();
+    let reg = RecordingSink::new();
     let svc = service_fn(|x: u32| async move { Ok::<_, io::Error>(x) });
     let chain = FallbackChain::builder("api")
         .member("a", svc)
@@ -696,7 +674,7 @@ async fn builder_registers_with_registries_and_validates() {
         .build()
         .unwrap();
     {
-        let registered = reg.0.lock().unwrap();
+        let registered = reg.registered();
         assert_eq!(registered.len(), 1);
         assert_eq!(registered[0].0.name(), "api");
         assert!(!registered[0].1);

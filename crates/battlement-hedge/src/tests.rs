@@ -1,7 +1,8 @@
 //! Unit tests: hedging driven through `tower::ServiceExt` under tokio's paused clock.
 
 use crate::*;
-use battlement_core::{ComponentKind, HealthSink, HealthSource, HealthStatus};
+use battlement_core::testing::RecordingSink;
+use battlement_core::{ComponentKind, HealthSource, HealthStatus};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -470,28 +471,9 @@ async fn the_percentile_delay_is_clamped() {
     assert_eq!(layer.handle().current_delay(), ms(200));
 }
 
-#[derive(Clone, Default)]
-struct Registry(Arc<Mutex<Vec<Arc<dyn HealthSource>>>>);
-impl HealthSink for Registry {
-    fn register_component(
-        &self,
-        component: Arc<dyn HealthSource>,
-        _critical: bool,
-    ) -> Result<(), battlement_core::ConfigError> {
-        self.0.lock().unwrap().push(component);
-        Ok(())
-    }
-    fn unregister_component(&self, kind: ComponentKind, name: &str) -> bool {
-        let mut list = self.0.lock().unwrap();
-        let before = list.len();
-        list.retain(|c| !(c.kind() == kind && c.name() == name));
-        list.len() != before
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn metrics_are_observable_through_a_registry() {
-    let reg = Registry::default();
+    let reg = RecordingSink::new();
     let layer = HedgeLayer::builder()
         .name("search")
         .delay(ms(20))
@@ -506,7 +488,7 @@ async fn metrics_are_observable_through_a_registry() {
     let svc = layer.layer(replica);
     svc.clone().oneshot(1).await.unwrap();
     svc.oneshot(2).await.unwrap();
-    let component = reg.0.lock().unwrap()[0].clone();
+    let component = reg.registered()[0].0.clone();
     assert_eq!(component.name(), "search");
     let snap = component.snapshot();
     assert_eq!(snap.kind, ComponentKind::Hedge);

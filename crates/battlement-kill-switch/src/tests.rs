@@ -1,11 +1,12 @@
 use crate::{Halted, KillSwitch, KillSwitchEvent, KillSwitchLayer};
 use battlement_core::error::failure_kind;
+use battlement_core::testing::RecordingSink;
 use battlement_core::{
-    BoxError, Classify, ComponentKind, FailureKind, HealthSink, HealthSource, HealthStatus,
-    Outcome, ResultClassifier,
+    BoxError, Classify, ComponentKind, FailureKind, HealthSource, HealthStatus, Outcome,
+    ResultClassifier,
 };
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
@@ -286,48 +287,22 @@ async fn snapshot_fails_while_halted() {
     assert_eq!(snap.metric("limits"), Some(1.0));
 }
 
-/// A stand-in for the health registry: records what registers and whether it is critical.
-#[derive(Clone, Default)]
-struct TestRegistry(Arc<Mutex<Vec<Registered>>>);
-
-type Registered = (Arc<dyn HealthSource>, bool);
-
-impl HealthSink for TestRegistry {
-    fn register_component(
-        &self,
-        component: Arc<dyn HealthSource>,
-        critical: bool,
-    ) -> Result<(), battlement_core::ConfigError> {
-        self.0.lock().unwrap().push((component, critical));
-        Ok(())
-    }
-    fn unregister_component(&self, kind: battlement_core::ComponentKind, name: &str) -> bool {
-        let mut list = self.0.lock().unwrap();
-        let before = list.len();
-        list.retain(|(c, _)| !(c.kind() == kind && c.name() == name));
-        list.len() != before
-    }
-}
-
-impl TestRegistry {
-    /// The registry's aggregate, as the health crate computes it: a critical failure fails.
-    fn aggregate(&self) -> HealthStatus {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(c, critical)| match (c.snapshot().status, critical) {
-                (HealthStatus::Fail, false) => HealthStatus::Warn,
-                (status, _) => status,
-            })
-            .max()
-            .unwrap_or_default()
-    }
+/// The aggregate of what registered with `sink`, as the health crate computes it: a critical
+/// failure fails.
+fn aggregate(sink: &RecordingSink) -> HealthStatus {
+    sink.registered()
+        .iter()
+        .map(|(c, critical)| match (c.snapshot().status, critical) {
+            (HealthStatus::Fail, false) => HealthStatus::Warn,
+            (status, _) => status,
+        })
+        .max()
+        .unwrap_or_default()
 }
 
 #[test]
 fn registers_as_critical_and_fails_the_aggregate_while_halted() {
-    let registry = TestRegistry::default();
+    let registry = RecordingSink::new();
     let switch = KillSwitch::builder("trading")
         .registry(&registry)
         .build()
@@ -338,17 +313,17 @@ fn registers_as_critical_and_fails_the_aggregate_while_halted() {
         .build()
         .unwrap();
     {
-        let entries = registry.0.lock().unwrap();
+        let entries = registry.registered();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0.name(), "trading");
         assert!(entries[0].1, "critical by default");
         assert!(!entries[1].1);
     }
-    assert_eq!(registry.aggregate(), HealthStatus::Pass);
+    assert_eq!(aggregate(&registry), HealthStatus::Pass);
     switch.halt("incident");
-    assert_eq!(registry.aggregate(), HealthStatus::Fail);
+    assert_eq!(aggregate(&registry), HealthStatus::Fail);
     switch.resume();
-    assert_eq!(registry.aggregate(), HealthStatus::Pass);
+    assert_eq!(aggregate(&registry), HealthStatus::Pass);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,7 @@
 //! The builder: validation, and registration with a health registry.
 
 use super::*;
+use battlement_core::testing::RecordingSink;
 
 #[test]
 fn builder_validates_every_setting() {
@@ -36,26 +37,7 @@ fn builder_validates_every_setting() {
 
 #[test]
 fn the_builder_registers_the_bulkhead() {
-    type Registered = Vec<(Arc<dyn HealthSource>, bool)>;
-    #[derive(Clone, Default)]
-    struct Registry(Arc<Mutex<Registered>>);
-    impl HealthSink for Registry {
-        fn register_component(
-            &self,
-            component: Arc<dyn HealthSource>,
-            critical: bool,
-        ) -> Result<(), battlement_core::ConfigError> {
-            self.0.lock().unwrap().push((component, critical));
-            Ok(())
-        }
-        fn unregister_component(&self, kind: battlement_core::ComponentKind, name: &str) -> bool {
-            let mut list = self.0.lock().unwrap();
-            let before = list.len();
-            list.retain(|(c, _)| !(c.kind() == kind && c.name() == name));
-            list.len() != before
-        }
-    }
-    let registry = Registry::default();
+    let registry = RecordingSink::new();
     let b = Bulkhead::builder("db")
         .registry(&registry)
         .critical(true)
@@ -65,7 +47,7 @@ fn the_builder_registers_the_bulkhead() {
         .registry(&registry)
         .build()
         .unwrap();
-    let registered = registry.0.lock().unwrap();
+    let registered = registry.registered();
     assert_eq!(registered.len(), 2);
     assert_eq!((registered[0].0.name(), registered[0].1), ("db", true));
     assert_eq!((registered[1].0.name(), registered[1].1), ("cache", false));

@@ -2,7 +2,7 @@
 
 use crate::*;
 use battlement_core::error::failure_kind;
-use battlement_core::{BoxError, FailureKind, HealthSink, HealthSource, HealthStatus};
+use battlement_core::{BoxError, FailureKind, HealthSource, HealthStatus};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
