@@ -58,6 +58,7 @@
 mod classify;
 pub mod error;
 pub mod event;
+pub mod export;
 #[cfg(feature = "grpc")]
 mod grpc;
 #[cfg(feature = "http")]

@@ -63,6 +63,10 @@ pub enum ComponentKind {
     CircuitBreaker,
     /// A bulkhead.
     Bulkhead,
+    /// A retry policy.
+    Retry,
+    /// A timeout.
+    Timeout,
     /// A passive health probe.
     Probe,
     /// A custom health check.
@@ -85,6 +89,8 @@ impl ComponentKind {
         match self {
             ComponentKind::CircuitBreaker => "circuit_breaker",
             ComponentKind::Bulkhead => "bulkhead",
+            ComponentKind::Retry => "retry",
+            ComponentKind::Timeout => "timeout",
             ComponentKind::Probe => "probe",
             ComponentKind::Check => "check",
             ComponentKind::Fallback => "fallback",
@@ -106,6 +112,8 @@ impl ComponentKind {
         match self {
             ComponentKind::CircuitBreaker => "circuit breaker",
             ComponentKind::Bulkhead => "bulkhead",
+            ComponentKind::Retry => "retry policy",
+            ComponentKind::Timeout => "timeout",
             ComponentKind::Probe => "health probe",
             ComponentKind::Check => "health check",
             ComponentKind::Fallback => "fallback chain",
@@ -127,6 +135,8 @@ impl ComponentKind {
     /// |---|---|---|
     /// | `CircuitBreaker` | yes | an open breaker means its dependency is failing |
     /// | `Bulkhead` | no | its own status is at worst `warn` (saturated, rejecting): back-pressure, not an outage |
+    /// | `Retry` | no | a retry policy only reports; its status is at worst `warn` (budget exhausted) |
+    /// | `Timeout` | no | timeouts show as failures of the breaker or probe around them |
     /// | `Probe` | yes | a failing probe means the probed dependency is failing |
     /// | `Check` | yes | a custom check is written to say whether the service can serve |
     /// | `Fallback` | yes | a chain with no healthy member cannot serve |
@@ -149,7 +159,11 @@ impl ComponentKind {
             | ComponentKind::Fallback
             | ComponentKind::KillSwitch
             | ComponentKind::Other => true,
-            ComponentKind::Bulkhead | ComponentKind::Hedge | ComponentKind::Chaos => false,
+            ComponentKind::Bulkhead
+            | ComponentKind::Retry
+            | ComponentKind::Timeout
+            | ComponentKind::Hedge
+            | ComponentKind::Chaos => false,
         }
     }
 }
@@ -313,6 +327,14 @@ pub trait HealthSource: Send + Sync + 'static {
     }
     /// A snapshot of its state and metrics now.
     fn snapshot(&self) -> HealthSnapshot;
+
+    /// Reports its metrics to an exporter at collection time (see [`export`](crate::export)):
+    /// each value once, under the component's own [`Family`](crate::export::Family) statics.
+    /// The exporter adds the component's `name` label and, for every component, its health
+    /// status; the default reports nothing more.
+    fn export(&self, out: &mut dyn crate::export::MetricsVisitor) {
+        let _ = out;
+    }
 }
 
 impl<T: HealthSource + ?Sized> HealthSource for Arc<T> {
@@ -324,6 +346,9 @@ impl<T: HealthSource + ?Sized> HealthSource for Arc<T> {
     }
     fn snapshot(&self) -> HealthSnapshot {
         (**self).snapshot()
+    }
+    fn export(&self, out: &mut dyn crate::export::MetricsVisitor) {
+        (**self).export(out)
     }
 }
 
