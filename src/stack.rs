@@ -172,122 +172,22 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     /// Adds any layer in the outermost slot (where `health_probe` goes): a layer of your own that
     /// must see every call, retries and rejections included.
     pub fn outermost<L>(self, layer: L) -> ResilienceStack<L, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
-        let ResilienceStack {
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = self;
-        ResilienceStack {
-            probe: layer,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_probe(layer)
     }
 
     /// Adds any layer in the fallback slot (under the kill switch, over the retry).
     pub fn fallback<L>(self, layer: L) -> ResilienceStack<Pr, Ha, L, Re, He, Br, Bu, Ti, Ch> {
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = self;
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback: layer,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_fallback(layer)
     }
 
     /// Adds any layer in the hedging slot (under the retry, over the breaker).
     pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, L, Br, Bu, Ti, Ch> {
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = self;
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge: layer,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_hedge(layer)
     }
 
     /// Adds any layer in the bulkhead slot (under the breaker, over the timeout).
     pub fn bulkhead_layer<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, L, Ti, Ch> {
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = self;
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead: layer,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_bulkhead(layer)
     }
 
     /// Registers `component` (as critical or not) when the stack is built with a registry.
@@ -324,34 +224,8 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         classifier: C,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer<C>, Bu, Ti, Ch>
     {
-        let this = self.part(Arc::new(breaker.clone()));
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = this;
-        let breaker = crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier);
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.part(Arc::new(breaker.clone()))
+            .set_breaker(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
     }
 
     /// Limits concurrent calls with a bulkhead; registered as non-critical (a bulkhead's
@@ -371,33 +245,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self,
         policy: crate::retry::RetryPolicy<K, P>,
     ) -> ResilienceStack<Pr, Ha, Fa, crate::retry::RetryLayer<K, P>, He, Br, Bu, Ti, Ch> {
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = self;
-        let retry = crate::retry::RetryLayer::new(policy);
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_retry(crate::retry::RetryLayer::new(policy))
     }
 
     /// Limits each attempt to `limit`.
@@ -415,32 +263,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self,
         layer: crate::timeout::TimeoutLayer<P>,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch> {
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            chaos,
-            components,
-            registries,
-            ..
-        } = self;
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout: layer,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_timeout(layer)
     }
 
     /// Rejects every call while the kill switch is halted; registered as critical (a kill
@@ -450,34 +273,8 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self,
         switch: &crate::kill_switch::KillSwitch,
     ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Fa, Re, He, Br, Bu, Ti, Ch> {
-        let this = self.part(Arc::new(switch.clone()));
-        let ResilienceStack {
-            probe,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-            ..
-        } = this;
-        let kill_switch = crate::kill_switch::KillSwitchLayer::new(switch);
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.part(Arc::new(switch.clone()))
+            .set_kill_switch(crate::kill_switch::KillSwitchLayer::new(switch))
     }
 
     /// Injects faults innermost while the chaos handle is enabled.
@@ -486,34 +283,33 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self,
         chaos: &crate::chaos::Chaos<R>,
     ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
-        let ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            components,
-            registries,
-            ..
-        } = self;
-        let chaos = crate::chaos::ChaosLayer::new(chaos);
-        ResilienceStack {
-            probe,
-            kill_switch,
-            fallback,
-            retry,
-            hedge,
-            breaker,
-            bulkhead,
-            timeout,
-            chaos,
-            components,
-            registries,
-        }
+        self.set_chaos(crate::chaos::ChaosLayer::new(chaos))
     }
+}
+
+/// Defines `fn $setter<L>(self, layer: L)`: the stack with `layer` in slot `$slot` and every
+/// other slot and the registration carried over (the slot's type parameter becomes `L`).
+macro_rules! slot_setter {
+    ($setter:ident, $slot:ident, [$($other:ident),*], <$($ty:ident),*>) => {
+        fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
+            let ResilienceStack { $($other,)* components, registries, .. } = self;
+            ResilienceStack { $slot: layer, $($other,)* components, registries }
+        }
+    };
+}
+
+// Some slots are set only by methods behind features.
+#[allow(dead_code)]
+impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+    slot_setter!(set_probe, probe, [kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <L, Ha, Fa, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_kill_switch, kill_switch, [probe, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, L, Fa, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_fallback, fallback, [probe, kill_switch, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_retry, retry, [probe, kill_switch, fallback, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Fa, L, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_hedge, hedge, [probe, kill_switch, fallback, retry, breaker, bulkhead, timeout, chaos], <Pr, Ha, Fa, Re, L, Br, Bu, Ti, Ch>);
+    slot_setter!(set_breaker, breaker, [probe, kill_switch, fallback, retry, hedge, bulkhead, timeout, chaos], <Pr, Ha, Fa, Re, He, L, Bu, Ti, Ch>);
+    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, fallback, retry, hedge, breaker, timeout, chaos], <Pr, Ha, Fa, Re, He, Br, L, Ti, Ch>);
+    slot_setter!(set_timeout, timeout, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, chaos], <Pr, Ha, Fa, Re, He, Br, Bu, L, Ch>);
+    slot_setter!(set_chaos, chaos, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout], <Pr, Ha, Fa, Re, He, Br, Bu, Ti, L>);
 }
 
 #[cfg(all(test, feature = "breaker", feature = "retry", feature = "timeout"))]
