@@ -8,8 +8,8 @@ use crate::seq::SeqWords;
 use battlement_core::stripe::{CachePadded, Stripes};
 use battlement_core::ConfigError;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -1,12 +1,12 @@
 //! The policy's builder and its validation.
 
 use crate::backoff::{Backoff, Jitter, COMPONENT};
-use crate::event::RetryEvent;
 use crate::budget::BudgetSlot;
+use crate::event::RetryEvent;
 use crate::metrics::Core;
 use crate::policy::{RetryPolicy, Shared};
-use crate::settings::{LiveSettings, Settings};
 use crate::rules::{DefaultPredicate, PredicateFn, RetryContext, Rules};
+use crate::settings::{LiveSettings, Settings};
 use crate::RetryBudget;
 use battlement_core::{ComponentKind, ConfigError, FailureKind, Registration};
 use std::fmt;

@@ -284,8 +284,11 @@ pub static CALLS: Family = Family::counter(
     "calls",
 );
 /// Retries made (attempts beyond the first).
-pub static RETRIES: Family =
-    Family::counter("battlement_retry_retries", "Retries made: attempts beyond the first.", "retries");
+pub static RETRIES: Family = Family::counter(
+    "battlement_retry_retries",
+    "Retries made: attempts beyond the first.",
+    "retries",
+);
 /// Failed calls by why no further attempt was made (`reason`: `not_retryable`,
 /// `max_attempts`, `time_limit`, `retry_after`, `budget`).
 pub static GAVE_UP: Family = Family::counter(
