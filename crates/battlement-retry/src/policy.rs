@@ -220,6 +220,7 @@ where
 {
     type Future = RetryDelay;
 
+    #[inline]
     fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<RetryDelay> {
         self.state.attempts = self.state.attempts.saturating_add(1);
         let attempt = self.state.attempts;
@@ -301,6 +302,7 @@ where
         Some(RetryDelay::new(delay))
     }
 
+    #[inline]
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
         if self.state.attempts == 0 {
             // The first attempt of a request: tower calls this on the service's own policy,
