@@ -277,6 +277,56 @@ impl Jitter {
     }
 }
 
+/// A backoff and a jitter as plain words, for the policy's live settings
+/// ([`SeqWords`](crate::seq::SeqWords)); durations are whole nanoseconds (saturating, which
+/// every delay computation does anyway).
+pub(crate) fn to_words(backoff: &Backoff, jitter: &Jitter) -> [u64; 6] {
+    let (tag, a, b) = match backoff.strategy {
+        Curve::Fixed(d) => (0, nanos(d), 0),
+        Curve::Linear { base, step } => (1, nanos(base), nanos(step)),
+        Curve::Exponential { base, multiplier } => (2, nanos(base), multiplier.to_bits()),
+        Curve::Fibonacci { base } => (3, nanos(base), 0),
+        Curve::Decorrelated { base } => (4, nanos(base), 0),
+    };
+    let (tag, cap) = match backoff.cap {
+        Some(cap) => (tag | 8, nanos(cap)),
+        None => (tag, 0),
+    };
+    let (jitter_tag, percent) = match *jitter {
+        Jitter::None => (0, 0),
+        Jitter::Full => (1, 0),
+        Jitter::Equal => (2, 0),
+        Jitter::Proportional(p) => (3, p.to_bits()),
+    };
+    [tag, a, b, cap, jitter_tag, percent]
+}
+
+/// The backoff and jitter [`to_words`] encoded.
+pub(crate) fn from_words(w: [u64; 6]) -> (Backoff, Jitter) {
+    let ns = Duration::from_nanos;
+    let strategy = match w[0] & 7 {
+        0 => Curve::Fixed(ns(w[1])),
+        1 => Curve::Linear {
+            base: ns(w[1]),
+            step: ns(w[2]),
+        },
+        2 => Curve::Exponential {
+            base: ns(w[1]),
+            multiplier: f64::from_bits(w[2]),
+        },
+        3 => Curve::Fibonacci { base: ns(w[1]) },
+        _ => Curve::Decorrelated { base: ns(w[1]) },
+    };
+    let cap = (w[0] & 8 != 0).then(|| ns(w[3]));
+    let jitter = match w[4] {
+        0 => Jitter::None,
+        1 => Jitter::Full,
+        2 => Jitter::Equal,
+        _ => Jitter::Proportional(f64::from_bits(w[5])),
+    };
+    (Backoff { strategy, cap }, jitter)
+}
+
 /// Bounds a delay to `min ..= max` (`max` of `None` is unbounded).
 pub(crate) fn bound(delay: Duration, min: Duration, max: Option<Duration>) -> Duration {
     let d = delay.max(min);
@@ -304,7 +354,7 @@ fn fibonacci(n: u64) -> u64 {
     }
 }
 
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

@@ -4,10 +4,12 @@
 
 pub use tower::retry::budget::{Budget, TpsBudget};
 
+use crate::seq::SeqWords;
 use battlement_core::stripe::{CachePadded, Stripes};
 use battlement_core::ConfigError;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -57,10 +59,28 @@ pub struct RetryBudget {
     /// Each thread's slots: the current window and the [`WINDOWS`] before it.
     stripes: Stripes<CachePadded<[Slot; SLOTS]>>,
     origin: Instant,
-    window_nanos: u64,
-    reserve: i64,
-    deposit_amount: i64,
-    withdraw_amount: i64,
+    /// The window's length and a shift, both in nanoseconds: the window `now` falls in is
+    /// `(now - origin + shift) / window`. A reload that changes the ttl sets both at once, the
+    /// shift chosen so that windows keep counting up.
+    clock: SeqWords<2>,
+    reserve: AtomicI64,
+    deposit_amount: AtomicI64,
+    withdraw_amount: AtomicI64,
+}
+
+/// The amounts a budget's settings give: (reserve, deposit, withdrawal), as tower's.
+fn amounts(ttl: Duration, min_per_sec: u32, ratio: f32) -> (i64, i64, i64) {
+    let (deposit_amount, withdraw_amount) = if ratio == 0.0 {
+        (0, 1)
+    } else if ratio <= 1.0 {
+        (1, (1.0 / ratio) as i64)
+    } else {
+        (1000, (1000.0 / ratio) as i64)
+    };
+    let reserve = i64::from(min_per_sec)
+        .saturating_mul(ttl.as_secs() as i64)
+        .saturating_mul(withdraw_amount);
+    (reserve, deposit_amount, withdraw_amount)
 }
 
 /// The net deposits of one window (`epoch`) on one stripe.
@@ -73,6 +93,25 @@ impl RetryBudget {
     /// A budget allowing `ratio` retries per request (`0.0 ..= 1000.0`) plus `min_per_sec`
     /// retries per second, deposits counting for `ttl` (`1 s ..= 60 s`).
     pub fn new(ttl: Duration, min_per_sec: u32, ratio: f32) -> Result<Self, ConfigError> {
+        Self::check(ttl, min_per_sec, ratio)?;
+        let (reserve, deposit_amount, withdraw_amount) = amounts(ttl, min_per_sec, ratio);
+        Ok(RetryBudget {
+            stripes: Stripes::new(|_| {
+                std::array::from_fn(|_| Slot {
+                    epoch: AtomicU64::new(EMPTY),
+                    amount: AtomicI64::new(0),
+                })
+            }),
+            origin: Instant::now(),
+            clock: SeqWords::new([(ttl.as_nanos() / u128::from(WINDOWS)) as u64, 0]),
+            reserve: AtomicI64::new(reserve),
+            deposit_amount: AtomicI64::new(deposit_amount),
+            withdraw_amount: AtomicI64::new(withdraw_amount),
+        })
+    }
+
+    /// Checks a budget's settings, as [`new`](Self::new) does.
+    pub(crate) fn check(ttl: Duration, min_per_sec: u32, ratio: f32) -> Result<(), ConfigError> {
         let err = |setting: &'static str, value: &dyn fmt::Debug, why: &'static str| {
             ConfigError::new("retry budget", setting, format!("{value:?}"), why)
         };
@@ -93,39 +132,44 @@ impl RetryBudget {
         if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
             return Err(err("budget ttl", &ttl, "must be within 1s..=60s"));
         }
-        // tower's amounts, so that budgets of either kind allow the same retries.
-        let (deposit_amount, withdraw_amount) = if ratio == 0.0 {
-            (0, 1)
-        } else if ratio <= 1.0 {
-            (1, (1.0 / ratio) as i64)
-        } else {
-            (1000, (1000.0 / ratio) as i64)
-        };
-        let reserve = i64::from(min_per_sec)
-            .saturating_mul(ttl.as_secs() as i64)
-            .saturating_mul(withdraw_amount);
-        Ok(RetryBudget {
-            stripes: Stripes::new(|_| {
-                std::array::from_fn(|_| Slot {
-                    epoch: AtomicU64::new(EMPTY),
-                    amount: AtomicI64::new(0),
-                })
-            }),
-            origin: Instant::now(),
-            window_nanos: (ttl.as_nanos() / u128::from(WINDOWS)) as u64,
-            reserve,
-            deposit_amount,
-            withdraw_amount,
-        })
+        Ok(())
+    }
+
+    /// Applies new settings (already checked) to the live budget: deposits made so far keep
+    /// counting, as amounts of the new settings, until they age out. A new ttl takes effect
+    /// from the next window, which starts now.
+    pub(crate) fn set(&self, ttl: Duration, min_per_sec: u32, ratio: f32) {
+        let (reserve, deposit_amount, withdraw_amount) = amounts(ttl, min_per_sec, ratio);
+        self.reserve.store(reserve, Relaxed);
+        self.deposit_amount.store(deposit_amount, Relaxed);
+        self.withdraw_amount.store(withdraw_amount, Relaxed);
+        let window = (ttl.as_nanos() / u128::from(WINDOWS)) as u64;
+        let [old_window, old_shift] = self.clock.read();
+        if window != old_window {
+            let elapsed = self.elapsed_nanos();
+            let epoch = elapsed.saturating_add(old_shift) / old_window;
+            // The first window under the new length is the one after the current one.
+            let shift = (epoch + 1).saturating_mul(window).saturating_sub(elapsed);
+            self.clock.write([window, shift]);
+        }
+    }
+
+    /// Whether a retry asked for now would be refused.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.balance(self.epoch()) < self.withdraw_amount.load(Relaxed)
+    }
+
+    fn elapsed_nanos(&self) -> u64 {
+        let since = Instant::now().saturating_duration_since(self.origin);
+        // In 64 bits (enough for 584 years): a 128-bit division is a function call.
+        since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos())
     }
 
     /// The window `now` falls in.
     #[inline]
     fn epoch(&self) -> u64 {
-        let since = Instant::now().saturating_duration_since(self.origin);
-        // In 64 bits (enough for 584 years): a 128-bit division is a function call.
-        let nanos = since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos());
-        nanos / self.window_nanos
+        let [window, shift] = self.clock.read();
+        self.elapsed_nanos().saturating_add(shift) / window
     }
 
     /// Adds `amount` to window `epoch` in this thread's stripe.
@@ -157,7 +201,7 @@ impl RetryBudget {
     /// The deposits of the current window and the [`WINDOWS`] before it, plus the reserve.
     fn balance(&self, epoch: u64) -> i64 {
         let oldest = epoch.saturating_sub(WINDOWS);
-        let mut sum = self.reserve;
+        let mut sum = self.reserve.load(Relaxed);
         for stripe in self.stripes.iter() {
             for slot in stripe.iter() {
                 let e = slot.epoch.load(Relaxed);
@@ -174,15 +218,17 @@ impl Budget for RetryBudget {
     #[inline]
     fn deposit(&self) {
         // With no ratio, deposits earn nothing: skip the clock too.
-        if self.deposit_amount != 0 {
-            self.add(self.deposit_amount, self.epoch());
+        let amount = self.deposit_amount.load(Relaxed);
+        if amount != 0 {
+            self.add(amount, self.epoch());
         }
     }
 
     fn withdraw(&self) -> bool {
         let epoch = self.epoch();
-        if self.balance(epoch) >= self.withdraw_amount {
-            self.add(-self.withdraw_amount, epoch);
+        let amount = self.withdraw_amount.load(Relaxed);
+        if self.balance(epoch) >= amount {
+            self.add(-amount, epoch);
             true
         } else {
             false
@@ -190,13 +236,92 @@ impl Budget for RetryBudget {
     }
 }
 
+/// The budget a policy consults: its own [`RetryBudget`] (which a reload may retune, turn on
+/// or off), or a custom one fixed at build.
+pub(crate) enum BudgetSlot {
+    Own {
+        budget: RetryBudget,
+        on: std::sync::atomic::AtomicBool,
+        ttl_nanos: AtomicU64,
+    },
+    Custom(Arc<dyn Budget + Send + Sync>),
+}
+
+impl BudgetSlot {
+    /// The policy's own budget, on with these settings or off (with tower's defaults kept
+    /// ready for a reload that turns it on).
+    pub(crate) fn own(settings: Option<(f32, u32, Duration)>) -> Result<Self, ConfigError> {
+        let (ratio, min_per_sec, ttl) = settings.unwrap_or((0.2, 10, Duration::from_secs(10)));
+        Ok(BudgetSlot::Own {
+            budget: RetryBudget::new(ttl, min_per_sec, ratio)?,
+            on: std::sync::atomic::AtomicBool::new(settings.is_some()),
+            ttl_nanos: AtomicU64::new(ttl.as_nanos() as u64),
+        })
+    }
+
+    /// Deposits for a new request, if a budget is on.
+    #[inline]
+    pub(crate) fn deposit(&self) {
+        match self {
+            BudgetSlot::Own { budget, on, .. } => {
+                if on.load(Relaxed) {
+                    budget.deposit();
+                }
+            }
+            BudgetSlot::Custom(budget) => budget.deposit(),
+        }
+    }
+
+    /// Withdraws for a retry: `true` if allowed (always, with no budget on).
+    pub(crate) fn withdraw(&self) -> bool {
+        match self {
+            BudgetSlot::Own { budget, on, .. } => !on.load(Relaxed) || budget.withdraw(),
+            BudgetSlot::Custom(budget) => budget.withdraw(),
+        }
+    }
+
+    /// For the policy's own budget when on: whether it would refuse a retry now, and its ttl.
+    pub(crate) fn spent(&self) -> Option<(bool, Duration)> {
+        match self {
+            BudgetSlot::Own {
+                budget,
+                on,
+                ttl_nanos,
+            } => Some((
+                on.load(Relaxed) && budget.is_spent(),
+                Duration::from_nanos(ttl_nanos.load(Relaxed)),
+            )),
+            BudgetSlot::Custom(_) => None,
+        }
+    }
+
+    /// Applies checked settings to the policy's own budget (`None`: off).
+    pub(crate) fn set(&self, settings: Option<(f32, u32, Duration)>) {
+        if let BudgetSlot::Own {
+            budget,
+            on,
+            ttl_nanos,
+        } = self
+        {
+            match settings {
+                Some((ratio, min_per_sec, ttl)) => {
+                    budget.set(ttl, min_per_sec, ratio);
+                    ttl_nanos.store(ttl.as_nanos() as u64, Relaxed);
+                    on.store(true, Relaxed);
+                }
+                None => on.store(false, Relaxed),
+            }
+        }
+    }
+}
+
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBudget")
-            .field("window", &Duration::from_nanos(self.window_nanos))
-            .field("reserve", &self.reserve)
-            .field("deposit_amount", &self.deposit_amount)
-            .field("withdraw_amount", &self.withdraw_amount)
+            .field("window", &Duration::from_nanos(self.clock.read()[0]))
+            .field("reserve", &self.reserve.load(Relaxed))
+            .field("deposit_amount", &self.deposit_amount.load(Relaxed))
+            .field("withdraw_amount", &self.withdraw_amount.load(Relaxed))
             .finish_non_exhaustive()
     }
 }

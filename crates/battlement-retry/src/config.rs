@@ -1,11 +1,14 @@
 //! The policy's builder and its validation.
 
 use crate::backoff::{Backoff, Jitter, COMPONENT};
+use crate::budget::BudgetSlot;
 use crate::event::RetryEvent;
+use crate::metrics::Core;
 use crate::policy::{RetryPolicy, Shared};
 use crate::rules::{DefaultPredicate, PredicateFn, RetryContext, Rules};
+use crate::settings::{LiveSettings, Settings};
 use crate::RetryBudget;
-use battlement_core::{ConfigError, FailureKind};
+use battlement_core::{ComponentKind, ConfigError, FailureKind, Registration};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
@@ -49,7 +52,7 @@ impl<C> RulesConfig for crate::http::HttpRules<C> {
 }
 
 pub(crate) type Callback = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
-pub(crate) type SharedBudget = Arc<dyn Budget + Send + Sync>;
+type SharedBudget = Arc<dyn Budget + Send + Sync>;
 
 enum BudgetSetting {
     None,
@@ -59,6 +62,20 @@ enum BudgetSetting {
         ttl: Duration,
     },
     Custom(SharedBudget),
+}
+
+impl BudgetSetting {
+    /// The ratio-based budget's settings: (ratio, min_per_sec, ttl).
+    fn tps(&self) -> Option<(f32, u32, Duration)> {
+        match *self {
+            BudgetSetting::Tps {
+                ratio,
+                min_per_sec,
+                ttl,
+            } => Some((ratio, min_per_sec, ttl)),
+            _ => None,
+        }
+    }
 }
 
 /// Builds a [`RetryPolicy`], validating every setting.
@@ -92,7 +109,7 @@ enum BudgetSetting {
 /// ```
 #[must_use]
 pub struct RetryPolicyBuilder<K = Rules, P = DefaultPredicate> {
-    name: Arc<str>,
+    registration: Registration,
     max_attempts: u32,
     time_limit: Option<Duration>,
     backoff: Backoff,
@@ -111,7 +128,7 @@ pub struct RetryPolicyBuilder<K = Rules, P = DefaultPredicate> {
 impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicyBuilder<K, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicyBuilder")
-            .field("name", &self.name)
+            .field("registration", &self.registration)
             .field("max_attempts", &self.max_attempts)
             .field("time_limit", &self.time_limit)
             .field("backoff", &self.backoff)
@@ -129,7 +146,7 @@ impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicyBuilder<K, P> {
 impl<K> RetryPolicyBuilder<K, DefaultPredicate> {
     pub(crate) fn with_rules(rules: K) -> Self {
         RetryPolicyBuilder {
-            name: Arc::from("retry"),
+            registration: Registration::new(ComponentKind::Retry, "retry"),
             max_attempts: 3,
             time_limit: None,
             backoff: Backoff::default(),
@@ -148,11 +165,14 @@ impl<K> RetryPolicyBuilder<K, DefaultPredicate> {
 }
 
 impl<K, P> RetryPolicyBuilder<K, P> {
-    /// The policy's name, used in `tracing` events and [`RetryEvent`]s (default `"retry"`).
+    /// The policy's name, used in `tracing` events, [`RetryEvent`]s, health reports and metrics
+    /// (default `"retry"`).
     pub fn name(mut self, name: impl AsRef<str>) -> Self {
-        self.name = Arc::from(name.as_ref());
+        self.registration.set_name(name.as_ref());
         self
     }
+
+    battlement_core::define_registration_methods!();
 
     /// The most attempts in all, the first included (at least 1; 1 never retries).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
@@ -332,7 +352,7 @@ impl<K, P> RetryPolicyBuilder<K, P> {
         F: Fn(&RetryContext<'_, Req, Res, E>) -> bool,
     {
         RetryPolicyBuilder {
-            name: self.name,
+            registration: self.registration,
             max_attempts: self.max_attempts,
             time_limit: self.time_limit,
             backoff: self.backoff,
@@ -354,7 +374,7 @@ impl<K, P> RetryPolicyBuilder<K, P> {
 
     fn map_rules<K2>(self, f: impl FnOnce(K) -> K2) -> RetryPolicyBuilder<K2, P> {
         RetryPolicyBuilder {
-            name: self.name,
+            registration: self.registration,
             max_attempts: self.max_attempts,
             time_limit: self.time_limit,
             backoff: self.backoff,
@@ -397,8 +417,17 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
         }
     }
 
-    /// Validates the settings and builds the policy.
-    pub fn build(self) -> Result<RetryPolicy<K, P>, ConfigError> {
+    /// Runs every check [`build`](Self::build) runs, except registration (which needs the
+    /// registries): what a [`reload`](RetryPolicy::reload) with these settings would accept.
+    ///
+    /// ```
+    /// use battlement_retry::RetryPolicy;
+    ///
+    /// assert!(RetryPolicy::builder().max_attempts(4).validate().is_ok());
+    /// let err = RetryPolicy::builder().max_attempts(0).validate().unwrap_err();
+    /// assert_eq!(err.setting(), "max_attempts");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == 0 {
             return Err(ConfigError::new(
                 COMPONENT,
@@ -437,20 +466,18 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
                 "must be above zero (to ignore `Retry-After`, use honour_retry_after(false))",
             ));
         }
-        let events = battlement_core::event::EventChannel::new(self.event_capacity)
+        battlement_core::event::EventChannel::<RetryEvent>::new(self.event_capacity)
             .map_err(|e| e.of(COMPONENT))?;
         self.rules.validate()?;
-        let budget: Option<SharedBudget> = match self.budget {
-            BudgetSetting::None => None,
-            BudgetSetting::Custom(b) => Some(b),
-            BudgetSetting::Tps {
-                ratio,
-                min_per_sec,
-                ttl,
-            } => Some(Arc::new(RetryBudget::new(ttl, min_per_sec, ratio)?)),
-        };
-        let shared = Shared {
-            name: self.name,
+        if let Some((ratio, min_per_sec, ttl)) = self.budget.tps() {
+            RetryBudget::check(ttl, min_per_sec, ratio)?;
+        }
+        Ok(())
+    }
+
+    /// The settings a reload replaces.
+    fn settings(&self) -> Settings {
+        Settings {
             max_attempts: self.max_attempts,
             time_limit: self.time_limit,
             backoff: self.backoff,
@@ -458,15 +485,104 @@ impl<K: RulesConfig, P> RetryPolicyBuilder<K, P> {
             min_delay: self.min_delay,
             max_delay: self.max_delay,
             max_retry_after: self.max_retry_after,
+        }
+    }
+
+    /// Validates the settings and builds the policy, registering it with the registries given
+    /// ([`registry`](Self::registry)).
+    pub fn build(self) -> Result<RetryPolicy<K, P>, ConfigError> {
+        self.validate()?;
+        let events = battlement_core::event::EventChannel::new(self.event_capacity)
+            .map_err(|e| e.of(COMPONENT))?;
+        let settings = LiveSettings::new(&self.settings());
+        let budget = match self.budget {
+            BudgetSetting::Custom(b) => BudgetSlot::Custom(b),
+            ref own => BudgetSlot::own(own.tps())?,
+        };
+        let name: Arc<str> = Arc::from(self.registration.name());
+        let core = Arc::new(Core::new(name, settings, budget));
+        self.registration.register(core.clone())?;
+        let shared = Shared {
+            core,
             seed: self.seed.unwrap_or_else(|| fastrand::u64(..)),
             next_stream: AtomicU64::new(0),
-            budget,
             on_retry: self.on_retry,
             events,
             rules: self.rules,
             predicate: self.predicate,
         };
         Ok(RetryPolicy::from_shared(Arc::new(shared)))
+    }
+}
+
+impl<K, P> RetryPolicy<K, P> {
+    /// Applies `settings` to the live policy, shared by every clone: the attempt limit, the
+    /// backoff, the jitter, the delay bounds, the time limit, `max_retry_after` and the budget's
+    /// ratio, reserve and ttl (or turning the budget on or off). Not the name, the
+    /// registries, the rules, the classifier, the predicate, the seed or the callback.
+    ///
+    /// A request in flight picks the new settings up at its next retry decision, keeping its
+    /// attempt count: after a reload to `max_attempts(2)`, a request that has made two attempts
+    /// makes no third. (Settings are read at each decision, so a request never holds a copy.)
+    /// A time limit that a reload sets applies to requests that start after it. Budget
+    /// deposits made so far keep counting until they age out.
+    ///
+    /// All or nothing: invalid settings ([`RetryPolicyBuilder::validate`]) change nothing and
+    /// return the error. A policy built with a
+    /// [`custom_budget`](RetryPolicyBuilder::custom_budget) keeps it: a reload must give the
+    /// same one (or its ratio-based budget settings are refused), and a policy with its own
+    /// budget cannot be given a custom one by a reload.
+    ///
+    /// ```
+    /// use battlement_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::builder().name("inventory").max_attempts(3).build().unwrap();
+    /// let same = policy.clone();
+    /// policy.reload(&RetryPolicy::builder().max_attempts(5)).unwrap();
+    /// assert_eq!(same.max_attempts(), 5);
+    ///
+    /// let err = policy.reload(&RetryPolicy::builder().max_attempts(0)).unwrap_err();
+    /// assert_eq!(err.setting(), "max_attempts");
+    /// assert_eq!(same.max_attempts(), 5); // unchanged
+    /// ```
+    pub fn reload<K2: RulesConfig, P2>(
+        &self,
+        settings: &RetryPolicyBuilder<K2, P2>,
+    ) -> Result<(), ConfigError> {
+        settings.validate()?;
+        let core = self.core();
+        let budget = match (&core.budget, &settings.budget) {
+            (BudgetSlot::Custom(live), BudgetSetting::Custom(new))
+                if std::ptr::addr_eq(Arc::as_ptr(live), Arc::as_ptr(new)) =>
+            {
+                None
+            }
+            (BudgetSlot::Own { .. }, BudgetSetting::None | BudgetSetting::Tps { .. }) => {
+                Some(settings.budget.tps())
+            }
+            (BudgetSlot::Custom(_), _) => {
+                return Err(ConfigError::new(
+                    COMPONENT,
+                    "budget",
+                    "custom",
+                    "the policy was built with a custom budget, which a reload cannot replace",
+                ))
+            }
+            (BudgetSlot::Own { .. }, BudgetSetting::Custom(_)) => {
+                return Err(ConfigError::new(
+                    COMPONENT,
+                    "budget",
+                    "custom",
+                    "a reload cannot give a policy a custom budget",
+                ))
+            }
+        };
+        core.settings.set(&settings.settings());
+        if let Some(budget) = budget {
+            core.budget.set(budget);
+        }
+        tracing::info!(retry = &*core.name, "settings reloaded");
+        Ok(())
     }
 }
 

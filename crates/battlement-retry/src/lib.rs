@@ -30,7 +30,11 @@
 //!   would end past it is not taken.
 //! - **Observability**: a `tracing` event per retry and per give-up, an
 //!   [`on_retry`](RetryPolicyBuilder::on_retry) callback and typed [`RetryEvent`]s through
-//!   [`RetryPolicy::subscribe`].
+//!   [`RetryPolicy::subscribe`]; counters read with [`RetryPolicy::metrics`] ([`RetryMetrics`])
+//!   and exported under the [`FAMILIES`] by a policy built with a health
+//!   [`registry`](RetryPolicyBuilder::registry).
+//! - **Live reload**: [`RetryPolicy::reload`] applies new attempts, delays, limits and budget
+//!   settings to every clone, from each request's next retry decision.
 //!
 //! The error after the last attempt is that attempt's own error, unchanged, so callers can still
 //! downcast it (a [`BreakerOpen`](battlement_core::error::BreakerOpen), a timeout's `Elapsed`, …).
@@ -136,9 +140,12 @@ mod future;
 #[cfg(feature = "http")]
 mod http;
 mod layer;
+mod metrics;
 mod policy;
 mod rules;
+mod seq;
 mod service;
+mod settings;
 
 pub use backoff::{Backoff, Jitter};
 pub use battlement_core::ConfigError;
@@ -149,6 +156,9 @@ pub use future::RetryDelay;
 #[cfg(feature = "http")]
 pub use http::{clone_request, is_idempotent, parse_retry_after, CloneBody, HttpRules};
 pub use layer::RetryLayer;
+pub use metrics::{
+    RetryMetrics, BUDGET_REFUSING, CALLS, FAMILIES, GAVE_UP, MAX_ATTEMPTS, RETRIES, SENT_ONCE,
+};
 pub use policy::RetryPolicy;
 pub use rules::{
     DefaultPredicate, PredicateFn, RetryContext, RetryPredicate, RetryRules, Rules, Verdict,

@@ -1,11 +1,13 @@
 //! The policy: tower's `Policy` trait, with per-request state.
 
-use crate::backoff::{bound, Backoff, Jitter};
-use crate::config::{Callback, RetryPolicyBuilder, SharedBudget};
+use crate::backoff::bound;
+use crate::config::{Callback, RetryPolicyBuilder};
 use crate::event::{DelaySource, RetryEvent};
 use crate::future::RetryDelay;
 use crate::layer::RetryLayer;
+use crate::metrics::{Core, Count, GiveUp};
 use crate::rules::{DefaultPredicate, RetryContext, RetryPredicate, RetryRules, Rules};
+use crate::settings::Settings;
 use battlement_core::event::EventChannel;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,19 +18,11 @@ use tokio::time::Instant;
 
 /// Settings and shared state of a policy (one per built policy, shared by its clones).
 pub(crate) struct Shared<K, P> {
-    pub(crate) name: Arc<str>,
-    pub(crate) max_attempts: u32,
-    pub(crate) time_limit: Option<Duration>,
-    pub(crate) backoff: Backoff,
-    pub(crate) jitter: Jitter,
-    pub(crate) min_delay: Duration,
-    pub(crate) max_delay: Option<Duration>,
-    /// The longest server-given delay honoured; a longer one ends the retries.
-    pub(crate) max_retry_after: Duration,
+    /// The name, the live settings, the budget and the counters (what a registry holds).
+    pub(crate) core: Arc<Core>,
     pub(crate) seed: u64,
     /// Counts the requests that drew random numbers, to give each its own stream.
     pub(crate) next_stream: AtomicU64,
-    pub(crate) budget: Option<SharedBudget>,
     pub(crate) on_retry: Option<Callback>,
     pub(crate) events: EventChannel<RetryEvent>,
     pub(crate) rules: K,
@@ -116,16 +110,16 @@ impl<K, P> Clone for RetryPolicy<K, P> {
 impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryPolicy<K, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &*self.shared;
+        let settings = s.core.settings.get();
         f.debug_struct("RetryPolicy")
-            .field("name", &s.name)
-            .field("max_attempts", &s.max_attempts)
-            .field("time_limit", &s.time_limit)
-            .field("backoff", &s.backoff)
-            .field("jitter", &s.jitter)
-            .field("min_delay", &s.min_delay)
-            .field("max_delay", &s.max_delay)
-            .field("max_retry_after", &s.max_retry_after)
-            .field("budget", &s.budget.is_some())
+            .field("name", &s.core.name)
+            .field("max_attempts", &settings.max_attempts)
+            .field("time_limit", &settings.time_limit)
+            .field("backoff", &settings.backoff)
+            .field("jitter", &settings.jitter)
+            .field("min_delay", &settings.min_delay)
+            .field("max_delay", &settings.max_delay)
+            .field("max_retry_after", &settings.max_retry_after)
             .field("rules", &s.rules)
             .field("predicate", &s.predicate)
             .field("attempts", &self.state.attempts)
@@ -158,14 +152,18 @@ impl<K, P> RetryPolicy<K, P> {
         }
     }
 
-    /// The policy's name.
-    pub fn name(&self) -> &str {
-        &self.shared.name
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.shared.core
     }
 
-    /// The most attempts in all, the first included.
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.shared.core.name
+    }
+
+    /// The most attempts in all, the first included, as set now.
     pub fn max_attempts(&self) -> u32 {
-        self.shared.max_attempts
+        self.shared.core.settings.get().max_attempts
     }
 
     /// The rules that judge attempts.
@@ -188,12 +186,13 @@ impl<K, P> RetryPolicy<K, P> {
 /// `retry_after` must already be within the policy's `max_retry_after`.
 fn next_delay<K, P>(
     shared: &Shared<K, P>,
+    settings: &Settings,
     state: &mut RequestState,
     retry: u32,
     retry_after: Option<Duration>,
 ) -> (Duration, DelaySource) {
     let mut fixed = fastrand::Rng::with_seed(0);
-    let rng = if shared.backoff.is_random() || shared.jitter.is_random() {
+    let rng = if settings.backoff.is_random() || settings.jitter.is_random() {
         state.rng.get_or_insert_with(|| {
             let stream = shared.next_stream.fetch_add(1, Ordering::Relaxed);
             fastrand::Rng::with_seed(shared.seed.wrapping_add(stream))
@@ -201,15 +200,15 @@ fn next_delay<K, P>(
     } else {
         &mut fixed
     };
-    let raw = shared.backoff.delay(retry, state.prev, rng);
+    let raw = settings.backoff.delay(retry, state.prev, rng);
     state.prev = raw;
     let backoff = bound(
-        shared.jitter.apply(raw, rng),
-        shared.min_delay,
-        shared.max_delay,
+        settings.jitter.apply(raw, rng),
+        settings.min_delay,
+        settings.max_delay,
     );
     match retry_after {
-        Some(after) => (after.max(shared.min_delay), DelaySource::RetryAfter),
+        Some(after) => (after.max(settings.min_delay), DelaySource::RetryAfter),
         None => (backoff, DelaySource::Backoff),
     }
 }
@@ -221,6 +220,7 @@ where
 {
     type Future = RetryDelay;
 
+    #[inline]
     fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<RetryDelay> {
         self.state.attempts = self.state.attempts.saturating_add(1);
         let attempt = self.state.attempts;
@@ -233,42 +233,53 @@ where
             verdict,
             attempt,
         };
+        let core = &*shared.core;
         if !shared.predicate.should_retry(&cx) {
+            if verdict.outcome().is_failure() {
+                core.gave_up(attempt, GiveUp::NotRetryable);
+            } else {
+                core.succeeded(attempt);
+            }
             return None;
         }
-        let name = &*shared.name;
+        // Read at every decision: a reload applies from a request's next decision on.
+        let settings = core.settings.get();
+        let name = &*core.name;
         let outcome = verdict.outcome();
-        if attempt >= shared.max_attempts {
+        if attempt >= settings.max_attempts {
             tracing::debug!(retry = name, attempt, %outcome, "giving up: attempts exhausted");
+            core.gave_up(attempt, GiveUp::MaxAttempts);
             return None;
         }
         let retry_after = verdict.retry_after();
         if let Some(after) = retry_after {
-            if after > shared.max_retry_after {
-                let max = shared.max_retry_after;
+            if after > settings.max_retry_after {
+                let max = settings.max_retry_after;
                 tracing::debug!(retry = name, attempt, %outcome, retry_after = ?after, ?max, "giving up: retry-after beyond max_retry_after");
+                core.gave_up(attempt, GiveUp::RetryAfter);
                 return None;
             }
         }
-        let (delay, source) = next_delay(shared, &mut self.state, attempt, retry_after);
-        if let (Some(limit), Some(started)) = (shared.time_limit, self.state.started) {
+        let (delay, source) = next_delay(shared, &settings, &mut self.state, attempt, retry_after);
+        if let (Some(limit), Some(started)) = (settings.time_limit, self.state.started) {
             let too_late = match Instant::now().checked_add(delay) {
                 Some(at) => at.saturating_duration_since(started) >= limit,
                 None => true,
             };
             if too_late {
                 tracing::debug!(retry = name, attempt, %outcome, ?delay, ?limit, "giving up: time limit");
+                core.gave_up(attempt, GiveUp::TimeLimit);
                 return None;
             }
         }
-        if let Some(budget) = &shared.budget {
-            if !budget.withdraw() {
-                tracing::debug!(retry = name, attempt, %outcome, "giving up: retry budget spent");
-                return None;
-            }
+        if !core.budget.withdraw() {
+            tracing::debug!(retry = name, attempt, %outcome, "giving up: retry budget spent");
+            core.gave_up(attempt, GiveUp::Budget);
+            return None;
         }
+        core.counts.add(Count::Retries as usize);
         let event = RetryEvent {
-            name: shared.name.clone(),
+            name: core.name.clone(),
             attempt,
             delay,
             source,
@@ -291,16 +302,22 @@ where
         Some(RetryDelay::new(delay))
     }
 
+    #[inline]
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
         if self.state.attempts == 0 {
             // The first attempt of a request: tower calls this on the service's own policy,
             // before cloning it for the request's session.
-            if let Some(budget) = &self.shared.budget {
-                budget.deposit();
-            }
-            if self.shared.time_limit.is_some() {
+            let core = &*self.shared.core;
+            core.budget.deposit();
+            // A time limit set by a reload applies to requests that start after it.
+            if core.settings.has_time_limit() {
                 self.state.started = Some(Instant::now());
             }
+            let copy = self.shared.rules.clone_request(req);
+            if copy.is_none() {
+                core.counts.add(Count::SentOnce as usize);
+            }
+            return copy;
         }
         self.shared.rules.clone_request(req)
     }

@@ -1,5 +1,6 @@
 //! The timeout's response future.
 
+use crate::config::Named;
 use battlement_core::error::Elapsed;
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
@@ -26,17 +27,17 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         limit: Duration,
-        name: &'static str,
+        named: &'static Named,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, limit: Duration, name: &'static str) -> Self {
+    pub(crate) fn new(inner: F, limit: Duration, named: &'static Named) -> Self {
         ResponseFuture {
             inner,
             sleep: None,
             limit,
-            name,
+            named,
         }
     }
 }
@@ -59,7 +60,7 @@ where
         }
         let sleep = this.sleep.as_pin_mut().expect("armed above");
         match sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(elapsed(this.name, *this.limit))),
+            Poll::Ready(()) => Poll::Ready(Err(elapsed(this.named, *this.limit))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -68,7 +69,9 @@ where
 /// The error for a call that ran out of time (out of line: the cold path).
 #[cold]
 #[inline(never)]
-fn elapsed(name: &'static str, limit: Duration) -> BoxError {
+fn elapsed(named: &'static Named, limit: Duration) -> BoxError {
+    named.elapsed.increment();
+    let name = named.name;
     tracing::debug!(timeout = name, ?limit, "call timed out");
     Box::new(Elapsed::new(name.into(), limit))
 }

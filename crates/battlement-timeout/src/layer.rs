@@ -1,6 +1,9 @@
 //! The timeout's `tower::Layer`.
 
+use crate::config::{intern, Named};
 use crate::{DefaultOnly, TimeoutService};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
 
@@ -31,11 +34,45 @@ use tower_layer::Layer;
 /// assert_eq!(elapsed.limit(), Duration::from_millis(100));
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy)]
+///
+/// Clones of a layer, and the services it makes, share its limit: a
+/// [`reload`](Self::reload) changes it for every call that starts after it.
+#[derive(Debug, Clone)]
 pub struct TimeoutLayer<P = DefaultOnly> {
-    pub(crate) limit: Duration,
-    pub(crate) name: &'static str,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) policy: P,
+}
+
+/// What a layer's clones share and a registry holds: the name and counters (stored once per
+/// name for the life of the process) and the live limit.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) named: &'static Named,
+    /// The default limit, in nanoseconds (one relaxed read per call; a reload writes it).
+    limit_nanos: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(named: &'static Named, limit: Duration) -> Self {
+        Shared {
+            named,
+            limit_nanos: AtomicU64::new(nanos(limit)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn limit(&self) -> Duration {
+        Duration::from_nanos(self.limit_nanos.load(Relaxed))
+    }
+
+    pub(crate) fn set_limit(&self, limit: Duration) {
+        self.limit_nanos.store(nanos(limit), Relaxed);
+    }
+}
+
+/// A duration in whole nanoseconds, saturating (about 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl TimeoutLayer {
@@ -43,8 +80,7 @@ impl TimeoutLayer {
     /// [`try_new`](Self::try_new) to refuse it).
     pub fn new(limit: Duration) -> Self {
         TimeoutLayer {
-            limit,
-            name: "timeout",
+            shared: Arc::new(Shared::new(intern("timeout"), limit)),
             policy: DefaultOnly,
         }
     }

@@ -15,6 +15,10 @@
 //! lengthen it, unless [`HttpTimeouts::allow_extension`] names how far. A malformed or huge
 //! `grpc-timeout` never panics: it is ignored (with a warning) or held to the ceiling.
 //!
+//! Operate it: [`TimeoutLayer::builder`] names a layer and registers it with health registries
+//! (where it exports the [`FAMILIES`]); [`TimeoutLayer::metrics`] reads its counters; and
+//! [`TimeoutLayer::reload`] changes the limit of every clone for calls that start after it.
+//!
 //! # Why not `tower::timeout`?
 //!
 //! `tower::timeout::Timeout` has a fixed limit and returns tower's untyped `Elapsed`, which names
@@ -68,17 +72,20 @@ mod future;
 #[cfg(feature = "http")]
 mod http;
 mod layer;
+mod metrics;
 mod policy;
 mod service;
 
 pub use battlement_core::error::Elapsed;
 pub use battlement_core::ConfigError;
+pub use config::TimeoutBuilder;
 pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use http::{
     format_grpc_timeout, parse_grpc_timeout, Deadline, HttpTimeouts, Timeout, GRPC_TIMEOUT,
 };
 pub use layer::TimeoutLayer;
+pub use metrics::{TimeoutMetrics, CALLS, ELAPSED, FAMILIES, LIMIT};
 pub use policy::{DefaultOnly, TimeoutPolicy};
 pub use service::TimeoutService;
 

@@ -51,7 +51,9 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let limit = self.layer.policy.limit(&mut req, self.layer.limit);
-        ResponseFuture::new(self.inner.call(req), limit, self.layer.name)
+        let shared = &*self.layer.shared;
+        let limit = self.layer.policy.limit(&mut req, shared.limit());
+        shared.named.calls.increment();
+        ResponseFuture::new(self.inner.call(req), limit, shared.named)
     }
 }

@@ -462,3 +462,147 @@ mod http_overrides {
         );
     }
 }
+
+mod operate {
+    //! Counters, export, registration and reload.
+
+    use crate::{TimeoutLayer, FAMILIES};
+    use battlement_core::export::{Family, HistogramSnapshot, Labels, MetricsVisitor};
+    use battlement_core::{ComponentKind, HealthSource, HealthStatus};
+    use battlement_health::HealthRegistry;
+    use std::time::Duration;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// An upstream that takes `delay`.
+    fn slow(
+        layer: &TimeoutLayer,
+    ) -> impl tower::Service<Duration, Response = (), Error = battlement_core::BoxError> + Clone
+    {
+        layer.layer(service_fn(|delay: Duration| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, std::io::Error>(())
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counters_are_shared_by_clones_and_their_services() {
+        let layer = TimeoutLayer::builder("op-counters")
+            .limit(ms(100))
+            .build()
+            .unwrap();
+        let other = layer.clone();
+        slow(&layer).oneshot(ms(10)).await.unwrap();
+        slow(&other).oneshot(ms(500)).await.unwrap_err();
+        slow(&other).oneshot(Duration::ZERO).await.unwrap();
+        let m = layer.metrics();
+        assert_eq!((m.calls, m.elapsed, m.limit), (3, 1, ms(100)));
+        assert_eq!(other.metrics(), m);
+    }
+
+    #[derive(Default)]
+    struct Seen(Vec<(&'static str, f64)>);
+    impl MetricsVisitor for Seen {
+        fn counter(&mut self, f: &'static Family, l: Labels<'_>, v: u64) {
+            assert!(l.is_empty());
+            self.0.push((f.name, v as f64));
+        }
+        fn gauge(&mut self, f: &'static Family, l: Labels<'_>, v: f64) {
+            assert!(l.is_empty());
+            self.0.push((f.name, v));
+        }
+        fn histogram(&mut self, f: &'static Family, _: Labels<'_>, h: &HistogramSnapshot) {
+            self.0.push((f.name, h.count as f64));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn export_reports_every_family_once() {
+        let layer = TimeoutLayer::builder("op-export")
+            .limit(ms(250))
+            .build()
+            .unwrap();
+        slow(&layer).oneshot(ms(300)).await.unwrap_err();
+        let mut seen = Seen::default();
+        layer.export(&mut seen);
+        let names: Vec<_> = seen.0.iter().map(|(n, _)| *n).collect();
+        let families: Vec<_> = FAMILIES.iter().map(|f| f.name).collect();
+        assert_eq!(names, families, "each family once, in FAMILIES");
+        assert!(families
+            .iter()
+            .all(|n| n.starts_with("battlement_timeout_")));
+        assert_eq!(
+            seen.0,
+            [
+                ("battlement_timeout_calls", 1.0),
+                ("battlement_timeout_elapsed", 1.0),
+                ("battlement_timeout_limit_seconds", 0.25),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reload_changes_the_limit_of_new_calls_only() {
+        let layer = TimeoutLayer::builder("op-reload")
+            .limit(ms(100))
+            .build()
+            .unwrap();
+        let svc = slow(&layer.clone());
+        // A call in flight keeps the limit it started with.
+        let reload = async {
+            tokio::time::sleep(ms(1)).await;
+            layer
+                .reload(&TimeoutLayer::builder("op-reload").limit(ms(200)))
+                .unwrap();
+        };
+        let (in_flight, ()) = tokio::join!(svc.clone().oneshot(ms(150)), reload);
+        assert!(in_flight.is_err(), "kept its 100 ms");
+        // New calls, through services made before the reload, get 200 ms.
+        svc.clone().oneshot(ms(150)).await.unwrap();
+        assert_eq!(layer.limit(), ms(200));
+
+        // An invalid reload changes nothing.
+        let err = layer
+            .reload(&TimeoutLayer::builder("op-reload").limit(Duration::ZERO))
+            .unwrap_err();
+        assert_eq!(err.setting(), "limit");
+        svc.oneshot(ms(150)).await.unwrap();
+        assert_eq!(layer.metrics().limit, ms(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_registered_timeout_is_in_the_health_report() {
+        let registry = HealthRegistry::new();
+        let layer = TimeoutLayer::builder("op-health")
+            .limit(ms(100))
+            .registry(&registry)
+            .build()
+            .unwrap();
+        slow(&layer).oneshot(ms(200)).await.unwrap_err();
+        let report = registry.report();
+        let me = report
+            .components
+            .iter()
+            .find(|c| c.name() == "op-health")
+            .unwrap();
+        assert_eq!(me.snapshot.kind, ComponentKind::Timeout);
+        assert_eq!(me.snapshot.status, HealthStatus::Pass);
+        assert!(!me.critical);
+        let elapsed = me
+            .snapshot
+            .metrics
+            .iter()
+            .find(|m| m.name == "elapsed")
+            .unwrap();
+        assert_eq!(elapsed.value, 1.0);
+        // (kind, name) is unique.
+        let err = TimeoutLayer::builder("op-health")
+            .registry(&registry)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "name");
+    }
+}

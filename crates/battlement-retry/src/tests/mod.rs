@@ -18,6 +18,8 @@ mod config;
 mod events;
 #[cfg(feature = "http")]
 mod http;
+mod metrics;
+mod reload;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
