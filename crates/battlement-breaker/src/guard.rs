@@ -79,10 +79,14 @@ impl CallGuard {
         self.done = true;
         let latency = if self.time == UNTIMED {
             None
-        } else if self.deferred {
-            Some(self.time)
         } else {
-            Some(self.shard.shared.elapsed(self.time))
+            let ticks = if self.deferred {
+                self.time
+            } else {
+                self.shard.shared.elapsed(self.time)
+            };
+            self.shard.shared.observe(ticks);
+            Some(ticks)
         };
         self.shard
             .shared
