@@ -459,9 +459,12 @@ impl Shared {
                 return;
             }
         };
-        let slow = match (self.slow, latency) {
-            (Some((limit, _)), Some(lat)) => lat >= limit,
-            _ => false,
+        let slow = match latency {
+            Some(lat) => {
+                self.observe(lat);
+                matches!(self.slow, Some((limit, _)) if lat >= limit)
+            }
+            None => false,
         };
         // Window time is the call-path clock's, as in `metrics` (only time windows read it).
         let now = if self.window.needs_time() {

@@ -214,9 +214,9 @@ impl CircuitBreakerBuilder {
     /// Off by default, so a call costs what it did without export. On, every call is timed (as
     /// with [`record_latency`](Self::record_latency)) and its duration is added to the calling
     /// thread's cell of a fixed-bucket histogram: no lock, no allocation, no word shared with
-    /// other threads. The duration is that of every call that finished with an outcome (to its
-    /// response's head, as the window's latency), ignored and stale calls included; a cancelled
-    /// call has none.
+    /// other threads. It holds the calls counted as a success or a failure (the window's calls;
+    /// not ignored, cancelled or stale ones), timed to the response's head as the window's
+    /// latency is.
     ///
     /// ```
     /// use battlement_breaker::CircuitBreaker;

@@ -79,14 +79,10 @@ impl CallGuard {
         self.done = true;
         let latency = if self.time == UNTIMED {
             None
+        } else if self.deferred {
+            Some(self.time)
         } else {
-            let ticks = if self.deferred {
-                self.time
-            } else {
-                self.shard.shared.elapsed(self.time)
-            };
-            self.shard.shared.observe(ticks);
-            Some(ticks)
+            Some(self.shard.shared.elapsed(self.time))
         };
         self.shard
             .shared

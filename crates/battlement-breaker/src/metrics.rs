@@ -17,7 +17,7 @@
 //! | `battlement_circuit_breaker_failure_rate` | gauge | | Failure rate over the current window, 0 to 1 (0 when the window is empty). |
 //! | `battlement_circuit_breaker_slow_call_rate` | gauge | | Slow-call rate over the current window, 0 to 1. |
 //! | `battlement_circuit_breaker_window_calls` | gauge | | Calls in the current window (what the rates are over). |
-//! | `battlement_circuit_breaker_call_duration_seconds` | histogram | | Duration of calls that finished with an outcome; only with [`histogram(true)`](crate::CircuitBreakerBuilder::histogram). |
+//! | `battlement_circuit_breaker_call_duration_seconds` | histogram | | Duration of the calls counted as `success` or `failure`; only with [`histogram(true)`](crate::CircuitBreakerBuilder::histogram). |
 
 use crate::breaker::Shared;
 use crate::{CircuitBreaker, State};
@@ -79,7 +79,7 @@ static WINDOW_CALLS: Family = Family::gauge(
 /// `battlement_circuit_breaker_call_duration_seconds`: call durations (opt-in).
 static CALL_DURATION: Family = Family::histogram(
     "battlement_circuit_breaker_call_duration_seconds",
-    "Duration of calls that finished with an outcome.",
+    "Duration of calls counted as success or failure.",
     "seconds",
 );
 

@@ -123,13 +123,14 @@ async fn export_matches_metrics_for_a_breaker_that_opened_and_rejects() {
         m.window_calls as f64
     );
 
-    // Five calls finished with an outcome (the ignored one included): one of 150 ms, four of 0.
+    // The four calls counted as success or failure (not the ignored or cancelled one): one of
+    // 150 ms, three of 0.
     let h = out.histogram_value("battlement_circuit_breaker_call_duration_seconds", &[]);
-    assert_eq!(h.count, 5);
+    assert_eq!(h.count, m.successes + m.failures);
     assert!((h.sum - 0.150).abs() < 1e-9, "{}", h.sum);
     let holds_150ms = h.bounds().iter().position(|&b| b >= 0.150).unwrap();
-    assert_eq!(h.cumulative()[holds_150ms], 5);
-    assert_eq!(h.cumulative()[holds_150ms - 1], 4);
+    assert_eq!(h.cumulative()[holds_150ms], 4);
+    assert_eq!(h.cumulative()[holds_150ms - 1], 3);
 }
 
 /// By default there is no histogram, and calls are not timed: the call path is what it was
