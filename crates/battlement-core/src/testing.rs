@@ -192,7 +192,7 @@ impl RecordingVisitor {
     pub fn assert_families_in(&self, families: &[&crate::export::Family]) {
         for (f, _, _) in &self.values {
             assert!(
-                families.iter().any(|g| *g == *f),
+                families.contains(f),
                 "family {} was reported but is not in FAMILIES",
                 f.name
             );
