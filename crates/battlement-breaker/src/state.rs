@@ -57,7 +57,7 @@ pub enum State {
 }
 
 impl State {
-    /// Every state, in a fixed order (the order of [`index`](Self::index)).
+    /// Every state, in a fixed order: closed, open, half-open, forced open, disabled.
     pub const ALL: [State; 5] = [
         State::Closed,
         State::Open,
