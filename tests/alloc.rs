@@ -1,4 +1,5 @@
-//! No heap allocation per call in steady state: through a closed breaker, a free bulkhead, the
+//! No heap allocation per call in steady state: through a closed breaker and a free bulkhead
+//! (with and without their export histograms), the
 //! timeout layer, the retry policy whose first attempt succeeds, and the full recommended stack
 //! composed by the facade's `ResilienceStack`.
 //!
@@ -71,6 +72,14 @@ mod breaker {
     }
 
     #[test]
+    fn closed_with_the_duration_histogram_allocates_nothing() {
+        let b = CircuitBreaker::builder("alloc")
+            .sliding_window(SlidingWindow::Count(100))
+            .histogram(true);
+        assert_eq!(closed(b), 0);
+    }
+
+    #[test]
     fn closed_inside_a_runtime_allocates_nothing() {
         let rt = runtime();
         let _enter = rt.enter();
@@ -134,6 +143,20 @@ mod bulkhead {
             .max_concurrent(4)
             .max_queued(4)
             .max_wait(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let svc = BulkheadLayer::new(&bulkhead).layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        assert_eq!(bulkhead.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_free_permit_with_the_wait_histogram_allocates_nothing() {
+        let bulkhead = Bulkhead::builder("alloc")
+            .max_concurrent(4)
+            .max_queued(4)
+            .max_wait(Duration::from_secs(1))
+            .histogram(true)
             .build()
             .unwrap();
         let svc = BulkheadLayer::new(&bulkhead).layer(bare());

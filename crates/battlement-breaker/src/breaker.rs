@@ -9,6 +9,7 @@ use crate::window::{Record, Window};
 use crate::State;
 use battlement_core::error::BreakerOpen;
 use battlement_core::event::EventChannel;
+use battlement_core::export::Histogram;
 use battlement_core::stripe::{self, stripe_count, CachePadded};
 use battlement_core::{FailureKind, Outcome};
 use std::fmt;
@@ -61,6 +62,11 @@ pub(crate) struct Shared {
     max_half_open: Option<u64>,
     count_rejections: bool,
     pub(crate) timing: bool,
+    /// Call durations for the exporters, when [`histogram`](CircuitBreakerBuilder::histogram)
+    /// is on.
+    pub(crate) histogram: Option<Histogram>,
+    /// Transitions counted by `[from][to]` (state bits); only transitions write them.
+    pub(crate) transitions: [[AtomicU64; 5]; 5],
     pub(crate) origin: Instant,
     pub(crate) hot: HotClock,
     events: EventChannel<BreakerEvent>,
@@ -140,7 +146,9 @@ impl CircuitBreaker {
             consecutive_limit: b.consecutive_failures,
             max_half_open: v.max_half_open,
             count_rejections: b.count_rejections,
-            timing: b.record_latency || b.slow_call.is_some(),
+            timing: b.record_latency || b.slow_call.is_some() || b.histogram,
+            histogram: b.histogram.then(Histogram::new),
+            transitions: Default::default(),
             origin: Instant::now(),
             hot,
             events: v.events,
@@ -301,6 +309,14 @@ impl Shared {
         self.hot.raw().saturating_sub(start)
     }
 
+    /// Adds a finished call's duration (clock ticks) to the histogram, when there is one.
+    #[inline]
+    pub(crate) fn observe(&self, ticks: u64) {
+        if let Some(h) = &self.histogram {
+            h.record_nanos(self.hot.ticks_to_nanos(ticks));
+        }
+    }
+
     /// Decides whether a call may start.
     #[inline]
     pub(crate) fn admit(&self) -> Result<Admission, BreakerOpen> {
@@ -443,9 +459,12 @@ impl Shared {
                 return;
             }
         };
-        let slow = match (self.slow, latency) {
-            (Some((limit, _)), Some(lat)) => lat >= limit,
-            _ => false,
+        let slow = match latency {
+            Some(lat) => {
+                self.observe(lat);
+                matches!(self.slow, Some((limit, _)) if lat >= limit)
+            }
+            None => false,
         };
         // Window time is the call-path clock's, as in `metrics` (only time windows read it).
         let now = if self.window.needs_time() {
@@ -583,6 +602,7 @@ impl Shared {
     }
 
     fn announce(&self, t: Transition, reason: TransitionReason) {
+        self.transitions[t.from.index()][t.to.index()].fetch_add(1, Relaxed);
         let open_for = t.open_for.map(Duration::from_nanos);
         match t.to {
             State::Open | State::ForcedOpen => tracing::warn!(

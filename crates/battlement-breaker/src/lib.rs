@@ -17,7 +17,10 @@
 //!   call whose future is dropped counts as nothing and returns its half-open permit.
 //! - Metrics ([`CircuitBreaker::metrics`]), `tracing` events, typed [`BreakerEvent`]s through
 //!   [`CircuitBreaker::subscribe`], and a [`HealthSnapshot`](battlement_core::HealthSnapshot) for the health
-//!   registry ([`battlement_core::HealthSource`]).
+//!   registry ([`battlement_core::HealthSource`]), and metrics for exporters through
+//!   [`HealthSource::export`](battlement_core::HealthSource::export): the families of
+//!   [`FAMILIES`], pull-based, with an opt-in call-duration histogram
+//!   ([`histogram`](CircuitBreakerBuilder::histogram)).
 //!
 //! # Example
 //!
@@ -118,7 +121,7 @@ pub use event::{BreakerEvent, TransitionReason};
 pub use future::ResponseFuture;
 pub use guard::CallGuard;
 pub use layer::CircuitBreakerLayer;
-pub use metrics::CircuitBreakerMetrics;
+pub use metrics::{CircuitBreakerMetrics, FAMILIES};
 pub use service::CircuitBreakerService;
 pub use state::State;
 

@@ -1,12 +1,106 @@
-//! The breaker's read-outs: [`CircuitBreakerMetrics`] and the health snapshot it gives the
-//! registry ([`HealthSource`]).
+//! The breaker's read-outs: [`CircuitBreakerMetrics`], the health snapshot it gives the
+//! registry ([`HealthSource`]) and the metric families it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the breaker's counters at collection time (the call path
+//! writes only its own thread's stripe, as it does without an exporter). Every family is in
+//! [`FAMILIES`]; the exporter adds the breaker's `name` label.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_circuit_breaker_calls` | counter | `outcome` | Calls by outcome: `success`, `failure`, `ignored` (the classifier ignored it, or a rejection from a layer below when rejections do not count), `rejected` (by this breaker), `cancelled` (dropped before it finished), `stale` (finished after the state it started in had ended, so not counted). Every outcome is reported; their sum is every call that reached the breaker and finished or was rejected. |
+//! | `battlement_circuit_breaker_slow_calls` | counter | | Calls at least as slow as the slow-call duration. A slow call is also a `success` or a `failure` in `calls`, so slowness is a family of its own and `sum(calls)` stays the number of calls. |
+//! | `battlement_circuit_breaker_failures` | counter | `kind` | Failed calls by failure kind (`timeout`, `connection`, `server_error`, `rate_limited`, `rejected`, `other`: every [`FailureKind`], all reported); they sum to `calls{outcome="failure"}`. |
+//! | `battlement_circuit_breaker_state` | gauge | `state` | 1 for the state the breaker is in, 0 for every other state (all five are reported). |
+//! | `battlement_circuit_breaker_transitions` | counter | `from`, `to` | State transitions, every (from, to) pair of states reported; a transition to the state the breaker is already in (a [`reset`](CircuitBreaker::reset) of a closed breaker, a second force) counts too. |
+//! | `battlement_circuit_breaker_failure_rate` | gauge | | Failure rate over the current window, 0 to 1 (0 when the window is empty). |
+//! | `battlement_circuit_breaker_slow_call_rate` | gauge | | Slow-call rate over the current window, 0 to 1. |
+//! | `battlement_circuit_breaker_window_calls` | gauge | | Calls in the current window (what the rates are over). |
+//! | `battlement_circuit_breaker_call_duration_seconds` | histogram | | Duration of the calls counted as `success` or `failure`; only with [`histogram(true)`](crate::CircuitBreakerBuilder::histogram). |
 
 use crate::breaker::Shared;
 use crate::{CircuitBreaker, State};
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{
     ComponentKind, FailureKind, HealthSnapshot, HealthSource, HealthStatus, Metric,
 };
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+
+/// `battlement_circuit_breaker_calls{outcome}`: calls by outcome.
+static CALLS: Family = Family::counter(
+    "battlement_circuit_breaker_calls",
+    "Calls through the circuit breaker, by outcome.",
+    "calls",
+);
+/// `battlement_circuit_breaker_slow_calls`: calls slower than the slow-call duration.
+static SLOW_CALLS: Family = Family::counter(
+    "battlement_circuit_breaker_slow_calls",
+    "Calls at least as slow as the slow-call duration (also counted as success or failure).",
+    "calls",
+);
+/// `battlement_circuit_breaker_failures{kind}`: failed calls by failure kind.
+static FAILURES: Family = Family::counter(
+    "battlement_circuit_breaker_failures",
+    "Failed calls, by failure kind.",
+    "",
+);
+/// `battlement_circuit_breaker_state{state}`: 1 for the current state, 0 for the others.
+static STATE: Family = Family::gauge(
+    "battlement_circuit_breaker_state",
+    "1 for the state the circuit breaker is in, 0 for the others.",
+    "",
+);
+/// `battlement_circuit_breaker_transitions{from,to}`: state transitions.
+static TRANSITIONS: Family = Family::counter(
+    "battlement_circuit_breaker_transitions",
+    "State transitions, by the state left and the state entered.",
+    "",
+);
+/// `battlement_circuit_breaker_failure_rate`: failure rate over the window.
+static FAILURE_RATE: Family = Family::gauge(
+    "battlement_circuit_breaker_failure_rate",
+    "Failure rate over the current window (0 to 1).",
+    "",
+);
+/// `battlement_circuit_breaker_slow_call_rate`: slow-call rate over the window.
+static SLOW_CALL_RATE: Family = Family::gauge(
+    "battlement_circuit_breaker_slow_call_rate",
+    "Slow-call rate over the current window (0 to 1).",
+    "",
+);
+/// `battlement_circuit_breaker_window_calls`: calls in the window.
+static WINDOW_CALLS: Family = Family::gauge(
+    "battlement_circuit_breaker_window_calls",
+    "Calls in the current window.",
+    "calls",
+);
+/// `battlement_circuit_breaker_call_duration_seconds`: call durations (opt-in).
+static CALL_DURATION: Family = Family::histogram(
+    "battlement_circuit_breaker_call_duration_seconds",
+    "Duration of calls counted as success or failure.",
+    "seconds",
+);
+
+/// Every family a [`CircuitBreaker`] exports (the table in this module's docs).
+///
+/// ```
+/// assert!(battlement_breaker::FAMILIES
+///     .iter()
+///     .any(|f| f.name == "battlement_circuit_breaker_calls"));
+/// ```
+pub static FAMILIES: &[&Family] = &[
+    &CALLS,
+    &SLOW_CALLS,
+    &FAILURES,
+    &STATE,
+    &TRANSITIONS,
+    &FAILURE_RATE,
+    &SLOW_CALL_RATE,
+    &WINDOW_CALLS,
+    &CALL_DURATION,
+];
 
 impl CircuitBreaker {
     /// Counts, rates and latencies as plain data.
@@ -177,5 +271,65 @@ impl HealthSource for CircuitBreaker {
             snap = snap.with_message(format!("forced open: {reason}"));
         }
         snap
+    }
+
+    /// Reports the families of [`FAMILIES`] from the breaker's own counters (the figures of
+    /// [`metrics`](CircuitBreaker::metrics)), plus its transitions and, when enabled, the
+    /// call-duration histogram.
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let m = self.metrics();
+        let shared = self.shared();
+        for (outcome, n) in [
+            ("success", m.successes),
+            ("failure", m.failures),
+            ("ignored", m.ignored),
+            ("rejected", m.calls_rejected),
+            ("cancelled", m.cancelled),
+            ("stale", m.stale),
+        ] {
+            out.counter(&CALLS, &[("outcome", outcome)], n);
+        }
+        out.counter(&SLOW_CALLS, &[], m.slow_calls);
+        for (kind, n) in m.failures_by_kind {
+            out.counter(&FAILURES, &[("kind", kind.as_str())], n);
+        }
+        for state in State::ALL {
+            let on = if state == m.state { 1.0 } else { 0.0 };
+            out.gauge(&STATE, &[("state", state.as_str())], on);
+        }
+        for from in State::ALL {
+            for to in State::ALL {
+                let n = shared.transitions[from.index()][to.index()].load(Relaxed);
+                out.counter(
+                    &TRANSITIONS,
+                    &[("from", from.as_str()), ("to", to.as_str())],
+                    n,
+                );
+            }
+        }
+        out.gauge(&FAILURE_RATE, &[], m.failure_rate);
+        out.gauge(&SLOW_CALL_RATE, &[], m.slow_call_rate);
+        out.gauge(&WINDOW_CALLS, &[], m.window_calls as f64);
+        if let Some(h) = &shared.histogram {
+            out.histogram(&CALL_DURATION, &[], &h.snapshot());
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// How many transitions from `from` to `to` the breaker has made since it was built
+    /// (exported as `battlement_circuit_breaker_transitions`).
+    ///
+    /// ```
+    /// use battlement_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// breaker.force_open("maintenance");
+    /// breaker.reset();
+    /// assert_eq!(breaker.transitions(State::Closed, State::ForcedOpen), 1);
+    /// assert_eq!(breaker.transitions(State::ForcedOpen, State::Closed), 1);
+    /// ```
+    pub fn transitions(&self, from: State, to: State) -> u64 {
+        self.shared().transitions[from.index()][to.index()].load(Relaxed)
     }
 }

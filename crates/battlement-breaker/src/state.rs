@@ -57,6 +57,20 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in a fixed order: closed, open, half-open, forced open, disabled.
+    pub const ALL: [State; 5] = [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::ForcedOpen,
+        State::Disabled,
+    ];
+
+    /// The state's place in [`ALL`](Self::ALL).
+    pub(crate) fn index(self) -> usize {
+        self.bits() as usize
+    }
+
     fn from_bits(bits: u64) -> State {
         match bits {
             0 => State::Closed,

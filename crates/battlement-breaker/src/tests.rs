@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
+mod export;
+
 /// What the fake upstream should do for one call.
 enum Call {
     Ok,

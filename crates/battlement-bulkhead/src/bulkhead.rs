@@ -5,6 +5,7 @@ use crate::queue::{noop_waker, wait_for_permit, QueueSlot, WaitFuture};
 use crate::semaphore::Semaphore;
 use crate::BulkheadBuilder;
 use battlement_core::error::{BoxError, BulkheadFull};
+use battlement_core::export::Histogram;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
@@ -77,6 +78,7 @@ impl Bulkhead {
         max_queued: usize,
         max_wait: Option<Duration>,
         rejection_window: Duration,
+        histogram: bool,
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
@@ -90,6 +92,7 @@ impl Bulkhead {
                 waits: AtomicU64::new(0),
                 wait_total_nanos: AtomicU64::new(0),
                 wait_max_nanos: AtomicU64::new(0),
+                wait_histogram: histogram.then(Histogram::new),
                 max_queued: max_queued.min(MAX_QUEUED),
                 max_wait,
                 last_rejection: AtomicU64::new(0),

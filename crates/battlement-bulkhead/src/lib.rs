@@ -14,7 +14,10 @@
 //! - Metrics: [`Bulkhead::metrics`] (in flight, queued, limits, accepted, rejected by cause, wait
 //!   time mean and max). The handle implements [`HealthSource`](battlement_core::HealthSource): state
 //!   `saturated` with status `warn` while every permit is taken or calls wait, `available` and
-//!   `pass` otherwise. The builder registers it with a health registry.
+//!   `pass` otherwise. The builder registers it with a health registry. Exporters read it
+//!   through [`HealthSource::export`](battlement_core::HealthSource::export) (the families of
+//!   [`FAMILIES`], pull-based), with an opt-in queue-wait histogram
+//!   ([`histogram`](BulkheadBuilder::histogram)).
 //! - Every rejection is a `tracing` debug event, every resize an info event, with the
 //!   bulkhead's name.
 //!
@@ -113,7 +116,7 @@ pub use bulkhead::Bulkhead;
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
-pub use metrics::BulkheadMetrics;
+pub use metrics::{BulkheadMetrics, FAMILIES};
 pub use service::BulkheadService;
 
 #[cfg(all(test, loom))]

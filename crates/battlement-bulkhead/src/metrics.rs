@@ -1,11 +1,98 @@
-//! The bulkhead's read-out ([`BulkheadMetrics`]), the counters behind it, and its health
-//! snapshot.
+//! The bulkhead's read-out ([`BulkheadMetrics`]), the counters behind it, its health snapshot
+//! and the metric families it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the bulkhead's permit word and counters at collection time;
+//! the call path writes nothing for it. Every family is in [`FAMILIES`]; the exporter adds the
+//! bulkhead's `name` label.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_bulkhead_in_flight_calls` | gauge | | Calls holding a permit now. |
+//! | `battlement_bulkhead_queued_calls` | gauge | | Calls waiting in the queue now. |
+//! | `battlement_bulkhead_free_permits` | gauge | | Permits free now. |
+//! | `battlement_bulkhead_max_concurrent` | gauge | | The concurrency limit. |
+//! | `battlement_bulkhead_max_queued` | gauge | | The queue bound. |
+//! | `battlement_bulkhead_accepted_calls` | counter | | Calls admitted, at once or after waiting. |
+//! | `battlement_bulkhead_rejected_calls` | counter | `reason` | Calls rejected: `full` (the queue was full, [`BulkheadFull`](crate::BulkheadFull)) or `timeout` (waited too long, [`BulkheadTimeout`](crate::BulkheadTimeout)); both reported. |
+//! | `battlement_bulkhead_waited_calls` | counter | | Calls that went through the queue (admitted or timed out). |
+//! | `battlement_bulkhead_queue_wait_max_seconds` | gauge | | The longest time a call spent in the queue. |
+//! | `battlement_bulkhead_queue_wait_seconds` | histogram | | Time calls spent in the queue; only with [`histogram(true)`](crate::BulkheadBuilder::histogram). |
 
 use crate::permit::Shared;
 use crate::Bulkhead;
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::sync::Ordering::{Acquire, Relaxed};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::time::Duration;
+
+static IN_FLIGHT: Family = Family::gauge(
+    "battlement_bulkhead_in_flight_calls",
+    "Calls holding a permit now.",
+    "calls",
+);
+static QUEUED: Family = Family::gauge(
+    "battlement_bulkhead_queued_calls",
+    "Calls waiting in the queue now.",
+    "calls",
+);
+static FREE_PERMITS: Family = Family::gauge(
+    "battlement_bulkhead_free_permits",
+    "Permits free now.",
+    "permits",
+);
+static MAX_CONCURRENT: Family = Family::gauge(
+    "battlement_bulkhead_max_concurrent",
+    "The concurrency limit.",
+    "",
+);
+static MAX_QUEUED: Family = Family::gauge("battlement_bulkhead_max_queued", "The queue bound.", "");
+static ACCEPTED: Family = Family::counter(
+    "battlement_bulkhead_accepted_calls",
+    "Calls admitted, at once or after waiting.",
+    "calls",
+);
+static REJECTED: Family = Family::counter(
+    "battlement_bulkhead_rejected_calls",
+    "Calls rejected, by reason (full or timeout).",
+    "calls",
+);
+static WAITED: Family = Family::counter(
+    "battlement_bulkhead_waited_calls",
+    "Calls that went through the queue (admitted or timed out).",
+    "calls",
+);
+static QUEUE_WAIT_MAX: Family = Family::gauge(
+    "battlement_bulkhead_queue_wait_max_seconds",
+    "The longest time a call spent in the queue.",
+    "seconds",
+);
+static QUEUE_WAIT: Family = Family::histogram(
+    "battlement_bulkhead_queue_wait_seconds",
+    "Time calls spent in the queue.",
+    "seconds",
+);
+
+/// Every family a [`Bulkhead`] exports (the table in this module's docs).
+///
+/// ```
+/// assert!(battlement_bulkhead::FAMILIES
+///     .iter()
+///     .any(|f| f.name == "battlement_bulkhead_in_flight_calls"));
+/// ```
+pub static FAMILIES: &[&Family] = &[
+    &IN_FLIGHT,
+    &QUEUED,
+    &FREE_PERMITS,
+    &MAX_CONCURRENT,
+    &MAX_QUEUED,
+    &ACCEPTED,
+    &REJECTED,
+    &WAITED,
+    &QUEUE_WAIT_MAX,
+    &QUEUE_WAIT,
+];
 
 impl Bulkhead {
     /// A snapshot of the bulkhead's counts.
@@ -67,6 +154,9 @@ impl Shared {
         self.waits.fetch_add(1, Relaxed);
         self.wait_total_nanos.fetch_add(nanos, Relaxed);
         self.wait_max_nanos.fetch_max(nanos, Relaxed);
+        if let Some(h) = &self.wait_histogram {
+            h.record_nanos(nanos);
+        }
     }
 }
 
@@ -200,5 +290,24 @@ impl HealthSource for Bulkhead {
             ));
         }
         snap
+    }
+
+    /// Reports the families of [`FAMILIES`] from [`metrics`](Bulkhead::metrics) and, when
+    /// enabled, the queue-wait histogram.
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let m = self.metrics();
+        out.gauge(&IN_FLIGHT, &[], m.in_flight as f64);
+        out.gauge(&QUEUED, &[], m.queued as f64);
+        out.gauge(&FREE_PERMITS, &[], m.free_permits as f64);
+        out.gauge(&MAX_CONCURRENT, &[], m.max_concurrent as f64);
+        out.gauge(&MAX_QUEUED, &[], m.max_queued as f64);
+        out.counter(&ACCEPTED, &[], m.accepted);
+        out.counter(&REJECTED, &[("reason", "full")], m.rejected_full);
+        out.counter(&REJECTED, &[("reason", "timeout")], m.rejected_timeout);
+        out.counter(&WAITED, &[], m.waited);
+        out.gauge(&QUEUE_WAIT_MAX, &[], m.wait_max.as_secs_f64());
+        if let Some(h) = &self.shared.wait_histogram {
+            out.histogram(&QUEUE_WAIT, &[], &h.snapshot());
+        }
     }
 }

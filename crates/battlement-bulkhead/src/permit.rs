@@ -2,6 +2,7 @@
 //! bulkhead shares, the free-permit and queue word, permits, release and resize.
 
 use crate::semaphore::Semaphore;
+use battlement_core::export::Histogram;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
@@ -37,6 +38,9 @@ pub(crate) struct Shared {
     pub(crate) waits: AtomicU64,
     pub(crate) wait_total_nanos: AtomicU64,
     pub(crate) wait_max_nanos: AtomicU64,
+    /// Queue waits for the exporters, when
+    /// [`histogram`](crate::BulkheadBuilder::histogram) is on (written only by queued calls).
+    pub(crate) wait_histogram: Option<Histogram>,
     pub(crate) max_queued: usize,
     pub(crate) max_wait: Option<Duration>,
     /// When the last call was rejected: nanoseconds since `epoch`, plus one (0: never). Written

@@ -16,7 +16,9 @@
 //! call costs one atomic load. Counters of injected faults: [`Chaos::metrics`]; every injection is a
 //! `tracing` debug event. The handle reports to a health registry as kind
 //! [`Chaos`](battlement_core::ComponentKind::Chaos) (`enabled` or `disabled`, always `pass`);
-//! its builder registers it, not critical by default ([`ChaosBuilder::registry`]).
+//! its builder registers it, not critical by default ([`ChaosBuilder::registry`]); exporters read
+//! the families of [`FAMILIES`] through
+//! [`HealthSource::export`](battlement_core::HealthSource::export).
 //!
 //! # Example
 //!
@@ -79,7 +81,7 @@ pub use chaos::Chaos;
 pub use config::{ChaosBuilder, Latency};
 pub use future::ResponseFuture;
 pub use layer::ChaosLayer;
-pub use metrics::ChaosMetrics;
+pub use metrics::{ChaosMetrics, FAMILIES};
 pub use response::{InjectResponse, NoResponse, ResponseFn};
 pub use service::ChaosService;
 

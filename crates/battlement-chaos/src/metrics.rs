@@ -1,9 +1,53 @@
-//! The chaos handle's read-out ([`ChaosMetrics`]) and its health snapshot.
+//! The chaos handle's read-out ([`ChaosMetrics`]), its health snapshot and the metric families
+//! it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the handle's counters at collection time. Every family is in
+//! [`FAMILIES`]; the exporter adds the handle's `name` label.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_chaos_enabled` | gauge | | 1 while fault injection is on, else 0. |
+//! | `battlement_chaos_calls` | counter | | Calls seen while enabled (each took one random draw). |
+//! | `battlement_chaos_injected_faults` | counter | `fault` | Faults injected, by fault: `latency` (a call delayed), `error` (answered with an injected error), `response` (answered with an injected response); all three reported. A delayed call may also get an error or a response. |
+//! | `battlement_chaos_injected_latency_seconds` | gauge | | The sum of the injected delays (it only grows; a gauge because counters are whole numbers). |
 
 use crate::Chaos;
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+
+static ENABLED: Family = Family::gauge(
+    "battlement_chaos_enabled",
+    "1 while fault injection is on, else 0.",
+    "",
+);
+static CALLS: Family = Family::counter(
+    "battlement_chaos_calls",
+    "Calls seen while fault injection was on.",
+    "calls",
+);
+static INJECTED: Family = Family::counter(
+    "battlement_chaos_injected_faults",
+    "Faults injected, by fault (latency, error, response).",
+    "",
+);
+static INJECTED_LATENCY: Family = Family::gauge(
+    "battlement_chaos_injected_latency_seconds",
+    "The sum of the injected delays.",
+    "seconds",
+);
+
+/// Every family a [`Chaos`] handle exports (the table in this module's docs).
+///
+/// ```
+/// assert!(battlement_chaos::FAMILIES
+///     .iter()
+///     .any(|f| f.name == "battlement_chaos_injected_faults"));
+/// ```
+pub static FAMILIES: &[&Family] = &[&ENABLED, &CALLS, &INJECTED, &INJECTED_LATENCY];
 
 /// Counters of a [`Chaos`] handle since it was built.
 ///
@@ -80,5 +124,16 @@ impl<R: Send + Sync + 'static> HealthSource for Chaos<R> {
             snap = snap.with_message("fault injection enabled");
         }
         snap
+    }
+
+    /// Reports the families of [`FAMILIES`] from [`metrics`](Chaos::metrics).
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let m = self.metrics();
+        out.gauge(&ENABLED, &[], if self.is_enabled() { 1.0 } else { 0.0 });
+        out.counter(&CALLS, &[], m.calls);
+        out.counter(&INJECTED, &[("fault", "latency")], m.latencies);
+        out.counter(&INJECTED, &[("fault", "error")], m.errors);
+        out.counter(&INJECTED, &[("fault", "response")], m.responses);
+        out.gauge(&INJECTED_LATENCY, &[], m.latency_total.as_secs_f64());
     }
 }

@@ -524,3 +524,46 @@ async fn an_error_of_probability_one_with_a_response_of_zero() {
     }
     assert_eq!(chaos.metrics().responses, 0);
 }
+
+/// The exported families carry `metrics()`'s figures (faults by kind, calls, delay total) and
+/// the on/off state, each (family, labels) once, every family in `FAMILIES`.
+#[tokio::test(start_paused = true)]
+async fn export_matches_metrics() {
+    use battlement_core::testing::RecordingVisitor;
+
+    let chaos = Chaos::builder("mixed")
+        .seed(5)
+        .enabled(true)
+        .latency(1.0, Latency::Fixed(Duration::from_millis(200)))
+        .error(0.5)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = chaos.layer().layer(counting(&calls));
+    for _ in 0..10 {
+        let _ = svc.clone().oneshot(1).await;
+    }
+    let m = chaos.metrics();
+    assert_eq!((m.calls, m.latencies), (10, 10));
+    assert!(m.errors > 0 && m.errors < 10, "{m:?}");
+    let mut out = RecordingVisitor::new();
+    chaos.export(&mut out);
+    out.assert_families_in(crate::FAMILIES);
+    let faults = |f| out.counter_value("battlement_chaos_injected_faults", &[("fault", f)]);
+    assert_eq!(
+        (faults("latency"), faults("error"), faults("response")),
+        (m.latencies, m.errors, m.responses)
+    );
+    assert_eq!(out.counter_value("battlement_chaos_calls", &[]), m.calls);
+    assert_eq!(out.gauge_value("battlement_chaos_enabled", &[]), 1.0);
+    assert_eq!(
+        out.gauge_value("battlement_chaos_injected_latency_seconds", &[]),
+        m.latency_total.as_secs_f64()
+    );
+    assert_eq!(m.latency_total, Duration::from_secs(2));
+
+    chaos.disable();
+    let mut out = RecordingVisitor::new();
+    chaos.export(&mut out);
+    assert_eq!(out.gauge_value("battlement_chaos_enabled", &[]), 0.0);
+}

@@ -14,7 +14,8 @@
 //! - [`FallbackChain`] is a service over an ordered list of members (primary, backup, last
 //!   resort) with passive health per member: success rate over a window, a minimum number of
 //!   calls, a threshold, a cool-down and a single trial call to come back. It reports which
-//!   member is serving through [`HealthSource`](battlement_core::HealthSource) ([`ChainHandle`]), publishes
+//!   member is serving through [`HealthSource`](battlement_core::HealthSource) ([`ChainHandle`]),
+//!   exports per-member metrics (the families of [`FAMILIES`]), publishes
 //!   [`ChainEvent`]s, and fails with a typed [`AllFailed`] carrying every member's error.
 //!
 //! In the recommended stack the fallback layer sits outside the retry (see the project's
@@ -74,7 +75,7 @@ pub use event::ChainEvent;
 pub use future::{ChainFuture, ResponseFuture};
 pub use health::MemberState;
 pub use layer::FallbackLayer;
-pub use metrics::{ChainHandle, MemberStatus};
+pub use metrics::{ChainHandle, MemberStatus, FAMILIES};
 pub use service::FallbackService;
 pub use source::{
     FallbackFn, FallbackInput, FallbackSource, FallbackTo, FallbackValue, PendingFallback,

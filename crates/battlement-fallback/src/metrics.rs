@@ -1,13 +1,71 @@
-//! The fallback chain's read-out ([`ChainHandle`], [`MemberStatus`]) and its health snapshot.
+//! The fallback chain's read-out ([`ChainHandle`], [`MemberStatus`]), its health snapshot and
+//! the metric families it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the members' states and counters at collection time. Every
+//! family is in [`FAMILIES`]; the exporter adds the chain's `name` label. Per-member families
+//! carry a `member` label, the member's name: its values are fixed when the chain is built, so
+//! the cardinality stays bounded.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_fallback_member_calls` | counter | `member`, `outcome` | Per member: attempts that ended in `success` or `failure`, and calls that `skipped` it while it was unhealthy; all three reported. |
+//! | `battlement_fallback_member_state` | gauge | `member`, `state` | Per member: 1 for its state (`healthy`, `unhealthy`, `trial`), 0 for the others; every state reported. |
+//! | `battlement_fallback_member_success_rate` | gauge | `member` | Per member: success rate over its window, 0 to 1; reported only while its window holds outcomes. |
+//! | `battlement_fallback_serving` | gauge | `member` | 1 for the member that answered the most recent call, 0 for the others (all 0 before any answer). |
+//! | `battlement_fallback_all_failed_calls` | counter | | Calls no member answered. |
 
 use crate::event::ChainEvent;
 use crate::health::{ChainHealth, MemberState};
 use crate::FallbackChain;
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
+
+static MEMBER_CALLS: Family = Family::counter(
+    "battlement_fallback_member_calls",
+    "Per member: attempts by outcome (success, failure), and calls that skipped it.",
+    "calls",
+);
+static MEMBER_STATE: Family = Family::gauge(
+    "battlement_fallback_member_state",
+    "Per member: 1 for its health state, 0 for the others.",
+    "",
+);
+static MEMBER_SUCCESS_RATE: Family = Family::gauge(
+    "battlement_fallback_member_success_rate",
+    "Per member: success rate over its window (0 to 1).",
+    "",
+);
+static SERVING: Family = Family::gauge(
+    "battlement_fallback_serving",
+    "1 for the member that answered the most recent call, 0 for the others.",
+    "",
+);
+static ALL_FAILED: Family = Family::counter(
+    "battlement_fallback_all_failed_calls",
+    "Calls that no member answered.",
+    "calls",
+);
+
+/// Every family a fallback chain exports (the table in this module's docs).
+///
+/// ```
+/// assert!(battlement_fallback::FAMILIES
+///     .iter()
+///     .any(|f| f.name == "battlement_fallback_member_calls"));
+/// ```
+pub static FAMILIES: &[&Family] = &[
+    &MEMBER_CALLS,
+    &MEMBER_STATE,
+    &MEMBER_SUCCESS_RATE,
+    &SERVING,
+    &ALL_FAILED,
+];
 
 impl<S, C> HealthSource for FallbackChain<S, C>
 where
@@ -20,6 +78,10 @@ where
 
     fn snapshot(&self) -> HealthSnapshot {
         self.handle().snapshot()
+    }
+
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        self.handle().export(out)
     }
 }
 
@@ -180,6 +242,44 @@ impl HealthSource for ChainHandle {
                 ));
         }
         snap
+    }
+
+    /// Reports the families of [`FAMILIES`] from [`members`](ChainHandle::members),
+    /// [`serving`](ChainHandle::serving) and [`all_failed`](ChainHandle::all_failed).
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let serving = self.health.serving();
+        for (i, m) in self.members().iter().enumerate() {
+            let member = &*m.name;
+            for (outcome, n) in [
+                ("success", m.successes),
+                ("failure", m.failures),
+                ("skipped", m.skipped),
+            ] {
+                out.counter(
+                    &MEMBER_CALLS,
+                    &[("member", member), ("outcome", outcome)],
+                    n,
+                );
+            }
+            for state in [
+                MemberState::Healthy,
+                MemberState::Unhealthy,
+                MemberState::Trial,
+            ] {
+                let on = if state == m.state { 1.0 } else { 0.0 };
+                out.gauge(
+                    &MEMBER_STATE,
+                    &[("member", member), ("state", state.as_str())],
+                    on,
+                );
+            }
+            if let Some(rate) = m.success_rate {
+                out.gauge(&MEMBER_SUCCESS_RATE, &[("member", member)], rate);
+            }
+            let on = if serving == Some(i) { 1.0 } else { 0.0 };
+            out.gauge(&SERVING, &[("member", member)], on);
+        }
+        out.counter(&ALL_FAILED, &[], self.health.all_failed());
     }
 }
 

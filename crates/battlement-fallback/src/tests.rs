@@ -352,6 +352,78 @@ async fn chain_serves_from_the_primary_while_it_is_healthy() {
     assert_eq!(snap.metric("primary.window_calls"), Some(4.0));
 }
 
+/// The exported families carry the members' figures (calls by outcome, state, success rate),
+/// the serving member and the all-failed count, each (family, labels) once, every family in
+/// `FAMILIES`.
+#[tokio::test(start_paused = true)]
+async fn export_matches_the_members_figures() {
+    use battlement_core::testing::RecordingVisitor;
+
+    let f = fixture(Duration::from_secs(5));
+    f.call(0).await.unwrap();
+    f.primary.set(refused());
+    for i in 1..6 {
+        assert_eq!(f.call(i).await.unwrap().from, "backup");
+    }
+    let handle = f.chain.handle();
+    let members = handle.members();
+    assert_eq!(members[0].state, MemberState::Unhealthy);
+    let mut out = RecordingVisitor::new();
+    // Through the chain itself, as a registry holds it.
+    f.chain.export(&mut out);
+    out.assert_families_in(FAMILIES);
+    for m in &members {
+        let member = &*m.name;
+        let calls = |outcome| {
+            out.counter_value(
+                "battlement_fallback_member_calls",
+                &[("member", member), ("outcome", outcome)],
+            )
+        };
+        assert_eq!(
+            (calls("success"), calls("failure"), calls("skipped")),
+            (m.successes, m.failures, m.skipped),
+            "{member}"
+        );
+        for state in [
+            MemberState::Healthy,
+            MemberState::Unhealthy,
+            MemberState::Trial,
+        ] {
+            let want = if state == m.state { 1.0 } else { 0.0 };
+            let got = out.gauge_value(
+                "battlement_fallback_member_state",
+                &[("member", member), ("state", state.as_str())],
+            );
+            assert_eq!(got, want, "{member} {state}");
+        }
+        assert_eq!(
+            out.get(
+                "battlement_fallback_member_success_rate",
+                &[("member", member)]
+            ),
+            m.success_rate
+                .map(battlement_core::testing::Recorded::Gauge)
+                .as_ref()
+        );
+    }
+    assert_eq!(
+        (
+            members[0].successes,
+            members[0].failures,
+            members[0].skipped
+        ),
+        (1, 2, 3)
+    );
+    let serving = |member| out.gauge_value("battlement_fallback_serving", &[("member", member)]);
+    assert_eq!((serving("primary"), serving("backup")), (0.0, 1.0));
+    assert_eq!(
+        out.counter_value("battlement_fallback_all_failed_calls", &[]),
+        handle.all_failed()
+    );
+    assert_eq!(out.count_of("battlement_fallback_member_calls"), 6);
+}
+
 #[tokio::test(start_paused = true)]
 async fn chain_falls_over_per_call_then_skips_an_unhealthy_member() {
     let f = fixture(Duration::from_secs(5));

@@ -180,7 +180,7 @@ pub use config::{HealthProbeBuilder, HealthRegistryBuilder, MAX_PROBE_BUCKETS};
 pub use monitor::MonitorHandle;
 pub use probe::{
     HealthProbe, HealthProbeLayer, HealthProbeMetrics, HealthProbeService, ProbeRecord,
-    ResponseFuture,
+    ResponseFuture, FAMILIES,
 };
 pub use registry::{Aggregate, ComponentStatus, HealthRegistry, StatusCounts};
 pub use report::{ComponentReport, Detail, HealthReport};

@@ -20,7 +20,8 @@
 //!   policy for that).
 //! - **Metrics**: requests, hedges sent, hedges won, hedges the budget refused, through a
 //!   [`HedgeHandle`] that implements [`HealthSource`](battlement_core::HealthSource) and registers with
-//!   a health registry ([`registry`](HedgeBuilder::registry)).
+//!   a health registry ([`registry`](HedgeBuilder::registry)); exporters read the families of
+//!   [`FAMILIES`] through [`HealthSource::export`](battlement_core::HealthSource::export).
 //!
 //! # Requirements
 //!
@@ -96,7 +97,7 @@ pub use config::HedgeBuilder;
 pub use future::ResponseFuture;
 pub use handle::HedgeHandle;
 pub use layer::HedgeLayer;
-pub use metrics::HedgeMetrics;
+pub use metrics::{HedgeMetrics, FAMILIES};
 #[cfg(feature = "http")]
 pub use policy::{is_idempotent, IdempotentMethods};
 pub use policy::{Always, HedgePolicy, PredicateFn};

@@ -1,7 +1,21 @@
-//! The hedging layer's read-out ([`HedgeMetrics`]) and its health snapshot.
+//! The hedging layer's read-out ([`HedgeMetrics`]), its health snapshot and the metric
+//! families it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the layer's counters at collection time. Every family is in
+//! [`FAMILIES`]; the exporter adds the layer's `name` label.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_hedge_calls` | counter | | Calls made through the layer's services. |
+//! | `battlement_hedge_hedges` | counter | `outcome` | Hedges by what became of them: `sent` (attempts beyond a call's first), `won` (a call answered by a hedge rather than its first attempt; also counted as `sent`), `denied` (refused by the budget, not sent). All three are reported. |
+//! | `battlement_hedge_delay_seconds` | gauge | | The hedge delay now (in percentile mode, the percentile's current value, clamped). |
+//! | `battlement_hedge_budget_available` | gauge | | Whole hedges the budget would allow now; only with a budget. |
 
 use crate::handle::{DelayMode, Shared};
 use crate::HedgeHandle;
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -23,6 +37,34 @@ impl Shared {
         }
     }
 }
+
+static CALLS: Family = Family::counter(
+    "battlement_hedge_calls",
+    "Calls made through the hedging layer.",
+    "calls",
+);
+static HEDGES: Family = Family::counter(
+    "battlement_hedge_hedges",
+    "Hedges, by outcome: sent, won (answered the call; also sent), denied by the budget.",
+    "",
+);
+static DELAY: Family = Family::gauge(
+    "battlement_hedge_delay_seconds",
+    "The hedge delay now.",
+    "seconds",
+);
+static BUDGET_AVAILABLE: Family = Family::gauge(
+    "battlement_hedge_budget_available",
+    "Whole hedges the budget would allow now.",
+    "",
+);
+
+/// Every family a [`HedgeHandle`] exports (the table in this module's docs).
+///
+/// ```
+/// assert!(battlement_hedge::FAMILIES.iter().any(|f| f.name == "battlement_hedge_hedges"));
+/// ```
+pub static FAMILIES: &[&Family] = &[&CALLS, &HEDGES, &DELAY, &BUDGET_AVAILABLE];
 
 /// The hedging layer's counters at a point in time; see [`HedgeHandle::metrics`].
 ///
@@ -94,5 +136,18 @@ impl HealthSource for HedgeHandle {
             "ratio",
         ))
         .with_metric(Metric::new("delay", m.delay.as_secs_f64() * 1e3, "ms"))
+    }
+
+    /// Reports the families of [`FAMILIES`] from [`metrics`](HedgeHandle::metrics).
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let m = self.metrics();
+        out.counter(&CALLS, &[], m.requests);
+        out.counter(&HEDGES, &[("outcome", "sent")], m.hedges_sent);
+        out.counter(&HEDGES, &[("outcome", "won")], m.hedges_won);
+        out.counter(&HEDGES, &[("outcome", "denied")], m.hedges_denied);
+        out.gauge(&DELAY, &[], m.delay.as_secs_f64());
+        if let Some(available) = m.budget_available {
+            out.gauge(&BUDGET_AVAILABLE, &[], available as f64);
+        }
     }
 }

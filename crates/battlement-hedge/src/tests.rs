@@ -361,6 +361,52 @@ async fn the_budget_caps_hedges_as_a_fraction_of_requests() {
     assert_eq!(m.budget_available, Some(0));
 }
 
+/// The exported families carry `metrics()`'s figures, each (family, labels) once, every family
+/// in `FAMILIES`; the budget gauge only with a budget.
+#[tokio::test(start_paused = true)]
+async fn export_matches_metrics() {
+    use battlement_core::testing::RecordingVisitor;
+
+    let replica = Replica::new(vec![Step::Ok(100, "first"), Step::Ok(5, "hedge")]);
+    let layer = HedgeLayer::builder()
+        .delay(ms(20))
+        .budget(0.25)
+        .build()
+        .unwrap();
+    let svc = layer.layer(replica.clone());
+    for i in 0..8 {
+        svc.clone().oneshot(i).await.unwrap();
+    }
+    let handle = layer.handle();
+    let m = handle.metrics();
+    assert_eq!(
+        (m.requests, m.hedges_sent, m.hedges_won, m.hedges_denied),
+        (8, 2, 2, 6)
+    );
+    let mut out = RecordingVisitor::new();
+    handle.export(&mut out);
+    out.assert_families_in(FAMILIES);
+    let hedges = |o| out.counter_value("battlement_hedge_hedges", &[("outcome", o)]);
+    assert_eq!(out.counter_value("battlement_hedge_calls", &[]), m.requests);
+    assert_eq!(
+        (hedges("sent"), hedges("won"), hedges("denied")),
+        (m.hedges_sent, m.hedges_won, m.hedges_denied)
+    );
+    assert_eq!(
+        out.gauge_value("battlement_hedge_delay_seconds", &[]),
+        0.020
+    );
+    assert_eq!(
+        out.gauge_value("battlement_hedge_budget_available", &[]),
+        m.budget_available.unwrap() as f64
+    );
+
+    let mut out = RecordingVisitor::new();
+    fixed(20, 2).handle().export(&mut out);
+    assert!(out.get("battlement_hedge_budget_available", &[]).is_none());
+    assert_eq!(out.counter_value("battlement_hedge_calls", &[]), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_budget_saves_up_at_most_its_burst() {
     let fast = Replica::new(vec![Step::Ok(1, "fast")]);

@@ -12,7 +12,8 @@
 //!   the reason.
 //! - Health: the switch implements [`HealthSource`](battlement_core::HealthSource) (state `running` or
 //!   `halted`, status `fail` while halted) and its builder registers it, as a critical component
-//!   by default, with a health registry.
+//!   by default, with a health registry; exporters read the families of [`FAMILIES`] through
+//!   [`HealthSource::export`](battlement_core::HealthSource::export).
 //! - Every halt and resume is a `tracing` event and a typed [`KillSwitchEvent`] for
 //!   [`subscribe`](KillSwitch::subscribe)rs; every rejection is a `tracing` debug event.
 //!
@@ -87,7 +88,7 @@ pub use event::KillSwitchEvent;
 pub use future::ResponseFuture;
 pub use layer::KillSwitchLayer;
 pub use limit::{LimitMonitor, LimitStatus};
-pub use metrics::KillSwitchMetrics;
+pub use metrics::{KillSwitchMetrics, FAMILIES};
 pub use service::KillSwitchService;
 pub use switch::{Halt, KillSwitch};
 

@@ -1,8 +1,52 @@
-//! The kill switch's read-out ([`KillSwitchMetrics`]) and its health snapshot.
+//! The kill switch's read-out ([`KillSwitchMetrics`]), its health snapshot and the metric
+//! families it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the switch's state and counters at collection time. Every
+//! family is in [`FAMILIES`]; the exporter adds the switch's `name` label.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_kill_switch_halted` | gauge | | 1 while the switch is halted, else 0. |
+//! | `battlement_kill_switch_rejected_calls` | counter | | Calls rejected while halted ([`Halted`](crate::Halted)). |
+//! | `battlement_kill_switch_halts` | counter | | Times the switch was halted (by hand or by a limit). |
+//! | `battlement_kill_switch_limits` | gauge | | Limits registered now. |
 
 use crate::switch::lock;
 use crate::KillSwitch;
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
+
+static HALTED: Family = Family::gauge(
+    "battlement_kill_switch_halted",
+    "1 while the kill switch is halted, else 0.",
+    "",
+);
+static REJECTED: Family = Family::counter(
+    "battlement_kill_switch_rejected_calls",
+    "Calls rejected while the kill switch was halted.",
+    "calls",
+);
+static HALTS: Family = Family::counter(
+    "battlement_kill_switch_halts",
+    "Times the kill switch was halted.",
+    "",
+);
+static LIMITS: Family = Family::gauge(
+    "battlement_kill_switch_limits",
+    "Limits registered now.",
+    "",
+);
+
+/// Every family a [`KillSwitch`] exports (the table in this module's docs).
+///
+/// ```
+/// assert!(battlement_kill_switch::FAMILIES
+///     .iter()
+///     .any(|f| f.name == "battlement_kill_switch_halted"));
+/// ```
+pub static FAMILIES: &[&Family] = &[&HALTED, &REJECTED, &HALTS, &LIMITS];
 
 /// A kill switch's counts at a point in time, from [`KillSwitch::metrics`].
 ///
@@ -74,5 +118,14 @@ impl HealthSource for KillSwitch {
             };
         }
         snap
+    }
+
+    /// Reports the families of [`FAMILIES`] from [`metrics`](KillSwitch::metrics).
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let m = self.metrics();
+        out.gauge(&HALTED, &[], if m.halted { 1.0 } else { 0.0 });
+        out.counter(&REJECTED, &[], m.rejected_calls);
+        out.counter(&HALTS, &[], m.halts);
+        out.gauge(&LIMITS, &[], m.limits as f64);
     }
 }

@@ -95,6 +95,59 @@ async fn metrics_read_out_state_rejections_halts_and_limits() {
     assert_eq!(calls.load(Relaxed), 0);
 }
 
+/// The exported families carry `metrics()`'s figures, halted and running, each (family, labels)
+/// once, every family in `FAMILIES`.
+#[tokio::test]
+async fn export_matches_metrics() {
+    use battlement_core::testing::RecordingVisitor;
+    use battlement_core::HealthSource;
+
+    fn check(switch: &KillSwitch) -> RecordingVisitor {
+        let m = switch.metrics();
+        let mut out = RecordingVisitor::new();
+        switch.export(&mut out);
+        out.assert_families_in(crate::FAMILIES);
+        let halted = if m.halted { 1.0 } else { 0.0 };
+        assert_eq!(
+            out.gauge_value("battlement_kill_switch_halted", &[]),
+            halted
+        );
+        assert_eq!(
+            out.counter_value("battlement_kill_switch_rejected_calls", &[]),
+            m.rejected_calls
+        );
+        assert_eq!(
+            out.counter_value("battlement_kill_switch_halts", &[]),
+            m.halts
+        );
+        assert_eq!(
+            out.gauge_value("battlement_kill_switch_limits", &[]),
+            m.limits as f64
+        );
+        assert_eq!(out.values().len(), 4);
+        out
+    }
+
+    let switch = KillSwitch::builder("s").build().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = switch.layer().layer(counting(&calls));
+    switch.add_limit("loss", || false).unwrap();
+    switch.halt("stop");
+    for _ in 0..3 {
+        assert!(svc.clone().oneshot(1).await.is_err());
+    }
+    let out = check(&switch);
+    assert_eq!(out.gauge_value("battlement_kill_switch_halted", &[]), 1.0);
+    assert_eq!(
+        out.counter_value("battlement_kill_switch_rejected_calls", &[]),
+        3
+    );
+    switch.resume();
+    let out = check(&switch);
+    assert_eq!(out.gauge_value("battlement_kill_switch_halted", &[]), 0.0);
+    assert_eq!(out.counter_value("battlement_kill_switch_halts", &[]), 1);
+}
+
 #[tokio::test]
 async fn rejection_is_ready_at_once_and_classified_rejected() {
     let switch = KillSwitch::builder("s").build().unwrap();

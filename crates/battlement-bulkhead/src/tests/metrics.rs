@@ -145,3 +145,119 @@ async fn free_permits_are_read_out() {
     }
     assert_eq!(b.metrics().free_permits, 5);
 }
+
+/// What the bulkhead exports through `HealthSource::export` is what `metrics()` reads, while
+/// busy and after a burst with both kinds of rejection; every family is in `FAMILIES`, each
+/// (family, labels) reported once; the queue-wait histogram holds the two waits.
+#[tokio::test(start_paused = true)]
+async fn export_matches_metrics() {
+    use battlement_core::testing::RecordingVisitor;
+
+    fn exported(b: &Bulkhead) -> RecordingVisitor {
+        let mut out = RecordingVisitor::new();
+        b.export(&mut out);
+        out.assert_families_in(FAMILIES);
+        out
+    }
+    fn assert_matches(b: &Bulkhead) -> RecordingVisitor {
+        let m = b.metrics();
+        let out = exported(b);
+        let gauge = |name| out.gauge_value(name, &[]);
+        let counter = |name| out.counter_value(name, &[]);
+        assert_eq!(
+            gauge("battlement_bulkhead_in_flight_calls"),
+            m.in_flight as f64
+        );
+        assert_eq!(gauge("battlement_bulkhead_queued_calls"), m.queued as f64);
+        assert_eq!(
+            gauge("battlement_bulkhead_free_permits"),
+            m.free_permits as f64
+        );
+        assert_eq!(
+            gauge("battlement_bulkhead_max_concurrent"),
+            m.max_concurrent as f64
+        );
+        assert_eq!(gauge("battlement_bulkhead_max_queued"), m.max_queued as f64);
+        assert_eq!(counter("battlement_bulkhead_accepted_calls"), m.accepted);
+        assert_eq!(counter("battlement_bulkhead_waited_calls"), m.waited);
+        let rejected =
+            |reason| out.counter_value("battlement_bulkhead_rejected_calls", &[("reason", reason)]);
+        assert_eq!(rejected("full"), m.rejected_full);
+        assert_eq!(rejected("timeout"), m.rejected_timeout);
+        assert_eq!(
+            gauge("battlement_bulkhead_queue_wait_max_seconds"),
+            m.wait_max.as_secs_f64()
+        );
+        assert_eq!(
+            out.histogram_value("battlement_bulkhead_queue_wait_seconds", &[])
+                .count,
+            m.waited
+        );
+        out
+    }
+
+    let b = Bulkhead::builder("pool")
+        .max_concurrent(2)
+        .max_queued(1)
+        .max_wait(Duration::from_millis(50))
+        .histogram(true)
+        .build()
+        .unwrap();
+    let gate = Gate::default();
+    let mut svc = guarded(&b, &gate);
+    let mut handles = vec![spawn_call(&mut svc, 0).await, spawn_call(&mut svc, 1).await];
+    let queued = spawn_call(&mut svc, 2).await;
+    settle().await;
+    let err = svc.ready().await.unwrap().call(3).await.unwrap_err();
+    assert!(err.is::<BulkheadFull>());
+    let out = assert_matches(&b);
+    assert_eq!(
+        out.gauge_value("battlement_bulkhead_in_flight_calls", &[]),
+        2.0
+    );
+    assert_eq!(
+        out.gauge_value("battlement_bulkhead_queued_calls", &[]),
+        1.0
+    );
+
+    // The queued call waits 20 ms for a permit; the next one times out after 50 ms.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    gate.finish(1);
+    settle().await;
+    handles.push(queued);
+    let timed_out = spawn_call(&mut svc, 4).await;
+    let err = timed_out.await.unwrap().unwrap_err();
+    assert!(err.is::<BulkheadTimeout>());
+    gate.finish(2);
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+
+    let out = assert_matches(&b);
+    let m = b.metrics();
+    assert_eq!(
+        (m.accepted, m.rejected_full, m.rejected_timeout, m.waited),
+        (3, 1, 1, 2)
+    );
+    assert_eq!(out.count_of("battlement_bulkhead_rejected_calls"), 2);
+    let h = out.histogram_value("battlement_bulkhead_queue_wait_seconds", &[]);
+    assert!((h.sum - 0.070).abs() < 1e-9, "{}", h.sum);
+    let le_50ms = h.bounds().iter().position(|&b| b >= 0.050).unwrap();
+    assert_eq!(h.cumulative()[le_50ms], 2);
+    let le_20ms = h.bounds().iter().position(|&b| b >= 0.020).unwrap();
+    assert_eq!(h.cumulative()[le_20ms], 1);
+}
+
+/// Without `histogram(true)` (the default) no queue-wait histogram is reported.
+#[test]
+fn no_histogram_by_default() {
+    let mut out = battlement_core::testing::RecordingVisitor::new();
+    bulkhead(1, 1, None).export(&mut out);
+    assert!(out
+        .get("battlement_bulkhead_queue_wait_seconds", &[])
+        .is_none());
+    assert_eq!(
+        out.counter_value("battlement_bulkhead_accepted_calls", &[]),
+        0
+    );
+}

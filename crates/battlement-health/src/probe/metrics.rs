@@ -1,10 +1,58 @@
-//! The probe's read-out ([`HealthProbeMetrics`]: counts over the window and the verdict) and its
-//! health snapshot.
+//! The probe's read-out ([`HealthProbeMetrics`]: counts over the window and the verdict), its
+//! health snapshot and the metric families it exports.
+//!
+//! # Exported metrics
+//!
+//! [`HealthSource::export`] reads the probe's window at collection time. The probe keeps no
+//! cumulative counts, only its window, so its families are gauges over the window. Every family
+//! is in [`FAMILIES`](crate::FAMILIES); the exporter adds the probe's `name` label.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_probe_window_calls` | gauge | `outcome` | Calls counted in the window, by outcome (`success`, `failure`; both reported). |
+//! | `battlement_probe_success_rate` | gauge | | Success rate over the window, 0 to 1; reported only while the window holds calls. |
+//! | `battlement_probe_mean_latency_seconds` | gauge | | Mean latency of the counted calls; reported only while the window holds calls. |
+//! | `battlement_probe_state` | gauge | `state` | 1 for the probe's state (`idle`, `healthy`, `degraded`, `failing`), 0 for the others; every state reported. |
 
 use super::HealthProbe;
+use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
 use std::time::Duration;
 use tokio::time::Instant;
+
+static WINDOW_CALLS: Family = Family::gauge(
+    "battlement_probe_window_calls",
+    "Calls counted in the probe's window, by outcome.",
+    "calls",
+);
+static SUCCESS_RATE: Family = Family::gauge(
+    "battlement_probe_success_rate",
+    "Success rate over the probe's window (0 to 1).",
+    "",
+);
+static MEAN_LATENCY: Family = Family::gauge(
+    "battlement_probe_mean_latency_seconds",
+    "Mean latency of the calls in the probe's window.",
+    "seconds",
+);
+static STATE: Family = Family::gauge(
+    "battlement_probe_state",
+    "1 for the probe's state (idle, healthy, degraded, failing), 0 for the others.",
+    "",
+);
+
+/// The probe's states, as [`HealthProbeMetrics::state`] names them.
+const STATES: [&str; 4] = ["idle", "healthy", "degraded", "failing"];
+
+/// Every family a [`HealthProbe`] exports (the table in the probe's metrics docs): window calls
+/// by outcome, success rate, mean latency and state, all gauges.
+///
+/// ```
+/// assert!(battlement_health::FAMILIES
+///     .iter()
+///     .any(|f| f.name == "battlement_probe_state"));
+/// ```
+pub static FAMILIES: &[&Family] = &[&WINDOW_CALLS, &SUCCESS_RATE, &MEAN_LATENCY, &STATE];
 
 /// What a [`HealthProbe`] saw over its window, and its verdict.
 ///
@@ -121,5 +169,22 @@ impl HealthSource for HealthProbe {
             _ => {}
         }
         snap
+    }
+
+    /// Reports the families of [`FAMILIES`] from [`metrics`](HealthProbe::metrics).
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        let m = self.metrics();
+        out.gauge(&WINDOW_CALLS, &[("outcome", "success")], m.successes as f64);
+        out.gauge(&WINDOW_CALLS, &[("outcome", "failure")], m.failures as f64);
+        if let Some(rate) = m.success_rate {
+            out.gauge(&SUCCESS_RATE, &[], rate);
+        }
+        if let Some(lat) = m.mean_latency {
+            out.gauge(&MEAN_LATENCY, &[], lat.as_secs_f64());
+        }
+        for state in STATES {
+            let on = if state == m.state { 1.0 } else { 0.0 };
+            out.gauge(&STATE, &[("state", state)], on);
+        }
     }
 }

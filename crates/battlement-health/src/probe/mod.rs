@@ -20,7 +20,7 @@ mod service;
 
 pub use future::{ProbeRecord, ResponseFuture};
 pub use layer::HealthProbeLayer;
-pub use metrics::HealthProbeMetrics;
+pub use metrics::{HealthProbeMetrics, FAMILIES};
 pub use service::HealthProbeService;
 
 /// The passive health of a dependency that has no breaker: the outcomes of the calls made to
@@ -40,7 +40,8 @@ pub use service::HealthProbeService;
 ///
 /// The handle is cheap to clone; it implements [`HealthSource`](battlement_core::HealthSource) (state `idle` below the minimum
 /// calls, `healthy`, `degraded` or `failing`; metrics `success_rate`, `calls`, `failures`,
-/// `mean_latency`), so a registry serves it.
+/// `mean_latency`), so a registry serves it, and exports the gauges of
+/// [`FAMILIES`](crate::FAMILIES) to metrics exporters.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -150,6 +151,63 @@ mod tests {
             .slow_mean_latency(Duration::from_millis(100))
             .build()
             .unwrap()
+    }
+
+    /// The exported gauges carry `metrics()`'s figures for an idle, then a degraded probe,
+    /// each (family, labels) once, every family in `FAMILIES`.
+    #[tokio::test(start_paused = true)]
+    async fn export_matches_metrics() {
+        use battlement_core::testing::RecordingVisitor;
+
+        fn check(p: &HealthProbe) -> RecordingVisitor {
+            let m = p.metrics();
+            let mut out = RecordingVisitor::new();
+            p.export(&mut out);
+            out.assert_families_in(FAMILIES);
+            let calls = |o| out.gauge_value("battlement_probe_window_calls", &[("outcome", o)]);
+            assert_eq!(
+                (calls("success"), calls("failure")),
+                (m.successes as f64, m.failures as f64)
+            );
+            assert_eq!(
+                out.get("battlement_probe_success_rate", &[]).cloned(),
+                m.success_rate
+                    .map(battlement_core::testing::Recorded::Gauge)
+            );
+            assert_eq!(
+                out.get("battlement_probe_mean_latency_seconds", &[])
+                    .cloned(),
+                m.mean_latency
+                    .map(|d| battlement_core::testing::Recorded::Gauge(d.as_secs_f64()))
+            );
+            for state in ["idle", "healthy", "degraded", "failing"] {
+                let want = if state == m.state { 1.0 } else { 0.0 };
+                let got = out.gauge_value("battlement_probe_state", &[("state", state)]);
+                assert_eq!(got, want, "{state}");
+            }
+            out
+        }
+
+        let p = probe();
+        let out = check(&p);
+        assert!(out.get("battlement_probe_success_rate", &[]).is_none());
+        assert_eq!(
+            out.gauge_value("battlement_probe_state", &[("state", "idle")]),
+            1.0
+        );
+        for _ in 0..8 {
+            p.record(Outcome::Success, Duration::from_millis(20));
+        }
+        for _ in 0..2 {
+            p.record(FAIL, Duration::from_millis(20));
+        }
+        let out = check(&p);
+        assert_eq!(out.gauge_value("battlement_probe_success_rate", &[]), 0.8);
+        assert_eq!(
+            out.gauge_value("battlement_probe_state", &[("state", "degraded")]),
+            1.0
+        );
+        assert_eq!(out.values().len(), 8);
     }
 
     #[tokio::test(start_paused = true)]
