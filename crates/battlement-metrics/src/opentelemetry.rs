@@ -67,7 +67,11 @@ struct Observe<'a, T> {
 fn attributes(name: &str, labels: Labels<'_>) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(labels.len() + 1);
     attrs.push(KeyValue::new("name", name.to_owned()));
-    attrs.extend(labels.iter().map(|(k, v)| KeyValue::new(*k, (*v).to_owned())));
+    attrs.extend(
+        labels
+            .iter()
+            .map(|(k, v)| KeyValue::new(*k, (*v).to_owned())),
+    );
     attrs
 }
 
@@ -84,7 +88,13 @@ impl Sink for Observe<'_, u64> {
         }
     }
     fn gauge(&mut self, _: &'static Family, _: &str, _: Labels<'_>, _: f64) {}
-    fn histogram(&mut self, family: &'static Family, name: &str, labels: Labels<'_>, h: &HistogramSnapshot) {
+    fn histogram(
+        &mut self,
+        family: &'static Family,
+        name: &str,
+        labels: Labels<'_>,
+        h: &HistogramSnapshot,
+    ) {
         if self.is(family, Want::HistogramCount) {
             self.instrument.observe(h.count, &attributes(name, labels));
         }
@@ -101,7 +111,13 @@ impl Sink for Observe<'_, f64> {
             self.instrument.observe(value, &attributes(name, labels));
         }
     }
-    fn histogram(&mut self, family: &'static Family, name: &str, labels: Labels<'_>, h: &HistogramSnapshot) {
+    fn histogram(
+        &mut self,
+        family: &'static Family,
+        name: &str,
+        labels: Labels<'_>,
+        h: &HistogramSnapshot,
+    ) {
         if self.is(family, Want::HistogramSum) {
             self.instrument.observe(h.sum, &attributes(name, labels));
         }
@@ -158,7 +174,11 @@ fn ucum(unit: &str) -> Option<String> {
 /// let names: Vec<&str> = exported[0].scope_metrics().flat_map(|s| s.metrics()).map(|m| m.name()).collect();
 /// assert!(names.contains(&"battlement_other_calls") && names.contains(&"battlement_health_status"));
 /// ```
-pub fn register(meter: &Meter, registry: &HealthRegistry, families: &[&'static Family]) -> Instruments {
+pub fn register(
+    meter: &Meter,
+    registry: &HealthRegistry,
+    families: &[&'static Family],
+) -> Instruments {
     let mut out = Instruments {
         names: Vec::new(),
         _counters: Vec::new(),
@@ -168,7 +188,10 @@ pub fn register(meter: &Meter, registry: &HealthRegistry, families: &[&'static F
     let all = std::iter::once(&HEALTH_STATUS).chain(families.iter().copied());
     for family in all {
         if out.names.iter().any(|n| n == family.name)
-            || out.names.iter().any(|n| n.strip_suffix("_count") == Some(family.name))
+            || out
+                .names
+                .iter()
+                .any(|n| n.strip_suffix("_count") == Some(family.name))
         {
             continue;
         }
@@ -180,7 +203,14 @@ pub fn register(meter: &Meter, registry: &HealthRegistry, families: &[&'static F
                     .u64_observable_counter(family.name)
                     .with_description(family.help)
                     .with_callback(move |instrument| {
-                        walk(&registry, &mut Observe { family, want: Want::Counter, instrument });
+                        walk(
+                            &registry,
+                            &mut Observe {
+                                family,
+                                want: Want::Counter,
+                                instrument,
+                            },
+                        );
                     });
                 if let Some(u) = unit {
                     b = b.with_unit(u);
@@ -194,7 +224,14 @@ pub fn register(meter: &Meter, registry: &HealthRegistry, families: &[&'static F
                     .f64_observable_gauge(family.name)
                     .with_description(family.help)
                     .with_callback(move |instrument| {
-                        walk(&registry, &mut Observe { family, want: Want::Gauge, instrument });
+                        walk(
+                            &registry,
+                            &mut Observe {
+                                family,
+                                want: Want::Gauge,
+                                instrument,
+                            },
+                        );
                     });
                 if let Some(u) = unit {
                     b = b.with_unit(u);
@@ -211,7 +248,14 @@ pub fn register(meter: &Meter, registry: &HealthRegistry, families: &[&'static F
                         .u64_observable_counter(count.clone())
                         .with_description(family.help)
                         .with_callback(move |instrument| {
-                            walk(&r, &mut Observe { family, want: Want::HistogramCount, instrument });
+                            walk(
+                                &r,
+                                &mut Observe {
+                                    family,
+                                    want: Want::HistogramCount,
+                                    instrument,
+                                },
+                            );
                         })
                         .build(),
                 );
@@ -220,7 +264,14 @@ pub fn register(meter: &Meter, registry: &HealthRegistry, families: &[&'static F
                     .f64_observable_counter(sum.clone())
                     .with_description(family.help)
                     .with_callback(move |instrument| {
-                        walk(&r, &mut Observe { family, want: Want::HistogramSum, instrument });
+                        walk(
+                            &r,
+                            &mut Observe {
+                                family,
+                                want: Want::HistogramSum,
+                                instrument,
+                            },
+                        );
                     });
                 if let Some(u) = unit {
                     b = b.with_unit(u);

@@ -215,8 +215,12 @@ impl Collector for BattlementCollector {
                     Value::Gauge(v) => ConstGauge::new(*v).encode(out)?,
                     Value::Histogram(h) => {
                         let counts = h.counts();
-                        let mut buckets: Vec<(f64, u64)> =
-                            h.bounds().iter().copied().zip(counts.iter().copied()).collect();
+                        let mut buckets: Vec<(f64, u64)> = h
+                            .bounds()
+                            .iter()
+                            .copied()
+                            .zip(counts.iter().copied())
+                            .collect();
                         buckets.push((f64::INFINITY, counts[counts.len() - 1]));
                         out.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
                     }
@@ -362,7 +366,9 @@ impl MetricsService {
     pub fn render(&self, format: Format) -> Result<String, fmt::Error> {
         let mut out = String::new();
         match format {
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.registry)?,
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)?
+            }
             Format::Text => {
                 prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?
             }
@@ -382,10 +388,17 @@ impl MetricsService {
         let format = Format::negotiate(req.headers().get(ACCEPT));
         match self.render(format) {
             Ok(text) => {
-                let body = if head { Bytes::new() } else { Bytes::from(text) };
+                let body = if head {
+                    Bytes::new()
+                } else {
+                    Bytes::from(text)
+                };
                 let mut res = Response::new(Full::new(body));
                 let headers = res.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
                 headers.insert(VARY, HeaderValue::from_static("accept"));
                 res
             }

@@ -179,7 +179,10 @@ async fn a_scrape_under_load_shows_the_open_breaker_and_passes_promtool() {
 
     // 1. promtool accepts the scrape, lint included.
     let (ok, out) = promtool_check(&text);
-    assert!(ok && out.trim().is_empty(), "promtool check metrics:\n{out}\n{text}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}\n{text}"
+    );
 
     // 2. A second, independent parser reads it.
     let scrape = parse(&text);
@@ -190,7 +193,11 @@ async fn a_scrape_under_load_shows_the_open_breaker_and_passes_promtool() {
         find(
             &scrape,
             "battlement_health_status",
-            &[("name", "payments"), ("kind", "circuit_breaker"), ("status", s)],
+            &[
+                ("name", "payments"),
+                ("kind", "circuit_breaker"),
+                ("status", s),
+            ],
         )
     };
     assert_eq!(status_of("fail"), Some(1.0), "{text}");
@@ -202,8 +209,10 @@ async fn a_scrape_under_load_shows_the_open_breaker_and_passes_promtool() {
     let mut reported = Reported::default();
     HealthSource::export(&breaker, &mut reported);
     for ((sample, labels), expected) in &reported.0 {
-        let labels: Vec<(&str, &str)> =
-            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             find(&scrape, sample, &labels),
             Some(*expected),

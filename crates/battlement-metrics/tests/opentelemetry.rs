@@ -14,7 +14,10 @@ use std::time::Duration;
 use support::{Fake, CALLS, IN_FLIGHT, LATENCY};
 
 /// (instrument, sorted attributes) -> value, from the last collection.
-fn collect(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn collect(
+    provider: &SdkMeterProvider,
+    exporter: &InMemoryMetricExporter,
+) -> Vec<(String, Vec<(String, String)>, f64)> {
     provider.force_flush().unwrap();
     let all = exporter.get_finished_metrics().unwrap();
     let last = all.last().expect("a collection");
@@ -27,7 +30,8 @@ fn collect(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> Ve
             out.push((name.clone(), attrs, v));
         };
         let kv = |it: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-            it.map(|kv| (kv.key.to_string(), kv.value.to_string())).collect::<Vec<_>>()
+            it.map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect::<Vec<_>>()
         };
         match m.data() {
             AggregatedMetrics::U64(MetricData::Sum(s)) => {
@@ -51,10 +55,20 @@ fn collect(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> Ve
     out
 }
 
-fn get(values: &[(String, Vec<(String, String)>, f64)], name: &str, attrs: &[(&str, &str)]) -> Option<f64> {
-    let mut want: Vec<(String, String)> = attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+fn get(
+    values: &[(String, Vec<(String, String)>, f64)],
+    name: &str,
+    attrs: &[(&str, &str)],
+) -> Option<f64> {
+    let mut want: Vec<(String, String)> = attrs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     want.sort();
-    values.iter().find(|(n, a, _)| n == name && *a == want).map(|v| v.2)
+    values
+        .iter()
+        .find(|(n, a, _)| n == name && *a == want)
+        .map(|v| v.2)
 }
 
 #[test]
@@ -85,13 +99,48 @@ fn instruments_read_the_components_at_each_collection() {
     );
 
     let v = collect(&provider, &exporter);
-    assert_eq!(get(&v, "battlement_other_calls", &[("name", "db"), ("outcome", "success")]), Some(1.0));
-    assert_eq!(get(&v, "battlement_other_calls", &[("name", "db"), ("outcome", "failure")]), Some(1.0));
-    assert_eq!(get(&v, "battlement_other_in_flight", &[("name", "db")]), Some(4.0));
-    assert_eq!(get(&v, "battlement_other_latency_seconds_count", &[("name", "db")]), Some(2.0));
-    let sum = get(&v, "battlement_other_latency_seconds_sum", &[("name", "db")]).unwrap();
+    assert_eq!(
+        get(
+            &v,
+            "battlement_other_calls",
+            &[("name", "db"), ("outcome", "success")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(
+            &v,
+            "battlement_other_calls",
+            &[("name", "db"), ("outcome", "failure")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(&v, "battlement_other_in_flight", &[("name", "db")]),
+        Some(4.0)
+    );
+    assert_eq!(
+        get(
+            &v,
+            "battlement_other_latency_seconds_count",
+            &[("name", "db")]
+        ),
+        Some(2.0)
+    );
+    let sum = get(
+        &v,
+        "battlement_other_latency_seconds_sum",
+        &[("name", "db")],
+    )
+    .unwrap();
     assert!((sum - 0.008).abs() < 1e-9, "{sum}");
-    let status = |v: &[_], s: &str| get(v, "battlement_health_status", &[("name", "db"), ("kind", "other"), ("status", s)]);
+    let status = |v: &[_], s: &str| {
+        get(
+            v,
+            "battlement_health_status",
+            &[("name", "db"), ("kind", "other"), ("status", s)],
+        )
+    };
     assert_eq!(status(&v, "pass"), Some(1.0));
     assert_eq!(status(&v, "fail"), Some(0.0));
 
@@ -99,7 +148,14 @@ fn instruments_read_the_components_at_each_collection() {
     db.call(true, Duration::from_millis(1));
     *db.status.lock().unwrap() = HealthStatus::Fail;
     let v = collect(&provider, &exporter);
-    assert_eq!(get(&v, "battlement_other_calls", &[("name", "db"), ("outcome", "success")]), Some(2.0));
+    assert_eq!(
+        get(
+            &v,
+            "battlement_other_calls",
+            &[("name", "db"), ("outcome", "success")]
+        ),
+        Some(2.0)
+    );
     assert_eq!(status(&v, "pass"), Some(0.0));
     assert_eq!(status(&v, "fail"), Some(1.0));
 }
@@ -112,7 +168,8 @@ fn the_convention_table_builds_instruments_without_duplicates() {
         .build();
     let mut families: Vec<&'static Family> = battlement_metrics::CONVENTION.to_vec();
     families.extend_from_slice(battlement_metrics::CONVENTION); // twice: once each
-    let instruments = battlement_metrics::opentelemetry::register(&provider.meter("t"), &health, &families);
+    let instruments =
+        battlement_metrics::opentelemetry::register(&provider.meter("t"), &health, &families);
     let mut names = instruments.names().to_vec();
     let n = names.len();
     names.dedup();
