@@ -146,11 +146,6 @@ pub fn promtool_check(text: &str) -> (bool, String) {
 pub fn sample_names(text: &str) -> std::collections::BTreeSet<String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            l.split(|c: char| c == '{' || c == ' ')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
         .collect()
 }
