@@ -3,7 +3,9 @@
 //! Each pattern is a `tower::Layer` in its own crate, re-exported here behind a feature (all on
 //! by default): [`breaker`], [`retry`], [`bulkhead`], [`timeout`], [`health`], [`fallback`],
 //! [`hedge`], [`kill_switch`], [`chaos`]. The shared vocabulary (outcomes, classifiers, typed errors) is
-//! [`core`].
+//! [`core`]. [`metrics`] (feature `metrics`, on by default) exports every registered component's
+//! metrics pull-based: a Prometheus/OpenMetrics endpoint, OpenTelemetry instruments (feature
+//! `opentelemetry`) and the `metrics` facade (feature `metrics-facade`).
 //!
 //! Feature `test-util` (off by default, for dev-dependencies): the circuit breaker times calls
 //! with tokio's clock instead of the CPU's time-stamp counter, so slow calls, latency metrics and
@@ -28,6 +30,8 @@ pub use battlement_health as health;
 pub use battlement_hedge as hedge;
 #[cfg(feature = "kill-switch")]
 pub use battlement_kill_switch as kill_switch;
+#[cfg(feature = "metrics")]
+pub use battlement_metrics as metrics;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
 #[cfg(feature = "timeout")]

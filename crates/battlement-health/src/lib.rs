@@ -182,7 +182,7 @@ pub use probe::{
     HealthProbe, HealthProbeLayer, HealthProbeMetrics, HealthProbeService, ProbeRecord,
     ResponseFuture, FAMILIES,
 };
-pub use registry::{Aggregate, ComponentStatus, HealthRegistry, StatusCounts};
+pub use registry::{Aggregate, ComponentStatus, HealthRegistry, RegisteredComponent, StatusCounts};
 pub use report::{ComponentReport, Detail, HealthReport};
 pub use service::{HealthService, View, HEALTH_JSON};
 

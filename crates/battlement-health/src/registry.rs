@@ -4,11 +4,13 @@ use crate::check::HealthCheck;
 use crate::component::{CheckMetrics, Component, HistoryEntry, Source};
 use crate::config::{HealthRegistryBuilder, RegistryConfig};
 use crate::report::HealthReport;
+use battlement_core::export::MetricsVisitor;
 use battlement_core::{
     kind_of, ComponentKind, ConfigError, HealthSink, HealthSnapshot, HealthSource, HealthStatus,
 };
 use serde::Serialize;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -551,6 +553,39 @@ impl HealthRegistry {
         self.component(name).map(|c| c.metrics())
     }
 
+    /// Visits every registered component, in registration order, for a metrics exporter: its
+    /// kind, name and critical flag, its [status](RegisteredComponent::status) and its
+    /// [`export`](RegisteredComponent::export).
+    ///
+    /// The registry's lock is held only to copy the list of components (one allocation per
+    /// walk, none per component); `visit` and every component's snapshot and export run without
+    /// it, so a walk never blocks registration or a report. Unlike [`report`](Self::report), a
+    /// walk publishes nothing and records no history.
+    ///
+    /// ```
+    /// use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus};
+    /// use battlement_health::HealthRegistry;
+    ///
+    /// #[derive(Clone)]
+    /// struct Db;
+    /// impl HealthSource for Db {
+    ///     fn name(&self) -> &str { "db" }
+    ///     fn snapshot(&self) -> HealthSnapshot {
+    ///         HealthSnapshot::new("db", ComponentKind::Other, "down", HealthStatus::Fail)
+    ///     }
+    /// }
+    /// let registry = HealthRegistry::new();
+    /// registry.register(&Db, true).unwrap();
+    /// let mut seen = Vec::new();
+    /// registry.for_each_component(|c| seen.push((c.kind(), c.name().to_owned(), c.critical(), c.status())));
+    /// assert_eq!(seen, [(ComponentKind::Other, "db".to_owned(), true, HealthStatus::Fail)]);
+    /// ```
+    pub fn for_each_component(&self, mut visit: impl FnMut(&RegisteredComponent<'_>)) {
+        for component in &self.components() {
+            visit(&RegisteredComponent { component });
+        }
+    }
+
     /// Reads every component, publishes the aggregate, and returns both.
     pub(crate) fn refresh(&self) -> (Vec<Evaluated>, Aggregate) {
         let _serial = self
@@ -584,6 +619,90 @@ impl HealthRegistry {
             true
         });
         (evaluated, aggregate)
+    }
+}
+
+/// One registered component, as [`HealthRegistry::for_each_component`] visits it.
+///
+/// ```
+/// use battlement_core::export::{Family, HistogramSnapshot, Labels, MetricsVisitor};
+/// use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus};
+/// use battlement_health::HealthRegistry;
+///
+/// static CALLS: Family = Family::counter("battlement_other_calls", "Calls.", "calls");
+/// #[derive(Clone)]
+/// struct Db;
+/// impl HealthSource for Db {
+///     fn name(&self) -> &str { "db" }
+///     fn snapshot(&self) -> HealthSnapshot {
+///         HealthSnapshot::new("db", ComponentKind::Other, "up", HealthStatus::Pass)
+///     }
+///     fn export(&self, out: &mut dyn MetricsVisitor) {
+///         out.counter(&CALLS, &[("outcome", "success")], 7);
+///     }
+/// }
+/// struct Sum(u64);
+/// impl MetricsVisitor for Sum {
+///     fn counter(&mut self, _: &'static Family, _: Labels<'_>, v: u64) { self.0 += v }
+///     fn gauge(&mut self, _: &'static Family, _: Labels<'_>, _: f64) {}
+///     fn histogram(&mut self, _: &'static Family, _: Labels<'_>, _: &HistogramSnapshot) {}
+/// }
+/// let registry = HealthRegistry::new();
+/// registry.register(&Db, false).unwrap();
+/// let mut sum = Sum(0);
+/// registry.for_each_component(|c| c.export(&mut sum));
+/// assert_eq!(sum.0, 7);
+/// ```
+pub struct RegisteredComponent<'a> {
+    component: &'a Component,
+}
+
+impl fmt::Debug for RegisteredComponent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredComponent")
+            .field("kind", &self.component.kind)
+            .field("name", &self.component.name)
+            .field("critical", &self.component.critical)
+            .finish()
+    }
+}
+
+impl RegisteredComponent<'_> {
+    /// Its kind, as registered.
+    pub fn kind(&self) -> ComponentKind {
+        self.component.kind
+    }
+
+    /// Its name, as registered.
+    pub fn name(&self) -> &str {
+        &self.component.name
+    }
+
+    /// Whether it is critical.
+    pub fn critical(&self) -> bool {
+        self.component.critical
+    }
+
+    /// Its own status now (not the effective one: a failing non-critical component is `fail`):
+    /// each call reads it anew, as a report would (a check's from its last run, `warn` before
+    /// its first; a component whose snapshot panics, `fail`).
+    pub fn status(&self) -> HealthStatus {
+        self.component.snapshot().0.status
+    }
+
+    /// Asks it to report its metrics ([`HealthSource::export`]) into `out`. A custom check
+    /// reports none; an export that panics is logged and ends that component's report (the
+    /// values it reported before stay in `out`).
+    pub fn export(&self, out: &mut dyn MetricsVisitor) {
+        if let Source::Observed(source) = &self.component.source {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| source.export(out))).is_err() {
+                tracing::error!(
+                    component = %self.component.name,
+                    kind = %self.component.kind,
+                    "component metrics export panicked"
+                );
+            }
+        }
     }
 }
 
@@ -920,6 +1039,101 @@ mod tests {
             .collect();
         assert_eq!(states, ["half_open", "closed", "open"]);
         assert!(registry.history("nope").is_none());
+    }
+
+    #[test]
+    fn the_walk_visits_every_component_with_its_identity_status_and_export() {
+        use battlement_core::export::{Family, HistogramSnapshot, Labels};
+        static CALLS: Family = Family::counter("battlement_other_calls", "Calls.", "calls");
+        struct Exports(&'static str, u64, bool);
+        impl HealthSource for Exports {
+            fn name(&self) -> &str {
+                self.0
+            }
+            fn snapshot(&self) -> HealthSnapshot {
+                HealthSnapshot::new(self.0, ComponentKind::Other, "x", HealthStatus::Fail)
+            }
+            fn export(&self, out: &mut dyn MetricsVisitor) {
+                out.counter(&CALLS, &[], self.1);
+                if self.2 {
+                    panic!("export panics");
+                }
+            }
+        }
+        #[derive(Default)]
+        struct Seen(Vec<(&'static str, u64)>);
+        impl MetricsVisitor for Seen {
+            fn counter(&mut self, f: &'static Family, _: Labels<'_>, v: u64) {
+                self.0.push((f.name, v));
+            }
+            fn gauge(&mut self, _: &'static Family, _: Labels<'_>, _: f64) {}
+            fn histogram(&mut self, _: &'static Family, _: Labels<'_>, _: &HistogramSnapshot) {}
+        }
+        let registry = HealthRegistry::new();
+        let breaker = Fake::new("db", ComponentKind::CircuitBreaker);
+        breaker.set("half_open", HealthStatus::Warn);
+        registry.register(&breaker, true).unwrap();
+        registry
+            .register_component(Arc::new(Exports("a", 3, false)), false)
+            .unwrap();
+        registry
+            .register_component(Arc::new(Exports("b", 4, true)), false)
+            .unwrap();
+        registry
+            .add_check(
+                HealthCheck::builder("c", || async { CheckResult::pass() })
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut values = Seen::default();
+        registry.for_each_component(|c| {
+            seen.push((c.kind(), c.name().to_owned(), c.critical(), c.status()));
+            c.export(&mut values);
+        });
+        assert_eq!(
+            seen,
+            [
+                (
+                    ComponentKind::CircuitBreaker,
+                    "db".to_owned(),
+                    true,
+                    HealthStatus::Warn
+                ),
+                (
+                    ComponentKind::Other,
+                    "a".to_owned(),
+                    false,
+                    HealthStatus::Fail
+                ),
+                (
+                    ComponentKind::Other,
+                    "b".to_owned(),
+                    false,
+                    HealthStatus::Fail
+                ),
+                // never run: pending
+                (
+                    ComponentKind::Check,
+                    "c".to_owned(),
+                    true,
+                    HealthStatus::Warn
+                ),
+            ]
+        );
+        // The panicking export keeps what it reported and does not end the walk.
+        assert_eq!(
+            values.0,
+            [("battlement_other_calls", 3), ("battlement_other_calls", 4)]
+        );
+        // A visit may use the registry (no lock is held while it runs).
+        registry.for_each_component(|c| {
+            if c.name() == "a" {
+                registry.unregister("a");
+            }
+        });
+        assert_eq!(registry.names(), ["db", "b", "c"]);
     }
 
     #[test]
