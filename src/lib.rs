@@ -31,7 +31,7 @@ pub use battlement_hedge as hedge;
 #[cfg(feature = "kill-switch")]
 pub use battlement_kill_switch as kill_switch;
 #[cfg(feature = "metrics")]
-pub use battlement_metrics as metrics;
+pub mod metrics;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
 #[cfg(feature = "timeout")]

@@ -15,7 +15,8 @@
 //! (`battlement_health_status{kind, name, status}`: 1 for its status, 0 for the others) and
 //! whatever the component exports, adding the component's `name` label to each value. Family
 //! names follow `battlement_<kind>_<what>`, counters carry no `_total` (the Prometheus encoders
-//! add it) and durations are in seconds; [`CONVENTION`] is the table of names.
+//! add it) and durations are in seconds. The facade's `battlement::metrics::families()` lists every
+//! family the components report, and the README's *Metrics* section tables them.
 //!
 //! # Example
 //!
@@ -51,7 +52,6 @@
 //! # }
 //! ```
 
-mod families;
 mod prometheus;
 mod walk;
 
@@ -60,7 +60,6 @@ pub mod facade;
 #[cfg(feature = "opentelemetry")]
 pub mod opentelemetry;
 
-pub use families::CONVENTION;
 pub use prometheus::{
     sample_names, BattlementCollector, Format, MetricsService, OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,

@@ -2,8 +2,9 @@
 //! through callbacks at each collection.
 //!
 //! OpenTelemetry creates instruments before any callback runs, so the instruments are built
-//! from a list of [`Family`]s: [`CONVENTION`](crate::CONVENTION) (the names the components
-//! report), the pattern crates' `FAMILIES` statics, and any of your own. A family not in the
+//! from a list of [`Family`]s: the pattern crates' `FAMILIES` statics (the facade's
+//! `battlement::metrics::families()` gathers those of the enabled features) and any of your
+//! own. A family not in the
 //! list is not exported here (the Prometheus endpoint needs no list).
 //!
 //! | family type | instrument |
@@ -166,8 +167,7 @@ fn ucum(unit: &str) -> Option<String> {
 /// let provider = SdkMeterProvider::builder()
 ///     .with_reader(PeriodicReader::builder(exporter.clone()).build())
 ///     .build();
-/// let families: Vec<&Family> = battlement_metrics::CONVENTION.iter().copied().chain([&CALLS]).collect();
-/// let instruments = battlement_metrics::opentelemetry::register(&provider.meter("app"), &health, &families);
+/// let instruments = battlement_metrics::opentelemetry::register(&provider.meter("app"), &health, &[&CALLS]);
 /// assert!(instruments.names().iter().any(|n| n == "battlement_other_calls"));
 /// provider.force_flush().unwrap();
 /// let exported = exporter.get_finished_metrics().unwrap();

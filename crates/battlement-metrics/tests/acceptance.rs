@@ -219,14 +219,20 @@ async fn a_scrape_under_load_shows_the_open_breaker_and_passes_promtool() {
             "{sample}{labels:?} in\n{text}"
         );
     }
-    // Once the breaker reports its calls by outcome, the rejections are the breaker's own.
-    if let Some(rejected) = find(
+    // The breaker is open in the scrape, and its rejections are the breaker's own.
+    let rejected = find(
         &scrape,
         "battlement_circuit_breaker_calls_total",
         &[("name", "payments"), ("outcome", "rejected")],
-    ) {
-        assert_eq!(rejected, m.calls_rejected as f64);
-    }
+    );
+    assert_eq!(rejected, Some(m.calls_rejected as f64), "{text}");
+    assert!(m.calls_rejected > 0);
+    let open = find(
+        &scrape,
+        "battlement_circuit_breaker_state",
+        &[("name", "payments"), ("state", "open")],
+    );
+    assert_eq!(open, Some(1.0), "{text}");
 
     server.abort();
 }

@@ -80,40 +80,6 @@ impl HealthSource for Fake {
     }
 }
 
-/// A component of `kind` that reports a value for every family in `families`, with one label
-/// value per label the convention gives it.
-pub struct EveryFamily {
-    pub name: &'static str,
-    pub kind: ComponentKind,
-    pub families: &'static [&'static Family],
-}
-
-impl HealthSource for EveryFamily {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn kind(&self) -> ComponentKind {
-        self.kind
-    }
-    fn snapshot(&self) -> HealthSnapshot {
-        HealthSnapshot::new(self.name, self.kind, "x", HealthStatus::Pass)
-    }
-    fn export(&self, out: &mut dyn MetricsVisitor) {
-        let h = Histogram::new();
-        h.record(Duration::from_millis(5));
-        for &f in self.families {
-            if f.name == "battlement_health_status" {
-                continue; // the exporter's own
-            }
-            match f.kind {
-                MetricType::Counter => out.counter(f, &[("outcome", "success")], 1),
-                MetricType::Gauge => out.gauge(f, &[], 1.0),
-                _ => out.histogram(f, &[], &h.snapshot()),
-            }
-        }
-    }
-}
-
 /// Runs `promtool check metrics` on `text`; panics (never skips) when promtool cannot run.
 /// Returns its exit success and its output.
 pub fn promtool_check(text: &str) -> (bool, String) {
