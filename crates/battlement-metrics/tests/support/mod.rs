@@ -2,7 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use battlement_core::export::{Family, Histogram, MetricType, MetricsVisitor};
+use battlement_core::export::{Family, Histogram, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus};
 use std::io::Write;
 use std::process::{Command, Stdio};
