@@ -222,7 +222,31 @@ impl CircuitBreakerBuilder {
         self.registration.error(setting, value, why)
     }
 
-    pub(crate) fn validate(&self) -> Result<Validated, ConfigError> {
+    /// Runs every check [`build`](Self::build) runs except registration (a name already taken
+    /// in a registry is only found by registering), without building anything: a reload, or a
+    /// configuration loader, validates a whole configuration before it applies any of it.
+    ///
+    /// ```
+    /// use battlement_breaker::CircuitBreaker;
+    ///
+    /// let good = CircuitBreaker::builder("db").failure_rate_threshold(0.3);
+    /// assert!(good.validate().is_ok());
+    /// let bad = CircuitBreaker::builder("db").failure_rate_threshold(1.5);
+    /// assert_eq!(bad.validate().unwrap_err().setting(), "failure_rate_threshold");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.settings()?;
+        self.events()?;
+        Ok(())
+    }
+
+    fn events(&self) -> Result<EventChannel<BreakerEvent>, ConfigError> {
+        EventChannel::new(self.event_capacity)
+            .map_err(|e| e.within(ComponentKind::CircuitBreaker, self.registration.name()))
+    }
+
+    /// The checks, and the settings in the form the breaker keeps them.
+    pub(crate) fn settings(&self) -> Result<Settings, ConfigError> {
         self.registration.require_name()?;
         match self.window {
             SlidingWindow::Count(0) => {
@@ -312,10 +336,8 @@ impl CircuitBreakerBuilder {
                 "must be greater than zero",
             ));
         }
-        let events = EventChannel::new(self.event_capacity)
-            .map_err(|e| e.within(ComponentKind::CircuitBreaker, self.registration.name()))?;
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Ok(Validated {
+        Ok(Settings {
             machine: MachineConfig {
                 permits: self.half_open_permits as u16,
                 successes_to_close: self.half_open_successes as u16,
@@ -325,23 +347,30 @@ impl CircuitBreakerBuilder {
             },
             slow_nanos: self.slow_call.map(|(d, _)| nanos(d)),
             max_half_open: self.max_half_open.map(nanos),
-            events,
         })
     }
 
     /// Validates the settings and builds the breaker.
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
-        let validated = self.validate()?;
+        let validated = Validated {
+            settings: self.settings()?,
+            events: self.events()?,
+        };
         let breaker = CircuitBreaker::from_builder(&self, validated);
         self.registration.register(Arc::new(breaker.clone()))?;
         Ok(breaker)
     }
 }
 
-pub(crate) struct Validated {
+/// Validated settings, as the breaker keeps them.
+pub(crate) struct Settings {
     pub(crate) machine: MachineConfig,
     pub(crate) slow_nanos: Option<u64>,
     pub(crate) max_half_open: Option<u64>,
+}
+
+pub(crate) struct Validated {
+    pub(crate) settings: Settings,
     pub(crate) events: EventChannel<BreakerEvent>,
 }
 

@@ -187,7 +187,7 @@ pub(crate) struct Transition {
     pub(crate) open_for: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Locked {
     /// Openings since the breaker last closed (drives the growing open wait).
     consecutive_opens: u32,
@@ -196,6 +196,8 @@ struct Locked {
     forced_reason: Option<Arc<str>>,
     /// When the current state was entered (ns).
     entered_at: u64,
+    /// The settings the next transition applies (a reload replaces them).
+    cfg: MachineConfig,
 }
 
 /// Read-only facts about the machine for metrics.
@@ -211,10 +213,13 @@ pub(crate) struct Machine {
     word: AtomicU64,
     /// Half-open trial results: `(gen as u32) << 32 | successes << 16 | failures`.
     trials: AtomicU64,
+    /// The current half-open period's decision thresholds, fixed when it began (a reload
+    /// applies from the next period): `(gen as u32) << 32 | successes to close << 16 |
+    /// failures to reopen`.
+    period: AtomicU64,
     open_until: AtomicU64,
     half_open_since: AtomicU64,
     locked: Mutex<Locked>,
-    cfg: MachineConfig,
 }
 
 impl Machine {
@@ -222,11 +227,24 @@ impl Machine {
         Machine {
             word: AtomicU64::new(Word::new(State::Closed, 0, 0).0),
             trials: AtomicU64::new(0),
+            period: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
             half_open_since: AtomicU64::new(0),
-            locked: Mutex::new(Locked::default()),
-            cfg,
+            locked: Mutex::new(Locked {
+                consecutive_opens: 0,
+                trips: 0,
+                forced_reason: None,
+                entered_at: 0,
+                cfg,
+            }),
         }
+    }
+
+    /// Replaces the settings: the open wait applies from the next opening (the growth count of
+    /// consecutive openings is kept), the trial permits and thresholds from the next half-open
+    /// period. The current state, and an open period's end, are left as they are.
+    pub(crate) fn reconfigure(&self, cfg: MachineConfig) {
+        self.locked.lock().unwrap_or_else(|e| e.into_inner()).cfg = cfg;
     }
 
     #[inline]
@@ -303,8 +321,14 @@ impl Machine {
                 .compare_exchange_weak(cur, next, AcqRel, Acquire)
             {
                 Ok(_) => {
-                    let close_at = u64::from(self.cfg.successes_to_close);
-                    let reopen_at = self.cfg.failures_to_reopen();
+                    // The thresholds of this period, published before its trial word (which the
+                    // compare-and-swap above acquired). A later period has another tag: this
+                    // trial's period is over, and it decides nothing.
+                    let period = self.period.load(Acquire);
+                    if period & !0xFFFF_FFFF != tag {
+                        return None;
+                    }
+                    let (close_at, reopen_at) = ((period >> 16) & 0xFFFF, period & 0xFFFF);
                     return if success && ok == close_at {
                         Some(Target::Closed)
                     } else if !success && bad == reopen_at {
@@ -362,7 +386,7 @@ impl Machine {
             Target::Open => {
                 locked.consecutive_opens = locked.consecutive_opens.saturating_add(1);
                 locked.trips += 1;
-                let wait = self.cfg.open_wait(locked.consecutive_opens);
+                let wait = locked.cfg.open_wait(locked.consecutive_opens);
                 self.open_until.store(now.saturating_add(wait), Relaxed);
                 open_for = Some(wait);
                 (State::Open, 0)
@@ -370,9 +394,15 @@ impl Machine {
             Target::HalfOpen => {
                 // Half-open may follow a forced open whose time ran out.
                 locked.forced_reason = None;
-                self.trials.store((gen & 0xFFFF_FFFF) << 32, Release);
+                let tag = (gen & 0xFFFF_FFFF) << 32;
+                let cfg = locked.cfg;
+                self.period.store(
+                    tag | u64::from(cfg.successes_to_close) << 16 | cfg.failures_to_reopen(),
+                    Relaxed,
+                );
+                self.trials.store(tag, Release);
                 self.half_open_since.store(now, Relaxed);
-                (State::HalfOpen, u64::from(self.cfg.permits))
+                (State::HalfOpen, u64::from(cfg.permits))
             }
             Target::Closed => {
                 locked.consecutive_opens = 0;
