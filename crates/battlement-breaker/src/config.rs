@@ -378,8 +378,25 @@ pub(crate) struct Validated {
 mod tests {
     use super::*;
 
+    /// The setting `build` refuses, after checking that `validate` refuses the same one.
     fn setting(b: CircuitBreakerBuilder) -> &'static str {
-        b.build().unwrap_err().setting()
+        let validated = b.validate().unwrap_err().setting();
+        let built = b.build().unwrap_err().setting();
+        assert_eq!(validated, built, "validate agrees with build");
+        built
+    }
+
+    #[test]
+    fn validate_accepts_what_build_accepts() {
+        let good = CircuitBreaker::builder("t")
+            .sliding_window(SlidingWindow::Time {
+                length: Duration::from_secs(10),
+                buckets: 10,
+            })
+            .slow_call(Duration::from_secs(1), 0.5)
+            .half_open_calls(3, 2);
+        good.validate().unwrap();
+        good.build().unwrap();
     }
 
     #[test]
@@ -459,10 +476,9 @@ mod tests {
     fn event_capacities_tokio_cannot_take_are_config_errors_not_panics() {
         let max = battlement_core::event::MAX_EVENT_CAPACITY;
         for capacity in [0, max + 1, usize::MAX / 2, usize::MAX / 2 + 1, usize::MAX] {
-            let err = CircuitBreaker::builder("db")
-                .event_capacity(capacity)
-                .build()
-                .unwrap_err();
+            let builder = CircuitBreaker::builder("db").event_capacity(capacity);
+            assert_eq!(builder.validate().unwrap_err().setting(), "event_capacity");
+            let err = builder.build().unwrap_err();
             assert_eq!(err.setting(), "event_capacity");
             assert_eq!(err.component(), "circuit breaker `db`");
         }

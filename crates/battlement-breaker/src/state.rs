@@ -536,6 +536,30 @@ mod tests {
         assert_eq!(m.record_trial(g2, true), None);
     }
 
+    /// New trial settings apply from the next half-open period: the current one is decided by
+    /// the thresholds it began with.
+    #[test]
+    fn reconfigured_trials_apply_from_the_next_period() {
+        let m = Machine::new(cfg(1, 1));
+        let g = m.current().gen();
+        m.transition(State::Closed, g, Target::Open, 0, |_| {});
+        let g = m.current().gen();
+        m.transition(State::Open, g, Target::HalfOpen, 0, |_| {});
+        m.reconfigure(cfg(3, 2));
+        let g = m.current().gen();
+        assert_eq!(m.current().permits(), 1);
+        assert_eq!(m.record_trial(g, true), Some(Target::Closed));
+        m.transition(State::HalfOpen, g, Target::Closed, 0, |_| {});
+        let g = m.current().gen();
+        m.transition(State::Closed, g, Target::Open, 0, |_| {});
+        let g = m.current().gen();
+        m.transition(State::Open, g, Target::HalfOpen, 0, |_| {});
+        let g = m.current().gen();
+        assert_eq!(m.current().permits(), 3);
+        assert_eq!(m.record_trial(g, true), None);
+        assert_eq!(m.record_trial(g, true), Some(Target::Closed));
+    }
+
     #[test]
     fn trials_decide_once() {
         let m = Machine::new(cfg(3, 2));

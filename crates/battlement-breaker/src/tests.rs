@@ -944,3 +944,5 @@ async fn rejections_from_layers_below_count_as_nothing_unless_asked() {
     }
     assert_eq!(b.state(), State::Open);
 }
+
+mod reload;
