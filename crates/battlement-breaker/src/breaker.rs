@@ -392,7 +392,8 @@ impl Shared {
         self.minimum_calls.store(b.minimum_calls, Relaxed);
         self.failure_rate.store(rate_bits(b.failure_rate), Relaxed);
         self.slow_limit.store(
-            v.slow_nanos.map_or(OFF, |limit| self.hot.nanos_to_ticks(limit)),
+            v.slow_nanos
+                .map_or(OFF, |limit| self.hot.nanos_to_ticks(limit)),
             Relaxed,
         );
         self.slow_rate

@@ -268,7 +268,6 @@ impl Window {
         self.clear();
     }
 
-
     /// How many stripes the window has (a power of two).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn stripes(&self) -> usize {

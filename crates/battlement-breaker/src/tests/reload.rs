@@ -26,7 +26,11 @@ async fn a_lower_failure_rate_threshold_opens_on_the_next_decision() {
     b.reload(&count_breaker(10, 10).failure_rate_threshold(0.25))
         .unwrap();
     assert!(!reloaded(&mut events), "same window: counts kept");
-    assert_eq!(b.state(), State::Closed, "a reload decides nothing by itself");
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "a reload decides nothing by itself"
+    );
     assert_eq!(b.metrics().window_calls, 10);
     // The next failure decides: 3 of the last 10 failed (the oldest failure left the window
     // and this one came in), 30 % >= 25 %. With the old threshold it would stay closed.
@@ -73,8 +77,12 @@ async fn trial_permits_apply_from_the_next_half_open_period() {
         async move { call(&svc, Call::Wait(rx)).await }
     });
     tokio::task::yield_now().await;
-    b.reload(&count_breaker(4, 2).half_open_calls(3, 2)).unwrap();
-    assert!(is_open(&call(&svc, Call::Ok).await), "this period had one permit");
+    b.reload(&count_breaker(4, 2).half_open_calls(3, 2))
+        .unwrap();
+    assert!(
+        is_open(&call(&svc, Call::Ok).await),
+        "this period had one permit"
+    );
     // It is decided by its own threshold: one success closes it.
     tx.send(true).unwrap();
     trial.await.unwrap().unwrap();
@@ -139,10 +147,17 @@ async fn calls_in_flight_across_a_reload_finish_and_are_counted() {
         tx.send(true).unwrap();
     }
     for r in running {
-        assert_eq!(r.await.unwrap().unwrap(), 200, "no call failed by the reload");
+        assert_eq!(
+            r.await.unwrap().unwrap(),
+            200,
+            "no call failed by the reload"
+        );
     }
     let m = b.metrics();
-    assert_eq!((m.state, m.successes, m.stale, m.cancelled), (State::Closed, 8, 0, 0));
+    assert_eq!(
+        (m.state, m.successes, m.stale, m.cancelled),
+        (State::Closed, 8, 0, 0)
+    );
     assert_eq!(m.window_calls, 8, "counted in the new window");
 }
 
@@ -161,8 +176,12 @@ async fn a_window_of_another_shape_starts_empty_and_works() {
         length: Duration::from_secs(10),
         buckets: 10,
     };
-    b.reload(&count_breaker(10, 4).sliding_window(time)).unwrap();
-    assert!(reloaded(&mut events), "the event says the window was emptied");
+    b.reload(&count_breaker(10, 4).sliding_window(time))
+        .unwrap();
+    assert!(
+        reloaded(&mut events),
+        "the event says the window was emptied"
+    );
     let m = b.metrics();
     assert_eq!((m.window_calls, m.failures), (0, 3));
     // The time window ages calls out by time: 3 failures, 11 s later a fourth is alone.
@@ -221,9 +240,18 @@ async fn an_invalid_reload_changes_nothing() {
     let svc = guarded(&b, &up);
     let mut events = b.subscribe();
     let bad = [
-        (count_breaker(10, 4).failure_rate_threshold(1.5), "failure_rate_threshold"),
-        (count_breaker(10, 4).sliding_window(SlidingWindow::Count(2)), "minimum_calls"),
-        (count_breaker(10, 4).half_open_calls(1, 2), "half_open_calls.successes"),
+        (
+            count_breaker(10, 4).failure_rate_threshold(1.5),
+            "failure_rate_threshold",
+        ),
+        (
+            count_breaker(10, 4).sliding_window(SlidingWindow::Count(2)),
+            "minimum_calls",
+        ),
+        (
+            count_breaker(10, 4).half_open_calls(1, 2),
+            "half_open_calls.successes",
+        ),
         (count_breaker(10, 4).event_capacity(0), "event_capacity"),
         (CircuitBreaker::builder(""), "name"),
     ];
