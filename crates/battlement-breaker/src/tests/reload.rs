@@ -7,7 +7,7 @@ fn reloaded(events: &mut tokio::sync::broadcast::Receiver<BreakerEvent>) -> bool
     loop {
         match events.try_recv() {
             Ok(BreakerEvent::Reloaded { window_cleared, .. }) => return window_cleared,
-            Ok(_) => continue,
+            Ok(_) => {}
             Err(e) => panic!("no Reloaded event: {e:?}"),
         }
     }
