@@ -2,7 +2,7 @@
 //! transitions and operator actions. Its read-outs (metrics, health) are in `metrics.rs`.
 
 use crate::clock::HotClock;
-use crate::config::{CircuitBreakerBuilder, SlidingWindow, Validated};
+use crate::config::{CircuitBreakerBuilder, Settings, SlidingWindow, Validated};
 use crate::event::{BreakerEvent, TransitionReason};
 use crate::state::{Machine, Target, Transition, Word, NO_END};
 use crate::window::{Record, Window};
@@ -11,10 +11,10 @@ use battlement_core::error::BreakerOpen;
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
 use battlement_core::stripe::{self, stripe_count, CachePadded};
-use battlement_core::{FailureKind, Outcome};
+use battlement_core::{ConfigError, FailureKind, Outcome};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -54,22 +54,49 @@ pub(crate) struct Shared {
     pub(crate) window: Window,
     consecutive: CachePadded<AtomicU64>,
     eval_pending: CachePadded<AtomicBool>,
-    minimum_calls: u64,
-    failure_rate: Option<f64>,
-    /// Slow-call limit (raw clock ticks) and rate threshold.
-    slow: Option<(u64, f64)>,
-    consecutive_limit: Option<u64>,
-    max_half_open: Option<u64>,
-    count_rejections: bool,
-    pub(crate) timing: bool,
+    // The settings a reload changes: each in its own atomic, read where the plain fields were
+    // read before (one relaxed load, a plain load on the usual targets), so the call path costs
+    // the same. Written only by `reload`, under `reload`'s lock.
+    minimum_calls: AtomicU64,
+    /// Failure-rate threshold (`f64` bits), or [`OFF`].
+    failure_rate: AtomicU64,
+    /// Slow-call limit in raw clock ticks, or [`OFF`].
+    slow_limit: AtomicU64,
+    /// Slow-call rate threshold (`f64` bits), or [`OFF`].
+    slow_rate: AtomicU64,
+    /// The rules a finished closed call checks, in one word (one load on the success path):
+    /// the consecutive failures that trip (0: off) shifted left by one, and [`RATE_RULES`] if
+    /// a rate rule (failure or slow) is on.
+    rules: AtomicU64,
+    /// Longest half-open period (ns), or [`OFF`].
+    max_half_open: AtomicU64,
+    count_rejections: AtomicBool,
+    timing: AtomicBool,
+    /// Serialises reloads, and holds the window setting the rings are shaped for.
+    reload: Mutex<SlidingWindow>,
+    reloads: AtomicU64,
     /// Call durations for the exporters, when [`histogram`](CircuitBreakerBuilder::histogram)
-    /// is on.
+    /// is on (fixed at build: a reload does not add or remove it).
     pub(crate) histogram: Option<Histogram>,
     /// Transitions counted by `[from][to]` (state bits); only transitions write them.
     pub(crate) transitions: [[AtomicU64; 5]; 5],
     pub(crate) origin: Instant,
     pub(crate) hot: HotClock,
     events: EventChannel<BreakerEvent>,
+}
+
+/// A setting that is off (no such rule).
+const OFF: u64 = u64::MAX;
+
+/// In [`Shared::rules`]: a rate rule is on.
+const RATE_RULES: u64 = 1;
+
+fn rate_bits(rate: Option<f64>) -> u64 {
+    rate.map_or(OFF, f64::to_bits)
+}
+
+fn bits_rate(bits: u64) -> Option<f64> {
+    (bits != OFF).then(|| f64::from_bits(bits))
 }
 
 /// A call the breaker let through: the generation it was admitted in, and whether it holds a
@@ -133,26 +160,27 @@ impl CircuitBreaker {
         let hot = HotClock::new();
         let shared = Arc::new(Shared {
             name: b.registration.name().into(),
-            machine: Machine::new(v.machine),
+            machine: Machine::new(v.settings.machine),
             window,
             consecutive: CachePadded::new(AtomicU64::new(0)),
             eval_pending: CachePadded::new(AtomicBool::new(false)),
-            minimum_calls: b.minimum_calls,
-            failure_rate: b.failure_rate,
-            slow: v
-                .slow_nanos
-                .map(|limit| hot.nanos_to_ticks(limit))
-                .zip(b.slow_call.map(|(_, r)| r)),
-            consecutive_limit: b.consecutive_failures,
-            max_half_open: v.max_half_open,
-            count_rejections: b.count_rejections,
-            timing: b.record_latency || b.slow_call.is_some() || b.histogram,
+            minimum_calls: AtomicU64::new(0),
+            failure_rate: AtomicU64::new(OFF),
+            slow_limit: AtomicU64::new(OFF),
+            slow_rate: AtomicU64::new(OFF),
+            rules: AtomicU64::new(0),
+            max_half_open: AtomicU64::new(OFF),
+            count_rejections: AtomicBool::new(false),
+            timing: AtomicBool::new(false),
+            reload: Mutex::new(b.window),
+            reloads: AtomicU64::new(0),
             histogram: b.histogram.then(Histogram::new),
             transitions: Default::default(),
             origin: Instant::now(),
             hot,
             events: v.events,
         });
+        shared.apply(b, &v.settings);
         let shards = (0..stripe_count())
             .map(|index| {
                 Arc::new(CachePadded::new(Shard {
@@ -284,9 +312,126 @@ impl CircuitBreaker {
     pub fn subscribe(&self) -> broadcast::Receiver<BreakerEvent> {
         self.shared().events.subscribe()
     }
+
+    /// Applies the settings of `settings` to this live breaker, or, if any is invalid, changes
+    /// nothing and returns the error ([`CircuitBreakerBuilder::validate`]'s).
+    ///
+    /// The builder's name, registries (and `critical`) and event capacity are not applied: the
+    /// breaker keeps its identity, its registrations and its event channel (its subscribers
+    /// stay subscribed). The classifier belongs to the layer, not the breaker. Everything else
+    /// is:
+    ///
+    /// - The state, the generation and the calls in flight are kept: no call is dropped or
+    ///   failed, and a call admitted before the reload is recorded when it finishes.
+    /// - Thresholds (failure rate, slow-call rate and duration, consecutive failures, minimum
+    ///   calls) apply from the next decision, which is taken when a call's outcome is recorded
+    ///   (a failing or slow one, or any while a decision is pending): lowering a threshold does
+    ///   not trip the breaker by itself.
+    /// - The open wait applies from the next opening (an open period keeps the end it was given;
+    ///   the growth count of consecutive openings is kept). Trial permits and the successes
+    ///   needed apply from the next half-open period; the half-open limit from the next
+    ///   admission.
+    /// - The window: one of the same type and size keeps its counts. One of another type or
+    ///   size starts empty (a window cannot be converted: a count window does not know when its
+    ///   calls happened), and the event says so. The rings keep the memory they were built
+    ///   with, at least 128 slots per stripe, so every count window fits exactly; a time window
+    ///   with more buckets than the rings have keeps its length in fewer, longer buckets.
+    ///   Calls finishing during the change may be counted in the new window.
+    /// - Timing (`record_latency`, `slow_call`) applies to calls that start after the reload.
+    ///
+    /// Each setting is published on its own: a decision racing the reload may see some of the
+    /// new settings and some of the old ones, never a setting that was not valid. A reload is
+    /// a `tracing` info event, a [`BreakerEvent::Reloaded`], and counts in
+    /// [`CircuitBreakerMetrics::reloads`](crate::CircuitBreakerMetrics::reloads).
+    ///
+    /// ```
+    /// use battlement_breaker::CircuitBreaker;
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// breaker
+    ///     .reload(&CircuitBreaker::builder("db").failure_rate_threshold(0.2).fixed_open_wait(Duration::from_secs(30)))
+    ///     .unwrap();
+    /// assert_eq!(breaker.metrics().reloads, 1);
+    ///
+    /// let err = breaker.reload(&CircuitBreaker::builder("db").failure_rate_threshold(1.5)).unwrap_err();
+    /// assert_eq!(err.setting(), "failure_rate_threshold");
+    /// assert_eq!(breaker.metrics().reloads, 1); // nothing changed
+    /// ```
+    pub fn reload(&self, settings: &CircuitBreakerBuilder) -> Result<(), ConfigError> {
+        settings.validate()?;
+        let v = settings.settings()?;
+        let shared = self.shared();
+        let mut window = shared.reload.lock().unwrap_or_else(|e| e.into_inner());
+        shared.apply(settings, &v);
+        shared.machine.reconfigure(v.machine);
+        let window_cleared = *window != settings.window;
+        if window_cleared {
+            match settings.window {
+                SlidingWindow::Count(n) => shared.window.reshape_count(n),
+                SlidingWindow::Time { length, buckets } => {
+                    shared
+                        .window
+                        .reshape_time(nanos(length), u64::from(buckets));
+                }
+            }
+            shared.eval_pending.store(false, Relaxed);
+            *window = settings.window;
+        }
+        shared.reloads.fetch_add(1, Relaxed);
+        drop(window);
+        tracing::info!(
+            breaker = %shared.name,
+            window = ?settings.window,
+            window_cleared,
+            "circuit breaker settings reloaded"
+        );
+        shared.events.send(BreakerEvent::Reloaded {
+            name: shared.name.clone(),
+            window_cleared,
+        });
+        Ok(())
+    }
 }
 
 impl Shared {
+    /// Stores the settings a reload may change (the machine's are set by the caller).
+    fn apply(&self, b: &CircuitBreakerBuilder, v: &Settings) {
+        self.minimum_calls.store(b.minimum_calls, Relaxed);
+        self.failure_rate.store(rate_bits(b.failure_rate), Relaxed);
+        self.slow_limit.store(
+            v.slow_nanos
+                .map_or(OFF, |limit| self.hot.nanos_to_ticks(limit)),
+            Relaxed,
+        );
+        self.slow_rate
+            .store(rate_bits(b.slow_call.map(|(_, rate)| rate)), Relaxed);
+        let rates = b.failure_rate.is_some() || b.slow_call.is_some();
+        // A limit of 2^63 or more is never reached: kept below that, it means the same.
+        let consecutive = b.consecutive_failures.unwrap_or(0).min(u64::MAX >> 1);
+        self.rules
+            .store(consecutive << 1 | u64::from(rates), Relaxed);
+        self.max_half_open
+            .store(v.max_half_open.unwrap_or(OFF), Relaxed);
+        self.count_rejections.store(b.count_rejections, Relaxed);
+        // A histogram, fixed at build, keeps calls timed whatever the reload says.
+        self.timing.store(
+            b.record_latency || b.slow_call.is_some() || self.histogram.is_some(),
+            Relaxed,
+        );
+    }
+
+    /// Whether calls are timed.
+    #[inline]
+    pub(crate) fn timing(&self) -> bool {
+        self.timing.load(Relaxed)
+    }
+
+    /// Reloads counted since the breaker was built.
+    pub(crate) fn reloads(&self) -> u64 {
+        self.reloads.load(Relaxed)
+    }
+
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         nanos(Instant::now().saturating_duration_since(self.origin))
@@ -295,7 +440,7 @@ impl Shared {
     /// A reading of the call-path clock when calls are timed, else [`UNTIMED`].
     #[inline]
     pub(crate) fn start_timer(&self) -> u64 {
-        if self.timing {
+        if self.timing() {
             self.hot.raw()
         } else {
             UNTIMED
@@ -345,7 +490,8 @@ impl Shared {
                     self.end_open(word, now);
                 }
                 State::HalfOpen => {
-                    if let Some(max) = self.max_half_open {
+                    let max = self.max_half_open.load(Relaxed);
+                    if max != OFF {
                         let now = self.now();
                         if now.saturating_sub(self.machine.half_open_since()) > max {
                             self.transition(
@@ -441,7 +587,7 @@ impl Shared {
         }
         let failure = match outcome {
             Outcome::Success => None,
-            Outcome::Failure(FailureKind::Rejected) if !self.count_rejections => {
+            Outcome::Failure(FailureKind::Rejected) if !self.count_rejections.load(Relaxed) => {
                 // A rejection by a layer below (a full bulkhead, a kill switch) is local
                 // back-pressure, not the dependency failing: count it as nothing.
                 self.window.note_ignored(stripe);
@@ -460,26 +606,22 @@ impl Shared {
             }
         };
         let slow = match latency {
+            // Off is `u64::MAX` ticks, which no latency reaches.
             Some(lat) => {
                 self.observe(lat);
-                matches!(self.slow, Some((limit, _)) if lat >= limit)
+                lat >= self.slow_limit.load(Relaxed)
             }
             None => false,
         };
         // Window time is the call-path clock's, as in `metrics` (only time windows read it).
-        let now = if self.window.needs_time() {
-            self.hot.now()
-        } else {
-            0
-        };
-        self.window.record(
+        let now = self.window.record(
             stripe,
             Record {
                 failure,
                 slow,
                 latency,
             },
-            now,
+            || self.hot.now(),
         );
         if word.is_closed() {
             self.judge(word, failure, slow, now);
@@ -513,7 +655,9 @@ impl Shared {
     /// Applies the trip rules after a call finished in the closed state.
     #[inline]
     fn judge(&self, word: Word, failure: Option<FailureKind>, slow: bool, now: u64) {
-        if let Some(limit) = self.consecutive_limit {
+        let rules = self.rules.load(Relaxed);
+        if rules > RATE_RULES {
+            let limit = rules >> 1;
             if failure.is_some() {
                 let n = self.consecutive.fetch_add(1, Relaxed) + 1;
                 if n >= limit {
@@ -524,7 +668,7 @@ impl Shared {
                 self.consecutive.store(0, Relaxed);
             }
         }
-        if self.failure_rate.is_none() && self.slow.is_none() {
+        if rules & RATE_RULES == 0 {
             return;
         }
         let bad = failure.is_some() || slow;
@@ -539,7 +683,7 @@ impl Shared {
     #[cold]
     fn evaluate(&self, word: Word, bad: bool, now: u64) {
         let totals = self.window.totals(now);
-        if totals.calls < self.minimum_calls {
+        if totals.calls < self.minimum_calls.load(Relaxed) {
             if bad && !self.eval_pending.load(Relaxed) {
                 self.eval_pending.store(true, Relaxed);
             }
@@ -549,14 +693,14 @@ impl Shared {
             self.eval_pending.store(false, Relaxed);
         }
         let calls = totals.calls;
-        if let Some(threshold) = self.failure_rate {
+        if let Some(threshold) = bits_rate(self.failure_rate.load(Relaxed)) {
             let rate = totals.failures as f64 / calls as f64;
             if rate >= threshold {
                 self.trip(word, TransitionReason::FailureRate { rate, calls });
                 return;
             }
         }
-        if let Some((_, threshold)) = self.slow {
+        if let Some(threshold) = bits_rate(self.slow_rate.load(Relaxed)) {
             let rate = totals.slow as f64 / calls as f64;
             if rate >= threshold {
                 self.trip(word, TransitionReason::SlowCallRate { rate, calls });

@@ -245,7 +245,31 @@ impl CircuitBreakerBuilder {
         self.registration.error(setting, value, why)
     }
 
-    pub(crate) fn validate(&self) -> Result<Validated, ConfigError> {
+    /// Runs every check [`build`](Self::build) runs except registration (a name already taken
+    /// in a registry is only found by registering), without building anything: a reload, or a
+    /// configuration loader, validates a whole configuration before it applies any of it.
+    ///
+    /// ```
+    /// use battlement_breaker::CircuitBreaker;
+    ///
+    /// let good = CircuitBreaker::builder("db").failure_rate_threshold(0.3);
+    /// assert!(good.validate().is_ok());
+    /// let bad = CircuitBreaker::builder("db").failure_rate_threshold(1.5);
+    /// assert_eq!(bad.validate().unwrap_err().setting(), "failure_rate_threshold");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.settings()?;
+        self.events()?;
+        Ok(())
+    }
+
+    fn events(&self) -> Result<EventChannel<BreakerEvent>, ConfigError> {
+        EventChannel::new(self.event_capacity)
+            .map_err(|e| e.within(ComponentKind::CircuitBreaker, self.registration.name()))
+    }
+
+    /// The checks, and the settings in the form the breaker keeps them.
+    pub(crate) fn settings(&self) -> Result<Settings, ConfigError> {
         self.registration.require_name()?;
         match self.window {
             SlidingWindow::Count(0) => {
@@ -335,10 +359,8 @@ impl CircuitBreakerBuilder {
                 "must be greater than zero",
             ));
         }
-        let events = EventChannel::new(self.event_capacity)
-            .map_err(|e| e.within(ComponentKind::CircuitBreaker, self.registration.name()))?;
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Ok(Validated {
+        Ok(Settings {
             machine: MachineConfig {
                 permits: self.half_open_permits as u16,
                 successes_to_close: self.half_open_successes as u16,
@@ -348,23 +370,30 @@ impl CircuitBreakerBuilder {
             },
             slow_nanos: self.slow_call.map(|(d, _)| nanos(d)),
             max_half_open: self.max_half_open.map(nanos),
-            events,
         })
     }
 
     /// Validates the settings and builds the breaker.
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
-        let validated = self.validate()?;
+        let validated = Validated {
+            settings: self.settings()?,
+            events: self.events()?,
+        };
         let breaker = CircuitBreaker::from_builder(&self, validated);
         self.registration.register(Arc::new(breaker.clone()))?;
         Ok(breaker)
     }
 }
 
-pub(crate) struct Validated {
+/// Validated settings, as the breaker keeps them.
+pub(crate) struct Settings {
     pub(crate) machine: MachineConfig,
     pub(crate) slow_nanos: Option<u64>,
     pub(crate) max_half_open: Option<u64>,
+}
+
+pub(crate) struct Validated {
+    pub(crate) settings: Settings,
     pub(crate) events: EventChannel<BreakerEvent>,
 }
 
@@ -372,8 +401,25 @@ pub(crate) struct Validated {
 mod tests {
     use super::*;
 
+    /// The setting `build` refuses, after checking that `validate` refuses the same one.
     fn setting(b: CircuitBreakerBuilder) -> &'static str {
-        b.build().unwrap_err().setting()
+        let validated = b.validate().unwrap_err().setting();
+        let built = b.build().unwrap_err().setting();
+        assert_eq!(validated, built, "validate agrees with build");
+        built
+    }
+
+    #[test]
+    fn validate_accepts_what_build_accepts() {
+        let good = CircuitBreaker::builder("t")
+            .sliding_window(SlidingWindow::Time {
+                length: Duration::from_secs(10),
+                buckets: 10,
+            })
+            .slow_call(Duration::from_secs(1), 0.5)
+            .half_open_calls(3, 2);
+        good.validate().unwrap();
+        good.build().unwrap();
     }
 
     #[test]
@@ -453,10 +499,9 @@ mod tests {
     fn event_capacities_tokio_cannot_take_are_config_errors_not_panics() {
         let max = battlement_core::event::MAX_EVENT_CAPACITY;
         for capacity in [0, max + 1, usize::MAX / 2, usize::MAX / 2 + 1, usize::MAX] {
-            let err = CircuitBreaker::builder("db")
-                .event_capacity(capacity)
-                .build()
-                .unwrap_err();
+            let builder = CircuitBreaker::builder("db").event_capacity(capacity);
+            assert_eq!(builder.validate().unwrap_err().setting(), "event_capacity");
+            let err = builder.build().unwrap_err();
             assert_eq!(err.setting(), "event_capacity");
             assert_eq!(err.component(), "circuit breaker `db`");
         }

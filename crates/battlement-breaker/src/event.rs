@@ -76,4 +76,12 @@ pub enum BreakerEvent {
         /// For transitions to open, or forced open for a time: how long it will stay open.
         open_for: Option<Duration>,
     },
+    /// New settings were applied with [`reload`](crate::CircuitBreaker::reload).
+    Reloaded {
+        /// The breaker's name.
+        name: Arc<str>,
+        /// Whether the window changed type or size, and so was emptied (its counts are kept
+        /// when its shape is the same).
+        window_cleared: bool,
+    },
 }

@@ -13,6 +13,8 @@
 //!   [`disable`](CircuitBreaker::disable), [`reset`](CircuitBreaker::reset).
 //! - Outcomes come from a [`battlement_core::Classify`]r: a 503 can fail while a 404 is
 //!   [ignored](battlement_core::Outcome::Ignored); see [Classification](#classification).
+//! - Live reload: [`CircuitBreaker::reload`] applies new settings from the next decision, keeping
+//!   the state and the calls in flight ([`CircuitBreakerBuilder::validate`] checks them first).
 //! - Calls that started in an earlier state (generation) do not count toward the current one; a
 //!   call whose future is dropped counts as nothing and returns its half-open permit.
 //! - Metrics ([`CircuitBreaker::metrics`]), `tracing` events, typed [`BreakerEvent`]s through

@@ -129,6 +129,7 @@ impl Shared {
             state,
             time_in_state: Duration::from_nanos(now.saturating_sub(facts.entered_at)),
             trips: facts.trips,
+            reloads: self.reloads(),
             retry_after: self.retry_after(state),
             forced_reason: facts.forced_reason.map(|r| r.to_string()),
             calls_permitted: c.recorded + c.ignored + c.cancelled + c.stale,
@@ -146,10 +147,10 @@ impl Shared {
             window_slow_calls: totals.slow,
             failure_rate: rate(totals.failures),
             slow_call_rate: rate(totals.slow),
-            mean_latency: (self.timing && totals.calls > 0).then(|| {
+            mean_latency: (self.timing() && totals.calls > 0).then(|| {
                 Duration::from_nanos(self.hot.ticks_to_nanos(totals.lat_sum / totals.calls))
             }),
-            max_latency: (self.timing && totals.calls > 0)
+            max_latency: (self.timing() && totals.calls > 0)
                 .then(|| Duration::from_nanos(self.hot.ticks_to_nanos(totals.lat_max))),
         }
     }
@@ -178,6 +179,8 @@ pub struct CircuitBreakerMetrics {
     pub time_in_state: Duration,
     /// How many times it opened on its own (not forced).
     pub trips: u64,
+    /// Settings applied with [`reload`](CircuitBreaker::reload) since it was built.
+    pub reloads: u64,
     /// While open, or forced open for a time: how long until a trial call is admitted.
     pub retry_after: Option<Duration>,
     /// While forced open: the operator's reason.

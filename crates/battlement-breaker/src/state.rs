@@ -201,7 +201,7 @@ pub(crate) struct Transition {
     pub(crate) open_for: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Locked {
     /// Openings since the breaker last closed (drives the growing open wait).
     consecutive_opens: u32,
@@ -210,6 +210,8 @@ struct Locked {
     forced_reason: Option<Arc<str>>,
     /// When the current state was entered (ns).
     entered_at: u64,
+    /// The settings the next transition applies (a reload replaces them).
+    cfg: MachineConfig,
 }
 
 /// Read-only facts about the machine for metrics.
@@ -225,10 +227,13 @@ pub(crate) struct Machine {
     word: AtomicU64,
     /// Half-open trial results: `(gen as u32) << 32 | successes << 16 | failures`.
     trials: AtomicU64,
+    /// The current half-open period's decision thresholds, fixed when it began (a reload
+    /// applies from the next period): `(gen as u32) << 32 | successes to close << 16 |
+    /// failures to reopen`.
+    period: AtomicU64,
     open_until: AtomicU64,
     half_open_since: AtomicU64,
     locked: Mutex<Locked>,
-    cfg: MachineConfig,
 }
 
 impl Machine {
@@ -236,11 +241,24 @@ impl Machine {
         Machine {
             word: AtomicU64::new(Word::new(State::Closed, 0, 0).0),
             trials: AtomicU64::new(0),
+            period: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
             half_open_since: AtomicU64::new(0),
-            locked: Mutex::new(Locked::default()),
-            cfg,
+            locked: Mutex::new(Locked {
+                consecutive_opens: 0,
+                trips: 0,
+                forced_reason: None,
+                entered_at: 0,
+                cfg,
+            }),
         }
+    }
+
+    /// Replaces the settings: the open wait applies from the next opening (the growth count of
+    /// consecutive openings is kept), the trial permits and thresholds from the next half-open
+    /// period. The current state, and an open period's end, are left as they are.
+    pub(crate) fn reconfigure(&self, cfg: MachineConfig) {
+        self.locked.lock().unwrap_or_else(|e| e.into_inner()).cfg = cfg;
     }
 
     #[inline]
@@ -317,8 +335,14 @@ impl Machine {
                 .compare_exchange_weak(cur, next, AcqRel, Acquire)
             {
                 Ok(_) => {
-                    let close_at = u64::from(self.cfg.successes_to_close);
-                    let reopen_at = self.cfg.failures_to_reopen();
+                    // The thresholds of this period, published before its trial word (which the
+                    // compare-and-swap above acquired). A later period has another tag: this
+                    // trial's period is over, and it decides nothing.
+                    let period = self.period.load(Acquire);
+                    if period & !0xFFFF_FFFF != tag {
+                        return None;
+                    }
+                    let (close_at, reopen_at) = ((period >> 16) & 0xFFFF, period & 0xFFFF);
                     return if success && ok == close_at {
                         Some(Target::Closed)
                     } else if !success && bad == reopen_at {
@@ -376,7 +400,7 @@ impl Machine {
             Target::Open => {
                 locked.consecutive_opens = locked.consecutive_opens.saturating_add(1);
                 locked.trips += 1;
-                let wait = self.cfg.open_wait(locked.consecutive_opens);
+                let wait = locked.cfg.open_wait(locked.consecutive_opens);
                 self.open_until.store(now.saturating_add(wait), Relaxed);
                 open_for = Some(wait);
                 (State::Open, 0)
@@ -384,9 +408,15 @@ impl Machine {
             Target::HalfOpen => {
                 // Half-open may follow a forced open whose time ran out.
                 locked.forced_reason = None;
-                self.trials.store((gen & 0xFFFF_FFFF) << 32, Release);
+                let tag = (gen & 0xFFFF_FFFF) << 32;
+                let cfg = locked.cfg;
+                self.period.store(
+                    tag | u64::from(cfg.successes_to_close) << 16 | cfg.failures_to_reopen(),
+                    Relaxed,
+                );
+                self.trials.store(tag, Release);
                 self.half_open_since.store(now, Relaxed);
-                (State::HalfOpen, u64::from(self.cfg.permits))
+                (State::HalfOpen, u64::from(cfg.permits))
             }
             Target::Closed => {
                 locked.consecutive_opens = 0;
@@ -518,6 +548,30 @@ mod tests {
         assert_eq!(m.current().permits(), 1);
         // A trial outcome of the old period does not count either.
         assert_eq!(m.record_trial(g2, true), None);
+    }
+
+    /// New trial settings apply from the next half-open period: the current one is decided by
+    /// the thresholds it began with.
+    #[test]
+    fn reconfigured_trials_apply_from_the_next_period() {
+        let m = Machine::new(cfg(1, 1));
+        let g = m.current().gen();
+        m.transition(State::Closed, g, Target::Open, 0, |_| {});
+        let g = m.current().gen();
+        m.transition(State::Open, g, Target::HalfOpen, 0, |_| {});
+        m.reconfigure(cfg(3, 2));
+        let g = m.current().gen();
+        assert_eq!(m.current().permits(), 1);
+        assert_eq!(m.record_trial(g, true), Some(Target::Closed));
+        m.transition(State::HalfOpen, g, Target::Closed, 0, |_| {});
+        let g = m.current().gen();
+        m.transition(State::Closed, g, Target::Open, 0, |_| {});
+        let g = m.current().gen();
+        m.transition(State::Open, g, Target::HalfOpen, 0, |_| {});
+        let g = m.current().gen();
+        assert_eq!(m.current().permits(), 3);
+        assert_eq!(m.record_trial(g, true), None);
+        assert_eq!(m.record_trial(g, true), Some(Target::Closed));
     }
 
     #[test]

@@ -255,6 +255,7 @@ async fn consecutive_failures_trip_and_a_success_resets_the_run() {
             assert_eq!(to, State::Open);
             assert_eq!(reason, TransitionReason::ConsecutiveFailures(3));
         }
+        other => panic!("unexpected event {other:?}"),
     }
 }
 
@@ -509,6 +510,7 @@ async fn forced_open_for_a_time_rejects_with_the_time_left_then_goes_half_open()
                 (State::ForcedOpen, Some(Duration::from_secs(30)))
             );
         }
+        other => panic!("unexpected event {other:?}"),
     }
     tokio::time::advance(Duration::from_secs(10)).await;
     let err = call(&svc, Call::Ok).await.unwrap_err();
@@ -530,6 +532,7 @@ async fn forced_open_for_a_time_rejects_with_the_time_left_then_goes_half_open()
             assert_eq!((from, to), (State::ForcedOpen, State::HalfOpen));
             assert_eq!(reason, TransitionReason::ForcedOpenEnded);
         }
+        other => panic!("unexpected event {other:?}"),
     }
     assert_eq!(b.state(), State::Open, "a failed trial reopens");
     assert_eq!(b.metrics().forced_reason, None);
@@ -943,3 +946,5 @@ async fn rejections_from_layers_below_count_as_nothing_unless_asked() {
     }
     assert_eq!(b.state(), State::Open);
 }
+
+mod reload;

@@ -102,13 +102,62 @@ impl Stripe {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The window's shape, packed in one word so that a reload can change it while calls record (a
+/// second word holds the rest, which the call path does not read): a count window's `shift`
+/// (bits 0..6) and `mask` (from bit 8; its `slots` in the second word); a time window's bucket
+/// count (from bit 8, its bucket span in the second word) and [`TIME`].
+const TIME: u64 = 1 << 63;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// `1 << shift` calls share a slot; the window is the last `slots` slots of a ring of
     /// `mask + 1` (a power of two).
     Count { shift: u32, slots: u64, mask: u64 },
-    /// Each slot covers `slot_nanos`.
-    Time { slot_nanos: u64 },
+    /// `buckets` slots, each covering `slot_nanos`.
+    Time { buckets: u64, slot_nanos: u64 },
+}
+
+impl Kind {
+    /// The shape of a count window of `size` calls within `capacity` slots per stripe.
+    fn count(size: u64, capacity: u64) -> Kind {
+        let exact = EXACT_COUNT_SLOTS.min(capacity);
+        let per_slot = size.div_ceil(exact).next_power_of_two();
+        let slots = size.div_ceil(per_slot);
+        let ring = slots.next_power_of_two();
+        Kind::Count {
+            shift: per_slot.trailing_zeros(),
+            slots,
+            mask: ring - 1,
+        }
+    }
+
+    /// The shape of a time window of `length_nanos` in `buckets` buckets, in at most `capacity`
+    /// of them (the same length in fewer, longer buckets).
+    fn time(length_nanos: u64, buckets: u64, capacity: u64) -> Kind {
+        let buckets = buckets.min(capacity).max(1);
+        Kind::Time {
+            buckets,
+            slot_nanos: (length_nanos / buckets).max(1),
+        }
+    }
+
+    /// How many slots per stripe the shape uses.
+    fn slots_used(self) -> u64 {
+        match self {
+            Kind::Count { mask, .. } => mask + 1,
+            Kind::Time { buckets, .. } => buckets,
+        }
+    }
+
+    fn pack(self) -> (u64, u64) {
+        match self {
+            Kind::Count { shift, slots, mask } => (u64::from(shift) | mask << 8, slots),
+            Kind::Time {
+                buckets,
+                slot_nanos,
+            } => (TIME | buckets << 8, slot_nanos),
+        }
+    }
 }
 
 /// What one finished call adds to the window.
@@ -142,42 +191,81 @@ pub(crate) struct Cumulative {
     pub(crate) stale: u64,
 }
 
+/// The window: per-stripe rings of a fixed capacity, and their shape.
+///
+/// A reload may change the shape (type or size) while calls record: the rings keep their
+/// capacity (at least [`EXACT_COUNT_SLOTS`], so every count window fits exactly), the new shape
+/// is published in one word, and the rings are emptied. A call racing the change may record
+/// into the emptied window under either shape: every slot index it can compute is within the
+/// capacity, and at worst one of its outcomes lands in the new window.
 #[derive(Debug)]
 pub(crate) struct Window {
     stripes: Stripes<CachePadded<Stripe>>,
-    kind: Kind,
+    /// The shape, packed (see [`TIME`]).
+    shape: AtomicU64,
+    /// Count windows: the slots summed; time windows: nanoseconds per bucket.
+    extra: AtomicU64,
+    /// Slots per stripe.
+    capacity: u64,
 }
 
 impl Window {
     pub(crate) fn count(size: u64) -> Self {
-        let per_slot = size.div_ceil(EXACT_COUNT_SLOTS).next_power_of_two();
-        let slots = size.div_ceil(per_slot);
-        let ring = slots.next_power_of_two();
-        Self::new(
-            ring as usize,
-            Kind::Count {
-                shift: per_slot.trailing_zeros(),
-                slots,
-                mask: ring - 1,
-            },
-        )
+        Self::new(|capacity| Kind::count(size, capacity))
     }
 
     pub(crate) fn time(length_nanos: u64, buckets: u64) -> Self {
-        let slot_nanos = (length_nanos / buckets).max(1);
-        Self::new(buckets as usize, Kind::Time { slot_nanos })
+        Self::new(|capacity| Kind::time(length_nanos, buckets, capacity))
     }
 
-    fn new(slots: usize, kind: Kind) -> Self {
+    fn new(kind: impl Fn(u64) -> Kind) -> Self {
+        // The rings are never smaller than the largest count ring, so a reload to any count
+        // window is as exact as building it; a time window reloaded onto rings built smaller
+        // than its bucket count keeps its length in fewer buckets.
+        let capacity = kind(u64::MAX).slots_used().max(EXACT_COUNT_SLOTS);
+        let (packed, extra) = kind(capacity).pack();
         Window {
-            stripes: Stripes::new(|_| Stripe::new(slots)),
-            kind,
+            stripes: Stripes::new(|_| Stripe::new(capacity as usize)),
+            shape: AtomicU64::new(packed),
+            extra: AtomicU64::new(extra),
+            capacity,
         }
     }
 
-    /// Whether recording needs the current time (time windows do).
-    pub(crate) fn needs_time(&self) -> bool {
-        matches!(self.kind, Kind::Time { .. })
+    /// The current shape.
+    fn kind(&self) -> Kind {
+        let packed = self.shape.load(Relaxed);
+        let extra = self.extra.load(Relaxed);
+        if packed & TIME == 0 {
+            Kind::Count {
+                shift: (packed & 63) as u32,
+                slots: extra,
+                mask: packed >> 8,
+            }
+        } else {
+            Kind::Time {
+                buckets: (packed & !TIME) >> 8,
+                slot_nanos: extra,
+            }
+        }
+    }
+
+    /// Changes the window to a count window of `size` calls, emptied.
+    pub(crate) fn reshape_count(&self, size: u64) {
+        self.reshape(Kind::count(size, self.capacity));
+    }
+
+    /// Changes the window to a time window, emptied.
+    pub(crate) fn reshape_time(&self, length_nanos: u64, buckets: u64) {
+        self.reshape(Kind::time(length_nanos, buckets, self.capacity));
+    }
+
+    #[cold]
+    fn reshape(&self, kind: Kind) {
+        let (packed, extra) = kind.pack();
+        self.extra.store(extra, Relaxed);
+        self.shape.store(packed, Relaxed);
+        self.clear();
     }
 
     /// How many stripes the window has (a power of two).
@@ -191,10 +279,10 @@ impl Window {
         self.stripes.get(index)
     }
 
-    /// Records a finished call into stripe `stripe` (any index; it is masked). `now` is only
-    /// read for time windows.
+    /// Records a finished call into stripe `stripe` (any index; it is masked), and returns the
+    /// time it was recorded at: `now()`, which only time windows call (0 for count windows).
     #[inline]
-    pub(crate) fn record(&self, stripe: usize, rec: Record, now: u64) {
+    pub(crate) fn record(&self, stripe: usize, rec: Record, now: impl FnOnce() -> u64) -> u64 {
         let stripe = self.stripe_at(stripe);
         let pos = stripe.recorded.fetch_add(1, Relaxed);
         let bad = match rec.failure {
@@ -207,43 +295,20 @@ impl Window {
         if rec.slow {
             stripe.slow.fetch_add(1, Relaxed);
         }
-        match self.kind {
-            Kind::Count { shift, mask, .. } => {
-                let slot = &stripe.slots[((pos >> shift) & mask) as usize];
-                if pos & ((1 << shift) - 1) == 0 {
-                    // First call of this slot's round: overwrite what the slot held a window ago.
-                    slot.calls.store(1, Relaxed);
-                    slot.bad.store(bad, Relaxed);
-                    if let Some(lat) = rec.latency {
-                        slot.lat_sum.store(lat, Relaxed);
-                        slot.lat_max.store(lat, Relaxed);
-                    }
-                } else {
-                    slot.calls.fetch_add(1, Relaxed);
-                    if bad != 0 {
-                        slot.bad.fetch_add(bad, Relaxed);
-                    }
-                    if let Some(lat) = rec.latency {
-                        slot.add_latency(lat);
-                    }
+        let packed = self.shape.load(Relaxed);
+        if packed & TIME == 0 {
+            // (`& 63`: what a shift by a register does anyway, so it costs nothing.)
+            let (shift, mask) = (packed & 63, packed >> 8);
+            let slot = &stripe.slots[((pos >> shift) & mask) as usize];
+            if pos & ((1 << shift) - 1) == 0 {
+                // First call of this slot's round: overwrite what the slot held a window ago.
+                slot.calls.store(1, Relaxed);
+                slot.bad.store(bad, Relaxed);
+                if let Some(lat) = rec.latency {
+                    slot.lat_sum.store(lat, Relaxed);
+                    slot.lat_max.store(lat, Relaxed);
                 }
-            }
-            Kind::Time { slot_nanos } => {
-                let epoch = now / slot_nanos;
-                let len = stripe.slots.len() as u64;
-                let slot = &stripe.slots[(epoch % len) as usize];
-                let held = slot.epoch.load(Relaxed);
-                if held != epoch
-                    && slot
-                        .epoch
-                        .compare_exchange(held, epoch, Relaxed, Relaxed)
-                        .is_ok()
-                {
-                    slot.calls.store(0, Relaxed);
-                    slot.bad.store(0, Relaxed);
-                    slot.lat_sum.store(0, Relaxed);
-                    slot.lat_max.store(0, Relaxed);
-                }
+            } else {
                 slot.calls.fetch_add(1, Relaxed);
                 if bad != 0 {
                     slot.bad.fetch_add(bad, Relaxed);
@@ -252,6 +317,32 @@ impl Window {
                     slot.add_latency(lat);
                 }
             }
+            0
+        } else {
+            let now = now();
+            let buckets = (packed & !TIME) >> 8;
+            let epoch = now / self.extra.load(Relaxed);
+            let slot = &stripe.slots[(epoch % buckets) as usize];
+            let held = slot.epoch.load(Relaxed);
+            if held != epoch
+                && slot
+                    .epoch
+                    .compare_exchange(held, epoch, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                slot.calls.store(0, Relaxed);
+                slot.bad.store(0, Relaxed);
+                slot.lat_sum.store(0, Relaxed);
+                slot.lat_max.store(0, Relaxed);
+            }
+            slot.calls.fetch_add(1, Relaxed);
+            if bad != 0 {
+                slot.bad.fetch_add(bad, Relaxed);
+            }
+            if let Some(lat) = rec.latency {
+                slot.add_latency(lat);
+            }
+            now
         }
     }
 
@@ -266,7 +357,7 @@ impl Window {
             t.lat_sum += slot.lat_sum.load(Relaxed);
             t.lat_max = t.lat_max.max(slot.lat_max.load(Relaxed));
         };
-        match self.kind {
+        match self.kind() {
             Kind::Count { shift, slots, mask } => {
                 for stripe in self.stripes.iter() {
                     let recorded = stripe.recorded.load(Relaxed);
@@ -280,11 +371,14 @@ impl Window {
                     }
                 }
             }
-            Kind::Time { slot_nanos } => {
+            Kind::Time {
+                buckets,
+                slot_nanos,
+            } => {
                 let current = now / slot_nanos;
-                let oldest = current.saturating_sub(self.stripes.get(0).slots.len() as u64 - 1);
+                let oldest = current.saturating_sub(buckets - 1);
                 for stripe in self.stripes.iter() {
-                    for slot in stripe.slots.iter() {
+                    for slot in stripe.slots[..buckets as usize].iter() {
                         let e = slot.epoch.load(Relaxed);
                         if e != NO_EPOCH && e >= oldest {
                             add(&mut t, slot);
@@ -298,9 +392,10 @@ impl Window {
 
     /// Empties the window (cumulative counters stay).
     pub(crate) fn clear(&self) {
+        let kind = self.kind();
         for stripe in self.stripes.iter() {
             // Restart count rings at a slot boundary.
-            let per_slot = match self.kind {
+            let per_slot = match kind {
                 Kind::Count { shift, .. } => 1 << shift,
                 Kind::Time { .. } => 1,
             };
@@ -372,14 +467,14 @@ mod tests {
     fn count_window_slides_exactly() {
         let w = Window::count(4);
         for r in [ok(), ok(), ok(), ok(), fail(), fail()] {
-            w.record(0, r, 0);
+            w.record(0, r, || 0);
         }
         // Last four: ok ok fail fail.
         let t = w.totals(0);
         assert_eq!((t.calls, t.failures), (4, 2));
-        w.record(0, ok(), 0);
-        w.record(0, ok(), 0);
-        w.record(0, ok(), 0);
+        w.record(0, ok(), || 0);
+        w.record(0, ok(), || 0);
+        w.record(0, ok(), || 0);
         let t = w.totals(0);
         assert_eq!((t.calls, t.failures), (4, 1));
     }
@@ -388,12 +483,12 @@ mod tests {
     fn clear_empties_window_but_keeps_cumulative() {
         let w = Window::count(300);
         for _ in 0..5 {
-            w.record(0, fail(), 0);
+            w.record(0, fail(), || 0);
         }
         w.clear();
         assert_eq!(w.totals(0), Totals::default());
         assert_eq!(w.cumulative().failures[FailureKind::ServerError.index()], 5);
-        w.record(0, fail(), 0);
+        w.record(0, fail(), || 0);
         assert_eq!(w.totals(0).calls, 1);
     }
 
@@ -402,9 +497,9 @@ mod tests {
         // 10 s window in 10 buckets of 1 s.
         let sec = 1_000_000_000u64;
         let w = Window::time(10 * sec, 10);
-        w.record(0, fail(), 0);
-        w.record(0, ok(), sec / 2);
-        w.record(0, ok(), 3 * sec);
+        w.record(0, fail(), || 0);
+        w.record(0, ok(), || sec / 2);
+        w.record(0, ok(), || 3 * sec);
         assert_eq!(w.totals(3 * sec).calls, 3);
         assert_eq!(w.totals(9 * sec + sec / 2).calls, 3);
         // At 10 s the bucket [0, 1) s has left the window.
@@ -412,7 +507,7 @@ mod tests {
         assert_eq!((t.calls, t.failures), (1, 0));
         assert_eq!(w.totals(13 * sec).calls, 0);
         // A reused bucket starts from zero.
-        w.record(0, fail(), 20 * sec);
+        w.record(0, fail(), || 20 * sec);
         let t = w.totals(20 * sec);
         assert_eq!((t.calls, t.failures), (1, 1));
     }
@@ -424,7 +519,7 @@ mod tests {
             let w = Window::count(size);
             let mut model = std::collections::VecDeque::new();
             for failed in outcomes {
-                w.record(0, if failed { fail() } else { ok() }, 0);
+                w.record(0, if failed { fail() } else { ok() }, || 0);
                 model.push_back(failed);
                 if model.len() as u64 > size { model.pop_front(); }
                 let t = w.totals(0);
@@ -437,7 +532,7 @@ mod tests {
         #[test]
         fn bucketed_count_window_bounds(size in 129u64..5000, n in 0u64..12000) {
             let w = Window::count(size);
-            for _ in 0..n { w.record(0, ok(), 0); }
+            for _ in 0..n { w.record(0, ok(), || 0); }
             let per_slot = size.div_ceil(EXACT_COUNT_SLOTS).next_power_of_two();
             let calls = w.totals(0).calls;
             prop_assert!(calls <= n);

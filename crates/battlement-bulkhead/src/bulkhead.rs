@@ -3,9 +3,10 @@
 use crate::permit::{free, waiters, Entry, Permit, Shared, MAX_PERMITS, MAX_QUEUED};
 use crate::queue::{noop_waker, wait_for_permit, QueueSlot, WaitFuture};
 use crate::semaphore::Semaphore;
-use crate::BulkheadBuilder;
+use crate::{BulkheadBuilder, BulkheadEvent};
 use battlement_core::error::{BoxError, BulkheadFull};
 use battlement_core::export::Histogram;
+use battlement_core::event::EventChannel;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
@@ -79,6 +80,7 @@ impl Bulkhead {
         max_wait: Option<Duration>,
         rejection_window: Duration,
         histogram: bool,
+        events: EventChannel<BulkheadEvent>,
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
@@ -93,11 +95,13 @@ impl Bulkhead {
                 wait_total_nanos: AtomicU64::new(0),
                 wait_max_nanos: AtomicU64::new(0),
                 wait_histogram: histogram.then(Histogram::new),
-                max_queued: max_queued.min(MAX_QUEUED),
-                max_wait,
+                max_queued: AtomicUsize::new(max_queued.min(MAX_QUEUED)),
+                max_wait: AtomicU64::new(max_wait.map_or(0, nanos)),
                 last_rejection: AtomicU64::new(0),
                 epoch: Instant::now(),
-                rejection_window,
+                rejection_window: AtomicU64::new(nanos(rejection_window)),
+                reloads: AtomicU64::new(0),
+                events,
                 resize: Mutex::new(()),
                 name,
             }),
@@ -116,12 +120,12 @@ impl Bulkhead {
 
     /// How many calls may wait for a permit (0: a call that finds none is rejected at once).
     pub fn max_queued(&self) -> usize {
-        self.shared.max_queued
+        self.shared.max_queued.load(Relaxed)
     }
 
     /// How long a call may wait in the queue (`None`: until admitted or cancelled).
     pub fn max_wait(&self) -> Option<Duration> {
-        self.shared.max_wait
+        self.shared.max_wait()
     }
 
     /// Calls holding a permit now.
@@ -156,7 +160,7 @@ impl Bulkhead {
     /// A rejection within this long makes the health snapshot `warn`; see
     /// [`rejection_window`](crate::BulkheadBuilder::rejection_window).
     pub fn rejection_window(&self) -> Duration {
-        self.shared.rejection_window
+        Duration::from_nanos(self.shared.rejection_window.load(Relaxed))
     }
 
     /// Calls waiting in the queue now.
@@ -186,11 +190,86 @@ impl Bulkhead {
     /// ```
     pub fn set_max_concurrent(&self, max: usize) -> Result<(), ConfigError> {
         validate_max_concurrent(&self.shared.name, max)?;
+        let _resizing = self.shared.resize.lock().unwrap_or_else(|e| e.into_inner());
+        self.resize(max);
+        Ok(())
+    }
+
+    /// Applies the settings of `settings` to this live bulkhead, or, if any is invalid, changes
+    /// nothing and returns the error ([`BulkheadBuilder::validate`]'s).
+    ///
+    /// The builder's name, registries (and `critical`) and event capacity are not applied: the
+    /// bulkhead keeps its identity, its registrations and its event channel. No call is dropped
+    /// or failed:
+    ///
+    /// - `max_concurrent` resizes as [`set_max_concurrent`](Self::set_max_concurrent) does:
+    ///   growing admits queued calls at once, in arrival order; shrinking never interrupts a
+    ///   running call, so calls in flight may exceed the new limit until enough of them finish
+    ///   (each finishing call retires its permit), and no new call is admitted until they are
+    ///   below it.
+    /// - `max_queued` and `max_wait` apply to calls that arrive after the reload: calls already
+    ///   queued keep their place (a smaller queue does not evict them) and their deadline.
+    /// - `rejection_window` applies to the next health snapshot.
+    ///
+    /// Each setting is published on its own: a call arriving during the reload may see some of
+    /// the new settings and some of the old ones. A reload is a `tracing` info event, a
+    /// [`BulkheadEvent::Reloaded`], and counts in
+    /// [`BulkheadMetrics::reloads`](crate::BulkheadMetrics::reloads).
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// let b = Bulkhead::builder("db").max_concurrent(4).build().unwrap();
+    /// b.reload(&Bulkhead::builder("db").max_concurrent(8).max_queued(16).max_wait(Duration::from_millis(50)))
+    ///     .unwrap();
+    /// assert_eq!((b.max_concurrent(), b.max_queued()), (8, 16));
+    ///
+    /// let err = b.reload(&Bulkhead::builder("db").max_concurrent(0)).unwrap_err();
+    /// assert_eq!(err.setting(), "max_concurrent");
+    /// assert_eq!(b.max_concurrent(), 8); // nothing changed
+    /// assert_eq!(b.metrics().reloads, 1);
+    /// ```
+    pub fn reload(&self, settings: &BulkheadBuilder) -> Result<(), ConfigError> {
+        settings.validate()?;
         let s = &self.shared;
         let _resizing = s.resize.lock().unwrap_or_else(|e| e.into_inner());
+        let max_queued = settings.max_queued.min(MAX_QUEUED);
+        s.max_queued.store(max_queued, Relaxed);
+        s.max_wait
+            .store(settings.max_wait.map_or(0, nanos), Relaxed);
+        s.rejection_window
+            .store(nanos(settings.rejection_window), Relaxed);
+        let old = s.max_concurrent.load(Acquire);
+        self.resize(settings.max_concurrent);
+        s.reloads.fetch_add(1, Relaxed);
+        tracing::info!(
+            bulkhead = %s.name,
+            max_concurrent = settings.max_concurrent,
+            max_queued,
+            max_wait = ?settings.max_wait,
+            "bulkhead settings reloaded"
+        );
+        s.events.send(BulkheadEvent::Reloaded {
+            name: s.name.clone(),
+            max_concurrent: (old, settings.max_concurrent),
+            max_queued,
+            max_wait: settings.max_wait,
+        });
+        Ok(())
+    }
+
+    /// Subscribes to typed events ([`BulkheadEvent`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<BulkheadEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Changes the limit to `max` (validated), with the resize lock held.
+    fn resize(&self, max: usize) {
+        let s = &self.shared;
         let old = s.max_concurrent.load(Acquire);
         if max == old {
-            return Ok(());
+            return;
         }
         s.max_concurrent.store(max, Release);
         if max > old {
@@ -210,7 +289,6 @@ impl Bulkhead {
             }
         }
         tracing::info!(bulkhead = %s.name, old, new = max, "bulkhead max_concurrent changed");
-        Ok(())
     }
 
     /// Tries to admit a call now; past the fast path, queues it or rejects it.
@@ -234,7 +312,7 @@ impl Bulkhead {
     #[inline(never)]
     fn admit_slow(&self) -> Admission {
         let s = &self.shared;
-        let max_queued = s.max_queued;
+        let max_queued = s.max_queued.load(Relaxed);
         let entered = s.enter(max_queued as u64);
         if entered == Entry::Admitted {
             s.accepted.increment();
@@ -253,7 +331,7 @@ impl Bulkhead {
             );
             return Admission::Rejected(Box::new(BulkheadFull::new(s.name.clone())));
         }
-        let mut wait = wait_for_permit(QueueSlot(Some(s.clone())), Instant::now(), s.max_wait);
+        let mut wait = wait_for_permit(QueueSlot(Some(s.clone())), Instant::now(), s.max_wait());
         // Poll once now, so the call takes its place in the semaphore's FIFO queue in the order
         // of `call`s, not of first polls. The caller's first poll replaces the no-op waker.
         match wait.as_mut().poll(&mut Context::from_waker(noop_waker())) {
@@ -270,7 +348,7 @@ impl Bulkhead {
     /// What a call that found no free permit on the fast path does first.
     pub(crate) fn loom_enter(&self) -> (Entry, Option<Permit>) {
         let s = &self.shared;
-        let entry = s.enter(s.max_queued as u64);
+        let entry = s.enter(s.max_queued.load(Relaxed) as u64);
         let permit = (entry == Entry::Admitted).then(|| Permit { shared: s.clone() });
         (entry, permit)
     }
@@ -299,6 +377,20 @@ impl Bulkhead {
             free(s.word.load(Acquire)) as usize,
             s.semaphore.available_permits(),
         )
+    }
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    /// The wait limit for a call queueing now.
+    pub(crate) fn max_wait(&self) -> Option<Duration> {
+        match self.max_wait.load(Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
     }
 }
 
@@ -339,8 +431,8 @@ impl fmt::Debug for Bulkhead {
         f.debug_struct("Bulkhead")
             .field("name", &self.shared.name)
             .field("max_concurrent", &self.max_concurrent())
-            .field("max_queued", &self.shared.max_queued)
-            .field("max_wait", &self.shared.max_wait)
+            .field("max_queued", &self.max_queued())
+            .field("max_wait", &self.max_wait())
             .field("in_flight", &self.in_flight())
             .field("queued", &self.queued())
             .finish()

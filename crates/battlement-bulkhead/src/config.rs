@@ -1,6 +1,8 @@
 //! The bulkhead's builder and its validation.
 
 use crate::bulkhead::{validate_max_concurrent, Bulkhead};
+use crate::BulkheadEvent;
+use battlement_core::event::EventChannel;
 use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::fmt;
 use std::sync::Arc;
@@ -35,10 +37,11 @@ use std::time::Duration;
 #[must_use]
 pub struct BulkheadBuilder {
     registration: Registration,
-    max_concurrent: usize,
-    max_queued: usize,
-    max_wait: Option<Duration>,
-    rejection_window: Duration,
+    pub(crate) max_concurrent: usize,
+    pub(crate) max_queued: usize,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) rejection_window: Duration,
+    event_capacity: usize,
     histogram: bool,
 }
 
@@ -54,6 +57,7 @@ impl fmt::Debug for BulkheadBuilder {
             .field("max_wait", &self.max_wait)
             .field("rejection_window", &self.rejection_window)
             .field("histogram", &self.histogram)
+            .field("event_capacity", &self.event_capacity)
             .finish()
     }
 }
@@ -67,6 +71,7 @@ impl BulkheadBuilder {
             max_wait: None,
             rejection_window: DEFAULT_REJECTION_WINDOW,
             histogram: false,
+            event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -134,12 +139,29 @@ impl BulkheadBuilder {
 
     battlement_core::define_registration_methods!();
 
+    battlement_core::define_event_capacity_method!();
+
     fn err(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
         self.registration.error(setting, value, why)
     }
 
-    /// Validates the settings and builds the bulkhead.
-    pub fn build(self) -> Result<Bulkhead, ConfigError> {
+    /// Runs every check [`build`](Self::build) runs except registration (a name already taken
+    /// in a registry is only found by registering), without building anything: a reload, or a
+    /// configuration loader, validates a whole configuration before it applies any of it.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// assert!(Bulkhead::builder("db").max_concurrent(4).validate().is_ok());
+    /// let err = Bulkhead::builder("db").max_concurrent(0).validate().unwrap_err();
+    /// assert_eq!(err.setting(), "max_concurrent");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.events().map(drop)
+    }
+
+    /// The checks, and the event channel the bulkhead publishes on.
+    fn events(&self) -> Result<EventChannel<BulkheadEvent>, ConfigError> {
         self.registration.require_name()?;
         validate_max_concurrent(self.registration.name(), self.max_concurrent)?;
         if let Some(wait) = self.max_wait {
@@ -158,6 +180,13 @@ impl BulkheadBuilder {
                 ));
             }
         }
+        EventChannel::new(self.event_capacity)
+            .map_err(|e| e.within(ComponentKind::Bulkhead, self.registration.name()))
+    }
+
+    /// Validates the settings and builds the bulkhead.
+    pub fn build(self) -> Result<Bulkhead, ConfigError> {
+        let events = self.events()?;
         let bulkhead = Bulkhead::from_parts(
             Arc::from(self.registration.name()),
             self.max_concurrent,
@@ -165,6 +194,7 @@ impl BulkheadBuilder {
             self.max_wait,
             self.rejection_window,
             self.histogram,
+            events,
         );
         self.registration.register(Arc::new(bulkhead.clone()))?;
         Ok(bulkhead)

@@ -10,7 +10,8 @@
 //! HTTP 503).
 //!
 //! - Run-time resize: [`Bulkhead::set_max_concurrent`] (growing admits waiters at once, shrinking
-//!   takes effect as running calls finish).
+//!   takes effect as running calls finish), and live reload of every setting with
+//!   [`Bulkhead::reload`] (typed [`BulkheadEvent`]s through [`Bulkhead::subscribe`]).
 //! - Metrics: [`Bulkhead::metrics`] (in flight, queued, limits, accepted, rejected by cause, wait
 //!   time mean and max). The handle implements [`HealthSource`](battlement_core::HealthSource): state
 //!   `saturated` with status `warn` while every permit is taken or calls wait, `available` and
@@ -102,6 +103,7 @@
 
 mod bulkhead;
 mod config;
+mod event;
 mod future;
 mod layer;
 mod metrics;
@@ -114,6 +116,7 @@ pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;
 pub use bulkhead::Bulkhead;
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
+pub use event::BulkheadEvent;
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
 pub use metrics::{BulkheadMetrics, FAMILIES};

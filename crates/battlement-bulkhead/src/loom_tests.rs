@@ -182,3 +182,23 @@ fn loom_grow_hands_permits_to_queued_calls_first() {
         assert_eq!(b.permit_places(), (2, 0));
     });
 }
+
+#[test]
+fn loom_reload_shrink_then_grow_racing_releases() {
+    loom::model(|| {
+        let b = queued_bulkhead(2, 1);
+        let (p1, p2) = (take(&b), take(&b));
+        let release = thread::spawn(move || drop(p1));
+        // A reload shrinks, another grows back past the start, while a call finishes.
+        b.reload(&Bulkhead::builder("loom").max_concurrent(1).max_queued(1))
+            .unwrap();
+        b.reload(&Bulkhead::builder("loom").max_concurrent(3))
+            .unwrap();
+        release.join().unwrap();
+        assert_eq!(b.in_flight(), 1);
+        drop(p2);
+        // No queue any more, and exactly the new limit's permits.
+        assert_eq!(b.max_queued(), 0);
+        assert_capacity(&b, 3);
+    });
+}

@@ -114,7 +114,8 @@ impl Bulkhead {
             free_permits: self.free_permits(),
             queued: self.queued(),
             max_concurrent: self.max_concurrent(),
-            max_queued: s.max_queued,
+            max_queued: self.max_queued(),
+            reloads: s.reloads.load(Relaxed),
             accepted: s.accepted.sum(),
             rejected_full: s.rejected_full.load(Acquire),
             rejected_timeout: s.rejected_timeout.load(Acquire),
@@ -188,6 +189,8 @@ pub struct BulkheadMetrics {
     pub max_concurrent: usize,
     /// The queue bound.
     pub max_queued: usize,
+    /// Settings applied with [`reload`](Bulkhead::reload) since it was built.
+    pub reloads: u64,
     /// Calls admitted (at once or after waiting).
     pub accepted: u64,
     /// Calls rejected because the queue was full ([`BulkheadFull`](crate::BulkheadFull)).
@@ -232,7 +235,7 @@ impl HealthSource for Bulkhead {
     fn snapshot(&self) -> HealthSnapshot {
         let m = self.metrics();
         let busy = m.is_saturated() || m.queued > 0;
-        let window = self.shared.rejection_window;
+        let window = self.rejection_window();
         let recent = m.since_last_rejection.filter(|ago| *ago <= window);
         let (state, status) = if busy {
             ("saturated", HealthStatus::Warn)

@@ -3,6 +3,8 @@
 
 use crate::semaphore::Semaphore;
 use battlement_core::export::Histogram;
+use crate::BulkheadEvent;
+use battlement_core::event::EventChannel;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
@@ -10,7 +12,6 @@ use battlement_core::sync::{
 };
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// The state every clone of a [`Bulkhead`](crate::Bulkhead) shares.
@@ -41,15 +42,20 @@ pub(crate) struct Shared {
     /// Queue waits for the exporters, when
     /// [`histogram`](crate::BulkheadBuilder::histogram) is on (written only by queued calls).
     pub(crate) wait_histogram: Option<Histogram>,
-    pub(crate) max_queued: usize,
-    pub(crate) max_wait: Option<Duration>,
+    /// The queue bound (read by arrivals that find no free permit; a reload changes it).
+    pub(crate) max_queued: AtomicUsize,
+    /// The wait limit in nanoseconds, 0 for none (read when a call queues).
+    pub(crate) max_wait: AtomicU64,
     /// When the last call was rejected: nanoseconds since `epoch`, plus one (0: never). Written
     /// only on the rejection path, never by an admitted call.
     pub(crate) last_rejection: AtomicU64,
     /// The time `last_rejection` counts from (`tokio::time`, so paused clocks apply).
     pub(crate) epoch: Instant,
-    /// A rejection within this long makes the snapshot `warn`.
-    pub(crate) rejection_window: Duration,
+    /// A rejection within this long makes the snapshot `warn` (nanoseconds).
+    pub(crate) rejection_window: AtomicU64,
+    /// Reloads applied.
+    pub(crate) reloads: AtomicU64,
+    pub(crate) events: EventChannel<BulkheadEvent>,
     /// Serialises resizes (never taken by a call).
     pub(crate) resize: Mutex<()>,
     pub(crate) name: Arc<str>,

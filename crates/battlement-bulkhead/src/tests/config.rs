@@ -24,10 +24,16 @@ fn builder_validates_every_setting() {
         ),
     ];
     for (builder, setting) in cases {
+        assert_eq!(
+            builder.validate().unwrap_err().setting(),
+            setting,
+            "validate agrees with build"
+        );
         let err = builder.build().unwrap_err();
         assert_eq!(err.setting(), setting, "{err}");
         assert!(err.component().starts_with("bulkhead"), "{err}");
     }
+    assert!(Bulkhead::builder("b").validate().is_ok());
     let b = Bulkhead::builder("b").build().unwrap();
     assert_eq!(
         (b.max_concurrent(), b.max_queued(), b.max_wait()),

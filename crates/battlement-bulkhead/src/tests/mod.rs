@@ -17,6 +17,7 @@ use tower::{service_fn, Layer, Service, ServiceExt};
 mod admission;
 mod config;
 mod metrics;
+mod reload;
 mod resize;
 mod service;
 mod stress;
