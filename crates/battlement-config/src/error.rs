@@ -60,6 +60,10 @@ impl Origin {
             .ok()
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
             .unwrap_or_else(|| path.to_path_buf());
+        let path = path
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
         Origin::File { path, line }
     }
 }
@@ -159,18 +163,28 @@ impl fmt::Display for Problem {
 /// with its key path, its source and, for TOML files, its line. Display lists them one a line.
 ///
 /// ```
-/// use battlement_config::Configuration;
+/// use battlement_config::Loader;
 ///
-/// let err = Configuration::from_toml(r#"
+/// figment::Jail::expect_with(|jail| {
+///     jail.create_file("battlement.toml", r#"
 /// [instances.payments.breaker]
 /// failure_rate = 1.5
 /// [instances.search.bulkhead]
 /// max_concurrent = 0
-/// "#).unwrap_err();
-/// assert_eq!(err.problems().len(), 2);
-/// assert_eq!(err.problems()[0].key(), "instances.payments.breaker.failure_rate");
-/// assert_eq!(err.problems()[0].line(), Some(3));
-/// assert_eq!(err.problems()[1].key(), "instances.search.bulkhead.max_concurrent");
+/// "#)?;
+///     let err = Loader::new().load().unwrap_err();
+///     assert_eq!(err.problems().len(), 2);
+///     assert_eq!(err.problems()[0].key(), "instances.payments.breaker.failure_rate");
+///     assert_eq!(err.problems()[0].line(), Some(3));
+///     assert_eq!(err.problems()[1].key(), "instances.search.bulkhead.max_concurrent");
+///     assert_eq!(
+///         err.to_string(),
+///         "invalid configuration, 2 problems:\n  \
+///          instances.payments.breaker.failure_rate: 1.5 must be within (0, 1] (battlement.toml:3)\n  \
+///          instances.search.bulkhead.max_concurrent: 0 must be at least 1 (battlement.toml:5)"
+///     );
+///     Ok(())
+/// });
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
