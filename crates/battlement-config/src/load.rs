@@ -246,12 +246,27 @@ impl<'a> Context<'a> {
             .push(Problem::new(key, message).origin_opt(origin));
     }
 
-    fn figment_error(&mut self, err: figment::Error) {
+    /// Records every error of `err`, found in the section at `at` (figment's `extract_inner`
+    /// appends the section's path after the error's own instead of before it: put it first).
+    fn figment_error(&mut self, err: figment::Error, at: &str) {
+        let prefix: Vec<String> = at
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
         for e in err {
             let mut path = e.path.clone();
+            if !prefix.is_empty() && path.ends_with(&prefix) {
+                path.truncate(path.len() - prefix.len());
+                path.splice(0..0, prefix.iter().cloned());
+            } else if !path.starts_with(&prefix) {
+                path.splice(0..0, prefix.iter().cloned());
+            }
             let message = match &e.kind {
                 figment::error::Kind::UnknownField(field, expected) => {
-                    path.push(field.clone());
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
                     format!("unknown key; expected one of {}", expected.join(", "))
                 }
                 kind => kind.to_string(),
@@ -274,7 +289,7 @@ impl<'a> Context<'a> {
         match self.figment.extract_inner::<T>(key) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.figment_error(e);
+                self.figment_error(e, key);
                 None
             }
         }
@@ -349,7 +364,7 @@ impl<'a> Context<'a> {
         let top = match self.figment.extract::<Dict>() {
             Ok(top) => top,
             Err(e) => {
-                self.figment_error(e);
+                self.figment_error(e, "");
                 return settings;
             }
         };
