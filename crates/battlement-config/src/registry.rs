@@ -31,8 +31,9 @@ pub enum ResilienceError {
     /// The configuration has no instance of that name, and the registry was not told to build
     /// unknown names from `defaults`.
     UnknownInstance {
-        /// The kind asked for.
-        kind: ComponentKind,
+        /// The kind asked for (`None` for the whole instance, as by
+        /// [`Resilience::instance`]).
+        kind: Option<ComponentKind>,
         /// The name asked for.
         name: String,
     },
@@ -283,6 +284,30 @@ impl Resilience {
         self.inner.config.instance(name).is_some()
     }
 
+    /// The patterns of `name`: the instance's resolved settings, or, for a name the
+    /// configuration does not have when unknown names are allowed, `defaults` (which patterns
+    /// a stack of that name has).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or an invalid one.
+    pub fn instance(&self, name: &str) -> Result<InstanceSettings, ResilienceError> {
+        match self.inner.config.instance(name) {
+            Some(instance) => Ok(instance.clone()),
+            None if self.inner.unknown_from_defaults => {
+                check_name(name).map_err(|reason| ResilienceError::InvalidName {
+                    name: name.to_owned(),
+                    reason,
+                })?;
+                Ok(self.inner.config.defaults().clone())
+            }
+            None => Err(ResilienceError::UnknownInstance {
+                kind: None,
+                name: name.to_owned(),
+            }),
+        }
+    }
+
     /// The settings of `kind` for `name`: the instance's, else `defaults`', else none.
     fn settings<T: Clone + Default>(
         &self,
@@ -301,7 +326,7 @@ impl Resilience {
                 Ok(defaults.cloned().unwrap_or_default())
             }
             None => Err(ResilienceError::UnknownInstance {
-                kind,
+                kind: Some(kind),
                 name: name.to_owned(),
             }),
         }

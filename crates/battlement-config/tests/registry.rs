@@ -66,7 +66,7 @@ fn unknown_names_are_refused_unless_allowed() {
     assert_eq!(
         strict.bulkhead("paymnets").unwrap_err(),
         ResilienceError::UnknownInstance {
-            kind: ComponentKind::Bulkhead,
+            kind: Some(ComponentKind::Bulkhead),
             name: "paymnets".into()
         }
     );
