@@ -86,7 +86,7 @@ pub struct Problem {
     key: String,
     message: String,
     origin: Option<Origin>,
-    refused: Option<ConfigError>,
+    refused: Option<Box<ConfigError>>,
 }
 
 impl Problem {
@@ -112,7 +112,7 @@ impl Problem {
     }
 
     pub(crate) fn refused(mut self, err: ConfigError) -> Self {
-        self.refused = Some(err);
+        self.refused = Some(Box::new(err));
         self
     }
 
@@ -141,7 +141,7 @@ impl Problem {
 
     /// The builder's error, when a builder refused the value.
     pub fn config_error(&self) -> Option<&ConfigError> {
-        self.refused.as_ref()
+        self.refused.as_deref()
     }
 }
 
