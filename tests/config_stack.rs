@@ -46,7 +46,11 @@ async fn the_stack_uses_the_registrys_components() {
     svc.clone().oneshot(true).await.unwrap_err();
     let breaker = resilience.breaker("payments").unwrap();
     assert_eq!(breaker.metrics().failures, 2);
-    assert!(svc.oneshot(false).await.unwrap_err().is::<battlement::core::error::BreakerOpen>());
+    assert!(svc
+        .oneshot(false)
+        .await
+        .unwrap_err()
+        .is::<battlement::core::error::BreakerOpen>());
     // Registered once, by the registry: a breaker and a bulkhead.
     assert_eq!(health.names().len(), 2);
 }
@@ -59,17 +63,22 @@ async fn missing_patterns_pass_calls_through() {
         .unwrap()
         .build()
         .unwrap();
-    let svc = ServiceBuilder::new().layer(stack).service_fn(|_: ()| async {
-        tokio::time::sleep(Duration::from_secs(5)).await; // no timeout in `search`
-        Ok::<_, BoxError>(())
-    });
+    let svc = ServiceBuilder::new()
+        .layer(stack)
+        .service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(5)).await; // no timeout in `search`
+            Ok::<_, BoxError>(())
+        });
     let held = tokio::spawn(svc.clone().oneshot(()));
     tokio::task::yield_now().await;
     // Its bulkhead of one is the registry's: full while the first call runs.
     let err = svc.clone().oneshot(()).await.unwrap_err();
     assert!(err.is::<BulkheadFull>(), "{err}");
     held.await.unwrap().unwrap();
-    assert!(resilience.breaker("search").is_ok(), "a breaker from defaults on request");
+    assert!(
+        resilience.breaker("search").is_ok(),
+        "a breaker from defaults on request"
+    );
 }
 
 #[test]
