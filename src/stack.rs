@@ -540,8 +540,10 @@ impl ResilienceStack {
     /// on any stack. The components are registered by the registry, with its health registry;
     /// the stack's own [`registry`](Self::registry) adds nothing for them.
     ///
-    /// A slot whose pattern the instance lacks passes calls through; the layers are
-    /// `tower::util::Either`, so the service's error is `BoxError`.
+    /// A slot whose pattern the instance lacks passes calls through. The slots are
+    /// `tower::util::Either`s, whose two sides must fail with one error type: the battlement
+    /// layers fail with `BoxError`, so the wrapped service's error must be `BoxError` too
+    /// (map it with `ServiceBuilder::map_err(Into::into)` if it is not).
     ///
     /// # Errors
     ///
@@ -565,7 +567,7 @@ impl ResilienceStack {
     /// let stack = ResilienceStack::from_config(&resilience, "payments")?.build()?;
     /// let svc = ServiceBuilder::new()
     ///     .layer(stack)
-    ///     .service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) });
+    ///     .service_fn(|x: u32| async move { Ok::<_, battlement::core::BoxError>(x + 1) });
     /// assert_eq!(svc.oneshot(41).await?, 42);
     /// // The stack's breaker is the registry's.
     /// assert_eq!(resilience.breaker("payments")?.metrics().successes, 1);
