@@ -21,6 +21,8 @@ pub use battlement_breaker as breaker;
 pub use battlement_bulkhead as bulkhead;
 #[cfg(feature = "chaos")]
 pub use battlement_chaos as chaos;
+#[cfg(feature = "config")]
+pub use battlement_config as config;
 pub use battlement_core as core;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
@@ -46,4 +48,6 @@ pub mod prelude;
 mod stack;
 
 pub use builder_ext::ServiceBuilderExt;
+#[cfg(feature = "config")]
+pub use stack::ConfiguredStack;
 pub use stack::{ResilienceLayer, ResilienceStack};

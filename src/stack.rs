@@ -312,6 +312,122 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     slot_setter!(set_chaos, chaos, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout], <Pr, Ha, Fa, Re, He, Br, Bu, Ti, L>);
 }
 
+/// The stack [`ResilienceStack::from_config`] builds: each slot holds the instance's layer
+/// when the instance has that pattern, else passes calls through.
+#[cfg(feature = "config")]
+pub type ConfiguredStack = ResilienceStack<
+    Identity,
+    tower::util::Either<crate::kill_switch::KillSwitchLayer, Identity>,
+    Identity,
+    tower::util::Either<crate::retry::RetryLayer, Identity>,
+    tower::util::Either<crate::hedge::HedgeLayer, Identity>,
+    tower::util::Either<crate::breaker::CircuitBreakerLayer, Identity>,
+    tower::util::Either<crate::bulkhead::BulkheadLayer, Identity>,
+    tower::util::Either<crate::timeout::TimeoutLayer, Identity>,
+    Identity,
+>;
+
+#[cfg(feature = "config")]
+impl ResilienceStack {
+    /// The stack of instance `name` of a [`Resilience`](crate::config::Resilience) registry:
+    /// each pattern the instance has (kill switch, retry, hedge, breaker, bulkhead, timeout),
+    /// taken from the registry (so the same shared components its `breaker(name)` and
+    /// `bulkhead(name)` return), in the recommended order. Add a fallback, a probe or chaos as
+    /// on any stack. The components are registered by the registry, with its health registry;
+    /// the stack's own [`registry`](Self::registry) adds nothing for them.
+    ///
+    /// A slot whose pattern the instance lacks passes calls through. The slots are
+    /// `tower::util::Either`s, whose two sides must fail with one error type: the battlement
+    /// layers fail with `BoxError`, so the wrapped service's error must be `BoxError` too
+    /// (map it with `ServiceBuilder::map_err(Into::into)` if it is not).
+    ///
+    /// # Errors
+    ///
+    /// The registry's: an unknown name (unless it builds unknown names from `defaults`, then
+    /// the stack has the patterns `defaults` has), or a component it cannot build.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), battlement::core::BoxError> {
+    /// use battlement::config::{Configuration, Resilience};
+    /// use battlement::ResilienceStack;
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// let config = Configuration::from_toml(r#"
+    /// [instances.payments]
+    /// breaker = { failure_rate = 0.3 }
+    /// retry = { max_attempts = 2 }
+    /// timeout = { limit = "250ms" }
+    /// "#)?;
+    /// let resilience = Resilience::new(config);
+    /// let stack = ResilienceStack::from_config(&resilience, "payments")?.build()?;
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(stack)
+    ///     .service_fn(|x: u32| async move { Ok::<_, battlement::core::BoxError>(x + 1) });
+    /// assert_eq!(svc.oneshot(41).await?, 42);
+    /// // The stack's breaker is the registry's.
+    /// assert_eq!(resilience.breaker("payments")?.metrics().successes, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_config(
+        resilience: &crate::config::Resilience,
+        name: &str,
+    ) -> Result<ConfiguredStack, crate::config::ResilienceError> {
+        use tower::util::Either;
+        fn slot<L>(layer: Option<L>) -> Either<L, Identity> {
+            match layer {
+                Some(layer) => Either::Left(layer),
+                None => Either::Right(Identity::new()),
+            }
+        }
+        let instance = resilience.instance(name)?;
+        let kill_switch = match instance.kill_switch {
+            Some(_) => Some(crate::kill_switch::KillSwitchLayer::new(
+                &resilience.kill_switch(name)?,
+            )),
+            None => None,
+        };
+        let retry = match instance.retry {
+            Some(_) => Some(crate::retry::RetryLayer::new(resilience.retry(name)?)),
+            None => None,
+        };
+        let hedge = match instance.hedge {
+            Some(_) => Some(resilience.hedge(name)?),
+            None => None,
+        };
+        let breaker = match instance.breaker {
+            Some(_) => Some(crate::breaker::CircuitBreakerLayer::new(
+                &resilience.breaker(name)?,
+            )),
+            None => None,
+        };
+        let bulkhead = match instance.bulkhead {
+            Some(_) => Some(crate::bulkhead::BulkheadLayer::new(
+                &resilience.bulkhead(name)?,
+            )),
+            None => None,
+        };
+        let timeout = match instance.timeout {
+            Some(_) => Some(resilience.timeout(name)?),
+            None => None,
+        };
+        Ok(ResilienceStack {
+            probe: Identity::new(),
+            kill_switch: slot(kill_switch),
+            fallback: Identity::new(),
+            retry: slot(retry),
+            hedge: slot(hedge),
+            breaker: slot(breaker),
+            bulkhead: slot(bulkhead),
+            timeout: slot(timeout),
+            chaos: Identity::new(),
+            components: Vec::new(),
+            registries: Vec::new(),
+        })
+    }
+}
+
 #[cfg(all(test, feature = "breaker", feature = "retry", feature = "timeout"))]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@ use crate::queue::{noop_waker, wait_for_permit, QueueSlot, WaitFuture};
 use crate::semaphore::Semaphore;
 use crate::{BulkheadBuilder, BulkheadEvent};
 use battlement_core::error::{BoxError, BulkheadFull};
-use battlement_core::export::Histogram;
 use battlement_core::event::EventChannel;
+use battlement_core::export::Histogram;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,

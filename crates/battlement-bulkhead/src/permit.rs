@@ -2,9 +2,9 @@
 //! bulkhead shares, the free-permit and queue word, permits, release and resize.
 
 use crate::semaphore::Semaphore;
-use battlement_core::export::Histogram;
 use crate::BulkheadEvent;
 use battlement_core::event::EventChannel;
+use battlement_core::export::Histogram;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,

@@ -1,0 +1,422 @@
+//! The registry of named components built from a configuration.
+
+use crate::load::{check_name, Configuration};
+use crate::settings::InstanceSettings;
+use battlement_breaker::CircuitBreaker;
+use battlement_bulkhead::Bulkhead;
+use battlement_core::{ComponentKind, ConfigError};
+use battlement_health::HealthRegistry;
+use battlement_hedge::HedgeLayer;
+use battlement_kill_switch::KillSwitch;
+use battlement_retry::RetryPolicy;
+use battlement_timeout::TimeoutLayer;
+use std::collections::HashMap;
+use std::error::Error;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+/// Why [`Resilience`] could not hand out a component.
+///
+/// ```
+/// use battlement_config::{Configuration, Resilience, ResilienceError};
+///
+/// let resilience = Resilience::new(Configuration::default());
+/// let err = resilience.breaker("payments").unwrap_err();
+/// assert!(matches!(err, ResilienceError::UnknownInstance { .. }));
+/// assert_eq!(err.to_string(), "no instance `payments` in the configuration (and unknown names are not allowed)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResilienceError {
+    /// The configuration has no instance of that name, and the registry was not told to build
+    /// unknown names from `defaults`.
+    UnknownInstance {
+        /// The kind asked for (`None` for the whole instance, as by
+        /// [`Resilience::instance`]).
+        kind: Option<ComponentKind>,
+        /// The name asked for.
+        name: String,
+    },
+    /// The name cannot name a component (letters, digits, `-` and `_` only).
+    InvalidName {
+        /// The name asked for.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The builder refused the settings, or the health registry already holds a component of
+    /// that kind and name (one built outside this registry).
+    Build(ConfigError),
+}
+
+impl fmt::Display for ResilienceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResilienceError::UnknownInstance { name, .. } => write!(
+                f,
+                "no instance `{name}` in the configuration (and unknown names are not allowed)"
+            ),
+            ResilienceError::InvalidName { reason, .. } => write!(f, "invalid name: {reason}"),
+            ResilienceError::Build(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Error for ResilienceError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ResilienceError::Build(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for ResilienceError {
+    fn from(e: ConfigError) -> Self {
+        ResilienceError::Build(e)
+    }
+}
+
+type Handles<T> = RwLock<HashMap<String, T>>;
+
+struct Inner {
+    config: Configuration,
+    health: Option<HealthRegistry>,
+    unknown_from_defaults: bool,
+    // Every component handed out, kept by name: the same handle for the same name, and the
+    // handles a reload will update in place.
+    breakers: Handles<CircuitBreaker>,
+    bulkheads: Handles<Bulkhead>,
+    retries: Handles<RetryPolicy>,
+    timeouts: Handles<TimeoutLayer>,
+    hedges: Handles<HedgeLayer>,
+    kill_switches: Handles<KillSwitch>,
+}
+
+/// A registry of named components built from a [`Configuration`]: `breaker("payments")`
+/// builds the breaker of instance `payments` from its settings the first time it is asked for,
+/// and returns that same shared handle every time after, from any thread.
+///
+/// Named `Resilience` (as the issue proposed), after Resilience4j's registries and the
+/// facade's `ResilienceStack`: one word users search for; `Registry` alone would clash with
+/// the `HealthRegistry` it is given.
+///
+/// - (kind, name) is unique: one breaker `payments`, one bulkhead `payments`, and so on.
+///   Handles are cheap clones sharing one component.
+/// - Names are validated once, when the configuration is loaded (an instance's name) or when an
+///   unknown name is first asked for.
+/// - A name that is not an instance is a [`ResilienceError::UnknownInstance`], unless the
+///   registry was built with [`unknown_names_from_defaults`](ResilienceBuilder::unknown_names_from_defaults):
+///   then it is built from `defaults`. An instance asked for a pattern it does not have gets
+///   one built from `defaults` too (the instance is known).
+/// - Given a health registry ([`registry`](ResilienceBuilder::registry)), every breaker,
+///   bulkhead, hedge and kill switch it creates registers there as it is built (through the
+///   builders' own `.registry(..)`), critical as its settings or its kind say. Retry policies
+///   and timeouts are not health components.
+/// - Get-or-create takes a read lock, and a write lock only to create: look components up when
+///   you build your services, not per request.
+///
+/// ```
+/// use battlement_breaker::State;
+/// use battlement_config::{Configuration, Resilience};
+/// use battlement_health::HealthRegistry;
+///
+/// let config = Configuration::from_toml(r#"
+/// [instances.payments.breaker]
+/// failure_rate = 0.3
+/// [instances.payments.bulkhead]
+/// max_concurrent = 10
+/// "#).unwrap();
+/// let health = HealthRegistry::new();
+/// let resilience = Resilience::builder(config).registry(&health).build();
+///
+/// let breaker = resilience.breaker("payments").unwrap();
+/// breaker.force_open("maintenance");
+/// // The same breaker, whoever asks.
+/// assert_eq!(resilience.breaker("payments").unwrap().state(), State::ForcedOpen);
+/// assert_eq!(resilience.bulkhead("payments").unwrap().max_concurrent(), 10);
+/// assert_eq!(health.names().len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Resilience {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Resilience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resilience")
+            .field(
+                "instances",
+                &self.inner.config.instance_names().collect::<Vec<_>>(),
+            )
+            .field("breakers", &names_of(&self.inner.breakers))
+            .field("bulkheads", &names_of(&self.inner.bulkheads))
+            .field("retries", &names_of(&self.inner.retries))
+            .field("timeouts", &names_of(&self.inner.timeouts))
+            .field("hedges", &names_of(&self.inner.hedges))
+            .field("kill_switches", &names_of(&self.inner.kill_switches))
+            .field(
+                "unknown_names_from_defaults",
+                &self.inner.unknown_from_defaults,
+            )
+            .finish()
+    }
+}
+
+fn names_of<T>(m: &Handles<T>) -> Vec<String> {
+    let mut names: Vec<String> = m
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// Builds a [`Resilience`].
+///
+/// ```
+/// use battlement_config::{Configuration, Resilience};
+///
+/// let resilience = Resilience::builder(Configuration::default())
+///     .unknown_names_from_defaults(true)
+///     .build();
+/// assert!(resilience.bulkhead("anything").is_ok());
+/// assert!(resilience.bulkhead("not a name").is_err());
+/// ```
+#[must_use]
+pub struct ResilienceBuilder {
+    config: Configuration,
+    health: Option<HealthRegistry>,
+    unknown_from_defaults: bool,
+}
+
+impl fmt::Debug for ResilienceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResilienceBuilder")
+            .field("config", &self.config)
+            .field("health", &self.health.is_some())
+            .field("unknown_from_defaults", &self.unknown_from_defaults)
+            .finish()
+    }
+}
+
+impl ResilienceBuilder {
+    /// Every component created registers with `registry` as it is built.
+    pub fn registry(mut self, registry: &HealthRegistry) -> Self {
+        self.health = Some(registry.clone());
+        self
+    }
+
+    /// Whether a name the configuration does not have is built from `defaults` (default
+    /// `false`: it is a [`ResilienceError::UnknownInstance`], so a typo in code is an error,
+    /// not a component with default settings).
+    pub fn unknown_names_from_defaults(mut self, allow: bool) -> Self {
+        self.unknown_from_defaults = allow;
+        self
+    }
+
+    /// The registry (it builds nothing yet: components are built when first asked for).
+    pub fn build(self) -> Resilience {
+        Resilience {
+            inner: Arc::new(Inner {
+                config: self.config,
+                health: self.health,
+                unknown_from_defaults: self.unknown_from_defaults,
+                breakers: RwLock::default(),
+                bulkheads: RwLock::default(),
+                retries: RwLock::default(),
+                timeouts: RwLock::default(),
+                hedges: RwLock::default(),
+                kill_switches: RwLock::default(),
+            }),
+        }
+    }
+}
+
+/// The handle stored under `name`, or the one `make` builds, stored under the write lock, so
+/// concurrent first calls build one component.
+fn get_or_create<T: Clone>(
+    map: &Handles<T>,
+    name: &str,
+    make: impl FnOnce() -> Result<T, ResilienceError>,
+) -> Result<T, ResilienceError> {
+    if let Some(found) = map.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        return Ok(found.clone());
+    }
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = map.get(name) {
+        return Ok(found.clone());
+    }
+    let made = make()?;
+    map.insert(name.to_owned(), made.clone());
+    Ok(made)
+}
+
+impl Resilience {
+    /// A registry over `config`, with no health registry and unknown names refused.
+    pub fn new(config: Configuration) -> Self {
+        Self::builder(config).build()
+    }
+
+    /// A builder of a registry over `config`.
+    pub fn builder(config: Configuration) -> ResilienceBuilder {
+        ResilienceBuilder {
+            config,
+            health: None,
+            unknown_from_defaults: false,
+        }
+    }
+
+    /// The configuration the registry builds from.
+    pub fn configuration(&self) -> &Configuration {
+        &self.inner.config
+    }
+
+    /// The health registry components register with, if one was given.
+    pub fn health(&self) -> Option<&HealthRegistry> {
+        self.inner.health.as_ref()
+    }
+
+    /// Whether the configuration has an instance `name`.
+    pub fn has_instance(&self, name: &str) -> bool {
+        self.inner.config.instance(name).is_some()
+    }
+
+    /// The patterns of `name`: the instance's resolved settings, or, for a name the
+    /// configuration does not have when unknown names are allowed, `defaults` (which patterns
+    /// a stack of that name has).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or an invalid one.
+    pub fn instance(&self, name: &str) -> Result<InstanceSettings, ResilienceError> {
+        match self.inner.config.instance(name) {
+            Some(instance) => Ok(instance.clone()),
+            None if self.inner.unknown_from_defaults => {
+                check_name(name).map_err(|reason| ResilienceError::InvalidName {
+                    name: name.to_owned(),
+                    reason,
+                })?;
+                Ok(self.inner.config.defaults().clone())
+            }
+            None => Err(ResilienceError::UnknownInstance {
+                kind: None,
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The settings of `kind` for `name`: the instance's, else `defaults`', else none.
+    fn settings<T: Clone + Default>(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+        pick: impl Fn(&InstanceSettings) -> Option<&T>,
+    ) -> Result<T, ResilienceError> {
+        let defaults = pick(self.inner.config.defaults());
+        match self.inner.config.instance(name) {
+            Some(instance) => Ok(pick(instance).or(defaults).cloned().unwrap_or_default()),
+            None if self.inner.unknown_from_defaults => {
+                check_name(name).map_err(|reason| ResilienceError::InvalidName {
+                    name: name.to_owned(),
+                    reason,
+                })?;
+                Ok(defaults.cloned().unwrap_or_default())
+            }
+            None => Err(ResilienceError::UnknownInstance {
+                kind: Some(kind),
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The circuit breaker `name`, built on first use.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or a build or registration error.
+    pub fn breaker(&self, name: &str) -> Result<CircuitBreaker, ResilienceError> {
+        get_or_create(&self.inner.breakers, name, || {
+            let s = self.settings(ComponentKind::CircuitBreaker, name, |i| i.breaker.as_ref())?;
+            let mut b = s.apply(CircuitBreaker::builder(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
+        })
+    }
+
+    /// The bulkhead `name`, built on first use.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or a build or registration error.
+    pub fn bulkhead(&self, name: &str) -> Result<Bulkhead, ResilienceError> {
+        get_or_create(&self.inner.bulkheads, name, || {
+            let s = self.settings(ComponentKind::Bulkhead, name, |i| i.bulkhead.as_ref())?;
+            let mut b = s.apply(Bulkhead::builder(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
+        })
+    }
+
+    /// The retry policy `name`, built on first use (its clones share one budget).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or a build error.
+    pub fn retry(&self, name: &str) -> Result<RetryPolicy, ResilienceError> {
+        get_or_create(&self.inner.retries, name, || {
+            let s = self.settings(ComponentKind::Retry, name, |i| i.retry.as_ref())?;
+            Ok(s.apply(RetryPolicy::builder().name(name)).build()?)
+        })
+    }
+
+    /// The timeout `name`, built on first use.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or no limit set.
+    pub fn timeout(&self, name: &str) -> Result<TimeoutLayer, ResilienceError> {
+        get_or_create(&self.inner.timeouts, name, || {
+            let s = self.settings(ComponentKind::Timeout, name, |i| i.timeout.as_ref())?;
+            Ok(s.layer(name)?)
+        })
+    }
+
+    /// The hedge `name`, built on first use (its clones share one latency window and budget).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or a build or registration error.
+    pub fn hedge(&self, name: &str) -> Result<HedgeLayer, ResilienceError> {
+        get_or_create(&self.inner.hedges, name, || {
+            let s = self.settings(ComponentKind::Hedge, name, |i| i.hedge.as_ref())?;
+            let mut b = s.apply(HedgeLayer::builder().name(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
+        })
+    }
+
+    /// The kill switch `name`, built on first use (with no limits: add them in code).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or a build or registration error.
+    pub fn kill_switch(&self, name: &str) -> Result<KillSwitch, ResilienceError> {
+        get_or_create(&self.inner.kill_switches, name, || {
+            let s = self.settings(ComponentKind::KillSwitch, name, |i| i.kill_switch.as_ref())?;
+            let mut b = s.apply(KillSwitch::builder(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! `ResilienceStack::from_config`: an instance's patterns as one stack, sharing the registry's
+//! components.
+#![cfg(feature = "config")]
+
+use battlement::config::{Configuration, Resilience, ResilienceError};
+use battlement::core::error::BulkheadFull;
+use battlement::core::BoxError;
+use battlement::health::HealthRegistry;
+use battlement::ResilienceStack;
+use std::time::Duration;
+use tower::{ServiceBuilder, ServiceExt};
+
+fn resilience(health: &HealthRegistry) -> Resilience {
+    let config = Configuration::from_toml(
+        r#"
+[instances.payments]
+breaker = { failure_rate = 0.5, minimum_calls = 2, window = 2 }
+bulkhead = { max_concurrent = 1 }
+timeout = { limit = "100ms" }
+[instances.search]
+bulkhead = { max_concurrent = 1 }
+"#,
+    )
+    .unwrap();
+    Resilience::builder(config).registry(health).build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stack_uses_the_registrys_components() {
+    let health = HealthRegistry::new();
+    let resilience = resilience(&health);
+    let stack = ResilienceStack::from_config(&resilience, "payments")
+        .unwrap()
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(stack)
+        .service_fn(|slow: bool| async move {
+            if slow {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok::<_, BoxError>(())
+        });
+    // Two timeouts (the instance's 100 ms limit) open the registry's breaker.
+    svc.clone().oneshot(true).await.unwrap_err();
+    svc.clone().oneshot(true).await.unwrap_err();
+    let breaker = resilience.breaker("payments").unwrap();
+    assert_eq!(breaker.metrics().failures, 2);
+    assert!(svc
+        .oneshot(false)
+        .await
+        .unwrap_err()
+        .is::<battlement::core::error::BreakerOpen>());
+    // Registered once, by the registry: a breaker and a bulkhead.
+    assert_eq!(health.names().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_patterns_pass_calls_through() {
+    let health = HealthRegistry::new();
+    let resilience = resilience(&health);
+    let stack = ResilienceStack::from_config(&resilience, "search")
+        .unwrap()
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(stack)
+        .service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(5)).await; // no timeout in `search`
+            Ok::<_, BoxError>(())
+        });
+    let held = tokio::spawn(svc.clone().oneshot(()));
+    tokio::task::yield_now().await;
+    // Its bulkhead of one is the registry's: full while the first call runs.
+    let err = svc.clone().oneshot(()).await.unwrap_err();
+    assert!(err.is::<BulkheadFull>(), "{err}");
+    held.await.unwrap().unwrap();
+    assert!(
+        resilience.breaker("search").is_ok(),
+        "a breaker from defaults on request"
+    );
+}
+
+#[test]
+fn an_unknown_instance_is_an_error() {
+    let resilience = resilience(&HealthRegistry::new());
+    assert!(matches!(
+        ResilienceStack::from_config(&resilience, "nope"),
+        Err(ResilienceError::UnknownInstance { kind: None, .. })
+    ));
+}
