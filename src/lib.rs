@@ -2,7 +2,7 @@
 //!
 //! Each pattern is a `tower::Layer` in its own crate, re-exported here behind a feature (all on
 //! by default): [`breaker`], [`retry`], [`bulkhead`], [`timeout`], [`health`], [`fallback`],
-//! [`hedge`], [`kill_switch`], [`chaos`]. The shared vocabulary (outcomes, classifiers, typed errors) is
+//! [`hedge`], [`kill_switch`], [`chaos`], [`rate_limit`]. The shared vocabulary (outcomes, classifiers, typed errors) is
 //! [`core`].
 //!
 //! Feature `test-util` (off by default, for dev-dependencies): the circuit breaker times calls
@@ -28,6 +28,8 @@ pub use battlement_health as health;
 pub use battlement_hedge as hedge;
 #[cfg(feature = "kill-switch")]
 pub use battlement_kill_switch as kill_switch;
+#[cfg(feature = "rate-limit")]
+pub use battlement_rate_limit as rate_limit;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
 #[cfg(feature = "timeout")]
