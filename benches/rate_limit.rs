@@ -97,7 +97,12 @@ fn per_call(c: &mut Criterion) {
     bench(c, &rt, "bare", inner());
 
     let limit = ours().build().unwrap();
-    bench(c, &rt, "battlement", RateLimitLayer::new(&limit).layer(inner()));
+    bench(
+        c,
+        &rt,
+        "battlement",
+        RateLimitLayer::new(&limit).layer(inner()),
+    );
     let global = GovernorConfigBuilder::default()
         .per_nanosecond(1)
         .burst_size(1_000_000_000)
