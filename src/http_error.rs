@@ -142,6 +142,12 @@ impl ErrorMapping {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
+        if let Some(limited) = e.downcast_ref::<RateLimited>() {
+            return Some(HttpRejection {
+                headers: rate_limit_fields(limited),
+                ..reject(StatusCode::TOO_MANY_REQUESTS, Some(limited.retry_after()))
+            });
+        }
         if let Some(open) = e.downcast_ref::<BreakerOpen>() {
             Some(reject(StatusCode::SERVICE_UNAVAILABLE, open.retry_after()))
         } else if e.is::<BulkheadFull>() || e.is::<BulkheadTimeout>() {
@@ -153,11 +159,6 @@ impl ErrorMapping {
             Some(reject(StatusCode::GATEWAY_TIMEOUT, None))
         } else if e.is::<Halted>() {
             Some(reject(StatusCode::SERVICE_UNAVAILABLE, None))
-        } else if let Some(limited) = e.downcast_ref::<RateLimited>() {
-            Some(HttpRejection {
-                headers: rate_limit_fields(limited),
-                ..reject(StatusCode::TOO_MANY_REQUESTS, Some(limited.retry_after()))
-            })
         } else {
             None
         }

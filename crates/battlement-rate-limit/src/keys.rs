@@ -202,8 +202,11 @@ impl<K: Hash + Eq + Clone> Keys<K> {
 /// A cell's theoretical arrival time (nanoseconds since the limiter's start), read without
 /// changing it (the measuring closure declines); `None` for a cell never measured.
 fn tat(cell: &InMemoryState) -> Option<u64> {
-    match StateStore::measure_and_replace(cell, &NotKeyed::NonKey, |tat| Err::<((), Nanos), _>(tat))
-    {
+    match StateStore::measure_and_replace(
+        cell,
+        &NotKeyed::NonKey,
+        Err::<((), Nanos), Option<Nanos>>,
+    ) {
         Err(tat) => tat.map(Nanos::as_u64),
         Ok(()) => None,
     }
