@@ -6,6 +6,7 @@
     feature = "chaos",
     feature = "health",
     feature = "kill-switch",
+    feature = "rate-limit",
     feature = "retry",
     feature = "timeout"
 ))]
@@ -98,6 +99,18 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         self,
         chaos: &crate::chaos::Chaos<R>,
     ) -> ServiceBuilder<Stack<crate::chaos::ChaosLayer<R>, L>>;
+
+    /// Limits the rate of calls (per key, if the limiter is keyed), failing the excess with a
+    /// typed [`RateLimited`](crate::core::error::RateLimited) (or letting it wait, up to the
+    /// limiter's `max_delay`).
+    ///
+    /// Not called `rate_limit`: tower's `ServiceBuilder` has an inherent `rate_limit(num, per)`
+    /// (feature `limit`), which would shadow it (as `timeout` would `timeout_per_try`).
+    #[cfg(feature = "rate-limit")]
+    fn rate_limiter<X: crate::rate_limit::KeyExtractor>(
+        self,
+        limit: &crate::rate_limit::RateLimit<X>,
+    ) -> ServiceBuilder<Stack<crate::rate_limit::RateLimitLayer<X>, L>>;
 }
 
 mod sealed {
@@ -169,5 +182,13 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         chaos: &crate::chaos::Chaos<R>,
     ) -> ServiceBuilder<Stack<crate::chaos::ChaosLayer<R>, L>> {
         self.layer(crate::chaos::ChaosLayer::new(chaos))
+    }
+
+    #[cfg(feature = "rate-limit")]
+    fn rate_limiter<X: crate::rate_limit::KeyExtractor>(
+        self,
+        limit: &crate::rate_limit::RateLimit<X>,
+    ) -> ServiceBuilder<Stack<crate::rate_limit::RateLimitLayer<X>, L>> {
+        self.layer(crate::rate_limit::RateLimitLayer::new(limit))
     }
 }

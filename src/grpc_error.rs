@@ -1,6 +1,8 @@
 //! Turning battlement's errors into gRPC statuses (feature `grpc`).
 
-use battlement_core::error::{BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted};
+use battlement_core::error::{
+    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited,
+};
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
 use std::convert::Infallible;
@@ -13,7 +15,7 @@ use tonic::{Code, Status};
 use tower::{Layer, Service};
 
 /// The gRPC status for a battlement error, walking the error's source chain: a breaker open or a
-/// halt is `UNAVAILABLE`, a full bulkhead `RESOURCE_EXHAUSTED`, a timeout `DEADLINE_EXCEEDED`.
+/// halt is `UNAVAILABLE`, a full bulkhead or a rate limit `RESOURCE_EXHAUSTED`, a timeout `DEADLINE_EXCEEDED`.
 /// `None` if the error is not one of battlement's.
 ///
 /// ```
@@ -28,7 +30,7 @@ pub fn grpc_status(err: &(dyn Error + 'static)) -> Option<Status> {
     while let Some(e) = current {
         let code = if e.is::<BreakerOpen>() || e.is::<Halted>() {
             Some(Code::Unavailable)
-        } else if e.is::<BulkheadFull>() || e.is::<BulkheadTimeout>() {
+        } else if e.is::<BulkheadFull>() || e.is::<BulkheadTimeout>() || e.is::<RateLimited>() {
             Some(Code::ResourceExhausted)
         } else if e.is::<Elapsed>()
             || e.is::<tower::timeout::error::Elapsed>()
@@ -166,6 +168,15 @@ mod tests {
         assert_eq!(
             code(Box::new(Elapsed::new("t".into(), Duration::ZERO))),
             Some(Code::DeadlineExceeded)
+        );
+        assert_eq!(
+            code(Box::new(RateLimited::new(
+                "r".into(),
+                Duration::from_secs(1),
+                1,
+                Duration::from_secs(1)
+            ))),
+            Some(Code::ResourceExhausted)
         );
         assert_eq!(code("other".into()), None);
     }

@@ -1,9 +1,11 @@
 //! Turning battlement's errors into HTTP responses, so a stack is infallible without axum's
 //! `HandleErrorLayer`.
 
-use battlement_core::error::{BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted};
+use battlement_core::error::{
+    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited,
+};
 use battlement_core::BoxError;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use std::convert::Infallible;
 use std::error::Error;
@@ -15,15 +17,61 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
 
-/// The HTTP answer for a battlement error: status, optional `Retry-After`, and a short message.
+/// The HTTP answer for a battlement error: status, optional `Retry-After`, other header fields
+/// (a rate limiter's `RateLimit-Policy` and `RateLimit`), and a short message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRejection {
     /// The status to answer with.
     pub status: StatusCode,
     /// Seconds to put in `Retry-After`, when known.
     pub retry_after: Option<u64>,
+    /// More header fields to send.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// A one-line message for the body.
     pub message: String,
+}
+
+/// `RateLimit-Policy`, from draft-ietf-httpapi-ratelimit-headers (a structured field).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// `RateLimit`, from draft-ietf-httpapi-ratelimit-headers (a structured field).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Whole seconds, rounded up.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The rate limiter's header fields, in the syntax of draft-ietf-httpapi-ratelimit-headers-09/10
+/// (structured fields): the policy named after the limiter, its quota `q` per window `w`
+/// seconds (a window that is not a whole number of seconds is rounded up and the quota scaled
+/// down to it), and the call's remaining quota `r=0` with `t` the seconds until it resets
+/// (`Retry-After`'s value).
+fn rate_limit_fields(limited: &RateLimited) -> Vec<(HeaderName, HeaderValue)> {
+    // An sf-string: printable ASCII, with `"` and `\` escaped.
+    let mut name = String::with_capacity(limited.name().len() + 2);
+    name.push('"');
+    for c in limited.name().chars() {
+        match c {
+            '"' | '\\' => {
+                name.push('\\');
+                name.push(c);
+            }
+            ' '..='~' => name.push(c),
+            _ => name.push('_'),
+        }
+    }
+    name.push('"');
+    let window = limited.window().max(Duration::from_nanos(1));
+    let w = ceil_secs(window).max(1);
+    let q = (u128::from(limited.quota()) * u128::from(w) * 1_000_000_000 / window.as_nanos())
+        .min(u128::from(u64::MAX)) as u64;
+    let policy = format!("{name};q={q};w={w}");
+    let current = format!("{name};r=0;t={}", ceil_secs(limited.retry_after()));
+    [(RATELIMIT_POLICY, policy), (RATELIMIT, current)]
+        .into_iter()
+        .filter_map(|(field, value)| Some((field, HeaderValue::from_str(&value).ok()?)))
+        .collect()
 }
 
 /// How battlement's errors map to HTTP statuses.
@@ -34,6 +82,7 @@ pub struct HttpRejection {
 /// | [`BulkheadFull`], [`BulkheadTimeout`] | 503 (or 429 with [`bulkhead_as_too_many_requests`](Self::bulkhead_as_too_many_requests)) |
 /// | [`Elapsed`] (and tower's / tokio's timeouts) | 504 |
 /// | [`Halted`] | 503 |
+/// | [`RateLimited`] | 429, with `Retry-After` and the `RateLimit-Policy` and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers (e.g. `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=0;t=3`) |
 ///
 /// ```
 /// use battlement::http_error::ErrorMapping;
@@ -84,7 +133,8 @@ impl ErrorMapping {
     fn map_one(&self, e: &(dyn Error + 'static)) -> Option<HttpRejection> {
         let reject = |status, retry_after: Option<Duration>| HttpRejection {
             status,
-            retry_after: retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+            retry_after: retry_after.map(ceil_secs),
+            headers: Vec::new(),
             message: e.to_string(),
         };
         let bulkhead = if self.bulkhead_429 {
@@ -92,6 +142,12 @@ impl ErrorMapping {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
+        if let Some(limited) = e.downcast_ref::<RateLimited>() {
+            return Some(HttpRejection {
+                headers: rate_limit_fields(limited),
+                ..reject(StatusCode::TOO_MANY_REQUESTS, Some(limited.retry_after()))
+            });
+        }
         if let Some(open) = e.downcast_ref::<BreakerOpen>() {
             Some(reject(StatusCode::SERVICE_UNAVAILABLE, open.retry_after()))
         } else if e.is::<BulkheadFull>() || e.is::<BulkheadTimeout>() {
@@ -115,7 +171,8 @@ impl ErrorMapping {
 }
 
 impl HttpRejection {
-    /// The response: the status, `Retry-After` when known, and the message as a text body.
+    /// The response: the status, `Retry-After` when known, the other header fields, and the
+    /// message as a text body.
     pub fn into_response<B: From<String>>(self) -> Response<B> {
         let mut res = Response::new(B::from(self.message));
         *res.status_mut() = self.status;
@@ -126,6 +183,9 @@ impl HttpRejection {
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in self.headers {
+            res.headers_mut().insert(name, value);
         }
         res
     }
@@ -403,6 +463,33 @@ mod tests {
             m.map(&wrapped).unwrap().status,
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[test]
+    fn rate_limited_is_429_with_the_ratelimit_fields() {
+        let m = ErrorMapping::new();
+        let err = RateLimited::new(
+            "api".into(),
+            Duration::from_millis(2_100),
+            100,
+            Duration::from_secs(60),
+        );
+        let res: Response<String> = m.response(&err).unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(res.headers()["ratelimit-policy"], r#""api";q=100;w=60"#);
+        assert_eq!(res.headers()["ratelimit"], r#""api";r=0;t=3"#);
+        // A sub-second window is stated per second; a name is quoted and escaped.
+        let err = RateLimited::new(
+            "a \"b\"\u{e9}".into(),
+            Duration::from_millis(10),
+            5,
+            Duration::from_millis(100),
+        );
+        let r = m.map(&err).unwrap();
+        assert_eq!(r.retry_after, Some(1));
+        assert_eq!(r.headers[0].1, r#""a \"b\"_";q=50;w=1"#);
+        assert_eq!(r.headers[1].1, r#""a \"b\"_";r=0;t=1"#);
     }
 
     #[tokio::test]

@@ -36,6 +36,8 @@ pub fn families() -> Vec<&'static Family> {
     all.extend_from_slice(battlement_kill_switch::FAMILIES);
     #[cfg(feature = "chaos")]
     all.extend_from_slice(battlement_chaos::FAMILIES);
+    #[cfg(feature = "rate-limit")]
+    all.extend_from_slice(battlement_rate_limit::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
     all
 }

@@ -1,6 +1,8 @@
 //! The names most stacks need: `use battlement::prelude::*;`.
 
-pub use crate::core::error::{BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted};
+pub use crate::core::error::{
+    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited,
+};
 #[cfg(feature = "grpc")]
 pub use crate::core::GrpcClassifier;
 #[cfg(feature = "http")]
@@ -27,6 +29,8 @@ pub use crate::hedge::HedgeLayer;
 pub use crate::http_error::{ErrorMapping, HttpErrorLayer};
 #[cfg(feature = "kill-switch")]
 pub use crate::kill_switch::KillSwitch;
+#[cfg(feature = "rate-limit")]
+pub use crate::rate_limit::RateLimit;
 #[cfg(feature = "retry")]
 pub use crate::retry::{Backoff, Jitter, RetryPolicy};
 #[cfg(feature = "timeout")]

@@ -9,8 +9,8 @@ use tower::layer::util::{Identity, Stack};
 /// order whatever order you configure them in (outermost first):
 ///
 /// ```text
-/// health probe → kill switch → fallback → retry → hedge → circuit breaker → bulkhead →
-/// timeout (per try) → fault injection → service
+/// health probe → kill switch → rate limit → fallback → retry → hedge → circuit breaker →
+/// bulkhead → timeout (per try) → fault injection → service
 /// ```
 ///
 /// Retry sits outside the breaker, so an open breaker fails a retry fast instead of being
@@ -19,7 +19,7 @@ use tower::layer::util::{Identity, Stack};
 /// would come from. A layer you do not configure costs nothing (it is tower's `Identity`).
 ///
 /// Given a registry ([`registry`](Self::registry)), [`build`](Self::build) registers the
-/// stack's stateful parts (breaker, bulkhead, kill switch) so the health endpoint reports them,
+/// stack's stateful parts (breaker, bulkhead, kill switch, rate limiter) so the health endpoint reports them,
 /// each critical or not as its kind is by default, as its own builder would register it
 /// ([`ComponentKind::critical_by_default`](battlement_core::ComponentKind::critical_by_default));
 /// a part the registry already holds (the same kind and name, e.g. a breaker built with
@@ -51,6 +51,7 @@ use tower::layer::util::{Identity, Stack};
 pub struct ResilienceStack<
     Probe = Identity,
     KillSwitch = Identity,
+    RateLimit = Identity,
     Fallback = Identity,
     Retry = Identity,
     Hedge = Identity,
@@ -61,6 +62,7 @@ pub struct ResilienceStack<
 > {
     probe: Probe,
     kill_switch: KillSwitch,
+    rate_limit: RateLimit,
     fallback: Fallback,
     retry: Retry,
     hedge: Hedge,
@@ -90,6 +92,7 @@ impl ResilienceStack {
         ResilienceStack {
             probe: Identity::new(),
             kill_switch: Identity::new(),
+            rate_limit: Identity::new(),
             fallback: Identity::new(),
             retry: Identity::new(),
             hedge: Identity::new(),
@@ -104,15 +107,20 @@ impl ResilienceStack {
 }
 
 /// The layer [`ResilienceStack::build`] returns.
-pub type ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> = Stack<
+pub type ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch> = Stack<
     Ch,
     Stack<
         Ti,
-        Stack<Bu, Stack<Br, Stack<He, Stack<Re, Stack<Fa, Stack<Ha, Stack<Pr, Identity>>>>>>>,
+        Stack<
+            Bu,
+            Stack<Br, Stack<He, Stack<Re, Stack<Fa, Stack<Rl, Stack<Ha, Stack<Pr, Identity>>>>>>>,
+        >,
     >,
 >;
 
-impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+{
     /// Registers the stack's stateful parts with `registry` when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
     where
@@ -128,9 +136,11 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     /// # Errors
     ///
     /// A registry already holds a component of the same kind and name as one of the parts.
-    // Nine type parameters are the stack's nine layers; an alias would only rename them.
+    // Ten type parameters are the stack's ten layers; an alias would only rename them.
     #[allow(clippy::type_complexity)]
-    pub fn build(self) -> Result<ResilienceLayer<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch>, ConfigError> {
+    pub fn build(
+        self,
+    ) -> Result<ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>, ConfigError> {
         register_all_with(&self.registries, &self.components)?;
         Ok(Stack::new(
             self.chaos,
@@ -147,8 +157,11 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
                                 Stack::new(
                                     self.fallback,
                                     Stack::new(
-                                        self.kill_switch,
-                                        Stack::new(self.probe, Identity::new()),
+                                        self.rate_limit,
+                                        Stack::new(
+                                            self.kill_switch,
+                                            Stack::new(self.probe, Identity::new()),
+                                        ),
                                     ),
                                 ),
                             ),
@@ -165,28 +178,31 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn health_probe(
         self,
         probe: &crate::health::HealthProbe,
-    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch> {
         self.outermost(crate::health::HealthProbeLayer::new(probe))
     }
 
     /// Adds any layer in the outermost slot (where `health_probe` goes): a layer of your own that
     /// must see every call, retries and rejections included.
-    pub fn outermost<L>(self, layer: L) -> ResilienceStack<L, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
+    pub fn outermost<L>(self, layer: L) -> ResilienceStack<L, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch> {
         self.set_probe(layer)
     }
 
     /// Adds any layer in the fallback slot (under the kill switch, over the retry).
-    pub fn fallback<L>(self, layer: L) -> ResilienceStack<Pr, Ha, L, Re, He, Br, Bu, Ti, Ch> {
+    pub fn fallback<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Rl, L, Re, He, Br, Bu, Ti, Ch> {
         self.set_fallback(layer)
     }
 
     /// Adds any layer in the hedging slot (under the retry, over the breaker).
-    pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, L, Br, Bu, Ti, Ch> {
+    pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, L, Br, Bu, Ti, Ch> {
         self.set_hedge(layer)
     }
 
     /// Adds any layer in the bulkhead slot (under the breaker, over the timeout).
-    pub fn bulkhead_layer<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, L, Ti, Ch> {
+    pub fn bulkhead_layer<L>(
+        self,
+        layer: L,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, L, Ti, Ch> {
         self.set_bulkhead(layer)
     }
 
@@ -197,7 +213,12 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     }
 
     /// Registers a stateful part, critical as its kind is by default.
-    #[cfg(any(feature = "breaker", feature = "bulkhead", feature = "kill-switch"))]
+    #[cfg(any(
+        feature = "breaker",
+        feature = "bulkhead",
+        feature = "kill-switch",
+        feature = "rate-limit"
+    ))]
     fn part(self, component: Arc<dyn HealthSource>) -> Self {
         let critical = battlement_core::kind_of(&*component).critical_by_default();
         self.component(component, critical)
@@ -211,7 +232,8 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn circuit_breaker(
         self,
         breaker: &crate::breaker::CircuitBreaker,
-    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch>
+    {
         self.circuit_breaker_with(breaker, battlement_core::ResponseClassifier)
     }
 
@@ -222,7 +244,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
         self,
         breaker: &crate::breaker::CircuitBreaker,
         classifier: C,
-    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, crate::breaker::CircuitBreakerLayer<C>, Bu, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::breaker::CircuitBreakerLayer<C>, Bu, Ti, Ch>
     {
         self.part(Arc::new(breaker.clone()))
             .set_breaker(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
@@ -234,7 +256,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn bulkhead(
         self,
         bulkhead: &crate::bulkhead::Bulkhead,
-    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, crate::bulkhead::BulkheadLayer, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, crate::bulkhead::BulkheadLayer, Ti, Ch> {
         self.part(Arc::new(bulkhead.clone()))
             .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
     }
@@ -244,7 +266,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn retry_policy<K, P>(
         self,
         policy: crate::retry::RetryPolicy<K, P>,
-    ) -> ResilienceStack<Pr, Ha, Fa, crate::retry::RetryLayer<K, P>, He, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::retry::RetryLayer<K, P>, He, Br, Bu, Ti, Ch> {
         self.set_retry(crate::retry::RetryLayer::new(policy))
     }
 
@@ -253,7 +275,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn timeout_per_try(
         self,
         limit: std::time::Duration,
-    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
         self.timeout_layer(crate::timeout::TimeoutLayer::new(limit))
     }
 
@@ -262,7 +284,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn timeout_layer<P>(
         self,
         layer: crate::timeout::TimeoutLayer<P>,
-    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch> {
         self.set_timeout(layer)
     }
 
@@ -272,9 +294,23 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn kill_switch(
         self,
         switch: &crate::kill_switch::KillSwitch,
-    ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Fa, Re, He, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+    {
         self.part(Arc::new(switch.clone()))
             .set_kill_switch(crate::kill_switch::KillSwitchLayer::new(switch))
+    }
+
+    /// Limits the rate of calls (per key, if the limiter is keyed), under the kill switch and
+    /// over everything else: a call over the rate costs nothing downstream. Registered as
+    /// non-critical (a rate limiter's default: its status is at worst `warn`).
+    #[cfg(feature = "rate-limit")]
+    pub fn rate_limit<X: crate::rate_limit::KeyExtractor>(
+        self,
+        limit: &crate::rate_limit::RateLimit<X>,
+    ) -> ResilienceStack<Pr, Ha, crate::rate_limit::RateLimitLayer<X>, Fa, Re, He, Br, Bu, Ti, Ch>
+    {
+        self.part(Arc::new(limit.clone()))
+            .set_rate_limit(crate::rate_limit::RateLimitLayer::new(limit))
     }
 
     /// Injects faults innermost while the chaos handle is enabled.
@@ -282,7 +318,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
     pub fn chaos<R: Clone>(
         self,
         chaos: &crate::chaos::Chaos<R>,
-    ) -> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
         self.set_chaos(crate::chaos::ChaosLayer::new(chaos))
     }
 }
@@ -300,16 +336,19 @@ macro_rules! slot_setter {
 
 // Some slots are set only by methods behind features.
 #[allow(dead_code)]
-impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> {
-    slot_setter!(set_probe, probe, [kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <L, Ha, Fa, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_kill_switch, kill_switch, [probe, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, L, Fa, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_fallback, fallback, [probe, kill_switch, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_retry, retry, [probe, kill_switch, fallback, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Fa, L, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_hedge, hedge, [probe, kill_switch, fallback, retry, breaker, bulkhead, timeout, chaos], <Pr, Ha, Fa, Re, L, Br, Bu, Ti, Ch>);
-    slot_setter!(set_breaker, breaker, [probe, kill_switch, fallback, retry, hedge, bulkhead, timeout, chaos], <Pr, Ha, Fa, Re, He, L, Bu, Ti, Ch>);
-    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, fallback, retry, hedge, breaker, timeout, chaos], <Pr, Ha, Fa, Re, He, Br, L, Ti, Ch>);
-    slot_setter!(set_timeout, timeout, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, chaos], <Pr, Ha, Fa, Re, He, Br, Bu, L, Ch>);
-    slot_setter!(set_chaos, chaos, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout], <Pr, Ha, Fa, Re, He, Br, Bu, Ti, L>);
+impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+{
+    slot_setter!(set_probe, probe, [kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <L, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_kill_switch, kill_switch, [probe, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, L, Rl, Fa, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_rate_limit, rate_limit, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Fa, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_fallback, fallback, [probe, kill_switch, rate_limit, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, L, Re, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_retry, retry, [probe, kill_switch, rate_limit, fallback, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, L, He, Br, Bu, Ti, Ch>);
+    slot_setter!(set_hedge, hedge, [probe, kill_switch, rate_limit, fallback, retry, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, L, Br, Bu, Ti, Ch>);
+    slot_setter!(set_breaker, breaker, [probe, kill_switch, rate_limit, fallback, retry, hedge, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, L, Bu, Ti, Ch>);
+    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, Br, L, Ti, Ch>);
+    slot_setter!(set_timeout, timeout, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, chaos], <Pr, Ha, Rl, Fa, Re, He, Br, Bu, L, Ch>);
+    slot_setter!(set_chaos, chaos, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout], <Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, L>);
 }
 
 /// The stack [`ResilienceStack::from_config`] builds: each slot holds the instance's layer
@@ -318,6 +357,7 @@ impl<Pr, Ha, Fa, Re, He, Br, Bu, Ti, Ch> ResilienceStack<Pr, Ha, Fa, Re, He, Br,
 pub type ConfiguredStack = ResilienceStack<
     Identity,
     tower::util::Either<crate::kill_switch::KillSwitchLayer, Identity>,
+    Identity,
     Identity,
     tower::util::Either<crate::retry::RetryLayer, Identity>,
     tower::util::Either<crate::hedge::HedgeLayer, Identity>,
@@ -415,6 +455,7 @@ impl ResilienceStack {
         Ok(ResilienceStack {
             probe: Identity::new(),
             kill_switch: slot(kill_switch),
+            rate_limit: Identity::new(),
             fallback: Identity::new(),
             retry: slot(retry),
             hedge: slot(hedge),
@@ -533,5 +574,52 @@ mod tests {
             [("db".to_owned(), true), ("pool".to_owned(), false)]
         );
         assert_eq!(*built.0.lock().unwrap(), [("pool".to_owned(), false)]);
+    }
+
+    /// The rate limit sits outside the retry: a call retried inside counts once against the
+    /// rate, and a call over the rate is not retried; registered as non-critical.
+    #[cfg(feature = "rate-limit")]
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_counts_a_call_once_however_often_it_is_retried() {
+        use crate::rate_limit::{RateLimit, RateLimited};
+        let limit = RateLimit::builder("api")
+            .rate(1, Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let names = Names::default();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let stack = ResilienceStack::new()
+            .retry_policy(
+                RetryPolicy::builder()
+                    .max_attempts(3)
+                    .backoff(Backoff::fixed(Duration::from_millis(10)))
+                    .build()
+                    .unwrap(),
+            )
+            .rate_limit(&limit)
+            .registry(&names)
+            .build()
+            .unwrap();
+        assert_eq!(*names.0.lock().unwrap(), [("api".to_owned(), false)]);
+        let svc = ServiceBuilder::new().layer(stack).service(service_fn({
+            let attempts = attempts.clone();
+            move |_: ()| {
+                let n = attempts.fetch_add(1, SeqCst);
+                async move {
+                    if n < 2 {
+                        Err::<usize, BoxError>(
+                            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+                        )
+                    } else {
+                        Ok(n)
+                    }
+                }
+            }
+        }));
+        assert_eq!(svc.clone().oneshot(()).await.unwrap(), 2);
+        assert_eq!(limit.metrics().admitted, 1, "three attempts, one call");
+        let err = svc.oneshot(()).await.unwrap_err();
+        assert!(err.is::<RateLimited>());
+        assert_eq!(attempts.load(SeqCst), 3, "a rejected call is not retried");
     }
 }

@@ -165,6 +165,44 @@ mod bulkhead {
     }
 }
 
+mod rate_limit {
+    use super::*;
+    use battlement::rate_limit::{key_fn, RateLimit, RateLimitLayer};
+
+    #[test]
+    fn an_unkeyed_admitted_call_allocates_nothing() {
+        let limit = RateLimit::builder("alloc")
+            .rate(1_000_000, Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let mut svc = RateLimitLayer::new(&limit).layer(bare());
+        assert_eq!(allocations_per_steady_calls(&mut svc), 0);
+        assert_eq!(limit.metrics().admitted, WARM_UP + CALLS);
+
+        // The counter is not vacuous: a rejection boxes its error, once per call.
+        let spent = RateLimit::builder("spent")
+            .rate(1, Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let mut svc = RateLimitLayer::new(&spent).layer(bare());
+        calls(&mut svc, 2, |_| ());
+        let n = allocations(|| assert_eq!(calls(&mut svc, CALLS, |_| ()), (0, CALLS)));
+        assert_eq!(n, CALLS);
+    }
+
+    #[test]
+    fn a_keyed_call_of_a_tracked_key_allocates_nothing() {
+        let limit = RateLimit::builder("alloc")
+            .rate(1_000_000, Duration::from_secs(1))
+            .keyed(key_fn(|_: &()| Some(7u64)))
+            .build()
+            .unwrap();
+        let svc = RateLimitLayer::new(&limit).layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        assert_eq!(limit.metrics().keys_tracked, 1);
+    }
+}
+
 mod stack {
     use super::*;
 
@@ -180,7 +218,12 @@ mod stack {
         let breaker = CircuitBreaker::builder("alloc").build().unwrap();
         let bulkhead = Bulkhead::builder("alloc").build().unwrap();
         let retry = RetryPolicy::builder().budget(0.2, 10).build().unwrap();
+        let limit = battlement::rate_limit::RateLimit::builder("alloc")
+            .rate(1_000_000, Duration::from_secs(1))
+            .build()
+            .unwrap();
         let stack = ResilienceStack::new()
+            .rate_limit(&limit)
             .retry_policy(retry)
             .circuit_breaker(&breaker)
             .bulkhead(&bulkhead)

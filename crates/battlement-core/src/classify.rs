@@ -2,6 +2,7 @@
 
 use crate::error::{
     AsDynError, BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, InjectedFault,
+    RateLimited,
 };
 use crate::{FailureKind, Outcome};
 use std::error::Error;
@@ -165,7 +166,7 @@ pub fn status_failure_kind(status: u16) -> FailureKind {
 /// Reads a failure kind from an error by walking its source chain, never by its text.
 ///
 /// The first error in the chain that is recognised decides: battlement's rejections
-/// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`]) are
+/// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`], [`RateLimited`]) are
 /// [`Rejected`](FailureKind::Rejected); battlement's [`Elapsed`], tower's and tokio's
 /// timeouts and `io::ErrorKind::TimedOut` are `Timeout`; refused, reset or aborted connections
 /// (and, with the `hyper` feature, hyper-util's connect errors) are `Connection`; an
@@ -194,6 +195,7 @@ fn direct_kind(e: &(dyn Error + 'static)) -> Option<FailureKind> {
         || e.is::<BulkheadFull>()
         || e.is::<BulkheadTimeout>()
         || e.is::<Halted>()
+        || e.is::<RateLimited>()
     {
         return Some(FailureKind::Rejected);
     }
@@ -256,7 +258,7 @@ fn direct_kind(e: &(dyn Error + 'static)) -> Option<FailureKind> {
 }
 
 /// The time a rejection said to wait before trying again, read from the error's source chain
-/// ([`BreakerOpen::retry_after`]).
+/// ([`BreakerOpen::retry_after`], [`RateLimited::retry_after`]).
 ///
 /// ```
 /// use battlement_core::error::{retry_after, BoxError, BreakerOpen};
@@ -270,6 +272,9 @@ pub fn retry_after(err: &(dyn Error + 'static)) -> Option<Duration> {
     while let Some(e) = current {
         if let Some(open) = e.downcast_ref::<BreakerOpen>() {
             return open.retry_after();
+        }
+        if let Some(limited) = e.downcast_ref::<RateLimited>() {
+            return Some(limited.retry_after());
         }
         current = e.source();
     }

@@ -483,6 +483,85 @@ impl fmt::Display for Halted {
 
 impl Error for Halted {}
 
+/// A call rejected by a rate limiter: its (key's) rate is spent, and `retry_after` says when a
+/// call would next be admitted.
+///
+/// It carries the limiter's policy (the quota of calls per window) so an HTTP answer can state
+/// it (`RateLimit-Policy`, `RateLimit`; the facade's `http_error` does). Classified
+/// [`Rejected`](crate::FailureKind::Rejected).
+///
+/// ```
+/// use battlement_core::error::{failure_kind, retry_after, BoxError, RateLimited};
+/// use battlement_core::FailureKind;
+/// use std::time::Duration;
+///
+/// let err: BoxError = Box::new(RateLimited::new(
+///     "api".into(),
+///     Duration::from_millis(2500),
+///     100,
+///     Duration::from_secs(60),
+/// ));
+/// let limited = err.downcast_ref::<RateLimited>().unwrap();
+/// assert_eq!(limited.name(), "api");
+/// assert_eq!(limited.retry_after(), Duration::from_millis(2500));
+/// assert_eq!((limited.quota(), limited.window()), (100, Duration::from_secs(60)));
+/// assert_eq!(failure_kind(&*err), FailureKind::Rejected);
+/// assert_eq!(retry_after(&*err), Some(Duration::from_millis(2500)));
+/// assert_eq!(err.to_string(), "rate limit `api` reached (100 per 60s); retry after 2.5s");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimited {
+    name: Arc<str>,
+    retry_after: Duration,
+    quota: u64,
+    window: Duration,
+}
+
+impl RateLimited {
+    /// A rejection by the rate limiter `name`, whose policy is `quota` calls per `window`; a
+    /// call would next be admitted after `retry_after`.
+    pub fn new(name: Arc<str>, retry_after: Duration, quota: u64, window: Duration) -> Self {
+        RateLimited {
+            name,
+            retry_after,
+            quota,
+            window,
+        }
+    }
+
+    /// The rate limiter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long until a call (with the same key) would be admitted.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// The calls the policy allows per [`window`](Self::window).
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
+    /// The policy's window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rate limit `{}` reached ({} per {:?}); retry after {:?}",
+            self.name, self.quota, self.window, self.retry_after
+        )
+    }
+}
+
+impl Error for RateLimited {}
+
 /// Anything that can be viewed as a `dyn Error`, so the default classifier can walk its source
 /// chain without stringifying it.
 ///
@@ -562,6 +641,7 @@ impl_as_dyn_error!(
     Elapsed,
     Halted,
     InjectedFault,
+    RateLimited,
     tower::timeout::error::Elapsed,
     tokio::time::error::Elapsed,
 );

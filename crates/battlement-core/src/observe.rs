@@ -79,6 +79,8 @@ pub enum ComponentKind {
     KillSwitch,
     /// Fault injection (chaos).
     Chaos,
+    /// A rate limiter.
+    RateLimit,
     /// Anything else.
     Other,
 }
@@ -97,6 +99,7 @@ impl ComponentKind {
             ComponentKind::Hedge => "hedge",
             ComponentKind::KillSwitch => "kill_switch",
             ComponentKind::Chaos => "chaos",
+            ComponentKind::RateLimit => "rate_limit",
             ComponentKind::Other => "other",
         }
     }
@@ -120,6 +123,7 @@ impl ComponentKind {
             ComponentKind::Hedge => "hedge",
             ComponentKind::KillSwitch => "kill switch",
             ComponentKind::Chaos => "chaos",
+            ComponentKind::RateLimit => "rate limiter",
             ComponentKind::Other => "component",
         }
     }
@@ -143,6 +147,7 @@ impl ComponentKind {
     /// | `Hedge` | no | hedging is a latency optimisation; calls still succeed without it |
     /// | `KillSwitch` | yes | a halted switch rejects every call on purpose |
     /// | `Chaos` | no | injected faults are an experiment, not an outage to page on |
+    /// | `RateLimit` | no | its status is at worst `warn` (rejecting): it sheds excess load on purpose |
     /// | `Other` | yes | a component registered by hand says what it is |
     ///
     /// ```
@@ -163,7 +168,8 @@ impl ComponentKind {
             | ComponentKind::Retry
             | ComponentKind::Timeout
             | ComponentKind::Hedge
-            | ComponentKind::Chaos => false,
+            | ComponentKind::Chaos
+            | ComponentKind::RateLimit => false,
         }
     }
 }

@@ -1,0 +1,249 @@
+//! The rate limiter handle: governor's GCRA limiters, the clock they read, and the counts.
+
+use crate::config::RateLimitBuilder;
+use crate::event::RateLimitEvent;
+use crate::key::{ExtractKey, KeyExtractor, Unkeyed};
+use crate::keys::{Keys, Store};
+use battlement_core::error::RateLimited;
+use battlement_core::event::EventChannel;
+use battlement_core::stripe::StripedCounter;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// governor's clock over `tokio::time`: the time since the limiter was built, so a test's
+/// `tokio::time::pause()` and `advance()` move it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokioClock {
+    epoch: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub(crate) fn new() -> Self {
+        TokioClock {
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl governor::clock::Clock for TokioClock {
+    type Instant = Duration;
+
+    #[inline]
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+}
+
+pub(crate) type DirectLimiter =
+    governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+pub(crate) type KeyedLimiter<K> =
+    governor::RateLimiter<K, Store<K>, TokioClock, NoOpMiddleware<Duration>>;
+
+/// A rate limiter shared by any number of [`RateLimitLayer`](crate::RateLimitLayer)s: GCRA
+/// (governor's), one limit for every call or one per key.
+///
+/// The handle is cheap to clone (an `Arc` inside); every clone is the same limiter. Built with
+/// [`RateLimit::builder`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use battlement_rate_limit::{RateLimit, RateLimited};
+/// use std::time::Duration;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// // 2 calls a second, in bursts of at most 2.
+/// let limit = RateLimit::builder("api").rate(2, Duration::from_secs(1)).build().unwrap();
+/// let svc = ServiceBuilder::new()
+///     .layer(limit.layer())
+///     .service(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+///
+/// assert_eq!(svc.clone().oneshot(1).await.unwrap(), 1);
+/// assert_eq!(svc.clone().oneshot(2).await.unwrap(), 2);
+/// let err = svc.clone().oneshot(3).await.unwrap_err();
+/// assert_eq!(err.downcast_ref::<RateLimited>().unwrap().retry_after(), Duration::from_millis(500));
+///
+/// tokio::time::advance(Duration::from_millis(500)).await;
+/// assert_eq!(svc.oneshot(4).await.unwrap(), 4);
+/// assert_eq!((limit.metrics().admitted, limit.metrics().rejected), (3, 1));
+/// # }
+/// ```
+pub struct RateLimit<X: KeyExtractor = Unkeyed> {
+    pub(crate) inner: Arc<Inner<X>>,
+}
+
+impl<X: KeyExtractor> Clone for RateLimit<X> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+pub(crate) struct Inner<X: KeyExtractor> {
+    pub(crate) name: Arc<str>,
+    pub(crate) extractor: X,
+    /// The limit of every call (unkeyed), or of the calls without a key (keyed).
+    pub(crate) direct: DirectLimiter,
+    pub(crate) keyed: Option<(KeyedLimiter<X::Key>, Arc<Keys<X::Key>>)>,
+    pub(crate) clock: TokioClock,
+    pub(crate) quota: u32,
+    pub(crate) window: Duration,
+    pub(crate) burst: u32,
+    pub(crate) max_delay: Duration,
+    pub(crate) rejection_window: Duration,
+    pub(crate) admitted: StripedCounter,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) waited: AtomicU64,
+    /// When the last rejection happened, in nanoseconds since the clock's epoch, plus one
+    /// (0: never). Written on the rejection path only.
+    pub(crate) last_rejection: AtomicU64,
+    pub(crate) events: EventChannel<RateLimitEvent>,
+}
+
+impl RateLimit {
+    /// Starts building a rate limiter called `name` (one limit for every call; make it keyed
+    /// with [`keyed`](RateLimitBuilder::keyed)).
+    pub fn builder(name: impl Into<String>) -> RateLimitBuilder {
+        RateLimitBuilder::new(name)
+    }
+}
+
+impl<X: KeyExtractor> RateLimit<X> {
+    /// The limiter's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether calls are counted per key.
+    pub fn is_keyed(&self) -> bool {
+        self.inner.keyed.is_some()
+    }
+
+    /// The calls allowed per [`window`](Self::window) (the rate's `n`).
+    pub fn quota(&self) -> u32 {
+        self.inner.quota
+    }
+
+    /// The rate's period.
+    pub fn window(&self) -> Duration {
+        self.inner.window
+    }
+
+    /// How many calls may pass at once after a quiet spell.
+    pub fn burst(&self) -> u32 {
+        self.inner.burst
+    }
+
+    /// How long a call may wait to be admitted (zero: rejected at once).
+    pub fn max_delay(&self) -> Duration {
+        self.inner.max_delay
+    }
+
+    /// Subscribes to typed events ([`RateLimitEvent`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<RateLimitEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Evicts now the keys that are idle (whose state is indistinguishable from a key never
+    /// seen: governor's `retain_recent`); returns how many. Eviction also runs by itself when a
+    /// new key arrives (see [`eviction_interval`](RateLimitBuilder::eviction_interval)); this
+    /// is for a timer of your own. Does nothing for an unkeyed limiter.
+    pub fn evict_idle(&self) -> u64 {
+        match &self.inner.keyed {
+            Some((limiter, keys)) => {
+                let before = keys.evicted.load(Relaxed);
+                limiter.retain_recent();
+                keys.evicted.load(Relaxed) - before
+            }
+            None => 0,
+        }
+    }
+
+    /// Checks one call for `req`: `Ok` admits it (and counts it), `Err` is the time until it
+    /// would be admitted (counted by the caller, which may wait).
+    #[inline]
+    pub(crate) fn check<Req>(&self, req: &Req) -> Result<(), Duration>
+    where
+        X: ExtractKey<Req>,
+    {
+        let inner = &*self.inner;
+        let decision = match &inner.keyed {
+            None => inner.direct.check(),
+            Some((limiter, _)) => match inner.extractor.extract(req) {
+                Some(key) => limiter.check_key(&key),
+                None => inner.direct.check(),
+            },
+        };
+        match decision {
+            Ok(()) => {
+                inner.admitted.increment();
+                Ok(())
+            }
+            Err(not_until) => {
+                Err(not_until.wait_time_from(governor::clock::Clock::now(&inner.clock)))
+            }
+        }
+    }
+
+    /// Counts a rejection and makes its error.
+    #[cold]
+    pub(crate) fn reject(&self, retry_after: Duration) -> RateLimited {
+        let inner = &*self.inner;
+        inner.rejected.fetch_add(1, Relaxed);
+        let now = u64::try_from(inner.clock.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        let before = inner.last_rejection.swap(now + 1, Relaxed);
+        let window = u64::try_from(inner.rejection_window.as_nanos()).unwrap_or(u64::MAX);
+        if before == 0 || now.saturating_sub(before - 1) > window {
+            tracing::info!(name = %inner.name, kind = "rate_limit", ?retry_after, "rate limiter is rejecting calls");
+            inner.events.send(RateLimitEvent::Rejecting {
+                name: inner.name.clone(),
+                retry_after,
+            });
+        }
+        tracing::debug!(name = %inner.name, kind = "rate_limit", ?retry_after, "call rejected by rate limiter");
+        RateLimited::new(
+            inner.name.clone(),
+            retry_after,
+            u64::from(inner.quota),
+            inner.window,
+        )
+    }
+
+    /// Counts a call that waited (admitted or not in the end).
+    pub(crate) fn note_waited(&self) {
+        self.inner.waited.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn since_last_rejection(&self) -> Option<Duration> {
+        match self.inner.last_rejection.load(Relaxed) {
+            0 => None,
+            at => Some(
+                self.inner
+                    .clock
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(at - 1)),
+            ),
+        }
+    }
+}
+
+impl<X: KeyExtractor + fmt::Debug> fmt::Debug for RateLimit<X> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("name", &self.inner.name)
+            .field("quota", &self.inner.quota)
+            .field("window", &self.inner.window)
+            .field("burst", &self.inner.burst)
+            .field("max_delay", &self.inner.max_delay)
+            .field("key", &self.inner.extractor)
+            .finish()
+    }
+}
