@@ -2,7 +2,7 @@
 
 use crate::error::{
     AsDynError, BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, InjectedFault,
-    RateLimited,
+    RateLimited, Throttled,
 };
 use crate::{FailureKind, Outcome};
 use std::error::Error;
@@ -166,7 +166,8 @@ pub fn status_failure_kind(status: u16) -> FailureKind {
 /// Reads a failure kind from an error by walking its source chain, never by its text.
 ///
 /// The first error in the chain that is recognised decides: battlement's rejections
-/// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`], [`RateLimited`]) are
+/// ([`BreakerOpen`], [`BulkheadFull`], [`BulkheadTimeout`], [`Halted`], [`RateLimited`],
+/// [`Throttled`]) are
 /// [`Rejected`](FailureKind::Rejected); battlement's [`Elapsed`], tower's and tokio's
 /// timeouts and `io::ErrorKind::TimedOut` are `Timeout`; refused, reset or aborted connections
 /// (and, with the `hyper` feature, hyper-util's connect errors) are `Connection`; an
@@ -196,6 +197,7 @@ fn direct_kind(e: &(dyn Error + 'static)) -> Option<FailureKind> {
         || e.is::<BulkheadTimeout>()
         || e.is::<Halted>()
         || e.is::<RateLimited>()
+        || e.is::<Throttled>()
     {
         return Some(FailureKind::Rejected);
     }

@@ -562,6 +562,66 @@ impl fmt::Display for RateLimited {
 
 impl Error for RateLimited {}
 
+/// A call rejected locally by a client-side adaptive throttle (Google SRE's rule): the
+/// dependency has been refusing so many calls lately that this one was dropped before it was
+/// sent, with the throttle's rejection probability at the time.
+///
+/// It names the throttle and carries the probability; it has no `retry_after` (the probability
+/// falls as the dependency accepts calls again, not at a known time). Classified
+/// [`Rejected`](crate::FailureKind::Rejected), like a breaker's rejection, so the retry policy
+/// does not retry it by default; it is its own type, so a caller (and the metrics) tell local
+/// throttling apart from an open breaker.
+///
+/// ```
+/// use battlement_core::error::{failure_kind, retry_after, BoxError, Throttled};
+/// use battlement_core::FailureKind;
+///
+/// let err: BoxError = Box::new(Throttled::new("search".into(), 0.25));
+/// let throttled = err.downcast_ref::<Throttled>().unwrap();
+/// assert_eq!(throttled.name(), "search");
+/// assert_eq!(throttled.probability(), 0.25);
+/// assert_eq!(failure_kind(&*err), FailureKind::Rejected);
+/// assert_eq!(retry_after(&*err), None);
+/// assert_eq!(
+///     err.to_string(),
+///     "adaptive throttle `search` rejected the call locally (rejection probability 0.250)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttled {
+    name: Arc<str>,
+    probability: f64,
+}
+
+impl Throttled {
+    /// A local rejection by the throttle `name`, which rejected calls with `probability`.
+    pub fn new(name: Arc<str>, probability: f64) -> Self {
+        Throttled { name, probability }
+    }
+
+    /// The throttle's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The rejection probability the call was dropped with (greater than 0, less than 1).
+    pub fn probability(&self) -> f64 {
+        self.probability
+    }
+}
+
+impl fmt::Display for Throttled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "adaptive throttle `{}` rejected the call locally (rejection probability {:.3})",
+            self.name, self.probability
+        )
+    }
+}
+
+impl Error for Throttled {}
+
 /// Anything that can be viewed as a `dyn Error`, so the default classifier can walk its source
 /// chain without stringifying it.
 ///
@@ -642,6 +702,7 @@ impl_as_dyn_error!(
     Halted,
     InjectedFault,
     RateLimited,
+    Throttled,
     tower::timeout::error::Elapsed,
     tokio::time::error::Elapsed,
 );

@@ -17,7 +17,8 @@
 //!   trailers' `grpc-status`.
 //! - [`error`]: the typed, downcastable errors layers return ([`BreakerOpen`](error::BreakerOpen),
 //!   [`BulkheadFull`](error::BulkheadFull), [`BulkheadTimeout`](error::BulkheadTimeout),
-//!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted), [`RateLimited`](error::RateLimited))
+//!   [`Elapsed`](error::Elapsed), [`Halted`](error::Halted), [`RateLimited`](error::RateLimited),
+//!   [`Throttled`](error::Throttled))
 //!   and [`ConfigError`], which every
 //!   builder returns for a bad setting.
 //! - [`HealthSource`] and [`HealthSnapshot`]: what stateful components report to the health registry.

@@ -81,6 +81,8 @@ pub enum ComponentKind {
     Chaos,
     /// A rate limiter.
     RateLimit,
+    /// A client-side adaptive throttle.
+    Throttle,
     /// Anything else.
     Other,
 }
@@ -100,6 +102,7 @@ impl ComponentKind {
             ComponentKind::KillSwitch => "kill_switch",
             ComponentKind::Chaos => "chaos",
             ComponentKind::RateLimit => "rate_limit",
+            ComponentKind::Throttle => "throttle",
             ComponentKind::Other => "other",
         }
     }
@@ -124,6 +127,7 @@ impl ComponentKind {
             ComponentKind::KillSwitch => "kill switch",
             ComponentKind::Chaos => "chaos",
             ComponentKind::RateLimit => "rate limiter",
+            ComponentKind::Throttle => "adaptive throttle",
             ComponentKind::Other => "component",
         }
     }
@@ -148,6 +152,7 @@ impl ComponentKind {
     /// | `KillSwitch` | yes | a halted switch rejects every call on purpose |
     /// | `Chaos` | no | injected faults are an experiment, not an outage to page on |
     /// | `RateLimit` | no | its status is at worst `warn` (rejecting): it sheds excess load on purpose |
+    /// | `Throttle` | no | its status is at worst `warn` (throttling): it sheds calls a dependency is refusing anyway; the dependency's own breaker or probe says whether it is down |
     /// | `Other` | yes | a component registered by hand says what it is |
     ///
     /// ```
@@ -169,7 +174,8 @@ impl ComponentKind {
             | ComponentKind::Timeout
             | ComponentKind::Hedge
             | ComponentKind::Chaos
-            | ComponentKind::RateLimit => false,
+            | ComponentKind::RateLimit
+            | ComponentKind::Throttle => false,
         }
     }
 }
