@@ -413,7 +413,7 @@ impl Throttle {
 /// ```
 pub fn probability(requests: u64, accepts: u64, k: f64) -> f64 {
     let requests = requests as f64;
-    ((requests - k * accepts as f64) / (requests + 1.0)).max(0.0)
+    (k.mul_add(-(accepts as f64), requests) / (requests + 1.0)).max(0.0)
 }
 
 impl fmt::Debug for Throttle {
