@@ -8,6 +8,7 @@
     feature = "kill-switch",
     feature = "rate-limit",
     feature = "retry",
+    feature = "throttle",
     feature = "timeout"
 ))]
 use tower::layer::util::Stack;
@@ -111,6 +112,27 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         self,
         limit: &crate::rate_limit::RateLimit<X>,
     ) -> ServiceBuilder<Stack<crate::rate_limit::RateLimitLayer<X>, L>>;
+
+    /// Throttles outbound calls adaptively (Google SRE's rule): while the dependency refuses
+    /// calls, rejects some locally with a typed [`Throttled`](crate::core::error::Throttled).
+    /// Which calls it accepted is read by the default classifier,
+    /// [`ResponseClassifier`](crate::core::ResponseClassifier) (a 5xx or 429 response, or an
+    /// error, is a refusal). Place it per attempt: under the retry and the hedge, over the
+    /// breaker and the per-try timeout.
+    #[cfg(feature = "throttle")]
+    fn throttle(
+        self,
+        throttle: &crate::throttle::Throttle,
+    ) -> ServiceBuilder<Stack<crate::throttle::ThrottleLayer, L>>;
+
+    /// Throttles outbound calls adaptively, judging with `classifier` which calls the
+    /// dependency accepted.
+    #[cfg(feature = "throttle")]
+    fn throttle_with<C: Clone>(
+        self,
+        throttle: &crate::throttle::Throttle,
+        classifier: C,
+    ) -> ServiceBuilder<Stack<crate::throttle::ThrottleLayer<C>, L>>;
 }
 
 mod sealed {
@@ -190,5 +212,22 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         limit: &crate::rate_limit::RateLimit<X>,
     ) -> ServiceBuilder<Stack<crate::rate_limit::RateLimitLayer<X>, L>> {
         self.layer(crate::rate_limit::RateLimitLayer::new(limit))
+    }
+
+    #[cfg(feature = "throttle")]
+    fn throttle(
+        self,
+        throttle: &crate::throttle::Throttle,
+    ) -> ServiceBuilder<Stack<crate::throttle::ThrottleLayer, L>> {
+        self.layer(crate::throttle::ThrottleLayer::new(throttle))
+    }
+
+    #[cfg(feature = "throttle")]
+    fn throttle_with<C: Clone>(
+        self,
+        throttle: &crate::throttle::Throttle,
+        classifier: C,
+    ) -> ServiceBuilder<Stack<crate::throttle::ThrottleLayer<C>, L>> {
+        self.layer(crate::throttle::ThrottleLayer::new(throttle).classifier(classifier))
     }
 }

@@ -1,7 +1,7 @@
 //! Turning battlement's errors into gRPC statuses (feature `grpc`).
 
 use battlement_core::error::{
-    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited,
+    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited, Throttled,
 };
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
@@ -14,8 +14,9 @@ use std::task::{ready, Context, Poll};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-/// The gRPC status for a battlement error, walking the error's source chain: a breaker open or a
-/// halt is `UNAVAILABLE`, a full bulkhead or a rate limit `RESOURCE_EXHAUSTED`, a timeout `DEADLINE_EXCEEDED`.
+/// The gRPC status for a battlement error, walking the error's source chain: a breaker open, a
+/// halt or an adaptive throttle's local rejection (its dependency is refusing calls, as with an
+/// open breaker) is `UNAVAILABLE`, a full bulkhead or a rate limit `RESOURCE_EXHAUSTED`, a timeout `DEADLINE_EXCEEDED`.
 /// `None` if the error is not one of battlement's.
 ///
 /// ```
@@ -28,7 +29,7 @@ use tower::{Layer, Service};
 pub fn grpc_status(err: &(dyn Error + 'static)) -> Option<Status> {
     let mut current = Some(err);
     while let Some(e) = current {
-        let code = if e.is::<BreakerOpen>() || e.is::<Halted>() {
+        let code = if e.is::<BreakerOpen>() || e.is::<Halted>() || e.is::<Throttled>() {
             Some(Code::Unavailable)
         } else if e.is::<BulkheadFull>() || e.is::<BulkheadTimeout>() || e.is::<RateLimited>() {
             Some(Code::ResourceExhausted)
@@ -177,6 +178,10 @@ mod tests {
                 Duration::from_secs(1)
             ))),
             Some(Code::ResourceExhausted)
+        );
+        assert_eq!(
+            code(Box::new(Throttled::new("t".into(), 0.5))),
+            Some(Code::Unavailable)
         );
         assert_eq!(code("other".into()), None);
     }

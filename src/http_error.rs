@@ -2,7 +2,7 @@
 //! `HandleErrorLayer`.
 
 use battlement_core::error::{
-    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited,
+    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited, Throttled,
 };
 use battlement_core::BoxError;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -82,6 +82,7 @@ fn rate_limit_fields(limited: &RateLimited) -> Vec<(HeaderName, HeaderValue)> {
 /// | [`BulkheadFull`], [`BulkheadTimeout`] | 503 (or 429 with [`bulkhead_as_too_many_requests`](Self::bulkhead_as_too_many_requests)) |
 /// | [`Elapsed`] (and tower's / tokio's timeouts) | 504 |
 /// | [`Halted`] | 503 |
+/// | [`Throttled`] | 503, without `Retry-After` (the throttle does not know when its dependency will accept calls again); not 429, which would tell the caller that *it* sends too much, while the dependency behind this service is what refuses calls |
 /// | [`RateLimited`] | 429, with `Retry-After` and the `RateLimit-Policy` and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers (e.g. `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=0;t=3`) |
 ///
 /// ```
@@ -157,7 +158,7 @@ impl ErrorMapping {
             || e.is::<tokio::time::error::Elapsed>()
         {
             Some(reject(StatusCode::GATEWAY_TIMEOUT, None))
-        } else if e.is::<Halted>() {
+        } else if e.is::<Halted>() || e.is::<Throttled>() {
             Some(reject(StatusCode::SERVICE_UNAVAILABLE, None))
         } else {
             None
@@ -456,6 +457,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
+        // A throttled call: 503 (the dependency refuses calls), no Retry-After.
+        let th = map(Box::new(Throttled::new("t".into(), 0.5)), m).unwrap();
+        assert_eq!(
+            (th.status, th.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, None)
+        );
+        assert!(th.message.contains("adaptive throttle `t`"));
         assert!(map("other".into(), m).is_none());
         // Wrapped in an io::Error's source chain.
         let wrapped = std::io::Error::other(BulkheadFull::new("b".into()));

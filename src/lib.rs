@@ -2,7 +2,7 @@
 //!
 //! Each pattern is a `tower::Layer` in its own crate, re-exported here behind a feature (all on
 //! by default): [`breaker`], [`retry`], [`bulkhead`], [`timeout`], [`health`], [`fallback`],
-//! [`hedge`], [`kill_switch`], [`chaos`], [`rate_limit`]. The shared vocabulary (outcomes, classifiers, typed errors) is
+//! [`hedge`], [`kill_switch`], [`chaos`], [`rate_limit`], [`throttle`]. The shared vocabulary (outcomes, classifiers, typed errors) is
 //! [`core`]. [`metrics`] (feature `metrics`, on by default) exports every registered component's
 //! metrics pull-based: a Prometheus/OpenMetrics endpoint, OpenTelemetry instruments (feature
 //! `opentelemetry`) and the `metrics` facade (feature `metrics-facade`).
@@ -38,6 +38,8 @@ pub mod metrics;
 pub use battlement_rate_limit as rate_limit;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
+#[cfg(feature = "throttle")]
+pub use battlement_throttle as throttle;
 #[cfg(feature = "timeout")]
 pub use battlement_timeout as timeout;
 

@@ -1,7 +1,7 @@
 //! The names most stacks need: `use battlement::prelude::*;`.
 
 pub use crate::core::error::{
-    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited,
+    BreakerOpen, BulkheadFull, BulkheadTimeout, Elapsed, Halted, RateLimited, Throttled,
 };
 #[cfg(feature = "grpc")]
 pub use crate::core::GrpcClassifier;
@@ -33,5 +33,7 @@ pub use crate::kill_switch::KillSwitch;
 pub use crate::rate_limit::RateLimit;
 #[cfg(feature = "retry")]
 pub use crate::retry::{Backoff, Jitter, RetryPolicy};
+#[cfg(feature = "throttle")]
+pub use crate::throttle::Throttle;
 #[cfg(feature = "timeout")]
 pub use crate::timeout::TimeoutLayer;

@@ -9,17 +9,22 @@ use tower::layer::util::{Identity, Stack};
 /// order whatever order you configure them in (outermost first):
 ///
 /// ```text
-/// health probe → kill switch → rate limit → fallback → retry → hedge → circuit breaker →
-/// bulkhead → timeout (per try) → fault injection → service
+/// health probe → kill switch → rate limit → fallback → retry → hedge → adaptive throttle →
+/// circuit breaker → bulkhead → timeout (per try) → fault injection → service
 /// ```
 ///
 /// Retry sits outside the breaker, so an open breaker fails a retry fast instead of being
 /// hammered; the timeout sits inside, so each attempt has its own deadline and a timeout is a
 /// failure the breaker sees; fault injection sits innermost, where the real dependency's faults
-/// would come from. A layer you do not configure costs nothing (it is tower's `Identity`).
+/// would come from. The adaptive throttle (client-side, Google SRE's rule) judges each attempt
+/// the dependency would see, so it sits inside the retry and the hedge (a throttled attempt
+/// fails with a `Rejected` error, which the retry policy does not retry by default), and
+/// outside the breaker (its local rejections are not the dependency's refusals, and a
+/// throttled call must not count as a breaker failure) and the per-try timeout (a timeout is a
+/// refusal it must see). A layer you do not configure costs nothing (it is tower's `Identity`).
 ///
 /// Given a registry ([`registry`](Self::registry)), [`build`](Self::build) registers the
-/// stack's stateful parts (breaker, bulkhead, kill switch, rate limiter) so the health endpoint reports them,
+/// stack's stateful parts (breaker, bulkhead, kill switch, rate limiter, throttle) so the health endpoint reports them,
 /// each critical or not as its kind is by default, as its own builder would register it
 /// ([`ComponentKind::critical_by_default`](battlement_core::ComponentKind::critical_by_default));
 /// a part the registry already holds (the same kind and name, e.g. a breaker built with
@@ -55,6 +60,7 @@ pub struct ResilienceStack<
     Fallback = Identity,
     Retry = Identity,
     Hedge = Identity,
+    Throttle = Identity,
     Breaker = Identity,
     Bulkhead = Identity,
     Timeout = Identity,
@@ -66,6 +72,7 @@ pub struct ResilienceStack<
     fallback: Fallback,
     retry: Retry,
     hedge: Hedge,
+    throttle: Throttle,
     breaker: Breaker,
     bulkhead: Bulkhead,
     timeout: Timeout,
@@ -96,6 +103,7 @@ impl ResilienceStack {
             fallback: Identity::new(),
             retry: Identity::new(),
             hedge: Identity::new(),
+            throttle: Identity::new(),
             breaker: Identity::new(),
             bulkhead: Identity::new(),
             timeout: Identity::new(),
@@ -107,19 +115,25 @@ impl ResilienceStack {
 }
 
 /// The layer [`ResilienceStack::build`] returns.
-pub type ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch> = Stack<
+pub type ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch> = Stack<
     Ch,
     Stack<
         Ti,
         Stack<
             Bu,
-            Stack<Br, Stack<He, Stack<Re, Stack<Fa, Stack<Rl, Stack<Ha, Stack<Pr, Identity>>>>>>>,
+            Stack<
+                Br,
+                Stack<
+                    Th,
+                    Stack<He, Stack<Re, Stack<Fa, Stack<Rl, Stack<Ha, Stack<Pr, Identity>>>>>>,
+                >,
+            >,
         >,
     >,
 >;
 
-impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
-    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
 {
     /// Registers the stack's stateful parts with `registry` when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
@@ -140,7 +154,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     #[allow(clippy::type_complexity)]
     pub fn build(
         self,
-    ) -> Result<ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>, ConfigError> {
+    ) -> Result<ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>, ConfigError> {
         register_all_with(&self.registries, &self.components)?;
         Ok(Stack::new(
             self.chaos,
@@ -151,16 +165,19 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
                     Stack::new(
                         self.breaker,
                         Stack::new(
-                            self.hedge,
+                            self.throttle,
                             Stack::new(
-                                self.retry,
+                                self.hedge,
                                 Stack::new(
-                                    self.fallback,
+                                    self.retry,
                                     Stack::new(
-                                        self.rate_limit,
+                                        self.fallback,
                                         Stack::new(
-                                            self.kill_switch,
-                                            Stack::new(self.probe, Identity::new()),
+                                            self.rate_limit,
+                                            Stack::new(
+                                                self.kill_switch,
+                                                Stack::new(self.probe, Identity::new()),
+                                            ),
                                         ),
                                     ),
                                 ),
@@ -178,23 +195,30 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn health_probe(
         self,
         probe: &crate::health::HealthProbe,
-    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
+    {
         self.outermost(crate::health::HealthProbeLayer::new(probe))
     }
 
     /// Adds any layer in the outermost slot (where `health_probe` goes): a layer of your own that
     /// must see every call, retries and rejections included.
-    pub fn outermost<L>(self, layer: L) -> ResilienceStack<L, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch> {
+    pub fn outermost<L>(
+        self,
+        layer: L,
+    ) -> ResilienceStack<L, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch> {
         self.set_probe(layer)
     }
 
     /// Adds any layer in the fallback slot (under the kill switch, over the retry).
-    pub fn fallback<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Rl, L, Re, He, Br, Bu, Ti, Ch> {
+    pub fn fallback<L>(
+        self,
+        layer: L,
+    ) -> ResilienceStack<Pr, Ha, Rl, L, Re, He, Th, Br, Bu, Ti, Ch> {
         self.set_fallback(layer)
     }
 
     /// Adds any layer in the hedging slot (under the retry, over the breaker).
-    pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, L, Br, Bu, Ti, Ch> {
+    pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, L, Th, Br, Bu, Ti, Ch> {
         self.set_hedge(layer)
     }
 
@@ -202,7 +226,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn bulkhead_layer<L>(
         self,
         layer: L,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, L, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, L, Ti, Ch> {
         self.set_bulkhead(layer)
     }
 
@@ -217,7 +241,8 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
         feature = "breaker",
         feature = "bulkhead",
         feature = "kill-switch",
-        feature = "rate-limit"
+        feature = "rate-limit",
+        feature = "throttle"
     ))]
     fn part(self, component: Arc<dyn HealthSource>) -> Self {
         let critical = battlement_core::kind_of(&*component).critical_by_default();
@@ -232,7 +257,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn circuit_breaker(
         self,
         breaker: &crate::breaker::CircuitBreaker,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch>
     {
         self.circuit_breaker_with(breaker, battlement_core::ResponseClassifier)
     }
@@ -244,8 +269,19 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
         self,
         breaker: &crate::breaker::CircuitBreaker,
         classifier: C,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::breaker::CircuitBreakerLayer<C>, Bu, Ti, Ch>
-    {
+    ) -> ResilienceStack<
+        Pr,
+        Ha,
+        Rl,
+        Fa,
+        Re,
+        He,
+        Th,
+        crate::breaker::CircuitBreakerLayer<C>,
+        Bu,
+        Ti,
+        Ch,
+    > {
         self.part(Arc::new(breaker.clone()))
             .set_breaker(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
     }
@@ -256,7 +292,8 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn bulkhead(
         self,
         bulkhead: &crate::bulkhead::Bulkhead,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, crate::bulkhead::BulkheadLayer, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, crate::bulkhead::BulkheadLayer, Ti, Ch>
+    {
         self.part(Arc::new(bulkhead.clone()))
             .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
     }
@@ -266,7 +303,8 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn retry_policy<K, P>(
         self,
         policy: crate::retry::RetryPolicy<K, P>,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::retry::RetryLayer<K, P>, He, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::retry::RetryLayer<K, P>, He, Th, Br, Bu, Ti, Ch>
+    {
         self.set_retry(crate::retry::RetryLayer::new(policy))
     }
 
@@ -275,7 +313,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn timeout_per_try(
         self,
         limit: std::time::Duration,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
         self.timeout_layer(crate::timeout::TimeoutLayer::new(limit))
     }
 
@@ -284,7 +322,8 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn timeout_layer<P>(
         self,
         layer: crate::timeout::TimeoutLayer<P>,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch>
+    {
         self.set_timeout(layer)
     }
 
@@ -294,7 +333,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn kill_switch(
         self,
         switch: &crate::kill_switch::KillSwitch,
-    ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+    ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     {
         self.part(Arc::new(switch.clone()))
             .set_kill_switch(crate::kill_switch::KillSwitchLayer::new(switch))
@@ -307,10 +346,36 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn rate_limit<X: crate::rate_limit::KeyExtractor>(
         self,
         limit: &crate::rate_limit::RateLimit<X>,
-    ) -> ResilienceStack<Pr, Ha, crate::rate_limit::RateLimitLayer<X>, Fa, Re, He, Br, Bu, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, crate::rate_limit::RateLimitLayer<X>, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     {
         self.part(Arc::new(limit.clone()))
             .set_rate_limit(crate::rate_limit::RateLimitLayer::new(limit))
+    }
+
+    /// Throttles each attempt adaptively (Google SRE's rule), under the retry and the hedge
+    /// and over the breaker, with the default classifier
+    /// ([`ResponseClassifier`](crate::core::ResponseClassifier): a 5xx or 429 response or an
+    /// error is a refusal); registered as non-critical (a throttle's default: its status is at
+    /// worst `warn`).
+    #[cfg(feature = "throttle")]
+    pub fn throttle(
+        self,
+        throttle: &crate::throttle::Throttle,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::throttle::ThrottleLayer, Br, Bu, Ti, Ch>
+    {
+        self.throttle_with(throttle, battlement_core::ResponseClassifier)
+    }
+
+    /// Throttles each attempt adaptively with a classifier; registered as non-critical.
+    #[cfg(feature = "throttle")]
+    pub fn throttle_with<C>(
+        self,
+        throttle: &crate::throttle::Throttle,
+        classifier: C,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::throttle::ThrottleLayer<C>, Br, Bu, Ti, Ch>
+    {
+        self.part(Arc::new(throttle.clone()))
+            .set_throttle(crate::throttle::ThrottleLayer::new(throttle).classifier(classifier))
     }
 
     /// Injects faults innermost while the chaos handle is enabled.
@@ -318,7 +383,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
     pub fn chaos<R: Clone>(
         self,
         chaos: &crate::chaos::Chaos<R>,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
         self.set_chaos(crate::chaos::ChaosLayer::new(chaos))
     }
 }
@@ -336,19 +401,20 @@ macro_rules! slot_setter {
 
 // Some slots are set only by methods behind features.
 #[allow(dead_code)]
-impl<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
-    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>
+impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
 {
-    slot_setter!(set_probe, probe, [kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <L, Ha, Rl, Fa, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_kill_switch, kill_switch, [probe, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, L, Rl, Fa, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_rate_limit, rate_limit, [probe, kill_switch, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Fa, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_fallback, fallback, [probe, kill_switch, rate_limit, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, L, Re, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_retry, retry, [probe, kill_switch, rate_limit, fallback, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, L, He, Br, Bu, Ti, Ch>);
-    slot_setter!(set_hedge, hedge, [probe, kill_switch, rate_limit, fallback, retry, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, L, Br, Bu, Ti, Ch>);
-    slot_setter!(set_breaker, breaker, [probe, kill_switch, rate_limit, fallback, retry, hedge, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, L, Bu, Ti, Ch>);
-    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, Br, L, Ti, Ch>);
-    slot_setter!(set_timeout, timeout, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, chaos], <Pr, Ha, Rl, Fa, Re, He, Br, Bu, L, Ch>);
-    slot_setter!(set_chaos, chaos, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout], <Pr, Ha, Rl, Fa, Re, He, Br, Bu, Ti, L>);
+    slot_setter!(set_probe, probe, [kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <L, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_kill_switch, kill_switch, [probe, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, L, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_rate_limit, rate_limit, [probe, kill_switch, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Fa, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_fallback, fallback, [probe, kill_switch, rate_limit, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, L, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_retry, retry, [probe, kill_switch, rate_limit, fallback, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, L, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_hedge, hedge, [probe, kill_switch, rate_limit, fallback, retry, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, L, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_throttle, throttle, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, L, Br, Bu, Ti, Ch>);
+    slot_setter!(set_breaker, breaker, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, Th, L, Bu, Ti, Ch>);
+    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, Th, Br, L, Ti, Ch>);
+    slot_setter!(set_timeout, timeout, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, chaos], <Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, L, Ch>);
+    slot_setter!(set_chaos, chaos, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout], <Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, L>);
 }
 
 /// The stack [`ResilienceStack::from_config`] builds: each slot holds the instance's layer
@@ -361,6 +427,7 @@ pub type ConfiguredStack = ResilienceStack<
     Identity,
     tower::util::Either<crate::retry::RetryLayer, Identity>,
     tower::util::Either<crate::hedge::HedgeLayer, Identity>,
+    Identity,
     tower::util::Either<crate::breaker::CircuitBreakerLayer, Identity>,
     tower::util::Either<crate::bulkhead::BulkheadLayer, Identity>,
     tower::util::Either<crate::timeout::TimeoutLayer, Identity>,
@@ -459,6 +526,7 @@ impl ResilienceStack {
             fallback: Identity::new(),
             retry: slot(retry),
             hedge: slot(hedge),
+            throttle: Identity::new(),
             breaker: slot(breaker),
             bulkhead: slot(bulkhead),
             timeout: slot(timeout),
@@ -621,5 +689,96 @@ mod tests {
         let err = svc.oneshot(()).await.unwrap_err();
         assert!(err.is::<RateLimited>());
         assert_eq!(attempts.load(SeqCst), 3, "a rejected call is not retried");
+    }
+
+    /// The throttle sits inside the retry and outside the breaker and the per-try timeout:
+    /// each attempt is a request; a timed-out attempt is a refusal; a throttled attempt is not
+    /// retried; the breaker's local rejections leave the throttle's count; registered as
+    /// non-critical.
+    #[cfg(feature = "throttle")]
+    #[tokio::test(start_paused = true)]
+    async fn the_throttle_judges_each_attempt_inside_the_retry_and_outside_the_breaker() {
+        use crate::throttle::{Throttle, Throttled};
+        let throttle = Throttle::builder("dep")
+            .window(Duration::from_secs(10))
+            .buckets(10)
+            .seed(5)
+            .build()
+            .unwrap();
+        let breaker = CircuitBreaker::builder("dep")
+            .minimum_calls(100)
+            .build()
+            .unwrap();
+        let names = Names::default();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let stack = ResilienceStack::new()
+            .timeout_per_try(Duration::from_millis(100))
+            .circuit_breaker(&breaker)
+            .throttle(&throttle)
+            .retry_policy(
+                RetryPolicy::builder()
+                    .max_attempts(3)
+                    .backoff(Backoff::fixed(Duration::from_millis(10)))
+                    .build()
+                    .unwrap(),
+            )
+            .registry(&names)
+            .build()
+            .unwrap();
+        assert_eq!(
+            *names.0.lock().unwrap(),
+            [("dep".to_owned(), true), ("dep".to_owned(), false)],
+            "the breaker critical, the throttle not"
+        );
+        let svc = ServiceBuilder::new().layer(stack).service(service_fn({
+            let attempts = attempts.clone();
+            move |_: ()| {
+                attempts.fetch_add(1, SeqCst);
+                async move {
+                    // Every attempt times out.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok::<_, BoxError>(())
+                }
+            }
+        }));
+        svc.clone().oneshot(()).await.unwrap_err();
+        let m = throttle.metrics();
+        assert_eq!(
+            (m.requests, m.accepts),
+            (3, 0),
+            "three attempts, each a request, each timed out: refused"
+        );
+
+        // The throttle is rejecting now: a throttled attempt ends the call (not retried).
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(throttle.rejection_probability() > 0.7);
+        let before = attempts.load(SeqCst);
+        let mut throttled_calls = 0;
+        for _ in 0..20 {
+            let err = svc.clone().oneshot(()).await.unwrap_err();
+            if err.is::<Throttled>() {
+                throttled_calls += 1;
+            }
+        }
+        assert!(throttled_calls > 0);
+        let m = throttle.metrics();
+        assert_eq!(
+            m.throttled, throttled_calls,
+            "each throttled attempt ended its call: none was retried"
+        );
+        let sent = (attempts.load(SeqCst) - before) as u64;
+        assert_eq!(m.requests - 3, m.throttled + sent + m.discarded);
+
+        // An open breaker's rejections never reached the dependency: they leave the count.
+        breaker.force_open("test");
+        let m = throttle.metrics();
+        for _ in 0..10 {
+            svc.clone().oneshot(()).await.unwrap_err();
+        }
+        let after = throttle.metrics();
+        assert_eq!(
+            after.requests - after.discarded,
+            m.requests - m.discarded + (after.throttled - m.throttled)
+        );
     }
 }
