@@ -1,6 +1,7 @@
 //! No heap allocation per call in steady state: through a closed breaker and a free bulkhead
 //! (with and without their export histograms), the
-//! timeout layer, the retry policy whose first attempt succeeds, and the full recommended stack
+//! timeout layer, the retry policy whose first attempt succeeds, an adaptive throttle's admitted
+//! call, and the full recommended stack
 //! composed by the facade's `ResilienceStack`.
 //!
 //! Each service is driven by hand with `battlement_test_util::calls` (no executor), and after a
@@ -203,6 +204,29 @@ mod rate_limit {
     }
 }
 
+mod throttle {
+    use super::*;
+    use battlement::throttle::{Throttle, ThrottleLayer};
+
+    /// An admitted call counts a request in the thread's own cell, clones that cell's `Arc`
+    /// into its future and records the accept: no allocation, also across bucket roll-overs.
+    #[test]
+    fn an_admitted_call_allocates_nothing() {
+        let throttle = Throttle::builder("alloc")
+            .window(Duration::from_millis(20))
+            .buckets(20)
+            .build()
+            .unwrap();
+        let svc = ThrottleLayer::new(&throttle).layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        let m = throttle.metrics();
+        assert_eq!(
+            (m.requests, m.accepts, m.throttled),
+            (WARM_UP + CALLS, WARM_UP + CALLS, 0)
+        );
+    }
+}
+
 mod stack {
     use super::*;
 
@@ -222,9 +246,13 @@ mod stack {
             .rate(1_000_000, Duration::from_secs(1))
             .build()
             .unwrap();
+        let throttle = battlement::throttle::Throttle::builder("alloc")
+            .build()
+            .unwrap();
         let stack = ResilienceStack::new()
             .rate_limit(&limit)
             .retry_policy(retry)
+            .throttle(&throttle)
             .circuit_breaker(&breaker)
             .bulkhead(&bulkhead)
             .timeout_per_try(Duration::from_secs(10))
