@@ -29,6 +29,11 @@
 //!   baseline; tower's `Retry` runs a trivial policy (retry an error up to
 //!   twice, no backoff, no budget).
 //!
+//! Export rows (`battlement+export`, `battlement+histogram` in the breaker, bulkhead and timeout
+//! groups) run the same layers registered with a `HealthRegistry` that a `MetricsService`
+//! scrapes, the second with the breaker's latency histogram or the bulkhead's queue-wait
+//! histogram on; the table after the main one sets them beside the rows without.
+//!
 //! Run: `cargo bench -p battlement --bench overhead` (criterion's flags apply: `-- --quick`,
 //! `-- breaker`, `-- --measurement-time 2`). After criterion's own output it prints the summary
 //! table, read back from criterion's `estimates.json` of the rows run in this process.
@@ -159,6 +164,57 @@ fn retries(c: &mut Criterion, rt: &Runtime) {
 
     let svc = common::tr_retry(false).layer(common::bare());
     bench(c, rt, "retry", "tower-resilience", svc);
+
+    let svc = common::ours_retry(true).into_layer().layer(common::bare());
+    bench(c, rt, "retry_budget", "battlement", svc);
+
+    let svc = common::tr_retry(true).layer(common::bare());
+    bench(c, rt, "retry_budget", "tower-resilience", svc);
+}
+
+/// Rows with export enabled, beside the rows above: the component registered with a
+/// `HealthRegistry` (its own per row: a registry holds one component of a kind and name) that a
+/// `MetricsService` scrapes; `+histogram` rows also keep the latency histogram (breaker) or
+/// the queue-wait histogram (bulkhead). Each exporter is scraped before and after the row, and
+/// must show the calls it counted.
+fn exported(c: &mut Criterion, rt: &Runtime) {
+    use battlement::health::HealthRegistry;
+    use battlement::metrics::{Format, MetricsService};
+
+    let _guard = rt.enter();
+    let scraped = |registry: &HealthRegistry, family: &str| {
+        let text = MetricsService::new(registry)
+            .render(Format::Text)
+            .expect("scrape");
+        assert!(text.contains(family), "{family} exported:\n{text}");
+    };
+
+    for (id, histogram) in [("battlement+export", false), ("battlement+histogram", true)] {
+        let registry = HealthRegistry::new();
+        let ours = common::ours_breaker_with(Window::Count, |b| {
+            b.registry(&registry).histogram(histogram)
+        });
+        scraped(&registry, "battlement_circuit_breaker_calls");
+        let svc = battlement_breaker::CircuitBreakerLayer::new(&ours).layer(common::bare());
+        bench(c, rt, "breaker_count", id, svc);
+        scraped(&registry, "battlement_circuit_breaker_calls");
+
+        let registry = HealthRegistry::new();
+        let ours = common::ours_bulkhead_with(|b| b.registry(&registry).histogram(histogram));
+        scraped(&registry, "battlement_bulkhead_in_flight_calls");
+        let svc = battlement_bulkhead::BulkheadLayer::new(&ours).layer(common::bare());
+        bench(c, rt, "bulkhead", id, svc);
+    }
+
+    let registry = HealthRegistry::new();
+    let layer = battlement_timeout::TimeoutLayer::builder("bench")
+        .limit(TIMEOUT)
+        .registry(&registry)
+        .build()
+        .expect("valid timeout");
+    let svc = layer.layer(common::bare());
+    bench(c, rt, "timeout", "battlement+export", svc);
+    scraped(&registry, "battlement_timeout_calls");
 }
 
 fn stacks(c: &mut Criterion, rt: &Runtime) {
@@ -231,6 +287,12 @@ const ROWS: &[Row] = &[
         group: "retry",
         label: "retry, first attempt ok",
         peers: &["tower", "tower-resilience"],
+        base: "bare",
+    },
+    Row {
+        group: "retry_budget",
+        label: "retry with budget, first attempt ok",
+        peers: &["tower-resilience"],
         base: "bare",
     },
     Row {
@@ -340,7 +402,41 @@ fn print_table() {
             }
         }
     }
+    print_export(&results);
     print_targets(&results, bare);
+}
+
+/// The export rows beside the plain ones: what export enabled costs a call.
+fn print_export(results: &BTreeMap<(String, String), f64>) {
+    let get = |g: &str, id: &str| read_ns(results, g, id);
+    let diff = |on: Option<f64>, off: Option<f64>| match (on, off) {
+        (Some(on), Some(off)) => format!("{:+.1}", on - off),
+        _ => "-".to_owned(),
+    };
+    println!();
+    println!(
+        "Export enabled (registered with a HealthRegistry a MetricsService scrapes), same run:"
+    );
+    println!();
+    println!("| layer | export off ns | export on ns | difference | + histogram ns | difference |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (group, label) in [
+        ("breaker_count", "breaker, closed, count window"),
+        ("bulkhead", "bulkhead, permit free"),
+        ("timeout", "timeout"),
+    ] {
+        let off = get(group, "battlement");
+        let on = get(group, "battlement+export");
+        let hist = get(group, "battlement+histogram");
+        println!(
+            "| {label} | {} | {} | {} | {} | {} |",
+            fmt_ns(off),
+            fmt_ns(on),
+            diff(on, off),
+            fmt_ns(hist),
+            diff(hist, off),
+        );
+    }
 }
 
 fn print_targets(results: &BTreeMap<(String, String), f64>, bare: Option<f64>) {
@@ -405,6 +501,7 @@ fn main() {
     bulkheads(&mut c, &rt);
     timeouts(&mut c, &rt);
     retries(&mut c, &rt);
+    exported(&mut c, &rt);
     stacks(&mut c, &rt);
 
     c.final_summary();

@@ -93,6 +93,16 @@ pub(crate) enum Window {
 
 /// Ours.
 pub(crate) fn ours_breaker(window: Window) -> battlement_breaker::CircuitBreaker {
+    ours_breaker_with(window, |b| b)
+}
+
+/// [`ours_breaker`] with more settings (a registry, a histogram), given by `more`.
+pub(crate) fn ours_breaker_with(
+    window: Window,
+    more: impl FnOnce(
+        battlement_breaker::CircuitBreakerBuilder,
+    ) -> battlement_breaker::CircuitBreakerBuilder,
+) -> battlement_breaker::CircuitBreaker {
     use battlement_breaker::{CircuitBreaker, SlidingWindow};
     let b = CircuitBreaker::builder("bench")
         .minimum_calls(MIN_CALLS as u64)
@@ -109,7 +119,7 @@ pub(crate) fn ours_breaker(window: Window) -> battlement_breaker::CircuitBreaker
             .sliding_window(SlidingWindow::Count(WINDOW as u64))
             .slow_call(SLOW, FAILURE_RATE),
     };
-    b.build().expect("valid breaker config")
+    more(b).build().expect("valid breaker config")
 }
 
 /// tower-resilience-circuitbreaker: configured equivalently in every mode (it always times
@@ -229,12 +239,18 @@ impl<Res, E> tower::retry::Policy<(), Res, E> for TrivialPolicy {
 
 /// Ours: a bulkhead with [`PERMITS`] permits and a queue.
 pub(crate) fn ours_bulkhead() -> battlement_bulkhead::Bulkhead {
-    battlement_bulkhead::Bulkhead::builder("bench")
+    ours_bulkhead_with(|b| b)
+}
+
+/// [`ours_bulkhead`] with more settings (a registry, a histogram), given by `more`.
+pub(crate) fn ours_bulkhead_with(
+    more: impl FnOnce(battlement_bulkhead::BulkheadBuilder) -> battlement_bulkhead::BulkheadBuilder,
+) -> battlement_bulkhead::Bulkhead {
+    let b = battlement_bulkhead::Bulkhead::builder("bench")
         .max_concurrent(PERMITS)
         .max_queued(PERMITS)
-        .max_wait(TIMEOUT)
-        .build()
-        .expect("valid bulkhead config")
+        .max_wait(TIMEOUT);
+    more(b).build().expect("valid bulkhead config")
 }
 
 /// tower-resilience's bulkhead: [`PERMITS`] permits, callers wait for one without a bound.

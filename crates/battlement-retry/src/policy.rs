@@ -30,17 +30,19 @@ pub(crate) struct Shared<K, P> {
 }
 
 /// The state of one request session: tower clones the policy for every request, so each
-/// request has its own copy.
-#[derive(Debug, Clone, Default)]
+/// request has its own copy. Plain words, `Copy`: a clone copies them and drops nothing.
+#[derive(Debug, Clone, Copy, Default)]
 struct RequestState {
     /// Attempts finished so far.
     attempts: u32,
-    /// The backoff strategy's previous delay (for decorrelated jitter).
-    prev: Duration,
+    /// Whether `rng` holds this request's random stream (made on its first random draw).
+    has_rng: bool,
+    /// The backoff strategy's previous delay in nanoseconds (for decorrelated jitter).
+    prev: u64,
+    /// This request's random stream: the generator's state, once `has_rng`.
+    rng: u64,
     /// When the first attempt started (only kept with a time limit).
     started: Option<Instant>,
-    /// This request's random stream, made on its first random draw.
-    rng: Option<fastrand::Rng>,
 }
 
 /// A retry policy for [`tower::retry::Retry`]: backoff with jitter and bounds, an attempt limit,
@@ -102,7 +104,7 @@ impl<K, P> Clone for RetryPolicy<K, P> {
     fn clone(&self) -> Self {
         RetryPolicy {
             shared: self.shared.clone(),
-            state: self.state.clone(),
+            state: self.state,
         }
     }
 }
@@ -191,22 +193,25 @@ fn next_delay<K, P>(
     retry: u32,
     retry_after: Option<Duration>,
 ) -> (Duration, DelaySource) {
-    let mut fixed = fastrand::Rng::with_seed(0);
-    let rng = if settings.backoff.is_random() || settings.jitter.is_random() {
-        state.rng.get_or_insert_with(|| {
-            let stream = shared.next_stream.fetch_add(1, Ordering::Relaxed);
-            fastrand::Rng::with_seed(shared.seed.wrapping_add(stream))
-        })
-    } else {
-        &mut fixed
-    };
-    let raw = settings.backoff.delay(retry, state.prev, rng);
-    state.prev = raw;
+    let random = settings.backoff.is_random() || settings.jitter.is_random();
+    if random && !state.has_rng {
+        let stream = shared.next_stream.fetch_add(1, Ordering::Relaxed);
+        state.rng = fastrand::Rng::with_seed(shared.seed.wrapping_add(stream)).get_seed();
+        state.has_rng = true;
+    }
+    let mut rng = fastrand::Rng::with_seed(if random { state.rng } else { 0 });
+    let raw = settings
+        .backoff
+        .delay(retry, Duration::from_nanos(state.prev), &mut rng);
+    state.prev = crate::backoff::nanos(raw);
     let backoff = bound(
-        settings.jitter.apply(raw, rng),
+        settings.jitter.apply(raw, &mut rng),
         settings.min_delay,
         settings.max_delay,
     );
+    if random {
+        state.rng = rng.get_seed();
+    }
     match retry_after {
         Some(after) => (after.max(settings.min_delay), DelaySource::RetryAfter),
         None => (backoff, DelaySource::Backoff),

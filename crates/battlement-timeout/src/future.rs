@@ -26,13 +26,14 @@ pin_project! {
         inner: F,
         #[pin]
         sleep: Option<Sleep>,
-        limit: Duration,
+        // In nanoseconds: made a `Duration` only when the timer is armed.
+        limit: u64,
         named: &'static Named,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, limit: Duration, named: &'static Named) -> Self {
+    pub(crate) fn new(inner: F, limit: u64, named: &'static Named) -> Self {
         ResponseFuture {
             inner,
             sleep: None,
@@ -56,11 +57,14 @@ where
             return Poll::Ready(result.map_err(Into::into));
         }
         if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep(*this.limit)));
+            this.sleep
+                .set(Some(tokio::time::sleep(Duration::from_nanos(*this.limit))));
         }
         let sleep = this.sleep.as_pin_mut().expect("armed above");
         match sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(elapsed(this.named, *this.limit))),
+            Poll::Ready(()) => {
+                Poll::Ready(Err(elapsed(this.named, Duration::from_nanos(*this.limit))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -62,7 +62,13 @@ impl Shared {
 
     #[inline]
     pub(crate) fn limit(&self) -> Duration {
-        Duration::from_nanos(self.limit_nanos.load(Relaxed))
+        Duration::from_nanos(self.limit_nanos())
+    }
+
+    /// The default limit in nanoseconds: what a call reads.
+    #[inline]
+    pub(crate) fn limit_nanos(&self) -> u64 {
+        self.limit_nanos.load(Relaxed)
     }
 
     pub(crate) fn set_limit(&self, limit: Duration) {
@@ -71,7 +77,8 @@ impl Shared {
 }
 
 /// A duration in whole nanoseconds, saturating (about 584 years).
-fn nanos(d: Duration) -> u64 {
+#[inline]
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

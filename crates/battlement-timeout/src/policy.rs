@@ -23,6 +23,16 @@ pub trait TimeoutPolicy<Req> {
     /// The limit for `req`, given the layer's `default`. May write the limit into the request
     /// (e.g. an outbound `grpc-timeout` header).
     fn limit(&self, req: &mut Req, default: Duration) -> Duration;
+
+    /// [`limit`](Self::limit) in whole nanoseconds (saturating at about 584 years): what the
+    /// layer calls, since it keeps limits in nanoseconds and makes a `Duration` only when it
+    /// arms a timer or reports [`Elapsed`](crate::Elapsed). The provided implementation converts
+    /// both ways around `limit`; [`DefaultOnly`] returns `default` as it is, so its calls
+    /// convert nothing.
+    #[inline]
+    fn limit_nanos(&self, req: &mut Req, default: u64) -> u64 {
+        crate::layer::nanos(self.limit(req, Duration::from_nanos(default)))
+    }
 }
 
 /// The layer's default limit for every request.
@@ -32,6 +42,11 @@ pub struct DefaultOnly;
 impl<Req> TimeoutPolicy<Req> for DefaultOnly {
     #[inline]
     fn limit(&self, _req: &mut Req, default: Duration) -> Duration {
+        default
+    }
+
+    #[inline]
+    fn limit_nanos(&self, _req: &mut Req, default: u64) -> u64 {
         default
     }
 }

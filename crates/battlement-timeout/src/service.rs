@@ -1,5 +1,6 @@
 //! The timeout's `tower::Service`.
 
+use crate::config::Named;
 use crate::future::ResponseFuture;
 use crate::{TimeoutLayer, TimeoutPolicy};
 use battlement_core::BoxError;
@@ -23,12 +24,20 @@ use tower_service::Service;
 pub struct TimeoutService<S, P> {
     inner: S,
     layer: TimeoutLayer<P>,
+    /// The layer's name and counters, copied out of its shared state so that a call reaches
+    /// them without going through it.
+    named: &'static Named,
 }
 
 impl<S, P> TimeoutService<S, P> {
     /// Limits `inner`'s calls as `layer` says.
     pub fn new(inner: S, layer: TimeoutLayer<P>) -> Self {
-        TimeoutService { inner, layer }
+        let named = layer.shared.named;
+        TimeoutService {
+            inner,
+            layer,
+            named,
+        }
     }
 
     battlement_core::define_inner_service_accessors!();
@@ -51,9 +60,9 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let shared = &*self.layer.shared;
-        let limit = self.layer.policy.limit(&mut req, shared.limit());
-        shared.named.calls.increment();
-        ResponseFuture::new(self.inner.call(req), limit, shared.named)
+        let default = self.layer.shared.limit_nanos();
+        let limit = self.layer.policy.limit_nanos(&mut req, default);
+        self.named.calls.increment();
+        ResponseFuture::new(self.inner.call(req), limit, self.named)
     }
 }
