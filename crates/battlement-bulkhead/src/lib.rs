@@ -101,17 +101,26 @@
 //! checked with loom (`RUSTFLAGS="--cfg loom" cargo test -p battlement-bulkhead --release --lib
 //! loom`).
 
+mod adaptive;
+mod adaptive_service;
 mod bulkhead;
+mod clock;
 mod config;
 mod event;
 mod future;
 mod layer;
+mod limit;
 mod metrics;
 mod permit;
 mod queue;
 mod semaphore;
 mod service;
 
+pub use adaptive::{
+    AdaptiveBuilder, AdaptiveLimit, AdaptiveMetrics, DEFAULT_MAX_WINDOW, DEFAULT_MIN_RTT,
+    DEFAULT_MIN_WINDOW, DEFAULT_WINDOW_SAMPLES,
+};
+pub use adaptive_service::{AdaptiveLayer, AdaptiveResponseFuture, AdaptiveService};
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;
 pub use bulkhead::Bulkhead;
@@ -119,6 +128,7 @@ pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
 pub use event::BulkheadEvent;
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
+pub use limit::{Aimd, Gradient2, Limit, Vegas};
 pub use metrics::{BulkheadMetrics, FAMILIES};
 pub use service::BulkheadService;
 
