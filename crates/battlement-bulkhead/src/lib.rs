@@ -19,6 +19,11 @@
 //!   through [`HealthSource::export`](battlement_core::HealthSource::export) (the families of
 //!   [`FAMILIES`], pull-based), with an opt-in queue-wait histogram
 //!   ([`histogram`](BulkheadBuilder::histogram)).
+//! - An adaptive limit: [`BulkheadBuilder::adaptive`] builds an [`AdaptiveLimit`], a bulkhead
+//!   whose limit an algorithm ([`Limit`]: AIMD, Vegas, Gradient2, as Netflix's
+//!   concurrency-limits defines them) moves with the latency and failures of the calls it
+//!   admits, through its own layer ([`AdaptiveLayer`]). Call timing uses the CPU's time-stamp
+//!   counter; the `tokio-time` feature switches it to tokio's clock for paused-time tests.
 //! - Every rejection is a `tracing` debug event, every resize an info event, with the
 //!   bulkhead's name.
 //!
