@@ -73,6 +73,10 @@ impl Bulkhead {
         BulkheadBuilder::new(name)
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one constructor, called by the builder"
+    )]
     pub(crate) fn from_parts(
         name: Arc<str>,
         max_concurrent: usize,

@@ -442,7 +442,7 @@ impl Algorithm {
         x ^= x >> 7;
         x ^= x << 17;
         self.rng = x;
-        0.5 + (x >> 11) as f64 / (1u64 << 53) as f64 * 0.5
+        ((x >> 11) as f64 / (1u64 << 53) as f64).mul_add(0.5, 0.5)
     }
 
     /// The limit now (fractional).
@@ -507,7 +507,7 @@ impl Algorithm {
                     }
                 };
                 let new = v.bounds.clamp(new);
-                v.bounds.clamp(limit + v.smoothing * (new - limit))
+                v.bounds.clamp(v.smoothing.mul_add(new - limit, limit))
             }
             Limit::Gradient2(g) => {
                 const WARMUP: u64 = 10;
@@ -517,7 +517,7 @@ impl Algorithm {
                     self.baseline += (short - self.baseline) / self.count as f64;
                 } else {
                     let factor = 2.0 / (f64::from(g.long_window) + 1.0);
-                    self.baseline = self.baseline * (1.0 - factor) + short * factor;
+                    self.baseline = self.baseline.mul_add(1.0 - factor, short * factor);
                 }
                 let long = self.baseline;
                 if long / short > 2.0 {
@@ -527,9 +527,9 @@ impl Algorithm {
                     return limit;
                 }
                 let gradient = (long / short).clamp(0.5, 1.0);
-                let new = limit * gradient + f64::from(g.queue_size);
+                let new = limit.mul_add(gradient, f64::from(g.queue_size));
                 g.bounds
-                    .clamp(limit * (1.0 - g.smoothing) + new * g.smoothing)
+                    .clamp(limit.mul_add(1.0 - g.smoothing, new * g.smoothing))
             }
         };
         self.estimate = next;
