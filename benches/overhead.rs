@@ -124,6 +124,20 @@ fn bulkheads(c: &mut Criterion, rt: &Runtime) {
     let svc = battlement_bulkhead::BulkheadLayer::new(&ours).layer(common::bare());
     bench(c, rt, "bulkhead", "battlement", svc);
 
+    // The adaptive limit (Vegas) on the same permits: it also times each call and records the
+    // sample (every call is sampled: `min_rtt` zero). Target: at most 1.5x the fixed row.
+    let adaptive = battlement_bulkhead::Bulkhead::builder("bench-adaptive")
+        .adaptive(
+            battlement_bulkhead::Limit::vegas()
+                .initial_limit(PERMITS)
+                .max_limit(PERMITS),
+        )
+        .min_rtt(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    let svc = adaptive.layer().layer(common::bare());
+    bench(c, rt, "bulkhead", "battlement-adaptive", svc);
+
     let svc = tower::limit::ConcurrencyLimitLayer::new(PERMITS).layer(common::bare());
     bench(c, rt, "bulkhead", "tower", svc);
 

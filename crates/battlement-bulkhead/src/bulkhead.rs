@@ -73,6 +73,10 @@ impl Bulkhead {
         BulkheadBuilder::new(name)
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one constructor, called by the builder"
+    )]
     pub(crate) fn from_parts(
         name: Arc<str>,
         max_concurrent: usize,
@@ -81,6 +85,7 @@ impl Bulkhead {
         rejection_window: Duration,
         histogram: bool,
         events: EventChannel<BulkheadEvent>,
+        adaptive: Option<Box<crate::adaptive::Adaptive>>,
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
@@ -104,6 +109,7 @@ impl Bulkhead {
                 events,
                 resize: Mutex::new(()),
                 name,
+                adaptive,
             }),
         }
     }
@@ -133,10 +139,7 @@ impl Bulkhead {
     /// Read from the permit accounting (permits in existence minus free ones), so the call path
     /// keeps no counter of its own for it; exact when no resize or hand-off is in progress.
     pub fn in_flight(&self) -> usize {
-        let s = &self.shared;
-        let capacity = s.max_concurrent.load(Acquire) + s.debt.load(Acquire);
-        let free = free(s.word.load(Acquire)) as usize + s.semaphore.available_permits();
-        capacity.saturating_sub(free)
+        self.shared.in_flight()
     }
 
     /// Permits free now: a call arriving now is admitted at once if this is above zero (and no
@@ -266,29 +269,10 @@ impl Bulkhead {
 
     /// Changes the limit to `max` (validated), with the resize lock held.
     fn resize(&self, max: usize) {
-        let s = &self.shared;
-        let old = s.max_concurrent.load(Acquire);
-        if max == old {
-            return;
+        let old = self.shared.resize_locked(max);
+        if old != max {
+            tracing::info!(bulkhead = %self.shared.name, old, new = max, "bulkhead max_concurrent changed");
         }
-        s.max_concurrent.store(max, Release);
-        if max > old {
-            let grow = max - old;
-            // Permits still owed by a shrink are kept instead of added.
-            let owed = s
-                .debt
-                .fetch_update(AcqRel, Acquire, |d| Some(d.saturating_sub(grow)))
-                .unwrap_or_else(|d| d);
-            s.give(grow - owed.min(grow));
-        } else {
-            let shrink = old - max;
-            let forgotten = s.retire_free(shrink);
-            if forgotten < shrink {
-                s.debt.fetch_add(shrink - forgotten, AcqRel);
-                s.settle();
-            }
-        }
-        tracing::info!(bulkhead = %s.name, old, new = max, "bulkhead max_concurrent changed");
     }
 
     /// Tries to admit a call now; past the fast path, queues it or rejects it.
@@ -385,6 +369,42 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 }
 
 impl Shared {
+    /// Calls holding a permit now (see [`Bulkhead::in_flight`]).
+    pub(crate) fn in_flight(&self) -> usize {
+        let capacity = self.max_concurrent.load(Acquire) + self.debt.load(Acquire);
+        let free = free(self.word.load(Acquire)) as usize + self.semaphore.available_permits();
+        capacity.saturating_sub(free)
+    }
+
+    /// Changes the limit to `max` (validated), with the resize lock held; returns the old one.
+    /// Growing gives permits (to the queue first); shrinking retires free permits now and the
+    /// rest as calls release theirs.
+    pub(crate) fn resize_locked(&self, max: usize) -> usize {
+        let s = self;
+        let old = s.max_concurrent.load(Acquire);
+        if max == old {
+            return old;
+        }
+        s.max_concurrent.store(max, Release);
+        if max > old {
+            let grow = max - old;
+            // Permits still owed by a shrink are kept instead of added.
+            let owed = s
+                .debt
+                .fetch_update(AcqRel, Acquire, |d| Some(d.saturating_sub(grow)))
+                .unwrap_or_else(|d| d);
+            s.give(grow - owed.min(grow));
+        } else {
+            let shrink = old - max;
+            let forgotten = s.retire_free(shrink);
+            if forgotten < shrink {
+                s.debt.fetch_add(shrink - forgotten, AcqRel);
+                s.settle();
+            }
+        }
+        old
+    }
+
     /// The wait limit for a call queueing now.
     pub(crate) fn max_wait(&self) -> Option<Duration> {
         match self.max_wait.load(Relaxed) {

@@ -186,17 +186,52 @@ impl BulkheadBuilder {
 
     /// Validates the settings and builds the bulkhead.
     pub fn build(self) -> Result<Bulkhead, ConfigError> {
+        let bulkhead = self.assemble(self.max_concurrent, None)?;
+        self.register(Arc::new(bulkhead.clone()))?;
+        Ok(bulkhead)
+    }
+
+    /// Validates the settings and builds the bulkhead with `max_concurrent` permits, without
+    /// registering it.
+    pub(crate) fn assemble(
+        &self,
+        max_concurrent: usize,
+        adaptive: Option<Box<crate::adaptive::Adaptive>>,
+    ) -> Result<Bulkhead, ConfigError> {
         let events = self.events()?;
-        let bulkhead = Bulkhead::from_parts(
+        Ok(Bulkhead::from_parts(
             Arc::from(self.registration.name()),
-            self.max_concurrent,
+            max_concurrent,
             self.max_queued,
             self.max_wait,
             self.rejection_window,
             self.histogram,
             events,
-        );
-        self.registration.register(Arc::new(bulkhead.clone()))?;
-        Ok(bulkhead)
+            adaptive,
+        ))
+    }
+
+    /// Registers `component` with the builder's registries.
+    pub(crate) fn register(
+        &self,
+        component: Arc<dyn battlement_core::HealthSource>,
+    ) -> Result<(), ConfigError> {
+        self.registration.register(component)
+    }
+
+    /// A configuration error about `setting`, scoped to this bulkhead.
+    pub(crate) fn error(
+        &self,
+        setting: &'static str,
+        value: String,
+        why: &'static str,
+    ) -> ConfigError {
+        struct Raw(String);
+        impl fmt::Debug for Raw {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        self.err(setting, Raw(value), why)
     }
 }

@@ -19,6 +19,11 @@
 //!   through [`HealthSource::export`](battlement_core::HealthSource::export) (the families of
 //!   [`FAMILIES`], pull-based), with an opt-in queue-wait histogram
 //!   ([`histogram`](BulkheadBuilder::histogram)).
+//! - An adaptive limit: [`BulkheadBuilder::adaptive`] builds an [`AdaptiveLimit`], a bulkhead
+//!   whose limit an algorithm ([`Limit`]: AIMD, Vegas, Gradient2, as Netflix's
+//!   concurrency-limits defines them) moves with the latency and failures of the calls it
+//!   admits, through its own layer ([`AdaptiveLayer`]). Call timing uses the CPU's time-stamp
+//!   counter; the `tokio-time` feature switches it to tokio's clock for paused-time tests.
 //! - Every rejection is a `tracing` debug event, every resize an info event, with the
 //!   bulkhead's name.
 //!
@@ -101,17 +106,26 @@
 //! checked with loom (`RUSTFLAGS="--cfg loom" cargo test -p battlement-bulkhead --release --lib
 //! loom`).
 
+mod adaptive;
+mod adaptive_service;
 mod bulkhead;
+mod clock;
 mod config;
 mod event;
 mod future;
 mod layer;
+mod limit;
 mod metrics;
 mod permit;
 mod queue;
 mod semaphore;
 mod service;
 
+pub use adaptive::{
+    AdaptiveBuilder, AdaptiveLimit, AdaptiveMetrics, DEFAULT_MAX_WINDOW, DEFAULT_MIN_RTT,
+    DEFAULT_MIN_WINDOW, DEFAULT_WINDOW_SAMPLES,
+};
+pub use adaptive_service::{AdaptiveLayer, AdaptiveResponseFuture, AdaptiveService};
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;
 pub use bulkhead::Bulkhead;
@@ -119,6 +133,7 @@ pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
 pub use event::BulkheadEvent;
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
+pub use limit::{Aimd, Gradient2, Limit, Vegas};
 pub use metrics::{BulkheadMetrics, FAMILIES};
 pub use service::BulkheadService;
 

@@ -19,9 +19,20 @@
 //! | `battlement_bulkhead_waited_calls` | counter | | Calls that went through the queue (admitted or timed out). |
 //! | `battlement_bulkhead_queue_wait_max_seconds` | gauge | | The longest time a call spent in the queue. |
 //! | `battlement_bulkhead_queue_wait_seconds` | histogram | | Time calls spent in the queue; only with [`histogram(true)`](crate::BulkheadBuilder::histogram). |
+//!
+//! An [`AdaptiveLimit`] exports these (its limit is `battlement_bulkhead_max_concurrent`), and:
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `battlement_bulkhead_limit_estimate` | gauge | `algorithm` | The algorithm's estimate of the limit (the limit is its integer part). |
+//! | `battlement_bulkhead_limit_rtt_noload_seconds` | gauge | `algorithm` | The estimated no-load latency. |
+//! | `battlement_bulkhead_limit_rtt_seconds` | gauge | `algorithm` | The last window's average latency. |
+//! | `battlement_bulkhead_limit_samples` | counter | `algorithm` | Calls sampled. |
+//! | `battlement_bulkhead_limit_drops` | counter | `algorithm` | Sampled calls that failed. |
+//! | `battlement_bulkhead_limit_updates` | counter | `algorithm` | Windows the algorithm was fed. |
 
 use crate::permit::Shared;
-use crate::Bulkhead;
+use crate::{AdaptiveLimit, Bulkhead};
 use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::sync::Ordering::{Acquire, Relaxed};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
@@ -74,7 +85,38 @@ static QUEUE_WAIT: Family = Family::histogram(
     "seconds",
 );
 
-/// Every family a [`Bulkhead`] exports (the table in this module's docs).
+static LIMIT_ESTIMATE: Family = Family::gauge(
+    "battlement_bulkhead_limit_estimate",
+    "The adaptive limit algorithm's estimate of the limit.",
+    "",
+);
+static LIMIT_RTT_NOLOAD: Family = Family::gauge(
+    "battlement_bulkhead_limit_rtt_noload_seconds",
+    "The adaptive limit's estimated no-load latency.",
+    "seconds",
+);
+static LIMIT_RTT: Family = Family::gauge(
+    "battlement_bulkhead_limit_rtt_seconds",
+    "The adaptive limit's last window's average latency.",
+    "seconds",
+);
+static LIMIT_SAMPLES: Family = Family::counter(
+    "battlement_bulkhead_limit_samples",
+    "Calls the adaptive limit sampled.",
+    "calls",
+);
+static LIMIT_DROPS: Family = Family::counter(
+    "battlement_bulkhead_limit_drops",
+    "Sampled calls that failed (drops).",
+    "calls",
+);
+static LIMIT_UPDATES: Family = Family::counter(
+    "battlement_bulkhead_limit_updates",
+    "Windows the adaptive limit's algorithm was fed.",
+    "",
+);
+
+/// Every family a [`Bulkhead`] or an [`AdaptiveLimit`] exports (the table in this module's docs).
 ///
 /// ```
 /// assert!(battlement_bulkhead::FAMILIES
@@ -92,6 +134,12 @@ pub static FAMILIES: &[&Family] = &[
     &WAITED,
     &QUEUE_WAIT_MAX,
     &QUEUE_WAIT,
+    &LIMIT_ESTIMATE,
+    &LIMIT_RTT_NOLOAD,
+    &LIMIT_RTT,
+    &LIMIT_SAMPLES,
+    &LIMIT_DROPS,
+    &LIMIT_UPDATES,
 ];
 
 impl Bulkhead {
@@ -312,5 +360,43 @@ impl HealthSource for Bulkhead {
         if let Some(h) = &self.shared.wait_histogram {
             out.histogram(&QUEUE_WAIT, &[], &h.snapshot());
         }
+    }
+}
+
+impl HealthSource for AdaptiveLimit {
+    fn name(&self) -> &str {
+        self.bulkhead.name()
+    }
+
+    fn kind(&self) -> ComponentKind {
+        ComponentKind::Bulkhead
+    }
+
+    /// The bulkhead's snapshot (its `max_concurrent` is the limit now), with the algorithm's
+    /// `limit_estimate`, `rtt_noload` and `rtt` (ms), `samples`, `drops` and `updates`.
+    fn snapshot(&self) -> HealthSnapshot {
+        let m = self.metrics();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        HealthSource::snapshot(&self.bulkhead)
+            .with_metric(Metric::new("limit_estimate", m.estimate, "calls"))
+            .with_metric(Metric::new("rtt_noload", ms(m.rtt_noload), "ms"))
+            .with_metric(Metric::new("rtt", ms(m.rtt), "ms"))
+            .with_metric(Metric::new("samples", m.samples as f64, "calls"))
+            .with_metric(Metric::new("drops", m.drops as f64, "calls"))
+            .with_metric(Metric::new("updates", m.updates as f64, "windows"))
+    }
+
+    /// The bulkhead's families, and the adaptive ones of [`FAMILIES`], labelled with the
+    /// `algorithm`.
+    fn export(&self, out: &mut dyn MetricsVisitor) {
+        HealthSource::export(&self.bulkhead, out);
+        let m = self.metrics();
+        let labels = [("algorithm", m.algorithm)];
+        out.gauge(&LIMIT_ESTIMATE, &labels, m.estimate);
+        out.gauge(&LIMIT_RTT_NOLOAD, &labels, m.rtt_noload.as_secs_f64());
+        out.gauge(&LIMIT_RTT, &labels, m.rtt.as_secs_f64());
+        out.counter(&LIMIT_SAMPLES, &labels, m.samples);
+        out.counter(&LIMIT_DROPS, &labels, m.drops);
+        out.counter(&LIMIT_UPDATES, &labels, m.updates);
     }
 }

@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     /// Serialises resizes (never taken by a call).
     pub(crate) resize: Mutex<()>,
     pub(crate) name: Arc<str>,
+    /// The adaptive limit's sampling and algorithm, for a bulkhead built with
+    /// [`adaptive`](crate::BulkheadBuilder::adaptive) (only its own service reads it).
+    pub(crate) adaptive: Option<Box<crate::adaptive::Adaptive>>,
 }
 
 /// Where [`Shared::enter`] put a call that found no permit on the fast path.

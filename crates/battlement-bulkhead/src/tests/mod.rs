@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
+mod adaptive;
 mod admission;
 mod config;
 mod metrics;
