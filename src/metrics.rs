@@ -39,5 +39,7 @@ pub fn families() -> Vec<&'static Family> {
     #[cfg(feature = "rate-limit")]
     all.extend_from_slice(battlement_rate_limit::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
+    #[cfg(feature = "config")]
+    all.extend_from_slice(battlement_config::FAMILIES);
     all
 }
