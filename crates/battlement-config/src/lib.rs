@@ -102,16 +102,22 @@ mod metrics;
 mod registry;
 mod reload;
 mod settings;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use error::{LoadError, Origin, Problem};
 pub use load::{Configuration, Loader, Settings};
 pub use metrics::{ReloadMetrics, FAMILIES};
+#[cfg(feature = "watch")]
+pub use notify;
 pub use registry::{Resilience, ResilienceBuilder, ResilienceError};
 pub use reload::{ReloadError, ReloadReport};
 pub use settings::{
     BackoffKind, BreakerSettings, BulkheadSettings, HedgeDelay, HedgeSettings, InstanceSettings,
     JitterSetting, KillSwitchSettings, RetrySettings, TimeoutSettings, Window,
 };
+#[cfg(feature = "watch")]
+pub use watch::{ConfigWatcher, WatchOutcome};
 
 /// Re-exported for [`Configuration::from_figment`] and tests (`figment::Jail`).
 pub use figment;

@@ -439,13 +439,16 @@ impl Resilience {
     pub fn reload_from(&self, loader: &Loader) -> Result<ReloadReport, ReloadError> {
         match loader.load() {
             Ok(config) => self.reload(config),
-            Err(e) => {
-                let err = ReloadError::from(e);
-                self.reload_counts().refused();
-                tracing::warn!(problems = err.problems().len(), error = %err, "configuration reload refused: it did not load");
-                Err(err)
-            }
+            Err(e) => Err(self.refuse_load(e)),
         }
+    }
+
+    /// Counts and logs a configuration that did not load as a refused reload.
+    pub(crate) fn refuse_load(&self, e: LoadError) -> ReloadError {
+        let err = ReloadError::from(e);
+        self.reload_counts().refused();
+        tracing::warn!(problems = err.problems().len(), error = %err, "configuration reload refused: it did not load");
+        err
     }
 
     /// The names of the live components, by kind (for reports and tests).
