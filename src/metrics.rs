@@ -41,5 +41,7 @@ pub fn families() -> Vec<&'static Family> {
     #[cfg(feature = "throttle")]
     all.extend_from_slice(battlement_throttle::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
+    #[cfg(feature = "config")]
+    all.extend_from_slice(battlement_config::FAMILIES);
     all
 }

@@ -51,8 +51,24 @@ async fn the_stack_uses_the_registrys_components() {
         .await
         .unwrap_err()
         .is::<battlement::core::error::BreakerOpen>());
-    // Registered once, by the registry: a breaker and a bulkhead.
-    assert_eq!(health.names().len(), 2);
+    // Registered once, by the registry: a breaker, a bulkhead and a timeout, beside the
+    // registry's reload counts.
+    let mut kinds: Vec<String> = health
+        .report()
+        .components
+        .iter()
+        .map(|c| format!("{:?} {}", c.snapshot.kind, c.name()))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "Bulkhead payments",
+            "CircuitBreaker payments",
+            "Other config",
+            "Timeout payments"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]

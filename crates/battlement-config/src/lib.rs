@@ -63,21 +63,61 @@
 //! # Ok::<(), battlement_config::ResilienceError>(())
 //! ```
 //!
+//! # Live reload
+//!
+//! [`Resilience::reload`] applies a new configuration to every component created so far, all
+//! or nothing: it validates every instance of the new configuration and every live
+//! component's new settings with the builders' own `validate`, and if any problem is found,
+//! changes nothing and returns a [`ReloadError`] listing them all; else each live component
+//! takes its settings through its own `reload` (a bulkhead resizes, a breaker keeps its state
+//! and applies new thresholds from its next decision, retry, timeout and hedge settings apply
+//! to new requests), and components created later are built from the new configuration. No
+//! call in flight is dropped or failed. [`Resilience::reload_from`] loads a [`Loader`]'s files
+//! first (a file that does not load is refused the same way), and, with feature `watch`,
+//! `Resilience::watch` reloads whenever the files change. Reloads are counted
+//! ([`Resilience::reloads`]) and exported as `battlement_config_reloads{outcome}` ([`FAMILIES`])
+//! by a health source the health registry holds (kind `other`, named `config`; `warn` while the
+//! last reload was refused).
+//!
+//! ```
+//! use battlement_config::{Configuration, Resilience};
+//!
+//! let file = |failures: u32| {
+//!     Configuration::from_toml(&format!("[instances.payments.breaker]\nconsecutive_failures = {failures}\n"))
+//!         .unwrap()
+//! };
+//! let resilience = Resilience::new(file(5));
+//! let breaker = resilience.breaker("payments")?;
+//! resilience.reload(file(2)).unwrap();
+//! assert_eq!(breaker.metrics().reloads, 1);
+//! # Ok::<(), battlement_config::ResilienceError>(())
+//! ```
+//!
 //! The facade turns an instance into a whole stack: `ResilienceStack::from_config(&resilience,
 //! "payments")` (feature `config` of `battlement`).
 
 mod error;
 mod load;
+mod metrics;
 mod registry;
+mod reload;
 mod settings;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use error::{LoadError, Origin, Problem};
 pub use load::{Configuration, Loader, Settings};
+pub use metrics::{ReloadMetrics, FAMILIES};
+#[cfg(feature = "watch")]
+pub use notify;
 pub use registry::{Resilience, ResilienceBuilder, ResilienceError};
+pub use reload::{ReloadError, ReloadReport};
 pub use settings::{
     BackoffKind, BreakerSettings, BulkheadSettings, HedgeDelay, HedgeSettings, InstanceSettings,
     JitterSetting, KillSwitchSettings, RetrySettings, TimeoutSettings, Window,
 };
+#[cfg(feature = "watch")]
+pub use watch::{ConfigWatcher, WatchOutcome};
 
 /// Re-exported for [`Configuration::from_figment`] and tests (`figment::Jail`).
 pub use figment;

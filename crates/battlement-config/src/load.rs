@@ -745,6 +745,27 @@ impl Loader {
         self
     }
 
+    /// The directory the files are in.
+    #[cfg_attr(not(feature = "watch"), allow(dead_code))]
+    pub(crate) fn files_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether `path` is one of the files this loader may read: `<stem>.<ext>` or
+    /// `<stem>.<environment>.<ext>` in its directory, whatever the environment.
+    #[cfg_attr(not(feature = "watch"), allow(dead_code))]
+    pub(crate) fn may_read(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        let Some(rest) = name.strip_prefix(&format!("{}.", self.stem)) else {
+            return false;
+        };
+        EXTENSIONS
+            .iter()
+            .any(|ext| rest == *ext || rest.ends_with(&format!(".{ext}")))
+    }
+
     fn find(&self, stem: &str) -> Result<Option<PathBuf>, Problem> {
         let found: Vec<PathBuf> = EXTENSIONS
             .iter()

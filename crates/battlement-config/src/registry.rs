@@ -1,6 +1,7 @@
 //! The registry of named components built from a configuration.
 
 use crate::load::{check_name, Configuration};
+use crate::metrics::{ReloadCounts, ReloadMetrics, ReloadSource};
 use crate::settings::InstanceSettings;
 use battlement_breaker::CircuitBreaker;
 use battlement_bulkhead::Bulkhead;
@@ -13,7 +14,7 @@ use battlement_timeout::TimeoutLayer;
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Why [`Resilience`] could not hand out a component.
 ///
@@ -77,20 +78,23 @@ impl From<ConfigError> for ResilienceError {
     }
 }
 
-type Handles<T> = RwLock<HashMap<String, T>>;
+pub(crate) type Handles<T> = RwLock<HashMap<String, T>>;
 
-struct Inner {
-    config: Configuration,
+pub(crate) struct Inner {
+    config: RwLock<Arc<Configuration>>,
     health: Option<HealthRegistry>,
     unknown_from_defaults: bool,
+    reloads: Arc<ReloadCounts>,
+    /// Serialises reloads (never taken by a lookup).
+    reloading: Mutex<()>,
     // Every component handed out, kept by name: the same handle for the same name, and the
     // handles a reload will update in place.
-    breakers: Handles<CircuitBreaker>,
-    bulkheads: Handles<Bulkhead>,
-    retries: Handles<RetryPolicy>,
-    timeouts: Handles<TimeoutLayer>,
-    hedges: Handles<HedgeLayer>,
-    kill_switches: Handles<KillSwitch>,
+    pub(crate) breakers: Handles<CircuitBreaker>,
+    pub(crate) bulkheads: Handles<Bulkhead>,
+    pub(crate) retries: Handles<RetryPolicy>,
+    pub(crate) timeouts: Handles<TimeoutLayer>,
+    pub(crate) hedges: Handles<HedgeLayer>,
+    pub(crate) kill_switches: Handles<KillSwitch>,
 }
 
 /// A registry of named components built from a [`Configuration`]: `breaker("payments")`
@@ -109,10 +113,15 @@ struct Inner {
 ///   registry was built with [`unknown_names_from_defaults`](ResilienceBuilder::unknown_names_from_defaults):
 ///   then it is built from `defaults`. An instance asked for a pattern it does not have gets
 ///   one built from `defaults` too (the instance is known).
-/// - Given a health registry ([`registry`](ResilienceBuilder::registry)), every breaker,
-///   bulkhead, hedge and kill switch it creates registers there as it is built (through the
-///   builders' own `.registry(..)`), critical as its settings or its kind say. Retry policies
-///   and timeouts are not health components.
+/// - Given a health registry ([`registry`](ResilienceBuilder::registry)), every component it
+///   creates (breaker, bulkhead, retry policy, timeout, hedge, kill switch) registers there as
+///   it is built (through the builders' own `.registry(..)`), critical as its settings or its
+///   kind say, so the health endpoint and the metrics exporters see it. The registry's reload
+///   counts register there too (kind `other`, named `config` unless
+///   [`name`](ResilienceBuilder::name) says otherwise).
+/// - [`reload`](Self::reload) applies a new configuration to every component created so far,
+///   all or nothing, without dropping or failing a call in flight; components created after
+///   it are built from the new configuration.
 /// - Get-or-create takes a read lock, and a write lock only to create: look components up when
 ///   you build your services, not per request.
 ///
@@ -135,7 +144,8 @@ struct Inner {
 /// // The same breaker, whoever asks.
 /// assert_eq!(resilience.breaker("payments").unwrap().state(), State::ForcedOpen);
 /// assert_eq!(resilience.bulkhead("payments").unwrap().max_concurrent(), 10);
-/// assert_eq!(health.names().len(), 2);
+/// // The breaker, the bulkhead and the reload counts (`config`).
+/// assert_eq!(health.names().len(), 3);
 /// ```
 #[derive(Clone)]
 pub struct Resilience {
@@ -147,7 +157,7 @@ impl fmt::Debug for Resilience {
         f.debug_struct("Resilience")
             .field(
                 "instances",
-                &self.inner.config.instance_names().collect::<Vec<_>>(),
+                &self.configuration().instance_names().collect::<Vec<_>>(),
             )
             .field("breakers", &names_of(&self.inner.breakers))
             .field("bulkheads", &names_of(&self.inner.bulkheads))
@@ -159,11 +169,12 @@ impl fmt::Debug for Resilience {
                 "unknown_names_from_defaults",
                 &self.inner.unknown_from_defaults,
             )
+            .field("reloads", &self.reloads())
             .finish()
     }
 }
 
-fn names_of<T>(m: &Handles<T>) -> Vec<String> {
+pub(crate) fn names_of<T>(m: &Handles<T>) -> Vec<String> {
     let mut names: Vec<String> = m
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -190,6 +201,7 @@ pub struct ResilienceBuilder {
     config: Configuration,
     health: Option<HealthRegistry>,
     unknown_from_defaults: bool,
+    name: String,
 }
 
 impl fmt::Debug for ResilienceBuilder {
@@ -198,6 +210,7 @@ impl fmt::Debug for ResilienceBuilder {
             .field("config", &self.config)
             .field("health", &self.health.is_some())
             .field("unknown_from_defaults", &self.unknown_from_defaults)
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -217,13 +230,36 @@ impl ResilienceBuilder {
         self
     }
 
-    /// The registry (it builds nothing yet: components are built when first asked for).
+    /// The name the registry's reload counts have in the health registry and the metrics
+    /// (default `config`; kind `other`). Two registries on one health registry need two
+    /// names.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The registry (it builds nothing yet: components are built when first asked for). With
+    /// a health registry, its reload counts register there now; if that registry already
+    /// holds a component of kind `other` with the same [`name`](Self::name), they are not
+    /// registered, and a `tracing` warning says so (components are still registered).
     pub fn build(self) -> Resilience {
+        let reloads = Arc::new(ReloadCounts::default());
+        if let Some(health) = &self.health {
+            let source = ReloadSource {
+                name: self.name.as_str().into(),
+                counts: reloads.clone(),
+            };
+            if let Err(e) = health.register(&source, false) {
+                tracing::warn!(name = %self.name, error = %e, "configuration reload counts not registered");
+            }
+        }
         Resilience {
             inner: Arc::new(Inner {
-                config: self.config,
+                config: RwLock::new(Arc::new(self.config)),
                 health: self.health,
                 unknown_from_defaults: self.unknown_from_defaults,
+                reloads,
+                reloading: Mutex::new(()),
                 breakers: RwLock::default(),
                 bulkheads: RwLock::default(),
                 retries: RwLock::default(),
@@ -232,6 +268,31 @@ impl ResilienceBuilder {
                 kill_switches: RwLock::default(),
             }),
         }
+    }
+}
+
+/// The settings of `kind` for `name` in `config`: the instance's, else `defaults`', else none.
+pub(crate) fn settings_in<T: Clone + Default>(
+    config: &Configuration,
+    unknown_from_defaults: bool,
+    kind: ComponentKind,
+    name: &str,
+    pick: impl Fn(&InstanceSettings) -> Option<&T>,
+) -> Result<T, ResilienceError> {
+    let defaults = pick(config.defaults());
+    match config.instance(name) {
+        Some(instance) => Ok(pick(instance).or(defaults).cloned().unwrap_or_default()),
+        None if unknown_from_defaults => {
+            check_name(name).map_err(|reason| ResilienceError::InvalidName {
+                name: name.to_owned(),
+                reason,
+            })?;
+            Ok(defaults.cloned().unwrap_or_default())
+        }
+        None => Err(ResilienceError::UnknownInstance {
+            kind: Some(kind),
+            name: name.to_owned(),
+        }),
     }
 }
 
@@ -266,12 +327,49 @@ impl Resilience {
             config,
             health: None,
             unknown_from_defaults: false,
+            name: "config".to_owned(),
         }
     }
 
-    /// The configuration the registry builds from.
-    pub fn configuration(&self) -> &Configuration {
-        &self.inner.config
+    /// The configuration the registry builds from now (the last one a
+    /// [`reload`](Self::reload) applied).
+    pub fn configuration(&self) -> Arc<Configuration> {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Replaces the configuration (by a reload, which holds every handle map's read lock).
+    pub(crate) fn set_configuration(&self, config: Configuration) {
+        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    /// Whether unknown names are built from `defaults`.
+    pub(crate) fn unknown_from_defaults(&self) -> bool {
+        self.inner.unknown_from_defaults
+    }
+
+    pub(crate) fn reload_counts(&self) -> &ReloadCounts {
+        &self.inner.reloads
+    }
+
+    /// How many reloads were applied and refused.
+    pub fn reloads(&self) -> ReloadMetrics {
+        self.inner.reloads.read()
+    }
+
+    /// Held by a reload for its whole length.
+    pub(crate) fn reload_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .reloading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The health registry components register with, if one was given.
@@ -281,7 +379,7 @@ impl Resilience {
 
     /// Whether the configuration has an instance `name`.
     pub fn has_instance(&self, name: &str) -> bool {
-        self.inner.config.instance(name).is_some()
+        self.configuration().instance(name).is_some()
     }
 
     /// The patterns of `name`: the instance's resolved settings, or, for a name the
@@ -292,14 +390,15 @@ impl Resilience {
     ///
     /// An unknown name (unless allowed), or an invalid one.
     pub fn instance(&self, name: &str) -> Result<InstanceSettings, ResilienceError> {
-        match self.inner.config.instance(name) {
+        let config = self.configuration();
+        match config.instance(name) {
             Some(instance) => Ok(instance.clone()),
             None if self.inner.unknown_from_defaults => {
                 check_name(name).map_err(|reason| ResilienceError::InvalidName {
                     name: name.to_owned(),
                     reason,
                 })?;
-                Ok(self.inner.config.defaults().clone())
+                Ok(config.defaults().clone())
             }
             None => Err(ResilienceError::UnknownInstance {
                 kind: None,
@@ -308,28 +407,20 @@ impl Resilience {
         }
     }
 
-    /// The settings of `kind` for `name`: the instance's, else `defaults`', else none.
+    /// The settings of `kind` for `name` in the configuration serving now.
     fn settings<T: Clone + Default>(
         &self,
         kind: ComponentKind,
         name: &str,
         pick: impl Fn(&InstanceSettings) -> Option<&T>,
     ) -> Result<T, ResilienceError> {
-        let defaults = pick(self.inner.config.defaults());
-        match self.inner.config.instance(name) {
-            Some(instance) => Ok(pick(instance).or(defaults).cloned().unwrap_or_default()),
-            None if self.inner.unknown_from_defaults => {
-                check_name(name).map_err(|reason| ResilienceError::InvalidName {
-                    name: name.to_owned(),
-                    reason,
-                })?;
-                Ok(defaults.cloned().unwrap_or_default())
-            }
-            None => Err(ResilienceError::UnknownInstance {
-                kind: Some(kind),
-                name: name.to_owned(),
-            }),
-        }
+        settings_in(
+            &self.configuration(),
+            self.inner.unknown_from_defaults,
+            kind,
+            name,
+            pick,
+        )
     }
 
     /// The circuit breaker `name`, built on first use.
@@ -368,11 +459,15 @@ impl Resilience {
     ///
     /// # Errors
     ///
-    /// An unknown name (unless allowed), or a build error.
+    /// An unknown name (unless allowed), or a build or registration error.
     pub fn retry(&self, name: &str) -> Result<RetryPolicy, ResilienceError> {
         get_or_create(&self.inner.retries, name, || {
             let s = self.settings(ComponentKind::Retry, name, |i| i.retry.as_ref())?;
-            Ok(s.apply(RetryPolicy::builder().name(name)).build()?)
+            let mut b = s.apply(RetryPolicy::builder().name(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
         })
     }
 
@@ -380,11 +475,15 @@ impl Resilience {
     ///
     /// # Errors
     ///
-    /// An unknown name (unless allowed), or no limit set.
+    /// An unknown name (unless allowed), no limit set, or a registration error.
     pub fn timeout(&self, name: &str) -> Result<TimeoutLayer, ResilienceError> {
         get_or_create(&self.inner.timeouts, name, || {
             let s = self.settings(ComponentKind::Timeout, name, |i| i.timeout.as_ref())?;
-            Ok(s.layer(name)?)
+            let mut b = s.builder(name)?;
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
         })
     }
 

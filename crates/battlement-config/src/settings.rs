@@ -10,7 +10,7 @@ use battlement_core::ConfigError;
 use battlement_hedge::HedgeBuilder;
 use battlement_kill_switch::KillSwitchBuilder;
 use battlement_retry::{Backoff, Jitter, RetryPolicyBuilder, Rules};
-use battlement_timeout::TimeoutLayer;
+use battlement_timeout::{TimeoutBuilder, TimeoutLayer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
@@ -598,16 +598,33 @@ pub struct TimeoutSettings {
 merge_fields!(TimeoutSettings { limit });
 
 impl TimeoutSettings {
-    /// The timeout layer named `name`, validated by [`TimeoutLayer::try_new`].
+    /// The builder of the timeout named `name` with this limit (add a registry and build, or
+    /// give it to [`TimeoutLayer::reload`]).
+    ///
+    /// # Errors
+    ///
+    /// No limit is set.
+    pub fn builder(&self, name: &str) -> Result<TimeoutBuilder, ConfigError> {
+        let limit = self.limit.ok_or_else(|| {
+            // (`format_args!`: the value reads `none`, not `"none"`.)
+            ConfigError::new(
+                "timeout",
+                "limit",
+                format_args!("none"),
+                "must be set (e.g. \"2s\")",
+            )
+        })?;
+        Ok(TimeoutLayer::builder(name).limit(limit))
+    }
+
+    /// The timeout layer named `name` (built by [`builder`](Self::builder), with no
+    /// registry).
     ///
     /// # Errors
     ///
     /// No limit is set, or it is zero.
     pub fn layer(&self, name: &str) -> Result<TimeoutLayer, ConfigError> {
-        let limit = self.limit.ok_or_else(|| {
-            ConfigError::new("timeout", "limit", "none", "must be set (e.g. \"2s\")")
-        })?;
-        Ok(TimeoutLayer::try_new(limit)?.name(name))
+        self.builder(name)?.build()
     }
 
     /// The file key a builder setting (a [`ConfigError::setting`]) comes from.

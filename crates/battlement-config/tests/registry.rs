@@ -139,6 +139,23 @@ fn every_component_created_registers_with_health() {
             "deploys".to_owned(),
             true,
         ),
+        // Retry policies and timeouts are health components too.
+        (
+            format!("{:?}", ComponentKind::Retry),
+            "payments".to_owned(),
+            false,
+        ),
+        (
+            format!("{:?}", ComponentKind::Timeout),
+            "payments".to_owned(),
+            false,
+        ),
+        // The registry's reload counts.
+        (
+            format!("{:?}", ComponentKind::Other),
+            "config".to_owned(),
+            false,
+        ),
     ];
     expected.sort();
     assert_eq!(found, expected);
@@ -168,6 +185,10 @@ async fn racing_first_calls_build_one_component() {
             breakers.iter().all(|b| b.state() == State::ForcedOpen),
             "one breaker shared by all"
         );
-        assert_eq!(health.names(), ["payments"], "registered once");
+        assert_eq!(
+            health.names(),
+            ["config", "payments"],
+            "registered once (beside the reload counts)"
+        );
     }
 }

@@ -1,8 +1,6 @@
 //! The hedging layer's builder and its validation.
 
-use crate::budget::Budget;
-use crate::handle::{DelayMode, HedgeHandle, Shared};
-use crate::latency::LatencyWindow;
+use crate::handle::{DelaySetting, HedgeHandle, Shared};
 use crate::policy::{Always, PredicateFn};
 use crate::HedgeLayer;
 use battlement_core::{ComponentKind, ConfigError, Registration};
@@ -199,7 +197,18 @@ impl<P> HedgeBuilder<P> {
         self.registration.error(setting, value, why)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Runs every check [`build`](Self::build) runs except registration (a name already taken
+    /// in a registry is only found by registering), without building anything: what a
+    /// [`reload`](HedgeLayer::reload) with these settings would accept.
+    ///
+    /// ```
+    /// use battlement_hedge::HedgeLayer;
+    ///
+    /// assert!(HedgeLayer::builder().max_attempts(3).budget(0.1).validate().is_ok());
+    /// let err = HedgeLayer::builder().budget(1.5).validate().unwrap_err();
+    /// assert_eq!(err.setting(), "budget");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.registration.require_name()?;
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
             return Err(self.err("max_attempts", self.max_attempts, "must be within 1..=16"));
@@ -237,24 +246,39 @@ impl<P> HedgeBuilder<P> {
         Ok(())
     }
 
-    /// Validates the settings and builds the layer.
-    pub fn build(self) -> Result<HedgeLayer<P>, ConfigError> {
-        self.validate()?;
-        let delay = match self.delay {
-            Delay::Fixed(d) => DelayMode::Fixed(d),
-            Delay::Percentile(p) => DelayMode::Percentile {
-                window: LatencyWindow::new(p, self.window, self.min_samples),
+    /// The delay as the layer keeps it.
+    pub(crate) fn delay_setting(&self) -> DelaySetting {
+        match self.delay {
+            Delay::Fixed(d) => DelaySetting::Fixed(d),
+            Delay::Percentile(percentile) => DelaySetting::Percentile {
+                percentile,
+                window: self.window,
+                min_samples: self.min_samples,
                 initial: self.initial_delay,
                 min: self.min_delay,
                 max: self.max_delay,
             },
-        };
-        let budget = self.budget.map(|ratio| Budget::new(ratio, self.burst));
+        }
+    }
+
+    /// The budget as the layer keeps it: ratio and burst.
+    pub(crate) fn budget_setting(&self) -> Option<(f64, u32)> {
+        self.budget.map(|ratio| (ratio, self.burst))
+    }
+
+    /// The most attempts per call.
+    pub(crate) fn max_attempts_setting(&self) -> usize {
+        self.max_attempts
+    }
+
+    /// Validates the settings and builds the layer.
+    pub fn build(self) -> Result<HedgeLayer<P>, ConfigError> {
+        self.validate()?;
         let shared = Arc::new(Shared::new(
             self.registration.name().into(),
-            delay,
+            self.delay_setting(),
             self.max_attempts,
-            budget,
+            self.budget_setting(),
         ));
         self.registration.register(Arc::new(HedgeHandle {
             shared: shared.clone(),

@@ -36,6 +36,7 @@ pin_project! {
         #[pin]
         timer: Timer,
         attempts: usize,
+        max_attempts: usize,
         started: Option<Instant>,
         last_error: Option<BoxError>,
         shared: Arc<Shared>,
@@ -65,30 +66,44 @@ pin_project! {
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
-    fn new(future: S::Future, spare: Option<(S, Req)>, timer: Timer, shared: Arc<Shared>) -> Self {
+    fn new(
+        future: S::Future,
+        spare: Option<(S, Req)>,
+        max_attempts: usize,
+        timer: Timer,
+        shared: Arc<Shared>,
+    ) -> Self {
         ResponseFuture {
             first: First::Running { future },
             hedges: Vec::new(),
             spare,
             timer,
             attempts: 1,
+            max_attempts,
             started: shared.measures_latency().then(Instant::now),
             last_error: None,
             shared,
         }
     }
 
-    /// A call that may be hedged: `spare` is the service and request that hedges clone.
-    pub(crate) fn hedged(future: S::Future, spare: (S, Req), shared: Arc<Shared>) -> Self {
+    /// A call that may be hedged, up to `max_attempts` attempts (read when the call starts, so
+    /// a reload applies to the next calls): `spare` is the service and request that hedges
+    /// clone.
+    pub(crate) fn hedged(
+        future: S::Future,
+        spare: (S, Req),
+        max_attempts: usize,
+        shared: Arc<Shared>,
+    ) -> Self {
         let timer = Timer::On {
             sleep: sleep(shared.delay()),
         };
-        Self::new(future, Some(spare), timer, shared)
+        Self::new(future, Some(spare), max_attempts, timer, shared)
     }
 
     /// A call that is not hedged.
     pub(crate) fn single(future: S::Future, shared: Arc<Shared>) -> Self {
-        Self::new(future, None, Timer::Off, shared)
+        Self::new(future, None, 1, Timer::Off, shared)
     }
 
     /// Attempts started so far (the first included).
@@ -185,7 +200,7 @@ where
                 this.timer.set(Timer::Off);
                 return Poll::Pending;
             }
-            let max = this.shared.max_attempts;
+            let max = *this.max_attempts;
             *this.attempts += 1;
             let (svc, req) = if *this.attempts >= max {
                 this.spare.take()

@@ -22,6 +22,8 @@
 //!   [`HedgeHandle`] that implements [`HealthSource`](battlement_core::HealthSource) and registers with
 //!   a health registry ([`registry`](HedgeBuilder::registry)); exporters read the families of
 //!   [`FAMILIES`] through [`HealthSource::export`](battlement_core::HealthSource::export).
+//! - **Reload**: [`HedgeLayer::reload`] applies a builder's delay, attempts and budget to the
+//!   live layer, for new requests, all or nothing ([`HedgeBuilder::validate`]).
 //!
 //! # Requirements
 //!

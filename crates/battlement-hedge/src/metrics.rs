@@ -13,7 +13,7 @@
 //! | `battlement_hedge_delay_seconds` | gauge | | The hedge delay now (in percentile mode, the percentile's current value, clamped). |
 //! | `battlement_hedge_budget_available` | gauge | | Whole hedges the budget would allow now; only with a budget. |
 
-use crate::handle::{DelayMode, Shared};
+use crate::handle::Shared;
 use crate::HedgeHandle;
 use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
@@ -29,11 +29,12 @@ impl Shared {
             hedges_won: self.hedges_won.load(Ordering::Relaxed),
             hedges_denied: self.hedges_denied.load(Ordering::Relaxed),
             delay: self.delay(),
-            latency_samples: match &self.delay {
-                DelayMode::Fixed(_) => 0,
-                DelayMode::Percentile { window, .. } => window.samples(),
+            latency_samples: match self.delay.window() {
+                Some(window) if self.delay.is_percentile() => window.samples(),
+                _ => 0,
             },
-            budget_available: self.budget.as_ref().map(|b| b.available(requests)),
+            budget_available: self.budget.is_on().then(|| self.budget.available(requests)),
+            reloads: self.reloads.load(Ordering::Relaxed),
         }
     }
 }
@@ -94,6 +95,8 @@ pub struct HedgeMetrics {
     pub latency_samples: usize,
     /// Whole hedges the budget would allow now (`None` without a budget).
     pub budget_available: Option<u64>,
+    /// Reloads applied ([`HedgeLayer::reload`](crate::HedgeLayer::reload)).
+    pub reloads: u64,
 }
 
 impl HedgeHandle {

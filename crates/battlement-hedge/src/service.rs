@@ -83,7 +83,7 @@ impl<S: fmt::Debug, P> fmt::Debug for Hedge<S, P> {
         f.debug_struct("Hedge")
             .field("inner", &self.inner)
             .field("name", &self.shared.name)
-            .field("max_attempts", &self.shared.max_attempts)
+            .field("max_attempts", &self.shared.max_attempts())
             .finish_non_exhaustive()
     }
 }
@@ -106,9 +106,10 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         self.shared.count_request();
-        if self.shared.max_attempts > 1 && self.policy.can_hedge(&req) {
+        let max = self.shared.max_attempts();
+        if max > 1 && self.policy.can_hedge(&req) {
             let spare = (self.inner.clone(), req.clone());
-            ResponseFuture::hedged(self.inner.call(req), spare, self.shared.clone())
+            ResponseFuture::hedged(self.inner.call(req), spare, max, self.shared.clone())
         } else {
             ResponseFuture::single(self.inner.call(req), self.shared.clone())
         }

@@ -612,3 +612,134 @@ async fn concurrent_calls_on_two_threads_count_every_request() {
     }
     assert_eq!(layer.handle().metrics().requests, 400);
 }
+
+/// A reload applies `max_attempts` to calls that start after it (one in flight keeps its own),
+/// and the delay to the next timer armed.
+#[tokio::test(start_paused = true)]
+async fn reload_applies_attempts_to_new_calls_and_the_delay_to_the_next_timer() {
+    // Every attempt hangs but the fourth of a request, which answers at once.
+    let replica = Replica::with(|_, attempt| {
+        if attempt == 3 {
+            Step::Ok(0, "fourth")
+        } else {
+            Step::Hang
+        }
+    });
+    let layer = fixed(100, 4);
+    let svc = layer.layer(replica.clone());
+    // Call 1 starts under the old settings (100 ms apart, four attempts).
+    let in_flight = tokio::spawn(svc.clone().oneshot(1));
+    tokio::task::yield_now().await;
+    sleep(ms(10)).await;
+    layer
+        .reload(&HedgeLayer::builder().delay(ms(30)).max_attempts(2))
+        .unwrap();
+    // Its armed timer fires at 100 ms; the next ones use the new 30 ms delay: attempts at 0,
+    // 100, 130, 160, and it keeps its four attempts.
+    assert_eq!(in_flight.await.unwrap().unwrap(), "fourth");
+    assert_eq!(replica.starts(), [ms(0), ms(100), ms(130), ms(160)]);
+
+    // A call after the reload makes at most two attempts, 30 ms apart.
+    let t = Instant::now();
+    let late = tokio::spawn(svc.clone().oneshot(2));
+    sleep(ms(500)).await;
+    assert!(!late.is_finished(), "its attempts hang");
+    let starts: Vec<Duration> = replica.starts()[4..].to_vec();
+    let offset = t - replica.t0;
+    assert_eq!(starts, [offset, offset + ms(30)], "two attempts only");
+    late.abort();
+    let m = layer.handle().metrics();
+    assert_eq!(m.reloads, 1);
+    assert_eq!(layer.handle().max_attempts(), 2);
+}
+
+/// A budget reload changes the ratio from the next decision, keeps the tokens saved up and
+/// can turn the budget on and off; an invalid reload changes nothing.
+#[tokio::test(start_paused = true)]
+async fn reload_changes_the_budget_and_refuses_invalid_settings() {
+    let replica = Replica::new(vec![Step::Ok(100, "first"), Step::Ok(5, "hedge")]);
+    let layer = HedgeLayer::builder()
+        .delay(ms(20))
+        .budget(0.25)
+        .build()
+        .unwrap();
+    let svc = layer.layer(replica.clone());
+    for i in 0..4 {
+        svc.clone().oneshot(i).await.unwrap();
+    }
+    assert_eq!(layer.handle().metrics().hedges_sent, 1);
+    // No budget: every call is hedged.
+    layer.reload(&HedgeLayer::builder().delay(ms(20))).unwrap();
+    assert_eq!(layer.handle().metrics().budget_available, None);
+    for i in 4..8 {
+        svc.clone().oneshot(i).await.unwrap();
+    }
+    assert_eq!(layer.handle().metrics().hedges_sent, 5);
+    // A budget of one hedge per request, starting empty: the first call after it earns one.
+    layer
+        .reload(
+            &HedgeLayer::builder()
+                .delay(ms(20))
+                .budget(1.0)
+                .budget_burst(1),
+        )
+        .unwrap();
+    assert_eq!(layer.handle().metrics().budget_available, Some(0));
+    for i in 8..12 {
+        svc.clone().oneshot(i).await.unwrap();
+    }
+    let m = layer.handle().metrics();
+    assert_eq!((m.hedges_sent, m.hedges_denied), (9, 3));
+
+    // Invalid: nothing changes, and every setting keeps serving.
+    let before = layer.handle().metrics();
+    let err = layer
+        .reload(
+            &HedgeLayer::builder()
+                .delay(ms(1))
+                .max_attempts(5)
+                .budget(2.0),
+        )
+        .unwrap_err();
+    assert_eq!(err.setting(), "budget");
+    assert_eq!(layer.handle().current_delay(), ms(20));
+    assert_eq!(layer.handle().max_attempts(), 2);
+    assert_eq!(layer.handle().metrics(), before);
+}
+
+/// A layer built with a fixed delay can be reloaded to follow latency (its window is built
+/// then), and a percentile reload recomputes over the latencies held.
+#[tokio::test(start_paused = true)]
+async fn reload_switches_between_fixed_and_percentile_delays() {
+    let replica = Replica::with(|req, _| Step::Ok(u64::from(req), "ok"));
+    let layer = fixed(500, 2);
+    let svc = layer.layer(replica);
+    svc.clone().oneshot(10).await.unwrap();
+    assert_eq!(layer.handle().metrics().latency_samples, 0, "not timed");
+    layer
+        .reload(
+            &HedgeLayer::builder()
+                .latency_percentile(0.5)
+                .latency_window(100)
+                .min_samples(4)
+                .initial_delay(ms(300)),
+        )
+        .unwrap();
+    assert_eq!(layer.handle().current_delay(), ms(300), "initial delay");
+    for latency in [10, 20, 30, 40] {
+        svc.clone().oneshot(latency).await.unwrap();
+    }
+    assert_eq!(layer.handle().current_delay(), ms(20));
+    layer
+        .reload(
+            &HedgeLayer::builder()
+                .latency_percentile(1.0)
+                .latency_window(100)
+                .min_samples(4),
+        )
+        .unwrap();
+    assert_eq!(layer.handle().current_delay(), ms(40), "recomputed at once");
+    layer.reload(&HedgeLayer::builder().delay(ms(7))).unwrap();
+    assert_eq!(layer.handle().current_delay(), ms(7));
+    assert_eq!(layer.handle().metrics().latency_samples, 0);
+}
