@@ -38,6 +38,8 @@ pub fn families() -> Vec<&'static Family> {
     all.extend_from_slice(battlement_chaos::FAMILIES);
     #[cfg(feature = "rate-limit")]
     all.extend_from_slice(battlement_rate_limit::FAMILIES);
+    #[cfg(feature = "keyed")]
+    all.extend_from_slice(battlement_keyed::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
     all
 }

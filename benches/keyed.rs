@@ -1,0 +1,140 @@
+//! A keyed circuit breaker's call for a key already in its table, beside the unkeyed breaker
+//! and a baseline: the unkeyed breaker behind one plain `DashMap` lookup (what "one concurrent
+//! map lookup more than the plain breaker" costs at best).
+//!
+//! Per call (criterion, as `overhead`): each row drives one service, built once, in front of the
+//! same trivial inner service, with `ready().await` + `call().await` on a current-thread
+//! runtime. Requests are `u64` keys cycling over 1000 keys, all in the table (the keyed rows
+//! measure known keys); the key extractor is a closure returning the key (no allocation).
+//! Breakers are closed throughout, with the default settings.
+//!
+//! Run: `cargo bench -p battlement --bench keyed` (criterion's flags apply: `-- --quick`).
+
+use battlement::breaker::{CircuitBreaker, CircuitBreakerLayer};
+use battlement::core::ResultClassifier;
+use battlement::keyed::{key_fn, KeyedBuilder};
+use criterion::Criterion;
+use dashmap::DashMap;
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::runtime::Runtime;
+use tower::{Layer, Service, ServiceExt};
+
+const KEYS: u64 = 1000;
+
+fn inner() -> impl Service<
+    u64,
+    Response = u64,
+    Error = Infallible,
+    Future = std::future::Ready<Result<u64, Infallible>>,
+> + Clone {
+    tower::service_fn(|k: u64| std::future::ready(Ok(k)))
+}
+
+/// The baseline: one `DashMap` lookup of the call's key, then the unkeyed breaker.
+#[derive(Clone)]
+struct MapThen<S> {
+    map: Arc<DashMap<u64, u64>>,
+    inner: S,
+}
+
+impl<S: Service<u64>> Service<u64> for MapThen<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, key: u64) -> S::Future {
+        black_box(self.map.get(&key).map(|v| *v));
+        self.inner.call(key)
+    }
+}
+
+async fn drive<S>(svc: &mut S, iters: u64)
+where
+    S: Service<u64>,
+    S::Error: Debug,
+{
+    for i in 0..iters {
+        let s = svc.ready().await.expect("ready");
+        let res = s.call(i % KEYS).await.expect("call succeeds");
+        black_box(res);
+    }
+}
+
+fn bench<S>(c: &mut Criterion, rt: &Runtime, id: &str, mut svc: S)
+where
+    S: Service<u64>,
+    S::Error: Debug,
+{
+    rt.block_on(drive(&mut svc, 2 * KEYS));
+    c.benchmark_group("keyed").bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                drive(&mut svc, iters).await;
+                start.elapsed()
+            })
+        })
+    });
+}
+
+fn per_call(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    bench(c, &rt, "bare", inner());
+
+    let breaker = CircuitBreaker::builder("bench").build().unwrap();
+    bench(
+        c,
+        &rt,
+        "breaker",
+        CircuitBreakerLayer::new(&breaker)
+            .classifier(ResultClassifier)
+            .layer(inner()),
+    );
+
+    let map: Arc<DashMap<u64, u64>> = Arc::new((0..KEYS).map(|k| (k, k)).collect());
+    bench(
+        c,
+        &rt,
+        "dashmap_then_breaker",
+        MapThen {
+            map,
+            inner: CircuitBreakerLayer::new(&breaker)
+                .classifier(ResultClassifier)
+                .layer(inner()),
+        },
+    );
+
+    let keyed = KeyedBuilder::<CircuitBreaker, u64>::new("bench")
+        .max_keys(2 * KEYS as usize)
+        .build()
+        .unwrap();
+    bench(
+        c,
+        &rt,
+        "keyed_breaker_known_key",
+        keyed
+            .layer(key_fn(|k: &u64| Some(*k)))
+            .classifier(ResultClassifier)
+            .layer(inner()),
+    );
+    assert_eq!(keyed.len() as u64, KEYS);
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    per_call(&mut c);
+    c.final_summary();
+}
