@@ -4,8 +4,10 @@
 //!
 //! Per call (criterion, as `overhead`): each row drives one service, built once, in front of the
 //! same trivial inner service, with `ready().await` + `call().await` on a current-thread
-//! runtime. Requests are `u64` keys cycling over 1000 keys, all in the table (the keyed rows
-//! measure known keys); the key extractor is a closure returning the key (no allocation).
+//! runtime. Requests are `u64` keys: one key, or 1000 keys cycled, all in the table (the keyed
+//! rows measure known keys); the key extractor is a closure returning the key (no allocation).
+//! With 1000 keys each call touches another breaker's state; the hand-made `DashMap` of 1000
+//! breakers is the baseline for that row.
 //! Breakers are closed throughout, with the default settings.
 //!
 //! Run: `cargo bench -p battlement --bench keyed` (criterion's flags apply: `-- --quick`).
@@ -35,6 +37,37 @@ fn inner() -> impl Service<
     tower::service_fn(|k: u64| std::future::ready(Ok(k)))
 }
 
+/// The baseline of a table done by hand: a `DashMap` of breakers, the call's breaker looked up
+/// and called through its public per-call path (what the keyed table does, minus the key
+/// extractor and the use flag).
+#[derive(Clone)]
+struct MapOfBreakers<S> {
+    map: Arc<DashMap<u64, CircuitBreaker>>,
+    inner: S,
+}
+
+impl<S: Service<u64, Response = u64>> Service<u64> for MapOfBreakers<S>
+where
+    S::Error: Into<battlement::core::BoxError>,
+{
+    type Response = u64;
+    type Error = battlement::core::BoxError;
+    type Future = battlement::breaker::ResponseFuture<S::Future, ResultClassifier>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, key: u64) -> Self::Future {
+        let ticket = self.map.get(&key).expect("known key").try_call();
+        let inner = &mut self.inner;
+        battlement::breaker::ResponseFuture::new(
+            ticket.map(|guard| (inner.call(key), guard)),
+            ResultClassifier,
+        )
+    }
+}
+
 /// The baseline: one `DashMap` lookup of the call's key, then the unkeyed breaker.
 #[derive(Clone)]
 struct MapThen<S> {
@@ -57,29 +90,29 @@ impl<S: Service<u64>> Service<u64> for MapThen<S> {
     }
 }
 
-async fn drive<S>(svc: &mut S, iters: u64)
+async fn drive<S>(svc: &mut S, keys: u64, iters: u64)
 where
     S: Service<u64>,
     S::Error: Debug,
 {
     for i in 0..iters {
         let s = svc.ready().await.expect("ready");
-        let res = s.call(i % KEYS).await.expect("call succeeds");
+        let res = s.call(i % keys).await.expect("call succeeds");
         black_box(res);
     }
 }
 
-fn bench<S>(c: &mut Criterion, rt: &Runtime, id: &str, mut svc: S)
+fn bench<S>(c: &mut Criterion, rt: &Runtime, id: &str, keys: u64, mut svc: S)
 where
     S: Service<u64>,
     S::Error: Debug,
 {
-    rt.block_on(drive(&mut svc, 2 * KEYS));
+    rt.block_on(drive(&mut svc, keys, 2 * keys));
     c.benchmark_group("keyed").bench_function(id, |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = Instant::now();
-                drive(&mut svc, iters).await;
+                drive(&mut svc, keys, iters).await;
                 start.elapsed()
             })
         })
@@ -92,28 +125,24 @@ fn per_call(c: &mut Criterion) {
         .build()
         .unwrap();
     let _enter = rt.enter();
-    bench(c, &rt, "bare", inner());
+    bench(c, &rt, "bare", 1, inner());
 
     let breaker = CircuitBreaker::builder("bench").build().unwrap();
-    bench(
-        c,
-        &rt,
-        "breaker",
+    let unkeyed = || {
         CircuitBreakerLayer::new(&breaker)
             .classifier(ResultClassifier)
-            .layer(inner()),
-    );
-
+            .layer(inner())
+    };
+    bench(c, &rt, "breaker", 1, unkeyed());
     let map: Arc<DashMap<u64, u64>> = Arc::new((0..KEYS).map(|k| (k, k)).collect());
     bench(
         c,
         &rt,
         "dashmap_then_breaker",
+        1,
         MapThen {
             map,
-            inner: CircuitBreakerLayer::new(&breaker)
-                .classifier(ResultClassifier)
-                .layer(inner()),
+            inner: unkeyed(),
         },
     );
 
@@ -121,15 +150,38 @@ fn per_call(c: &mut Criterion) {
         .max_keys(2 * KEYS as usize)
         .build()
         .unwrap();
-    bench(
-        c,
-        &rt,
-        "keyed_breaker_known_key",
+    let keyed_svc = || {
         keyed
             .layer(key_fn(|k: &u64| Some(*k)))
             .classifier(ResultClassifier)
-            .layer(inner()),
+            .layer(inner())
+    };
+    bench(c, &rt, "keyed_breaker_one_key", 1, keyed_svc());
+
+    // 1000 keys, cycled: every call touches another breaker's state (cache misses included).
+    let breakers: Arc<DashMap<u64, CircuitBreaker>> = Arc::new(
+        (0..KEYS)
+            .map(|k| {
+                (
+                    k,
+                    CircuitBreaker::builder(format!("bench/{k}"))
+                        .build()
+                        .unwrap(),
+                )
+            })
+            .collect(),
     );
+    bench(
+        c,
+        &rt,
+        "dashmap_of_breakers_1000_keys",
+        KEYS,
+        MapOfBreakers {
+            map: breakers,
+            inner: inner(),
+        },
+    );
+    bench(c, &rt, "keyed_breaker_1000_keys", KEYS, keyed_svc());
     assert_eq!(keyed.len() as u64, KEYS);
 }
 

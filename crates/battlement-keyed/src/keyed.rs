@@ -211,17 +211,17 @@ where
         self.table.map.get(key).map(|e| e.component.clone())
     }
 
-    /// A handle to `key`'s component, created now if the table does not hold it (the overflow
-    /// component if the table is full of keys that calls hold).
-    pub fn get_or_create<Q>(&self, key: &Q) -> C
+    /// A handle to `key`'s component, created now if the table does not hold it; `None` if the
+    /// table is full of keys that calls or handles hold.
+    pub fn get_or_create<Q>(&self, key: &Q) -> Option<C>
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
     {
         if let Some(c) = self.get(key) {
-            return c;
+            return Some(c);
         }
-        self.insert_new(Cow::Borrowed(key), |c| c.clone())
+        self.insert_new(Cow::Borrowed(key), |c, keyed| keyed.then(|| c.clone()))
     }
 
     /// Whether the table holds `key`.
@@ -322,14 +322,14 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
     {
-        self.insert_new(key, Component::admit)
+        self.insert_new(key, |c, _| c.admit())
     }
 
     /// The slow path of a key the table does not hold: sweep if due, take a slot (evicting the
     /// least recently used keys if full), build the key's component, insert it and apply `f`
     /// to it (under the map's lock, so the new component cannot be evicted before `f` holds
-    /// it). With no slot, `f` gets the overflow component.
-    fn insert_new<Q, T>(&self, key: Cow<'_, Q>, f: impl FnOnce(&C) -> T) -> T
+    /// it) and `true`. With no slot, `f` gets the overflow component and `false`.
+    fn insert_new<Q, T>(&self, key: Cow<'_, Q>, f: impl FnOnce(&C, bool) -> T) -> T
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
@@ -348,7 +348,7 @@ where
             self.evict_least_recent(now);
             if !self.reserve() {
                 t.overflow_calls.increment();
-                return f(&t.overflow);
+                return f(&t.overflow, false);
             }
         }
         let key: K = key.into_owned();
@@ -361,7 +361,7 @@ where
                 tracing::warn!(name = %t.name, kind = C::KIND.as_str(), %error, "keyed: building a key's component failed");
                 t.len.fetch_sub(1, AcqRel);
                 t.overflow_calls.increment();
-                return f(&t.overflow);
+                return f(&t.overflow, false);
             }
         };
         match t.map.entry(key) {
@@ -369,7 +369,7 @@ where
                 // Another call inserted it first.
                 t.len.fetch_sub(1, AcqRel);
                 let e = e.into_ref().downgrade();
-                f(&e.component)
+                f(&e.component, true)
             }
             dashmap::mapref::entry::Entry::Vacant(slot) => {
                 t.created.fetch_add(1, Relaxed);
@@ -380,7 +380,7 @@ where
                         last_seen: AtomicU64::new(now),
                     })
                     .downgrade();
-                f(&e.component)
+                f(&e.component, true)
             }
         }
     }
@@ -486,13 +486,20 @@ where
 {
     /// Forces `key`'s breaker open with `reason` (creating it if the table does not hold the
     /// key): its calls are rejected until [`reset`](Self::reset). A forced key is never
-    /// evicted.
-    pub fn force_open<Q>(&self, key: &Q, reason: impl Into<Arc<str>>)
+    /// evicted. `false` if the table is full of keys in use (the overflow component is never
+    /// forced by a key's action).
+    pub fn force_open<Q>(&self, key: &Q, reason: impl Into<Arc<str>>) -> bool
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
     {
-        self.get_or_create(key).force_open(reason);
+        match self.get_or_create(key) {
+            Some(breaker) => {
+                breaker.force_open(reason);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Resets `key`'s breaker to closed (the "human reset"): `false` if the table does not hold

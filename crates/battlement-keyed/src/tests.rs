@@ -291,7 +291,7 @@ async fn per_key_metrics_are_limited_to_the_worst_keys() {
         .build()
         .unwrap();
     for key in 0..10 {
-        hosts.get_or_create(&key);
+        hosts.get_or_create(&key).unwrap();
     }
     for key in [3, 5, 7] {
         hosts.force_open(&key, "down");
@@ -310,6 +310,19 @@ async fn per_key_metrics_are_limited_to_the_worst_keys() {
         .filter(|k| k.starts_with("battlement_keyed_key_state"))
         .count();
     assert_eq!(states, 2 * State::ALL.len());
+}
+
+#[tokio::test]
+async fn a_full_table_of_held_keys_refuses_new_keys_without_forcing_the_overflow() {
+    let hosts = breakers(2);
+    let a = hosts.get_or_create(&1).unwrap();
+    let b = hosts.get_or_create(&2).unwrap();
+    assert!(hosts.get_or_create(&3).is_none());
+    assert!(!hosts.force_open(&3, "no room"));
+    assert_eq!(hosts.overflow().state(), State::Closed);
+    drop((a, b));
+    assert!(hosts.force_open(&3, "room now"));
+    assert_eq!(hosts.state(&3), Some(State::ForcedOpen));
 }
 
 #[test]
