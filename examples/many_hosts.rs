@@ -69,11 +69,17 @@ async fn main() -> Result<(), BoxError> {
     for (host, state) in breakers.states() {
         println!("breaker upstreams/{host}: {}", state.as_str());
     }
-    println!("health: {:?}", breakers.snapshot().message.unwrap_or_default());
+    println!(
+        "health: {:?}",
+        breakers.snapshot().message.unwrap_or_default()
+    );
 
     assert_eq!(breakers.keys_in(State::Open), vec![bad.clone()]);
     for addr in [hosts[0], hosts[2]] {
-        assert_eq!(breakers.state(addr.to_string().as_str()), Some(State::Closed));
+        assert_eq!(
+            breakers.state(addr.to_string().as_str()),
+            Some(State::Closed)
+        );
     }
     println!("only {bad}'s breaker opened");
     Ok(())

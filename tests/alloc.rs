@@ -245,13 +245,19 @@ mod keyed {
     #[test]
     fn a_known_authority_allocates_nothing() {
         let breakers = KeyedCircuitBreaker::builder("alloc").build().unwrap();
-        let mut svc = breakers.layer(Authority).layer(tower::service_fn(
-            |_: http::Request<()>| ready(Ok::<_, Infallible>(http::Response::new(()))),
-        ));
+        let mut svc = breakers
+            .layer(Authority)
+            .layer(tower::service_fn(|_: http::Request<()>| {
+                ready(Ok::<_, Infallible>(http::Response::new(())))
+            }));
         let mut requests: Vec<Option<http::Request<()>>> = (0..WARM_UP + CALLS)
             .map(|i| {
                 let host = ["a.example", "b.example:8080", "c.example"][(i % 3) as usize];
-                Some(http::Request::get(format!("http://{host}/x")).body(()).unwrap())
+                Some(
+                    http::Request::get(format!("http://{host}/x"))
+                        .body(())
+                        .unwrap(),
+                )
             })
             .collect();
         let mut next = requests.iter_mut().map(|r| r.take().unwrap());
