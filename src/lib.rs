@@ -2,7 +2,7 @@
 //!
 //! Each pattern is a `tower::Layer` in its own crate, re-exported here behind a feature (all on
 //! by default): [`breaker`], [`retry`], [`bulkhead`], [`timeout`], [`health`], [`fallback`],
-//! [`hedge`], [`kill_switch`], [`chaos`], [`rate_limit`], [`throttle`]. The shared vocabulary (outcomes, classifiers, typed errors) is
+//! [`hedge`], [`kill_switch`], [`chaos`], [`rate_limit`], [`throttle`], and isolation per key, [`keyed`]. The shared vocabulary (outcomes, classifiers, typed errors) is
 //! [`core`]. [`metrics`] (feature `metrics`, on by default) exports every registered component's
 //! metrics pull-based: a Prometheus/OpenMetrics endpoint, OpenTelemetry instruments (feature
 //! `opentelemetry`) and the `metrics` facade (feature `metrics-facade`).
@@ -30,6 +30,8 @@ pub use battlement_fallback as fallback;
 pub use battlement_health as health;
 #[cfg(feature = "hedge")]
 pub use battlement_hedge as hedge;
+#[cfg(feature = "keyed")]
+pub use battlement_keyed as keyed;
 #[cfg(feature = "kill-switch")]
 pub use battlement_kill_switch as kill_switch;
 #[cfg(feature = "metrics")]

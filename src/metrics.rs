@@ -40,6 +40,8 @@ pub fn families() -> Vec<&'static Family> {
     all.extend_from_slice(battlement_rate_limit::FAMILIES);
     #[cfg(feature = "throttle")]
     all.extend_from_slice(battlement_throttle::FAMILIES);
+    #[cfg(feature = "keyed")]
+    all.extend_from_slice(battlement_keyed::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
     #[cfg(feature = "config")]
     all.extend_from_slice(battlement_config::FAMILIES);

@@ -227,6 +227,87 @@ mod throttle {
     }
 }
 
+mod keyed {
+    use super::*;
+    use battlement::keyed::{key_fn, Authority, KeyedBuilder, KeyedCircuitBreaker};
+    use battlement_breaker::CircuitBreaker;
+    use battlement_bulkhead::Bulkhead;
+    use std::convert::Infallible;
+    use std::future::{ready, Ready};
+
+    fn answer_u64(
+    ) -> impl Service<u64, Response = (), Error = Infallible, Future = Ready<Result<(), Infallible>>>
+           + Clone {
+        tower::service_fn(|_: u64| ready(Ok::<_, Infallible>(())))
+    }
+
+    #[test]
+    fn a_known_key_allocates_nothing_after_a_flood_of_keys() {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let breakers = KeyedBuilder::<CircuitBreaker, u64>::new("alloc")
+            .max_keys(1000)
+            .build()
+            .unwrap();
+        let mut svc = breakers
+            .layer(key_fn(|k: &u64| Some(*k)))
+            .layer(answer_u64());
+        // A flood of 100k distinct keys: the table stays under its bound.
+        assert_eq!(calls(&mut svc, 100_000, |i| 1_000_000 + i), (100_000, 0));
+        assert!(breakers.len() <= 1000, "{}", breakers.len());
+        // Then 16 known keys, cycled.
+        calls(&mut svc, WARM_UP, |i| i % 16);
+        let n = allocations(|| assert_eq!(calls(&mut svc, CALLS, |i| i % 16), (CALLS, 0)));
+        assert_eq!(n, 0);
+        let expected = (0..WARM_UP).chain(0..CALLS).filter(|i| i % 16 == 3).count() as u64;
+        assert_eq!(breakers.metrics(&3).unwrap().successes, expected);
+        // The counter is not vacuous: a new key's first call builds its breaker.
+        let n = allocations(|| assert_eq!(calls(&mut svc, 10, |i| 5_000_000 + i), (10, 0)));
+        assert!(n >= 10, "{n}");
+    }
+
+    #[test]
+    fn a_known_authority_allocates_nothing() {
+        let breakers = KeyedCircuitBreaker::builder("alloc").build().unwrap();
+        let mut svc = breakers
+            .layer(Authority)
+            .layer(tower::service_fn(|_: http::Request<()>| {
+                ready(Ok::<_, Infallible>(http::Response::new(())))
+            }));
+        let mut requests: Vec<Option<http::Request<()>>> = (0..WARM_UP + CALLS)
+            .map(|i| {
+                let host = ["a.example", "b.example:8080", "c.example"][(i % 3) as usize];
+                Some(
+                    http::Request::get(format!("http://{host}/x"))
+                        .body(())
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let mut next = requests.iter_mut().map(|r| r.take().unwrap());
+        calls(&mut svc, WARM_UP, |_| next.next().unwrap());
+        let n = allocations(|| {
+            assert_eq!(calls(&mut svc, CALLS, |_| next.next().unwrap()), (CALLS, 0))
+        });
+        assert_eq!(n, 0);
+        assert_eq!(breakers.len(), 3);
+    }
+
+    #[test]
+    fn a_known_key_through_a_keyed_bulkhead_allocates_nothing() {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let bulkheads = KeyedBuilder::<Bulkhead, u64>::new("alloc").build().unwrap();
+        let svc = bulkheads
+            .layer(key_fn(|k: &u64| Some(*k)))
+            .layer(answer_u64());
+        let mut svc = svc;
+        calls(&mut svc, WARM_UP, |i| i % 8);
+        let n = allocations(|| assert_eq!(calls(&mut svc, CALLS, |i| i % 8), (CALLS, 0)));
+        assert_eq!(n, 0);
+    }
+}
+
 mod stack {
     use super::*;
 

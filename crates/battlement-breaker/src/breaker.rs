@@ -203,6 +203,46 @@ impl CircuitBreaker {
         stripe::local(&self.shards).clone()
     }
 
+    /// Admits one call, as a [`CircuitBreakerService`](crate::CircuitBreakerService) does: a
+    /// [`CallGuard`](crate::CallGuard) that records the call's outcome (or, dropped unfinished,
+    /// counts it as cancelled), or the rejection. For services that pick a breaker per call
+    /// (battlement-keyed); pair it with [`ResponseFuture::new`](crate::ResponseFuture::new).
+    ///
+    /// ```
+    /// use battlement_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// let guard = breaker.try_call().unwrap();
+    /// drop(guard); // cancelled: counts as neither success nor failure
+    /// breaker.force_open("maintenance");
+    /// assert!(breaker.try_call().is_err());
+    /// ```
+    #[inline]
+    pub fn try_call(&self) -> Result<crate::CallGuard, BreakerOpen> {
+        let shard = self.shard();
+        let admission = shard.shared.admit()?;
+        Ok(crate::CallGuard::new(shard, admission))
+    }
+
+    /// Whether anything but this handle holds the breaker: another clone of it (a layer, a
+    /// service, the health registry) or a call in flight. A table of breakers drops one only
+    /// when this is `false`, so no call's outcome or trial permit is lost.
+    ///
+    /// ```
+    /// use battlement_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// assert!(!breaker.is_shared());
+    /// let guard = breaker.try_call().unwrap();
+    /// assert!(breaker.is_shared());
+    /// drop(guard);
+    /// assert!(!breaker.is_shared());
+    /// ```
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.shards) > 1
+            || self.shards.iter().any(|shard| Arc::strong_count(shard) > 1)
+    }
+
     /// How many stripes the window records into.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn window_stripes(&self) -> usize {

@@ -36,6 +36,17 @@ pin_project! {
 }
 
 impl<F, C> ResponseFuture<F, C> {
+    /// The future of a call admitted or rejected by
+    /// [`CircuitBreaker::try_call`](crate::CircuitBreaker::try_call): `Ok` holds the inner
+    /// service's future and the call's guard, `Err` the rejection.
+    #[inline]
+    pub fn new(call: Result<(F, CallGuard), BreakerOpen>, classifier: C) -> Self {
+        match call {
+            Ok((future, guard)) => Self::admitted(future, guard, classifier),
+            Err(open) => Self::rejected(open),
+        }
+    }
+
     pub(crate) fn admitted(future: F, guard: CallGuard, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Admitted {

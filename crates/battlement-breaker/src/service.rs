@@ -75,15 +75,9 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let shard = self.breaker.shard();
-        match shard.shared.admit() {
-            Ok(admission) => {
-                let future = self.inner.call(req);
-                ResponseFuture::admitted(
-                    future,
-                    CallGuard::new(shard, admission),
-                    self.classifier.clone(),
-                )
+        match self.breaker.try_call() {
+            Ok(guard) => {
+                ResponseFuture::admitted(self.inner.call(req), guard, self.classifier.clone())
             }
             Err(rejected) => ResponseFuture::rejected(rejected),
         }

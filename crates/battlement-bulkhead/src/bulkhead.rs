@@ -414,6 +414,60 @@ impl Shared {
     }
 }
 
+/// A call's admission by [`Bulkhead::try_call`]: a permit, a place in the queue, or a
+/// rejection. [`ResponseFuture::new`](crate::ResponseFuture::new) turns it into the call's
+/// future; dropped, it gives back what it holds.
+///
+/// ```
+/// use battlement_bulkhead::Bulkhead;
+///
+/// let b = Bulkhead::builder("pool").max_concurrent(1).build().unwrap();
+/// let first = b.try_call();
+/// assert_eq!(b.in_flight(), 1);
+/// drop(first);
+/// assert_eq!(b.in_flight(), 0);
+/// ```
+pub struct BulkheadAdmission(pub(crate) Admission);
+
+impl fmt::Debug for BulkheadAdmission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.0 {
+            Admission::Now(_) => "admitted",
+            Admission::Wait(_) => "waiting",
+            Admission::Rejected(_) => "rejected",
+        };
+        f.debug_tuple("BulkheadAdmission").field(&state).finish()
+    }
+}
+
+impl Bulkhead {
+    /// Admits one call, as a [`BulkheadService`](crate::BulkheadService) does (a permit, a
+    /// place in the queue, or a rejection), for services that pick a bulkhead per call
+    /// (battlement-keyed). Must be called from within a tokio runtime when the call may queue.
+    #[inline]
+    pub fn try_call(&self) -> BulkheadAdmission {
+        BulkheadAdmission(self.admit())
+    }
+
+    /// Whether anything but this handle holds the bulkhead: another clone of it (a layer, a
+    /// service, the health registry), a permit, or a call in its queue. A table of bulkheads
+    /// drops one only when this is `false`, so no permit is lost.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// let b = Bulkhead::builder("pool").build().unwrap();
+    /// assert!(!b.is_shared());
+    /// let call = b.try_call();
+    /// assert!(b.is_shared());
+    /// drop(call);
+    /// assert!(!b.is_shared());
+    /// ```
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.shared) > 1
+    }
+}
+
 /// The outcome of [`Bulkhead::admit`].
 pub(crate) enum Admission {
     /// A permit was free.

@@ -1,5 +1,6 @@
 //! The bulkhead's response future.
 
+use crate::bulkhead::Admission;
 use crate::permit::Permit;
 use crate::queue::WaitFuture;
 use battlement_core::BoxError;
@@ -44,6 +45,26 @@ pin_project! {
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
+    /// The future of a call admitted by [`Bulkhead::try_call`](crate::Bulkhead::try_call):
+    /// with a permit, `inner` (ready) is called at once; queued, the ready `inner` goes with
+    /// the request into the future and a clone takes its place (as in
+    /// [`BulkheadService`](crate::BulkheadService)); rejected, it fails at once.
+    #[inline]
+    pub fn new(admission: crate::BulkheadAdmission, inner: &mut S, req: Req) -> Self
+    where
+        S: Service<Req, Future = F> + Clone,
+    {
+        match admission.0 {
+            Admission::Now(permit) => Self::admitted(inner.call(req), permit),
+            Admission::Wait(wait) => {
+                let clone = inner.clone();
+                let ready = std::mem::replace(inner, clone);
+                Self::waiting(wait, ready, req)
+            }
+            Admission::Rejected(error) => Self::rejected(error),
+        }
+    }
+
     pub(crate) fn admitted(future: F, permit: Permit) -> Self {
         ResponseFuture {
             kind: Kind::Admitted {

@@ -128,7 +128,7 @@ pub use adaptive::{
 pub use adaptive_service::{AdaptiveLayer, AdaptiveResponseFuture, AdaptiveService};
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;
-pub use bulkhead::Bulkhead;
+pub use bulkhead::{Bulkhead, BulkheadAdmission};
 pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
 pub use event::BulkheadEvent;
 pub use future::ResponseFuture;

@@ -1,6 +1,5 @@
 //! The bulkhead's `tower::Service`.
 
-use crate::bulkhead::Admission;
 use crate::future::ResponseFuture;
 use crate::Bulkhead;
 use battlement_core::BoxError;
@@ -83,15 +82,6 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.bulkhead.admit() {
-            Admission::Now(permit) => ResponseFuture::admitted(self.inner.call(req), permit),
-            Admission::Wait(wait) => {
-                // The ready service goes with the request; its clone is readied next time.
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::waiting(wait, ready, req)
-            }
-            Admission::Rejected(error) => ResponseFuture::rejected(error),
-        }
+        ResponseFuture::new(self.bulkhead.try_call(), &mut self.inner, req)
     }
 }
