@@ -38,7 +38,7 @@ fn wait_in_queue(b: &Bulkhead) -> Permit {
 }
 
 fn take(b: &Bulkhead) -> Permit {
-    match b.admit() {
+    match b.admit(crate::Priority::default) {
         Admission::Now(permit) => permit,
         _ => panic!("no free permit"),
     }
@@ -49,7 +49,7 @@ fn assert_capacity(b: &Bulkhead, n: usize) {
     assert_eq!(b.in_flight(), 0);
     let held: Vec<Permit> = (0..n).map(|_| take(b)).collect();
     assert!(
-        matches!(b.admit(), Admission::Rejected(_)),
+        matches!(b.admit(crate::Priority::default), Admission::Rejected(_)),
         "more than {n} permits"
     );
     assert_eq!(b.in_flight(), n);
@@ -70,7 +70,7 @@ fn loom_release_racing_shrink() {
         shrink.join().unwrap();
         // Not only eventually: with the shrink done and one call still running, the limit holds.
         assert!(
-            matches!(b.admit(), Admission::Rejected(_)),
+            matches!(b.admit(crate::Priority::default), Admission::Rejected(_)),
             "over the new limit"
         );
         assert_eq!(b.in_flight(), 1);
@@ -90,7 +90,7 @@ fn loom_release_racing_shrink_then_grow() {
         release.join().unwrap();
         // Two calls still run, and the limit is two.
         assert!(
-            matches!(b.admit(), Admission::Rejected(_)),
+            matches!(b.admit(crate::Priority::default), Admission::Rejected(_)),
             "over the limit"
         );
         drop((p2, p3));

@@ -2,7 +2,7 @@
 
 use crate::bulkhead::Admission;
 use crate::future::ResponseFuture;
-use crate::Bulkhead;
+use crate::{Bulkhead, Prioritize};
 use battlement_core::BoxError;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -47,16 +47,35 @@ use tower_service::Service;
 /// assert!(err.downcast_ref::<BulkheadFull>().is_some());
 /// # }
 /// ```
+///
+/// `P` gives each request its [`Priority`](crate::Priority) ([`Prioritize`]): `()` makes every
+/// call `Normal`; see [`BulkheadLayer::priority_fn`](crate::BulkheadLayer::priority_fn).
 #[derive(Debug, Clone)]
-pub struct BulkheadService<S> {
+pub struct BulkheadService<S, P = ()> {
     inner: S,
     bulkhead: Bulkhead,
+    priority: P,
 }
 
 impl<S> BulkheadService<S> {
     /// Guards `inner` with `bulkhead`.
     pub fn new(inner: S, bulkhead: Bulkhead) -> Self {
-        BulkheadService { inner, bulkhead }
+        BulkheadService {
+            inner,
+            bulkhead,
+            priority: (),
+        }
+    }
+}
+
+impl<S, P> BulkheadService<S, P> {
+    /// Guards `inner` with `bulkhead`, giving each request the priority `priority` finds.
+    pub fn with_priority(inner: S, bulkhead: Bulkhead, priority: P) -> Self {
+        BulkheadService {
+            inner,
+            bulkhead,
+            priority,
+        }
     }
 
     /// The bulkhead.
@@ -67,9 +86,10 @@ impl<S> BulkheadService<S> {
     battlement_core::define_inner_service_accessors!();
 }
 
-impl<S, Req> Service<Req> for BulkheadService<S>
+impl<S, P, Req> Service<Req> for BulkheadService<S, P>
 where
     S: Service<Req> + Clone,
+    P: Prioritize<Req>,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
@@ -83,7 +103,8 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.bulkhead.admit() {
+        let priority = &self.priority;
+        match self.bulkhead.admit(|| priority.priority(&req)) {
             Admission::Now(permit) => ResponseFuture::admitted(self.inner.call(req), permit),
             Admission::Wait(wait) => {
                 // The ready service goes with the request; its clone is readied next time.
