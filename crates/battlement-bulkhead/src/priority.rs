@@ -2,7 +2,7 @@
 //! priority are served.
 
 use crate::permit::{Shared, MAX_PERMITS};
-use battlement_core::sync::Ordering::{Relaxed, SeqCst};
+use battlement_core::sync::Ordering::{AcqRel, Relaxed, SeqCst};
 
 /// How important a call is when the bulkhead is saturated.
 ///
@@ -148,11 +148,13 @@ impl Shared {
                     break;
                 }
                 // Queued calls are counted in their class before the word, and leave it after:
-                // a waiter in the word is in a class too, unless it has just left the word.
+                // a waiter in the word is in a class too, unless it has left the word since.
                 if self.free_up(1) {
                     break;
                 }
-                std::hint::spin_loop();
+                // Read the word's latest value with a read-modify-write: it synchronises with the
+                // waiter's entry, so the next pick sees the class it joined first.
+                self.word.fetch_add(0, AcqRel);
             }
         }
     }
