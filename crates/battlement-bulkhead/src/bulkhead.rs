@@ -373,11 +373,16 @@ const NORMAL: usize = 1;
 impl Bulkhead {
     /// What a call that found no free permit on the fast path does first.
     pub(crate) fn loom_enter(&self) -> (Entry, Option<Permit>) {
+        self.loom_enter_class(NORMAL)
+    }
+
+    /// [`loom_enter`](Self::loom_enter) for a call of priority class `class`.
+    pub(crate) fn loom_enter_class(&self, class: usize) -> (Entry, Option<Permit>) {
         let s = &self.shared;
-        s.join_class(NORMAL);
+        s.join_class(class);
         let entry = s.enter(s.max_queued.load(Relaxed) as u64);
         if entry != Entry::Queued {
-            s.leave_class(NORMAL);
+            s.leave_class(class);
         }
         let permit = (entry == Entry::Admitted).then(|| Permit { shared: s.clone() });
         (entry, permit)
@@ -385,16 +390,26 @@ impl Bulkhead {
 
     /// A queued call polling for its permit: on success it has left the queue.
     pub(crate) fn loom_poll_queue(&self) -> Option<Permit> {
+        self.loom_poll_queue_class(NORMAL)
+    }
+
+    /// [`loom_poll_queue`](Self::loom_poll_queue) for a call of class `class`.
+    pub(crate) fn loom_poll_queue_class(&self, class: usize) -> Option<Permit> {
         let s = &self.shared;
-        s.queues[NORMAL].try_acquire().then(|| {
-            s.leave_queue(NORMAL);
+        s.queues[class].try_acquire().then(|| {
+            s.leave_queue(class);
             Permit { shared: s.clone() }
         })
     }
 
     /// A queued call giving up (its wait timed out, or it was cancelled).
     pub(crate) fn loom_give_up(&self) {
-        self.shared.leave_queue(NORMAL);
+        self.loom_give_up_class(NORMAL);
+    }
+
+    /// [`loom_give_up`](Self::loom_give_up) for a call of class `class`.
+    pub(crate) fn loom_give_up_class(&self, class: usize) {
+        self.shared.leave_queue(class);
     }
 }
 

@@ -202,3 +202,28 @@ fn loom_reload_shrink_then_grow_racing_releases() {
         assert_capacity(&b, 3);
     });
 }
+
+/// A critical waiter gives up while a release hands it the permit: the permit reaches the
+/// normal waiter queued behind it, and none is stranded in the critical class's queue.
+#[test]
+fn loom_critical_waiter_giving_up_racing_a_release_passes_the_permit_on() {
+    loom::model(|| {
+        let b = queued_bulkhead(1, 2);
+        let held = take(&b);
+        assert!(matches!(b.loom_enter_class(0), (Entry::Queued, None)));
+        assert!(matches!(b.loom_enter_class(1), (Entry::Queued, None)));
+        let release = thread::spawn(move || drop(held));
+        b.loom_give_up_class(0);
+        release.join().unwrap();
+        let permit = loop {
+            if let Some(permit) = b.loom_poll_queue_class(1) {
+                break permit;
+            }
+            thread::yield_now();
+        };
+        assert_eq!((b.queued(), b.in_flight()), (0, 1));
+        drop(permit);
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(b.permit_places(), (1, 0));
+    });
+}
