@@ -165,6 +165,24 @@ mod bulkhead {
         assert_eq!(bulkhead.in_flight(), 0);
     }
 
+    /// A priority function is asked only when no permit is free: the admitted call is the
+    /// plain bulkhead's.
+    #[test]
+    fn a_free_permit_with_a_priority_fn_allocates_nothing() {
+        use battlement_bulkhead::Priority;
+        let bulkhead = Bulkhead::builder("alloc")
+            .max_concurrent(4)
+            .max_queued(4)
+            .build()
+            .unwrap();
+        let svc = bulkhead
+            .layer()
+            .priority_fn(|_: &()| Priority::Sheddable)
+            .layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        assert_eq!(bulkhead.in_flight(), 0);
+    }
+
     /// The adaptive limit's admitted call: the bulkhead's, plus a clock read and a sample.
     #[test]
     fn an_adaptive_limits_free_permit_allocates_nothing() {
