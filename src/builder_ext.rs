@@ -62,6 +62,26 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         bulkhead: &crate::bulkhead::Bulkhead,
     ) -> ServiceBuilder<Stack<crate::bulkhead::BulkheadLayer, L>>;
 
+    /// Limits concurrent calls with an adaptive limit (a bulkhead whose limit moves with the
+    /// latency and failures of the calls it admits; permits taken in the response future).
+    ///
+    /// ```
+    /// use battlement::bulkhead::Limit;
+    /// use battlement::prelude::*;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let limit = Bulkhead::builder("search").adaptive(Limit::vegas()).build().unwrap();
+    /// let svc = ServiceBuilder::new()
+    ///     .adaptive_limit(&limit)
+    ///     .service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
+    /// assert_eq!(svc.limit().name(), "search");
+    /// ```
+    #[cfg(feature = "bulkhead")]
+    fn adaptive_limit(
+        self,
+        limit: &crate::bulkhead::AdaptiveLimit,
+    ) -> ServiceBuilder<Stack<crate::bulkhead::AdaptiveLayer, L>>;
+
     /// Limits each call (each attempt, when placed under a retry) to `limit`, failing it with a
     /// typed [`Elapsed`](crate::core::error::Elapsed).
     #[cfg(feature = "timeout")]
@@ -164,6 +184,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         bulkhead: &crate::bulkhead::Bulkhead,
     ) -> ServiceBuilder<Stack<crate::bulkhead::BulkheadLayer, L>> {
         self.layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
+    }
+
+    #[cfg(feature = "bulkhead")]
+    fn adaptive_limit(
+        self,
+        limit: &crate::bulkhead::AdaptiveLimit,
+    ) -> ServiceBuilder<Stack<crate::bulkhead::AdaptiveLayer, L>> {
+        self.layer(crate::bulkhead::AdaptiveLayer::new(limit))
     }
 
     #[cfg(feature = "timeout")]

@@ -298,6 +298,37 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
             .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
     }
 
+    /// Limits concurrent calls with an adaptive limit, in the bulkhead slot (it is a bulkhead
+    /// whose limit moves with the latency and failures of the calls it admits); registered as
+    /// non-critical (a bulkhead's default).
+    ///
+    /// ```
+    /// use battlement::bulkhead::{Bulkhead, Limit};
+    /// use battlement::ResilienceStack;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let limit = Bulkhead::builder("search").adaptive(Limit::aimd()).build().unwrap();
+    /// let svc = ResilienceStack::new()
+    ///     .adaptive_limit(&limit)
+    ///     .build()
+    ///     .unwrap()
+    ///     .layer(tower::service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+    /// assert_eq!(svc.oneshot(7).await.unwrap(), 7);
+    /// assert_eq!(limit.metrics().bulkhead.accepted, 1);
+    /// # }
+    /// ```
+    #[cfg(feature = "bulkhead")]
+    pub fn adaptive_limit(
+        self,
+        limit: &crate::bulkhead::AdaptiveLimit,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, crate::bulkhead::AdaptiveLayer, Ti, Ch>
+    {
+        self.part(Arc::new(limit.clone()))
+            .set_bulkhead(crate::bulkhead::AdaptiveLayer::new(limit))
+    }
+
     /// Retries with a battlement retry policy.
     #[cfg(feature = "retry")]
     pub fn retry_policy<K, P>(
@@ -642,6 +673,29 @@ mod tests {
             [("db".to_owned(), true), ("pool".to_owned(), false)]
         );
         assert_eq!(*built.0.lock().unwrap(), [("pool".to_owned(), false)]);
+    }
+
+    /// An adaptive limit fills the bulkhead slot and registers as a bulkhead (not critical).
+    #[cfg(feature = "bulkhead")]
+    #[tokio::test(start_paused = true)]
+    async fn an_adaptive_limit_fills_the_bulkhead_slot_and_registers() {
+        use crate::bulkhead::{Bulkhead, Limit};
+        let limit = Bulkhead::builder("search")
+            .adaptive(Limit::aimd())
+            .build()
+            .unwrap();
+        let names = Names::default();
+        let stack = ResilienceStack::new()
+            .adaptive_limit(&limit)
+            .registry(&names)
+            .build()
+            .unwrap();
+        assert_eq!(*names.0.lock().unwrap(), [("search".to_owned(), false)]);
+        let svc = ServiceBuilder::new()
+            .layer(stack)
+            .service(service_fn(|x: u32| async move { Ok::<_, BoxError>(x) }));
+        assert_eq!(svc.oneshot(3).await.unwrap(), 3);
+        assert_eq!(limit.metrics().bulkhead.accepted, 1);
     }
 
     /// The rate limit sits outside the retry: a call retried inside counts once against the

@@ -1,5 +1,5 @@
 //! No heap allocation per call in steady state: through a closed breaker and a free bulkhead
-//! (with and without their export histograms), the
+//! (with and without their export histograms), an adaptive limit's admitted call, the
 //! timeout layer, the retry policy whose first attempt succeeds, an adaptive throttle's admitted
 //! call, and the full recommended stack
 //! composed by the facade's `ResilienceStack`.
@@ -163,6 +163,41 @@ mod bulkhead {
         let svc = BulkheadLayer::new(&bulkhead).layer(bare());
         assert_eq!(allocations_per_steady_calls(svc), 0);
         assert_eq!(bulkhead.in_flight(), 0);
+    }
+
+    /// A priority function is asked only when no permit is free: the admitted call is the
+    /// plain bulkhead's.
+    #[test]
+    fn a_free_permit_with_a_priority_fn_allocates_nothing() {
+        use battlement_bulkhead::Priority;
+        let bulkhead = Bulkhead::builder("alloc")
+            .max_concurrent(4)
+            .max_queued(4)
+            .build()
+            .unwrap();
+        let svc = bulkhead
+            .layer()
+            .priority_fn(|_: &()| Priority::Sheddable)
+            .layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        assert_eq!(bulkhead.in_flight(), 0);
+    }
+
+    /// The adaptive limit's admitted call: the bulkhead's, plus a clock read and a sample.
+    #[test]
+    fn an_adaptive_limits_free_permit_allocates_nothing() {
+        use battlement_bulkhead::{AdaptiveLayer, Limit};
+        let limit = Bulkhead::builder("alloc")
+            .max_queued(4)
+            .adaptive(Limit::vegas())
+            .min_rtt(Duration::ZERO)
+            .build()
+            .unwrap();
+        let svc = AdaptiveLayer::new(&limit).layer(bare());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        let m = limit.metrics();
+        assert_eq!(m.bulkhead.in_flight, 0);
+        assert!(m.samples > 0, "the calls were sampled");
     }
 }
 

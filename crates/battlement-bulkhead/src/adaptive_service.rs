@@ -3,7 +3,7 @@
 use crate::bulkhead::Admission;
 use crate::permit::Permit;
 use crate::queue::WaitFuture;
-use crate::AdaptiveLimit;
+use crate::{AdaptiveLimit, Prioritize, PriorityFn};
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -26,8 +26,9 @@ use tower_service::Service;
 /// assert_eq!(svc.limit().name(), "db");
 /// ```
 #[derive(Debug, Clone)]
-pub struct AdaptiveLayer {
+pub struct AdaptiveLayer<P = ()> {
     limit: AdaptiveLimit,
+    priority: P,
 }
 
 impl AdaptiveLayer {
@@ -35,17 +36,43 @@ impl AdaptiveLayer {
     pub fn new(limit: &AdaptiveLimit) -> Self {
         AdaptiveLayer {
             limit: limit.clone(),
+            priority: (),
         }
     }
 }
 
-impl<S> Layer<S> for AdaptiveLayer {
-    type Service = AdaptiveService<S>;
+impl<P> AdaptiveLayer<P> {
+    /// Gives each request a [`Priority`](crate::Priority) with `f`, asked only when no permit
+    /// is free; as [`BulkheadLayer::priority_fn`](crate::BulkheadLayer::priority_fn).
+    ///
+    /// ```
+    /// use battlement_bulkhead::{Bulkhead, Limit, Priority};
+    /// use tower::ServiceBuilder;
+    ///
+    /// let limit = Bulkhead::builder("db").max_queued(16).adaptive(Limit::vegas()).build().unwrap();
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(limit.layer().priority_fn(|q: &String| {
+    ///         if q.starts_with("select") { Priority::Normal } else { Priority::Critical }
+    ///     }))
+    ///     .service_fn(|q: String| async move { Ok::<_, std::io::Error>(q.len()) });
+    /// # drop(svc);
+    /// ```
+    pub fn priority_fn<F>(self, f: F) -> AdaptiveLayer<PriorityFn<F>> {
+        AdaptiveLayer {
+            limit: self.limit,
+            priority: PriorityFn(f),
+        }
+    }
+}
+
+impl<S, P: Clone> Layer<S> for AdaptiveLayer<P> {
+    type Service = AdaptiveService<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AdaptiveService {
             inner,
             limit: self.limit.clone(),
+            priority: self.priority.clone(),
         }
     }
 }
@@ -77,17 +104,24 @@ impl AdaptiveLimit {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct AdaptiveService<S> {
+pub struct AdaptiveService<S, P = ()> {
     inner: S,
     limit: AdaptiveLimit,
+    priority: P,
 }
 
 impl<S> AdaptiveService<S> {
     /// Guards `inner` with `limit`.
     pub fn new(inner: S, limit: AdaptiveLimit) -> Self {
-        AdaptiveService { inner, limit }
+        AdaptiveService {
+            inner,
+            limit,
+            priority: (),
+        }
     }
+}
 
+impl<S, P> AdaptiveService<S, P> {
     /// The limit.
     pub fn limit(&self) -> &AdaptiveLimit {
         &self.limit
@@ -106,9 +140,10 @@ fn start(permit: &Permit) -> u64 {
         .map_or(0, |a| a.clock.raw())
 }
 
-impl<S, Req> Service<Req> for AdaptiveService<S>
+impl<S, P, Req> Service<Req> for AdaptiveService<S, P>
 where
     S: Service<Req> + Clone,
+    P: Prioritize<Req>,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
@@ -122,7 +157,8 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let kind = match self.limit.bulkhead.admit() {
+        let priority = &self.priority;
+        let kind = match self.limit.bulkhead.admit(|| priority.priority(&req)) {
             Admission::Now(permit) => Kind::Admitted {
                 start: start(&permit),
                 future: self.inner.call(req),

@@ -3,7 +3,7 @@
 use crate::permit::{free, waiters, Entry, Permit, Shared, MAX_PERMITS, MAX_QUEUED};
 use crate::queue::{noop_waker, wait_for_permit, QueueSlot, WaitFuture};
 use crate::semaphore::Semaphore;
-use crate::{BulkheadBuilder, BulkheadEvent};
+use crate::{BulkheadBuilder, BulkheadEvent, Priority};
 use battlement_core::error::{BoxError, BulkheadFull};
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
@@ -86,11 +86,17 @@ impl Bulkhead {
         histogram: bool,
         events: EventChannel<BulkheadEvent>,
         adaptive: Option<Box<crate::adaptive::Adaptive>>,
+        shedding: (f64, u32),
     ) -> Self {
         Bulkhead {
             shared: Arc::new(Shared {
                 word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
-                semaphore: Semaphore::new(0),
+                queues: std::array::from_fn(|_| Semaphore::new(0)),
+                class_waiters: std::array::from_fn(|_| AtomicUsize::new(0)),
+                passed_over: std::array::from_fn(|_| AtomicU64::new(0)),
+                starvation_bound: AtomicU64::new(u64::from(shedding.1)),
+                sheddable_share: AtomicU64::new(shedding.0.to_bits()),
+                rejected_shed: AtomicU64::new(0),
                 accepted: StripedCounter::new(),
                 debt: AtomicUsize::new(0),
                 max_concurrent: AtomicUsize::new(max_concurrent),
@@ -212,7 +218,8 @@ impl Bulkhead {
     ///   below it.
     /// - `max_queued` and `max_wait` apply to calls that arrive after the reload: calls already
     ///   queued keep their place (a smaller queue does not evict them) and their deadline.
-    /// - `rejection_window` applies to the next health snapshot.
+    /// - `rejection_window` applies to the next health snapshot; `sheddable_queue_share` to
+    ///   calls arriving after the reload, `starvation_bound` to the next hand-off.
     ///
     /// Each setting is published on its own: a call arriving during the reload may see some of
     /// the new settings and some of the old ones. A reload is a `tracing` info event, a
@@ -243,6 +250,10 @@ impl Bulkhead {
             .store(settings.max_wait.map_or(0, nanos), Relaxed);
         s.rejection_window
             .store(nanos(settings.rejection_window), Relaxed);
+        s.sheddable_share
+            .store(settings.sheddable_queue_share.to_bits(), Relaxed);
+        s.starvation_bound
+            .store(u64::from(settings.starvation_bound), Relaxed);
         let old = s.max_concurrent.load(Acquire);
         self.resize(settings.max_concurrent);
         s.reloads.fetch_add(1, Relaxed);
@@ -280,27 +291,50 @@ impl Bulkhead {
     /// The fast path (a free permit) takes no lock and allocates nothing: one compare-and-swap on
     /// the permit word, one `Arc` clone for the permit, and a plain increment of this thread's
     /// stripe of `accepted`.
+    ///
+    /// `priority` is asked only past the fast path.
     #[inline]
-    pub(crate) fn admit(&self) -> Admission {
+    pub(crate) fn admit(&self, priority: impl FnOnce() -> Priority) -> Admission {
         if self.shared.try_take() {
             self.shared.accepted.increment();
             Admission::Now(Permit {
                 shared: self.shared.clone(),
             })
         } else {
-            self.admit_slow()
+            self.admit_slow(priority())
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn admit_slow(&self) -> Admission {
+    fn admit_slow(&self, priority: Priority) -> Admission {
         let s = &self.shared;
+        let class = priority.index();
         let max_queued = s.max_queued.load(Relaxed);
-        let entered = s.enter(max_queued as u64);
+        let room = if priority == Priority::Sheddable {
+            s.sheddable_queued(max_queued)
+        } else {
+            max_queued
+        };
+        s.join_class(class);
+        let entered = s.enter(room as u64);
+        if entered != Entry::Queued {
+            s.leave_class(class);
+        }
         if entered == Entry::Admitted {
             s.accepted.increment();
             return Admission::Now(Permit { shared: s.clone() });
+        }
+        if entered == Entry::Full && priority == Priority::Sheddable {
+            s.rejected_shed.fetch_add(1, Relaxed);
+            s.note_rejection();
+            tracing::debug!(
+                bulkhead = %s.name,
+                max_queued,
+                sheddable_queued = room,
+                "sheddable call shed: bulkhead saturated"
+            );
+            return Admission::Rejected(Box::new(BulkheadFull::shed(s.name.clone())));
         }
         if entered == Entry::Full {
             // (No permit can be stranded in the queue now: it is full, or there is none, and
@@ -315,7 +349,11 @@ impl Bulkhead {
             );
             return Admission::Rejected(Box::new(BulkheadFull::new(s.name.clone())));
         }
-        let mut wait = wait_for_permit(QueueSlot(Some(s.clone())), Instant::now(), s.max_wait());
+        let mut wait = wait_for_permit(
+            QueueSlot(Some(s.clone()), class),
+            Instant::now(),
+            s.max_wait(),
+        );
         // Poll once now, so the call takes its place in the semaphore's FIFO queue in the order
         // of `call`s, not of first polls. The caller's first poll replaces the no-op waker.
         match wait.as_mut().poll(&mut Context::from_waker(noop_waker())) {
@@ -326,29 +364,52 @@ impl Bulkhead {
     }
 }
 
+/// The class the loom models queue in.
+#[cfg(all(loom, test))]
+const NORMAL: usize = 1;
+
 /// The queued path, step by step, for the loom models (which cannot run the async wait).
 #[cfg(all(loom, test))]
 impl Bulkhead {
     /// What a call that found no free permit on the fast path does first.
     pub(crate) fn loom_enter(&self) -> (Entry, Option<Permit>) {
+        self.loom_enter_class(NORMAL)
+    }
+
+    /// [`loom_enter`](Self::loom_enter) for a call of priority class `class`.
+    pub(crate) fn loom_enter_class(&self, class: usize) -> (Entry, Option<Permit>) {
         let s = &self.shared;
+        s.join_class(class);
         let entry = s.enter(s.max_queued.load(Relaxed) as u64);
+        if entry != Entry::Queued {
+            s.leave_class(class);
+        }
         let permit = (entry == Entry::Admitted).then(|| Permit { shared: s.clone() });
         (entry, permit)
     }
 
     /// A queued call polling for its permit: on success it has left the queue.
     pub(crate) fn loom_poll_queue(&self) -> Option<Permit> {
+        self.loom_poll_queue_class(NORMAL)
+    }
+
+    /// [`loom_poll_queue`](Self::loom_poll_queue) for a call of class `class`.
+    pub(crate) fn loom_poll_queue_class(&self, class: usize) -> Option<Permit> {
         let s = &self.shared;
-        s.semaphore.try_acquire().then(|| {
-            s.leave_queue();
+        s.queues[class].try_acquire().then(|| {
+            s.leave_queue(class);
             Permit { shared: s.clone() }
         })
     }
 
     /// A queued call giving up (its wait timed out, or it was cancelled).
     pub(crate) fn loom_give_up(&self) {
-        self.shared.leave_queue();
+        self.loom_give_up_class(NORMAL);
+    }
+
+    /// [`loom_give_up`](Self::loom_give_up) for a call of class `class`.
+    pub(crate) fn loom_give_up_class(&self, class: usize) {
+        self.shared.leave_queue(class);
     }
 }
 
@@ -359,7 +420,7 @@ impl Bulkhead {
         let s = &self.shared;
         (
             free(s.word.load(Acquire)) as usize,
-            s.semaphore.available_permits(),
+            s.queues.iter().map(Semaphore::available_permits).sum(),
         )
     }
 }
@@ -372,7 +433,12 @@ impl Shared {
     /// Calls holding a permit now (see [`Bulkhead::in_flight`]).
     pub(crate) fn in_flight(&self) -> usize {
         let capacity = self.max_concurrent.load(Acquire) + self.debt.load(Acquire);
-        let free = free(self.word.load(Acquire)) as usize + self.semaphore.available_permits();
+        let free = free(self.word.load(Acquire)) as usize
+            + self
+                .queues
+                .iter()
+                .map(Semaphore::available_permits)
+                .sum::<usize>();
         capacity.saturating_sub(free)
     }
 
@@ -403,6 +469,13 @@ impl Shared {
             }
         }
         old
+    }
+
+    /// How many queued calls a sheddable call may join: `max_queued × sheddable_queue_share`,
+    /// rounded down.
+    pub(crate) fn sheddable_queued(&self, max_queued: usize) -> usize {
+        let share = f64::from_bits(self.sheddable_share.load(Relaxed));
+        ((max_queued as f64) * share) as usize
     }
 
     /// The wait limit for a call queueing now.
@@ -446,7 +519,7 @@ impl Bulkhead {
     /// (battlement-keyed). Must be called from within a tokio runtime when the call may queue.
     #[inline]
     pub fn try_call(&self) -> BulkheadAdmission {
-        BulkheadAdmission(self.admit())
+        BulkheadAdmission(self.admit(|| Priority::Normal))
     }
 
     /// Whether anything but this handle holds the bulkhead: another clone of it (a layer, a

@@ -43,8 +43,15 @@ pub struct BulkheadBuilder {
     pub(crate) rejection_window: Duration,
     event_capacity: usize,
     histogram: bool,
+    pub(crate) sheddable_queue_share: f64,
+    pub(crate) starvation_bound: u32,
 }
 
+/// The default share of the queue sheddable calls may fill: half.
+pub const DEFAULT_SHEDDABLE_QUEUE_SHARE: f64 = 0.5;
+/// The default starvation bound: a priority class with waiters is passed over at most 8 times
+/// in a row.
+pub const DEFAULT_STARVATION_BOUND: u32 = 8;
 /// The default [`rejection_window`](BulkheadBuilder::rejection_window): 10 s.
 pub const DEFAULT_REJECTION_WINDOW: Duration = Duration::from_secs(10);
 
@@ -57,6 +64,8 @@ impl fmt::Debug for BulkheadBuilder {
             .field("max_wait", &self.max_wait)
             .field("rejection_window", &self.rejection_window)
             .field("histogram", &self.histogram)
+            .field("sheddable_queue_share", &self.sheddable_queue_share)
+            .field("starvation_bound", &self.starvation_bound)
             .field("event_capacity", &self.event_capacity)
             .finish()
     }
@@ -71,6 +80,8 @@ impl BulkheadBuilder {
             max_wait: None,
             rejection_window: DEFAULT_REJECTION_WINDOW,
             histogram: false,
+            sheddable_queue_share: DEFAULT_SHEDDABLE_QUEUE_SHARE,
+            starvation_bound: DEFAULT_STARVATION_BOUND,
             event_capacity: battlement_core::event::DEFAULT_EVENT_CAPACITY,
         }
     }
@@ -137,6 +148,45 @@ impl BulkheadBuilder {
         self
     }
 
+    /// The share of `max_queued` that [`Sheddable`](crate::Priority::Sheddable) calls may fill
+    /// (default [`DEFAULT_SHEDDABLE_QUEUE_SHARE`], between 0 and 1): a sheddable call that finds
+    /// no free permit queues only while fewer than `max_queued × share` (rounded down) calls
+    /// wait, and is otherwise shed at once ([`BulkheadFull::is_shed`](crate::BulkheadFull::is_shed)),
+    /// keeping the rest of the queue for critical and normal calls. 0 never queues a sheddable
+    /// call; 1 queues it like any other.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// assert!(Bulkhead::builder("api").max_queued(10).sheddable_queue_share(0.2).build().is_ok());
+    /// let err = Bulkhead::builder("api").sheddable_queue_share(1.5).build().unwrap_err();
+    /// assert_eq!(err.setting(), "sheddable_queue_share");
+    /// ```
+    pub fn sheddable_queue_share(mut self, share: f64) -> Self {
+        self.sheddable_queue_share = share;
+        self
+    }
+
+    /// The starvation bound (default [`DEFAULT_STARVATION_BOUND`], at least 1): a permit freed
+    /// while calls wait goes to the highest [`Priority`](crate::Priority) with waiters, but a
+    /// lower priority with waiters that has been passed over this many times in a row gets the
+    /// next one. So the oldest waiter of any class is served after at most `bound` permits
+    /// handed to higher classes (with the priority's own earlier waiters ahead of it, a waiter
+    /// `k`-th in its class waits for at most `k × (bound + 1)` hand-offs). Hand-offs that race
+    /// (two calls finishing at once) may each count the same pass-over, so under contention the
+    /// bound can be exceeded by the number of racing hand-offs.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// let err = Bulkhead::builder("api").starvation_bound(0).build().unwrap_err();
+    /// assert_eq!(err.setting(), "starvation_bound");
+    /// ```
+    pub fn starvation_bound(mut self, bound: u32) -> Self {
+        self.starvation_bound = bound;
+        self
+    }
+
     battlement_core::define_registration_methods!();
 
     battlement_core::define_event_capacity_method!();
@@ -180,6 +230,16 @@ impl BulkheadBuilder {
                 ));
             }
         }
+        if !(0.0..=1.0).contains(&self.sheddable_queue_share) {
+            return Err(self.err(
+                "sheddable_queue_share",
+                self.sheddable_queue_share,
+                "must be between 0 and 1",
+            ));
+        }
+        if self.starvation_bound == 0 {
+            return Err(self.err("starvation_bound", 0, "must be at least 1"));
+        }
         EventChannel::new(self.event_capacity)
             .map_err(|e| e.within(ComponentKind::Bulkhead, self.registration.name()))
     }
@@ -208,6 +268,7 @@ impl BulkheadBuilder {
             self.histogram,
             events,
             adaptive,
+            (self.sheddable_queue_share, self.starvation_bound),
         ))
     }
 

@@ -1,6 +1,6 @@
 //! The bulkhead's `tower::Layer`.
 
-use crate::{Bulkhead, BulkheadService};
+use crate::{Bulkhead, BulkheadService, PriorityFn};
 use tower_layer::Layer;
 
 /// Guards services with a [`Bulkhead`].
@@ -22,8 +22,9 @@ use tower_layer::Layer;
 /// assert_eq!(reads.bulkhead().name(), writes.bulkhead().name());
 /// ```
 #[derive(Debug, Clone)]
-pub struct BulkheadLayer {
+pub struct BulkheadLayer<P = ()> {
     bulkhead: Bulkhead,
+    priority: P,
 }
 
 impl BulkheadLayer {
@@ -31,20 +32,50 @@ impl BulkheadLayer {
     pub fn new(bulkhead: &Bulkhead) -> Self {
         BulkheadLayer {
             bulkhead: bulkhead.clone(),
+            priority: (),
         }
     }
+}
 
+impl<P> BulkheadLayer<P> {
     /// The bulkhead this layer guards with.
     pub fn bulkhead(&self) -> &Bulkhead {
         &self.bulkhead
     }
+
+    /// Gives each request a [`Priority`](crate::Priority) with `f`, asked only when no permit is free (see
+    /// [`Priority`](crate::Priority) for what it changes). Without it every call is `Normal`.
+    ///
+    /// For an `http::Request`, read a priority set by an earlier layer from its extensions:
+    /// `priority_fn(|r: &http::Request<B>| r.extensions().get::<Priority>().copied().unwrap_or_default())`.
+    ///
+    /// ```
+    /// use battlement_bulkhead::{Bulkhead, Priority};
+    /// use tower::ServiceBuilder;
+    ///
+    /// let api = Bulkhead::builder("api").max_concurrent(8).max_queued(32).build().unwrap();
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(api.layer().priority_fn(|path: &String| {
+    ///         if path.starts_with("/checkout") { Priority::Critical }
+    ///         else if path.starts_with("/recommendations") { Priority::Sheddable }
+    ///         else { Priority::Normal }
+    ///     }))
+    ///     .service_fn(|path: String| async move { Ok::<_, std::io::Error>(path.len()) });
+    /// # drop(svc);
+    /// ```
+    pub fn priority_fn<F>(self, f: F) -> BulkheadLayer<PriorityFn<F>> {
+        BulkheadLayer {
+            bulkhead: self.bulkhead,
+            priority: PriorityFn(f),
+        }
+    }
 }
 
-impl<S> Layer<S> for BulkheadLayer {
-    type Service = BulkheadService<S>;
+impl<S, P: Clone> Layer<S> for BulkheadLayer<P> {
+    type Service = BulkheadService<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BulkheadService::new(inner, self.bulkhead.clone())
+        BulkheadService::with_priority(inner, self.bulkhead.clone(), self.priority.clone())
     }
 }
 

@@ -24,6 +24,13 @@
 //!   concurrency-limits defines them) moves with the latency and failures of the calls it
 //!   admits, through its own layer ([`AdaptiveLayer`]). Call timing uses the CPU's time-stamp
 //!   counter; the `tokio-time` feature switches it to tokio's clock for paused-time tests.
+//! - Load shedding with priority: a [`Priority`] per request (set by
+//!   [`BulkheadLayer::priority_fn`] or [`AdaptiveLayer::priority_fn`]); once saturated, a
+//!   sheddable call is refused while the queue is more than
+//!   [`sheddable_queue_share`](BulkheadBuilder::sheddable_queue_share) full, and queued calls
+//!   are served critical first, with no class passed over more than
+//!   [`starvation_bound`](BulkheadBuilder::starvation_bound) times in a row. A free permit
+//!   admits any call at once.
 //! - Every rejection is a `tracing` debug event, every resize an info event, with the
 //!   bulkhead's name.
 //!
@@ -117,6 +124,7 @@ mod layer;
 mod limit;
 mod metrics;
 mod permit;
+mod priority;
 mod queue;
 mod semaphore;
 mod service;
@@ -129,12 +137,16 @@ pub use adaptive_service::{AdaptiveLayer, AdaptiveResponseFuture, AdaptiveServic
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
 pub use battlement_core::ConfigError;
 pub use bulkhead::{Bulkhead, BulkheadAdmission};
-pub use config::{BulkheadBuilder, DEFAULT_REJECTION_WINDOW};
+pub use config::{
+    BulkheadBuilder, DEFAULT_REJECTION_WINDOW, DEFAULT_SHEDDABLE_QUEUE_SHARE,
+    DEFAULT_STARVATION_BOUND,
+};
 pub use event::BulkheadEvent;
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
 pub use limit::{Aimd, Gradient2, Limit, Vegas};
 pub use metrics::{BulkheadMetrics, FAMILIES};
+pub use priority::{Prioritize, Priority, PriorityFn};
 pub use service::BulkheadService;
 
 #[cfg(all(test, loom))]

@@ -38,7 +38,7 @@ fn wait_in_queue(b: &Bulkhead) -> Permit {
 }
 
 fn take(b: &Bulkhead) -> Permit {
-    match b.admit() {
+    match b.admit(crate::Priority::default) {
         Admission::Now(permit) => permit,
         _ => panic!("no free permit"),
     }
@@ -49,7 +49,7 @@ fn assert_capacity(b: &Bulkhead, n: usize) {
     assert_eq!(b.in_flight(), 0);
     let held: Vec<Permit> = (0..n).map(|_| take(b)).collect();
     assert!(
-        matches!(b.admit(), Admission::Rejected(_)),
+        matches!(b.admit(crate::Priority::default), Admission::Rejected(_)),
         "more than {n} permits"
     );
     assert_eq!(b.in_flight(), n);
@@ -70,7 +70,7 @@ fn loom_release_racing_shrink() {
         shrink.join().unwrap();
         // Not only eventually: with the shrink done and one call still running, the limit holds.
         assert!(
-            matches!(b.admit(), Admission::Rejected(_)),
+            matches!(b.admit(crate::Priority::default), Admission::Rejected(_)),
             "over the new limit"
         );
         assert_eq!(b.in_flight(), 1);
@@ -90,7 +90,7 @@ fn loom_release_racing_shrink_then_grow() {
         release.join().unwrap();
         // Two calls still run, and the limit is two.
         assert!(
-            matches!(b.admit(), Admission::Rejected(_)),
+            matches!(b.admit(crate::Priority::default), Admission::Rejected(_)),
             "over the limit"
         );
         drop((p2, p3));
@@ -200,5 +200,30 @@ fn loom_reload_shrink_then_grow_racing_releases() {
         // No queue any more, and exactly the new limit's permits.
         assert_eq!(b.max_queued(), 0);
         assert_capacity(&b, 3);
+    });
+}
+
+/// A critical waiter gives up while a release hands it the permit: the permit reaches the
+/// normal waiter queued behind it, and none is stranded in the critical class's queue.
+#[test]
+fn loom_critical_waiter_giving_up_racing_a_release_passes_the_permit_on() {
+    loom::model(|| {
+        let b = queued_bulkhead(1, 2);
+        let held = take(&b);
+        assert!(matches!(b.loom_enter_class(0), (Entry::Queued, None)));
+        assert!(matches!(b.loom_enter_class(1), (Entry::Queued, None)));
+        let release = thread::spawn(move || drop(held));
+        b.loom_give_up_class(0);
+        release.join().unwrap();
+        let permit = loop {
+            if let Some(permit) = b.loom_poll_queue_class(1) {
+                break permit;
+            }
+            thread::yield_now();
+        };
+        assert_eq!((b.queued(), b.in_flight()), (0, 1));
+        drop(permit);
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(b.permit_places(), (1, 0));
     });
 }

@@ -15,7 +15,7 @@
 //! | `battlement_bulkhead_max_concurrent` | gauge | | The concurrency limit. |
 //! | `battlement_bulkhead_max_queued` | gauge | | The queue bound. |
 //! | `battlement_bulkhead_accepted_calls` | counter | | Calls admitted, at once or after waiting. |
-//! | `battlement_bulkhead_rejected_calls` | counter | `reason` | Calls rejected: `full` (the queue was full, [`BulkheadFull`](crate::BulkheadFull)) or `timeout` (waited too long, [`BulkheadTimeout`](crate::BulkheadTimeout)); both reported. |
+//! | `battlement_bulkhead_rejected_calls` | counter | `reason` | Calls rejected: `full` (the queue was full, [`BulkheadFull`](crate::BulkheadFull)), `shed` (a sheddable call refused, [`BulkheadFull::is_shed`](crate::BulkheadFull::is_shed)) or `timeout` (waited too long, [`BulkheadTimeout`](crate::BulkheadTimeout)); all three reported. |
 //! | `battlement_bulkhead_waited_calls` | counter | | Calls that went through the queue (admitted or timed out). |
 //! | `battlement_bulkhead_queue_wait_max_seconds` | gauge | | The longest time a call spent in the queue. |
 //! | `battlement_bulkhead_queue_wait_seconds` | histogram | | Time calls spent in the queue; only with [`histogram(true)`](crate::BulkheadBuilder::histogram). |
@@ -66,7 +66,7 @@ static ACCEPTED: Family = Family::counter(
 );
 static REJECTED: Family = Family::counter(
     "battlement_bulkhead_rejected_calls",
-    "Calls rejected, by reason (full or timeout).",
+    "Calls rejected, by reason (full, shed or timeout).",
     "calls",
 );
 static WAITED: Family = Family::counter(
@@ -167,6 +167,7 @@ impl Bulkhead {
             accepted: s.accepted.sum(),
             rejected_full: s.rejected_full.load(Acquire),
             rejected_timeout: s.rejected_timeout.load(Acquire),
+            rejected_shed: s.rejected_shed.load(Acquire),
             waited,
             wait_mean: match waited {
                 0 => Duration::ZERO,
@@ -245,6 +246,9 @@ pub struct BulkheadMetrics {
     pub rejected_full: u64,
     /// Calls rejected after waiting too long ([`BulkheadTimeout`](crate::BulkheadTimeout)).
     pub rejected_timeout: u64,
+    /// Sheddable calls refused under saturation ([`BulkheadFull`](crate::BulkheadFull) with
+    /// [`is_shed`](crate::BulkheadFull::is_shed)); not counted in `rejected_full`.
+    pub rejected_shed: u64,
     /// Calls that went through the queue (admitted or timed out).
     pub waited: u64,
     /// Their mean time in the queue.
@@ -261,9 +265,9 @@ impl BulkheadMetrics {
         self.in_flight >= self.max_concurrent
     }
 
-    /// Calls rejected, for either reason.
+    /// Calls rejected, for any reason.
     pub fn rejected(&self) -> u64 {
-        self.rejected_full + self.rejected_timeout
+        self.rejected_full + self.rejected_shed + self.rejected_timeout
     }
 }
 
@@ -318,6 +322,11 @@ impl HealthSource for Bulkhead {
                 m.rejected_timeout as f64,
                 "calls",
             ))
+            .with_metric(Metric::new(
+                "rejected_shed",
+                m.rejected_shed as f64,
+                "calls",
+            ))
             .with_metric(Metric::new("waited", m.waited as f64, "calls"))
             .with_metric(Metric::new("wait_mean", ms(m.wait_mean), "ms"))
             .with_metric(Metric::new("wait_max", ms(m.wait_max), "ms"));
@@ -354,6 +363,7 @@ impl HealthSource for Bulkhead {
         out.gauge(&MAX_QUEUED, &[], m.max_queued as f64);
         out.counter(&ACCEPTED, &[], m.accepted);
         out.counter(&REJECTED, &[("reason", "full")], m.rejected_full);
+        out.counter(&REJECTED, &[("reason", "shed")], m.rejected_shed);
         out.counter(&REJECTED, &[("reason", "timeout")], m.rejected_timeout);
         out.counter(&WAITED, &[], m.waited);
         out.gauge(&QUEUE_WAIT_MAX, &[], m.wait_max.as_secs_f64());

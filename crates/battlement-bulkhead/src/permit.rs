@@ -1,6 +1,7 @@
 //! The permit accounting the loom models check (`loom_tests.rs`): the state every clone of a
 //! bulkhead shares, the free-permit and queue word, permits, release and resize.
 
+use crate::priority::CLASSES;
 use crate::semaphore::Semaphore;
 use crate::BulkheadEvent;
 use battlement_core::event::EventChannel;
@@ -19,16 +20,29 @@ use tokio::time::Instant;
 /// Permits live in one of three places: held by a call, free in [`word`](Self::word), or in
 /// transit to a queued call through the semaphore. A call that finds a free permit takes it with
 /// one compare-and-swap on `word` and gives it back the same way: no lock, no queue. Only while
-/// calls are queued does a finished call hand its permit to the semaphore, which wakes the
-/// first waiter (FIFO). An admitted call also writes this thread's stripe of `accepted` and
+/// calls are queued does a finished call hand its permit to the queue of one priority class
+/// (chosen by `Shared::pick`: the highest with waiters, within the starvation bound), whose
+/// semaphore wakes that class's first waiter (FIFO). An admitted call also writes this thread's stripe of `accepted` and
 /// reads `debt`; everything else is written only off the fast path.
 pub(crate) struct Shared {
     /// Free permits (low 32 bits) and queued calls (high 32 bits). Calls are queued only while
     /// no permit is free, and a permit is only made free while no call is queued, so a queued
     /// call is never passed over by one that arrived after it.
     pub(crate) word: CachePadded<AtomicU64>,
-    /// The queue: it holds permits only on their way to a queued call.
-    pub(crate) semaphore: Semaphore,
+    /// The queue, one FIFO per [`Priority`](crate::Priority) class (critical first): each
+    /// holds permits only on their way to a queued call of its class.
+    pub(crate) queues: [Semaphore; CLASSES],
+    /// Calls queued in each class (counted before they join the word's count, and until after
+    /// they leave it). Written only by queued calls.
+    pub(crate) class_waiters: [AtomicUsize; CLASSES],
+    /// How many hand-offs in a row passed over each class while it had waiters.
+    pub(crate) passed_over: [AtomicU64; CLASSES],
+    /// A class passed over this many times in a row is served next.
+    pub(crate) starvation_bound: AtomicU64,
+    /// The share of `max_queued` sheddable calls may fill (an `f64`'s bits).
+    pub(crate) sheddable_share: AtomicU64,
+    /// Sheddable calls rejected (shed).
+    pub(crate) rejected_shed: AtomicU64,
     pub(crate) accepted: StripedCounter,
     /// Permits still to be removed after a shrink: a finishing call pays one by forgetting its
     /// permit instead of returning it.
@@ -157,14 +171,13 @@ impl Shared {
         }
     }
 
-    /// A queued call leaves the queue, with a permit or without. The last one out returns any
-    /// permit left in transit (handed over for a waiter that then gave up) to the free pool.
-    pub(crate) fn leave_queue(&self) {
+    /// A queued call leaves the queue, with a permit or without. The last one out of its class
+    /// returns any permit left in transit (handed over for a waiter that then gave up) to the
+    /// free pool or another class ([`leave_class`](Self::leave_class)).
+    pub(crate) fn leave_queue(&self, class: usize) {
         let before = self.word.fetch_sub(WAITER, AcqRel);
         debug_assert!(waiters(before) > 0, "left a queue it was not in");
-        if waiters(before) == 1 {
-            self.reclaim();
-        }
+        self.leave_class(class);
     }
 
     /// Makes `n` permits available: free, or, while calls are queued, handed to the first of
@@ -178,7 +191,7 @@ impl Shared {
     /// Adds `n` permits to the free pool, unless calls are queued (`false`: the permits are
     /// theirs, and the caller still holds them).
     #[inline]
-    fn free_up(&self, n: usize) -> bool {
+    pub(crate) fn free_up(&self, n: usize) -> bool {
         let word = &*self.word;
         let mut w = word.load(Relaxed);
         while waiters(w) == 0 {
@@ -190,34 +203,6 @@ impl Shared {
             }
         }
         false
-    }
-
-    /// Hands `n` permits to the queue. Should every waiter have left meanwhile, nobody would
-    /// take them: take them back.
-    #[cold]
-    fn hand_off(&self, n: usize) {
-        self.semaphore.add_permits(n);
-        self.reclaim();
-    }
-
-    /// Returns permits stranded in the semaphore to the free pool once no call is queued.
-    #[cold]
-    fn reclaim(&self) {
-        loop {
-            // A read-modify-write reads the latest word: a plain load might still show a waiter
-            // that has left, and the permits would be stranded.
-            if waiters(self.word.fetch_add(0, AcqRel)) != 0 {
-                // A waiter will take them.
-                return;
-            }
-            let n = self.semaphore.forget_permits(MAX_PERMITS);
-            if n == 0 || self.free_up(n) {
-                return;
-            }
-            // A call queued meanwhile: the permits are its. Go round in case it has already
-            // left too.
-            self.semaphore.add_permits(n);
-        }
     }
 
     /// Removes up to `n` free permits (a shrink), from the free pool and then from the queue's
@@ -240,11 +225,14 @@ impl Shared {
                 Err(now) => w = now,
             }
         };
-        if taken < n {
-            taken + self.semaphore.forget_permits(n - taken)
-        } else {
-            taken
+        let mut taken = taken;
+        for queue in &self.queues {
+            if taken == n {
+                break;
+            }
+            taken += queue.forget_permits(n - taken);
         }
+        taken
     }
 
     /// Returns one permit, or retires it if a shrink is owed permits.

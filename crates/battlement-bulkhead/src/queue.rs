@@ -1,5 +1,5 @@
-//! The wait queue: a call that finds no free permit waits here, in FIFO order, for at most
-//! `max_wait`.
+//! The wait queue: a call that finds no free permit waits here, in FIFO order within its
+//! priority class, for at most `max_wait`.
 
 use crate::permit::{Permit, Shared};
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
@@ -22,7 +22,7 @@ pub(crate) fn wait_for_permit(
 ) -> WaitFuture {
     Box::pin(async move {
         let acquired = {
-            let semaphore = &slot.shared().semaphore;
+            let semaphore = &slot.shared().queues[slot.1];
             match max_wait {
                 None => Some(semaphore.acquire().await),
                 Some(limit) => tokio::time::timeout_at(entered + limit, semaphore.acquire())
@@ -61,7 +61,8 @@ pub(crate) fn wait_for_permit(
 
 /// A place in the queue: counted among the waiters until it is left or dropped (a cancelled
 /// wait).
-pub(crate) struct QueueSlot(pub(crate) Option<Arc<Shared>>);
+/// The second field is the call's priority class.
+pub(crate) struct QueueSlot(pub(crate) Option<Arc<Shared>>, pub(crate) usize);
 
 impl QueueSlot {
     fn shared(&self) -> &Shared {
@@ -71,7 +72,7 @@ impl QueueSlot {
     /// Leaves the queue, with the permit it was waiting for or without (a timeout).
     fn leave(mut self) -> Arc<Shared> {
         let shared = self.0.take().expect("queue slot already left");
-        shared.leave_queue();
+        shared.leave_queue(self.1);
         shared
     }
 }
@@ -79,7 +80,7 @@ impl QueueSlot {
 impl Drop for QueueSlot {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            shared.leave_queue();
+            shared.leave_queue(self.1);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The bulkhead's `tower::Service`.
 
 use crate::future::ResponseFuture;
-use crate::Bulkhead;
+use crate::{Bulkhead, BulkheadAdmission, Prioritize};
 use battlement_core::BoxError;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -46,16 +46,35 @@ use tower_service::Service;
 /// assert!(err.downcast_ref::<BulkheadFull>().is_some());
 /// # }
 /// ```
+///
+/// `P` gives each request its [`Priority`](crate::Priority) ([`Prioritize`]): `()` makes every
+/// call `Normal`; see [`BulkheadLayer::priority_fn`](crate::BulkheadLayer::priority_fn).
 #[derive(Debug, Clone)]
-pub struct BulkheadService<S> {
+pub struct BulkheadService<S, P = ()> {
     inner: S,
     bulkhead: Bulkhead,
+    priority: P,
 }
 
 impl<S> BulkheadService<S> {
     /// Guards `inner` with `bulkhead`.
     pub fn new(inner: S, bulkhead: Bulkhead) -> Self {
-        BulkheadService { inner, bulkhead }
+        BulkheadService {
+            inner,
+            bulkhead,
+            priority: (),
+        }
+    }
+}
+
+impl<S, P> BulkheadService<S, P> {
+    /// Guards `inner` with `bulkhead`, giving each request the priority `priority` finds.
+    pub fn with_priority(inner: S, bulkhead: Bulkhead, priority: P) -> Self {
+        BulkheadService {
+            inner,
+            bulkhead,
+            priority,
+        }
     }
 
     /// The bulkhead.
@@ -66,9 +85,10 @@ impl<S> BulkheadService<S> {
     battlement_core::define_inner_service_accessors!();
 }
 
-impl<S, Req> Service<Req> for BulkheadService<S>
+impl<S, P, Req> Service<Req> for BulkheadService<S, P>
 where
     S: Service<Req> + Clone,
+    P: Prioritize<Req>,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
@@ -82,6 +102,8 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        ResponseFuture::new(self.bulkhead.try_call(), &mut self.inner, req)
+        let priority = &self.priority;
+        let admission = BulkheadAdmission(self.bulkhead.admit(|| priority.priority(&req)));
+        ResponseFuture::new(admission, &mut self.inner, req)
     }
 }

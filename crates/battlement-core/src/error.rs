@@ -257,27 +257,46 @@ impl Error for BreakerOpen {}
 ///
 /// let err = BulkheadFull::new("db".into());
 /// assert_eq!(err.name(), "db");
+/// assert!(!err.is_shed());
+/// assert!(BulkheadFull::shed("db".into()).is_shed());
 /// ```
 #[derive(Debug, Clone)]
 pub struct BulkheadFull {
     name: Arc<str>,
+    shed: bool,
 }
 
 impl BulkheadFull {
-    /// A rejection by the bulkhead `name`.
+    /// A rejection by the bulkhead `name`: no permit free, and the queue full.
     pub fn new(name: Arc<str>) -> Self {
-        BulkheadFull { name }
+        BulkheadFull { name, shed: false }
+    }
+
+    /// A sheddable call shed by the bulkhead `name`: no permit free, and the queue fuller than
+    /// sheddable calls may fill it.
+    pub fn shed(name: Arc<str>) -> Self {
+        BulkheadFull { name, shed: true }
     }
 
     /// The bulkhead's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Whether the call was shed for its low priority (the queue may still have had room for
+    /// others).
+    pub fn is_shed(&self) -> bool {
+        self.shed
+    }
 }
 
 impl fmt::Display for BulkheadFull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bulkhead `{}` is full", self.name)
+        if self.shed {
+            write!(f, "bulkhead `{}` shed a sheddable call", self.name)
+        } else {
+            write!(f, "bulkhead `{}` is full", self.name)
+        }
     }
 }
 

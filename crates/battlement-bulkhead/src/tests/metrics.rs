@@ -184,6 +184,7 @@ async fn export_matches_metrics() {
             |reason| out.counter_value("battlement_bulkhead_rejected_calls", &[("reason", reason)]);
         assert_eq!(rejected("full"), m.rejected_full);
         assert_eq!(rejected("timeout"), m.rejected_timeout);
+        assert_eq!(rejected("shed"), m.rejected_shed);
         assert_eq!(
             gauge("battlement_bulkhead_queue_wait_max_seconds"),
             m.wait_max.as_secs_f64()
@@ -239,7 +240,7 @@ async fn export_matches_metrics() {
         (m.accepted, m.rejected_full, m.rejected_timeout, m.waited),
         (3, 1, 1, 2)
     );
-    assert_eq!(out.count_of("battlement_bulkhead_rejected_calls"), 2);
+    assert_eq!(out.count_of("battlement_bulkhead_rejected_calls"), 3);
     let h = out.histogram_value("battlement_bulkhead_queue_wait_seconds", &[]);
     assert!((h.sum - 0.070).abs() < 1e-9, "{}", h.sum);
     let le_50ms = h.bounds().iter().position(|&b| b >= 0.050).unwrap();

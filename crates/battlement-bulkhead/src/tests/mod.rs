@@ -18,6 +18,7 @@ mod adaptive;
 mod admission;
 mod config;
 mod metrics;
+mod priority;
 mod reload;
 mod resize;
 mod service;
