@@ -73,13 +73,15 @@ mod key;
 mod keyed;
 mod layer;
 mod metrics;
+mod service;
 
 pub use component::{BulkheadState, Component, Guard};
 pub use config::{KeyedBuilder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_KEYS, MAX_KEYS};
 pub use key::{key_fn, Authority, Extension, ExtractKey, Header, KeyFn};
 pub use keyed::Keyed;
-pub use layer::{KeyedBulkheadLayer, KeyedCircuitBreakerLayer, KeyedLayer, KeyedService};
+pub use layer::{KeyedBulkheadLayer, KeyedCircuitBreakerLayer, KeyedLayer};
 pub use metrics::{KeyedMetrics, WorstKey, FAMILIES};
+pub use service::KeyedService;
 
 /// A circuit breaker per key.
 pub type KeyedCircuitBreaker<K = String> = Keyed<battlement_breaker::CircuitBreaker, K>;
