@@ -75,9 +75,17 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.breaker.try_call() {
-            Ok(guard) => {
-                ResponseFuture::admitted(self.inner.call(req), guard, self.classifier.clone())
+        // `try_call`'s steps, with the guard made after the inner call: built before it, the
+        // guard is carried across the call (a few instructions more per call).
+        let shard = self.breaker.shard();
+        match shard.shared.admit() {
+            Ok(admission) => {
+                let future = self.inner.call(req);
+                ResponseFuture::admitted(
+                    future,
+                    CallGuard::new(shard, admission),
+                    self.classifier.clone(),
+                )
             }
             Err(rejected) => ResponseFuture::rejected(rejected),
         }
