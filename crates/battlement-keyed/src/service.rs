@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// A service guarded by a [`Keyed`] table; made by [`KeyedLayer`].
+/// A service guarded by a [`Keyed`] table; made by [`KeyedLayer`](crate::KeyedLayer).
 ///
 /// `poll_ready` is the inner service's. `call` reads the request's key, looks up the key's
 /// component (creating it on the key's first call) and goes through that component's own call
