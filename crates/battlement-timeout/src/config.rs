@@ -31,8 +31,8 @@ impl<P> TimeoutLayer<P> {
     /// The name is converted once, here, so calls stay allocation-free and share nothing that
     /// every call writes: each distinct name is stored once for the life of the process (names
     /// are few), with its counters, and the layer, its services and their futures hold a plain
-    /// reference to it. So layers with the same name share their counters ([`metrics`]
-    /// (Self::metrics)); a health registry refuses two of the same name.
+    /// reference to it. So layers with the same name share their counters
+    /// ([`metrics`](Self::metrics)); a health registry refuses two of the same name.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
