@@ -83,6 +83,8 @@ pub enum ComponentKind {
     RateLimit,
     /// A client-side adaptive throttle.
     Throttle,
+    /// Outlier detection for a pool of endpoints.
+    OutlierDetection,
     /// Anything else.
     Other,
 }
@@ -103,6 +105,7 @@ impl ComponentKind {
             ComponentKind::Chaos => "chaos",
             ComponentKind::RateLimit => "rate_limit",
             ComponentKind::Throttle => "throttle",
+            ComponentKind::OutlierDetection => "outlier_detection",
             ComponentKind::Other => "other",
         }
     }
@@ -128,6 +131,7 @@ impl ComponentKind {
             ComponentKind::Chaos => "chaos",
             ComponentKind::RateLimit => "rate limiter",
             ComponentKind::Throttle => "adaptive throttle",
+            ComponentKind::OutlierDetection => "outlier detector",
             ComponentKind::Other => "component",
         }
     }
@@ -153,6 +157,7 @@ impl ComponentKind {
     /// | `Chaos` | no | injected faults are an experiment, not an outage to page on |
     /// | `RateLimit` | no | its status is at worst `warn` (rejecting): it sheds excess load on purpose |
     /// | `Throttle` | no | its status is at worst `warn` (throttling): it sheds calls a dependency is refusing anyway; the dependency's own breaker or probe says whether it is down |
+    /// | `OutlierDetection` | no | its status is at worst `warn` (endpoints ejected): the pool still serves from the others |
     /// | `Other` | yes | a component registered by hand says what it is |
     ///
     /// ```
@@ -175,7 +180,8 @@ impl ComponentKind {
             | ComponentKind::Hedge
             | ComponentKind::Chaos
             | ComponentKind::RateLimit
-            | ComponentKind::Throttle => false,
+            | ComponentKind::Throttle
+            | ComponentKind::OutlierDetection => false,
         }
     }
 }
