@@ -7,6 +7,9 @@
 //! metrics pull-based: a Prometheus/OpenMetrics endpoint, OpenTelemetry instruments (feature
 //! `opentelemetry`) and the `metrics` facade (feature `metrics-facade`).
 //!
+//! Outlier detection for `tower::balance` endpoint pools (Envoy's rules): [`outlier`] (feature
+//! `outlier`, on by default).
+//!
 //! Feature `test-util` (off by default, for dev-dependencies): the circuit breaker times calls
 //! with tokio's clock instead of the CPU's time-stamp counter, so slow calls, latency metrics and
 //! time windows follow `tokio::time::pause()`/`advance()` in tests (see "Testing with paused
@@ -36,6 +39,8 @@ pub use battlement_keyed as keyed;
 pub use battlement_kill_switch as kill_switch;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "outlier")]
+pub use battlement_outlier as outlier;
 #[cfg(feature = "rate-limit")]
 pub use battlement_rate_limit as rate_limit;
 #[cfg(feature = "retry")]

@@ -42,6 +42,8 @@ pub fn families() -> Vec<&'static Family> {
     all.extend_from_slice(battlement_throttle::FAMILIES);
     #[cfg(feature = "keyed")]
     all.extend_from_slice(battlement_keyed::FAMILIES);
+    #[cfg(feature = "outlier")]
+    all.extend_from_slice(battlement_outlier::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
     #[cfg(feature = "config")]
     all.extend_from_slice(battlement_config::FAMILIES);
