@@ -44,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) base_ejection: Duration,
     pub(crate) max_ejection: Duration,
     pub(crate) max_ejection_percent: u8,
+    pub(crate) always_eject_one: bool,
 }
 
 /// Builds an [`OutlierDetector`], validating every setting.
@@ -52,7 +53,8 @@ pub(crate) struct Settings {
 /// enforces them 0 % of the time by default); success-rate outliers on (at least 5 endpoints
 /// with at least 100 calls each in the interval, below mean − 1.9 × stdev); evaluated every
 /// 10 s; ejected for 30 s × the endpoint's ejection multiplier, at most 300 s; at most 10 % of
-/// the endpoints ejected (but at least one, as Envoy allows). Registered with every registry
+/// the endpoints ejected, but always one
+/// ([`always_eject_one_host`](OutlierDetectorBuilder::always_eject_one_host)). Registered with every registry
 /// given as a non-critical component ([`ComponentKind::OutlierDetection`]).
 ///
 /// ```
@@ -112,6 +114,7 @@ impl OutlierDetectorBuilder {
                 base_ejection: DEFAULT_BASE_EJECTION_TIME,
                 max_ejection: DEFAULT_MAX_EJECTION_TIME,
                 max_ejection_percent: DEFAULT_MAX_EJECTION_PERCENT,
+                always_eject_one: true,
             },
             event_capacity: DEFAULT_EVENT_CAPACITY,
         }
@@ -195,11 +198,23 @@ impl OutlierDetectorBuilder {
     }
 
     /// The largest share of the pool's endpoints ejected at once, in percent (default 10;
-    /// within `0..=100`). As Envoy does, one endpoint may always be ejected whatever the
-    /// percentage; unlike Envoy, never the last endpoint in service (a `tower::balance` pool
-    /// has no panic mode, so a pool with every endpoint ejected would make every call wait).
+    /// within `0..=100`), but see [`always_eject_one_host`](Self::always_eject_one_host).
+    /// Whatever the percentage, never the last endpoint in service: unlike Envoy's load
+    /// balancer, `tower::balance` has no panic mode, so a pool with every endpoint ejected would
+    /// make every call wait.
     pub fn max_ejection_percent(mut self, percent: u8) -> Self {
         self.settings.max_ejection_percent = percent;
+        self
+    }
+
+    /// Whether one endpoint may be ejected even when that exceeds
+    /// [`max_ejection_percent`](Self::max_ejection_percent) (default `true`). Chosen as Envoy
+    /// long behaved (and gRPC's outlier detection still does): with the default 10 %, a pool
+    /// of fewer than ten endpoints could otherwise never eject one. Envoy since 1.31 enforces
+    /// the percentage strictly unless its `always_eject_one_host` is set; `false` here does
+    /// the same.
+    pub fn always_eject_one_host(mut self, enabled: bool) -> Self {
+        self.settings.always_eject_one = enabled;
         self
     }
 

@@ -466,10 +466,11 @@ impl OutlierDetector {
             Reason::ConsecutiveGatewayFailure => ep.consecutive_gateway.store(0, Relaxed),
             Reason::SuccessRate => {}
         }
-        // At most max_ejection_percent of the pool, but one always may be (Envoy's rule), and
-        // never the last endpoint in service.
+        // At most max_ejection_percent of the pool, but one always may be (unless told
+        // otherwise), and never the last endpoint in service.
         let within = (ejected + 1) * 100 <= usize::from(s.max_ejection_percent) * total;
-        if !((within || ejected == 0) && ejected + 1 < total) {
+        let first = ejected == 0 && s.always_eject_one;
+        if !((within || first) && ejected + 1 < total) {
             self.inner.overflow.fetch_add(1, Relaxed);
             tracing::debug!(name = %self.inner.name, kind = "outlier_detection", endpoint = %ep.label, reason = reason.as_str(), ejected, total, "ejection refused: the pool's max ejection percent is reached");
             return;

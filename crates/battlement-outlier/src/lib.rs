@@ -27,8 +27,10 @@
 //!   ejected for longer; it shrinks by one at each interval once the endpoint has been back for
 //!   a base ejection time without being ejected again.
 //! - **Maximum ejected** ([`max_ejection_percent`](OutlierDetectorBuilder::max_ejection_percent),
-//!   10 %): a rule that would eject more is refused (counted as `overflow`); one endpoint may
-//!   always be ejected, as in Envoy, but never the last one in service (see the builder).
+//!   10 %): a rule that would eject more is refused (counted as `overflow`), except that one
+//!   endpoint may always be ejected
+//!   ([`always_eject_one_host`](OutlierDetectorBuilder::always_eject_one_host), on by default,
+//!   as Envoy long behaved); never the last one in service (see the builder).
 //! - **Readmission**: an ejected endpoint is back the moment its ejection time has passed (a
 //!   timer wakes the balancer's task), not at the next interval as in Envoy; its runs of
 //!   failures start again from zero.

@@ -256,7 +256,7 @@ async fn max_ejection_percent_bounds_ejections_but_one_is_always_allowed() {
     assert_eq!((m.ejected, m.overflow), (1, 1));
     assert!(ready_now(&mut svcs[1]));
 
-    // At 0 %, one endpoint may still be ejected (Envoy's rule).
+    // At 0 %, one endpoint may still be ejected (`always_eject_one_host`, on by default).
     let d = OutlierDetector::builder("zero")
         .consecutive_5xx(1)
         .success_rate(false)
@@ -271,6 +271,21 @@ async fn max_ejection_percent_bounds_ejections_but_one_is_always_allowed() {
     hit(&mut svcs[1]).await.unwrap();
     assert_eq!(d.metrics().ejected, 1);
     assert!(d.is_ejected("0"));
+
+    // Unless told to enforce the percentage strictly (Envoy's `always_eject_one_host` off).
+    let d = OutlierDetector::builder("strict")
+        .consecutive_5xx(1)
+        .success_rate(false)
+        .max_ejection_percent(10)
+        .always_eject_one_host(false)
+        .build()
+        .unwrap();
+    let mut svcs: Vec<_> = backends
+        .iter()
+        .map(|b| d.endpoint(b.index, b.service()))
+        .collect();
+    hit(&mut svcs[0]).await.unwrap();
+    assert_eq!((d.metrics().ejected, d.metrics().overflow), (0, 1));
 }
 
 #[tokio::test(start_paused = true)]
