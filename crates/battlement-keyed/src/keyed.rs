@@ -2,6 +2,7 @@
 
 use crate::component::Component;
 use crate::config::KeyedBuilder;
+use crate::handoff::evictable;
 use battlement_core::stripe::StripedCounter;
 use dashmap::DashMap;
 use std::borrow::{Borrow, Cow};
@@ -409,7 +410,7 @@ where
             }
             let idle = now.saturating_sub(e.last_seen.load(Relaxed)) >= t.idle;
             // Under the shard's write lock: no call can take a new reference to it now.
-            let evict = idle && !e.component.pinned() && !e.component.held();
+            let evict = idle && evictable(&e.component);
             removed += usize::from(evict);
             !evict
         });
@@ -429,7 +430,7 @@ where
         let mut candidates: Vec<((bool, u64), K)> = t
             .map
             .iter()
-            .filter(|e| !e.component.pinned() && !e.component.held())
+            .filter(|e| evictable(&e.component))
             .map(|e| {
                 let rest = C::STATES.first() == Some(&e.component.key_state());
                 let seen = if e.touched.load(Relaxed) {
@@ -448,7 +449,7 @@ where
         for (_, key) in candidates.into_iter().take(batch) {
             // Checked again under the shard's write lock: a call may have taken it since.
             if t.map
-                .remove_if(&key, |_, e| !e.component.pinned() && !e.component.held())
+                .remove_if(&key, |_, e| evictable(&e.component))
                 .is_some()
             {
                 removed += 1;
