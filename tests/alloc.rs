@@ -1,7 +1,7 @@
 //! No heap allocation per call in steady state: through a closed breaker and a free bulkhead
 //! (with and without their export histograms), an adaptive limit's admitted call, the
 //! timeout layer, the retry policy whose first attempt succeeds, an adaptive throttle's admitted
-//! call, and the full recommended stack
+//! call, an outlier detector's watched endpoint, and the full recommended stack
 //! composed by the facade's `ResilienceStack`.
 //!
 //! Each service is driven by hand with `battlement_test_util::calls` (no executor), and after a
@@ -375,5 +375,32 @@ mod stack {
             .build()
             .unwrap();
         assert_eq!(allocations_per_steady_calls(stack.layer(bare())), 0);
+    }
+}
+
+mod outlier {
+    use super::*;
+    use battlement::outlier::OutlierDetector;
+
+    /// A watched endpoint's call reads its ejection word and the clock, clones its membership's
+    /// `Arc` into its future and records the verdict in the endpoint's counters: no allocation,
+    /// also when calls evaluate the pool (an interval of 1 ns: nearly every call evaluates,
+    /// success rates included).
+    #[test]
+    fn a_watched_endpoints_call_allocates_nothing_evaluations_included() {
+        let detector = OutlierDetector::builder("alloc")
+            .interval(Duration::from_nanos(1))
+            .success_rate_minimum_hosts(1)
+            .success_rate_request_volume(1)
+            .build()
+            .unwrap();
+        let svc = detector.endpoint("a", bare());
+        let _member = svc.clone(); // keeps the endpoint in the pool for the read-out below
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+        let e = &detector.endpoints()[0];
+        assert_eq!(
+            (e.successes, e.failures, e.ejections),
+            (WARM_UP + CALLS, 0, 0)
+        );
     }
 }

@@ -105,6 +105,8 @@ struct Entry {
     readmitted_at: Option<u64>,
     /// Its successes and failures at the last evaluation.
     seen: (u64, u64),
+    /// Its success rate over the interval just evaluated, while the evaluation runs.
+    rate: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -345,6 +347,7 @@ impl OutlierDetector {
             ejections: 0,
             readmitted_at: None,
             seen: (0, 0),
+            rate: None,
         });
         drop(pool);
         Membership {
@@ -392,13 +395,15 @@ impl OutlierDetector {
         self.evaluate_at(now);
     }
 
+    /// One evaluation, under the pool's lock. It allocates nothing (the calls that run it are
+    /// on the call path): each endpoint's rate for the interval is kept in its entry.
     fn evaluate_at(&self, now: u64) {
         let s = &self.inner.settings;
         let mut pool = self.lock();
         self.readmit_due(&mut pool, now);
         let base = nanos(s.base_ejection);
-        // Decay, and this interval's counts.
-        let mut rates: Vec<(u64, f64)> = Vec::new();
+        // Decay, and this interval's rates.
+        let (mut n, mut sum) = (0usize, 0.0f64);
         for e in pool.entries.iter_mut() {
             let counts = (
                 e.endpoint.successes.load(Relaxed),
@@ -409,6 +414,7 @@ impl OutlierDetector {
                 counts.1.wrapping_sub(e.seen.1),
             );
             e.seen = counts;
+            e.rate = None;
             if e.ejected.is_some() {
                 continue;
             }
@@ -418,25 +424,41 @@ impl OutlierDetector {
             {
                 e.multiplier -= 1;
             }
-            let volume = ds + df;
+            let volume = ds.saturating_add(df);
             if s.success_rate && volume >= s.sr_request_volume {
-                rates.push((e.id, ds as f64 / volume as f64));
+                let rate = ds as f64 / volume as f64;
+                e.rate = Some(rate);
+                n += 1;
+                sum += rate;
             }
         }
-        if !s.success_rate || rates.len() < s.sr_minimum_hosts {
+        if !s.success_rate || n < s.sr_minimum_hosts {
             return;
         }
-        let n = rates.len() as f64;
-        let mean = rates.iter().map(|r| r.1).sum::<f64>() / n;
-        let variance = rates.iter().map(|r| (r.1 - mean).powi(2)).sum::<f64>() / n;
+        let mean = sum / n as f64;
+        let variance = pool
+            .entries
+            .iter()
+            .filter_map(|e| e.rate)
+            .map(|r| (r - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
         let threshold = variance.sqrt().mul_add(-s.sr_stdev_factor, mean);
-        // Worst first, so the max-ejection rule keeps the worst out.
-        rates.sort_by(|a, b| a.1.total_cmp(&b.1));
-        for (id, rate) in rates {
-            if rate < threshold {
-                tracing::debug!(name = %self.inner.name, kind = "outlier_detection", rate, mean, threshold, "success-rate outlier");
-                self.eject_locked(&mut pool, id, Reason::SuccessRate, now);
+        // Worst first, so that when the max-ejection rule stops ejections the worst are out.
+        loop {
+            let worst = pool
+                .entries
+                .iter()
+                .filter_map(|e| e.rate.filter(|r| *r < threshold).map(|r| (e.id, r)))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((id, rate)) = worst else {
+                break;
+            };
+            if let Some(e) = pool.entries.iter_mut().find(|e| e.id == id) {
+                e.rate = None;
             }
+            tracing::debug!(name = %self.inner.name, kind = "outlier_detection", rate, mean, threshold, "success-rate outlier");
+            self.eject_locked(&mut pool, id, Reason::SuccessRate, now);
         }
     }
 

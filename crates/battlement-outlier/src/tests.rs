@@ -197,6 +197,38 @@ async fn success_rate_outliers_are_ejected_at_the_interval() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn success_rate_ejects_the_worst_first_when_the_max_allows_only_one() {
+    let d = OutlierDetector::builder("pool")
+        .consecutive_5xx(0)
+        .success_rate_minimum_hosts(5)
+        .success_rate_request_volume(10)
+        .success_rate_stdev_factor(1.0)
+        .max_ejection_percent(20)
+        .always_eject_one_host(false)
+        .build()
+        .unwrap();
+    let backends: Vec<Backend> = (0..6).map(Backend::new).collect();
+    let mut svcs: Vec<_> = backends
+        .iter()
+        .map(|b| d.endpoint(b.index, b.service()))
+        .collect();
+    // Rates over 10 calls: 1.0 for 0..4, 0.5 for 4, 0.3 for 5. Mean 0.8, stdev 0.29: both
+    // outliers are below 0.51, but 20 % of 6 endpoints is one ejection.
+    for round in 0..10 {
+        for (i, svc) in svcs.iter_mut().enumerate() {
+            let fail = (i == 4 && round < 5) || (i == 5 && round < 7);
+            backends[i].set(if fail { 500 } else { 200 });
+            hit(svc).await.unwrap();
+        }
+    }
+    d.evaluate();
+    assert!(d.is_ejected("5"), "the worst");
+    assert!(!d.is_ejected("4"));
+    let m = d.metrics();
+    assert_eq!((m.ejected, m.ejections_success_rate, m.overflow), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn success_rate_needs_enough_hosts_with_enough_calls() {
     let d = OutlierDetector::builder("pool")
         .consecutive_5xx(0)
