@@ -22,7 +22,7 @@ use tower::{Layer, Service, ServiceExt};
 
 /// The ejection time of a first ejection: long enough that the first phase (a hundred local
 /// calls) ends well within it, short enough for the test to wait it out.
-const BASE: Duration = Duration::from_secs(2);
+const BASE: Duration = Duration::from_secs(3);
 
 /// An upstream answering the status its `status` holds, counting the requests that reach it.
 struct Upstream {

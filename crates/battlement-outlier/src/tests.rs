@@ -474,6 +474,30 @@ async fn a_balancer_never_picks_an_ejected_endpoint_and_gets_it_back_after_its_t
 }
 
 #[tokio::test(start_paused = true)]
+async fn load_passes_through_so_the_detector_can_wrap_a_load_measuring_discover() {
+    use tower::load::Load;
+    let d = builder().consecutive_5xx(1).build().unwrap();
+    let backends: Vec<Backend> = (0..2).map(Backend::new).collect();
+    backends[0].set(500);
+    let list = ServiceList::new(backends.iter().map(Backend::service).collect::<Vec<_>>());
+    // The detector outside the load measurement: OutlierService<PendingRequests<_>>.
+    let discover = d.layer().layer(PendingRequestsDiscover::new(
+        list,
+        CompleteOnResponse::default(),
+    ));
+    let mut pool = Balance::new(discover);
+    for _ in 0..20 {
+        hit(&mut pool).await.unwrap();
+    }
+    assert!(d.is_ejected("0"));
+    let svc = d.endpoint(
+        "x",
+        tower::load::PendingRequests::new(Backend::new(2).service(), CompleteOnResponse::default()),
+    );
+    assert_eq!(svc.load(), tower::load::pending_requests::Count::default());
+}
+
+#[tokio::test(start_paused = true)]
 async fn endpoints_leave_the_pool_when_their_service_is_dropped() {
     let d = builder().build().unwrap();
     let a = d.endpoint("a", Backend::new(0).service());
