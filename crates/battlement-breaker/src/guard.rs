@@ -90,7 +90,7 @@ impl CallGuard {
 
     /// [`record`](Self::record) for any other call: a failure, an ignored outcome, or a timed
     /// call.
-    #[inline(never)]
+    #[inline]
     fn record_other(&self, outcome: Outcome) {
         let latency = if self.time == UNTIMED {
             None
