@@ -26,10 +26,11 @@
 //! does not contend serves close to twice the calls with two tasks. The `bare` row (no layer)
 //! shows what the machine allows.
 //!
-//! Retry rows: tower's `Retry` (which our retry policy plugs into) clones the policy and the
-//! whole inner service for every call, so whatever those clones touch is written by every call:
-//! the `retry` rows show the policy alone over the bare service, and `retry→breaker` our retry
-//! in front of our breaker (the start of the recommended stack).
+//! Retry rows: a retry service keeps a clone of the inner service in every call's future (to send
+//! the request again), as tower's `Retry` does, so whatever that clone touches is written by
+//! every call; ours reaches its policy through a handle of the calling thread's own, while
+//! tower's clones its policy too. The `retry` rows show the retry alone over the bare service,
+//! and `retry→breaker` ours in front of our breaker (the start of the recommended stack).
 //!
 //! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
 //! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared
