@@ -94,7 +94,8 @@ fn side_by_side(runs: &[TaskRun], window: Duration) -> bool {
             let from = a.first.max(b.first);
             let to = a.last.min(b.last);
             let overlap = to.saturating_duration_since(from);
-            overlap.as_secs_f64() >= 0.9 * window.as_secs_f64() && a.main_thread() != b.main_thread()
+            overlap.as_secs_f64() >= 0.9 * window.as_secs_f64()
+                && a.main_thread() != b.main_thread()
         }
         many => {
             let mut threads: Vec<_> = many.iter().filter_map(TaskRun::main_thread).collect();
@@ -175,7 +176,11 @@ where
 
 /// Redoes a sample (at most [`REDOS`] times) whose tasks did not run side by side; returns the
 /// sample kept and how many were redone.
-fn measure(run: &dyn Fn(usize, Duration) -> Sample, tasks: usize, duration: Duration) -> (f64, usize) {
+fn measure(
+    run: &dyn Fn(usize, Duration) -> Sample,
+    tasks: usize,
+    duration: Duration,
+) -> (f64, usize) {
     let mut redone = 0;
     loop {
         let sample = run(tasks, duration);
