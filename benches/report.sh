@@ -10,7 +10,7 @@
 # Usage: benches/report.sh [--quick]
 #   full:    about 7 minutes on 2 cores (criterion: 1 s warm-up + 2 s measurement per row;
 #            contention: 5 rounds of 0.6 s; e2e: 60 rounds of eight 0.25 s slices, bare between the others)
-#   --quick: about 1 minute (criterion --quick; 1 round of 0.3 s; 20 rounds of eight 0.15 s slices)
+#   --quick: about 1 minute (criterion --quick; 3 rounds of 0.12 s; 20 rounds of eight 0.15 s slices)
 # Compiling the benches first is not counted. Full criterion output goes to target/bench-report/.
 # The numbers are only as quiet as the machine: run it when nothing else is compiling.
 set -euo pipefail

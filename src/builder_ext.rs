@@ -99,8 +99,9 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         probe: &crate::health::HealthProbe,
     ) -> ServiceBuilder<Stack<crate::health::HealthProbeLayer, L>>;
 
-    /// Retries with a battlement [`RetryPolicy`](crate::retry::RetryPolicy) (tower's retry
-    /// service underneath).
+    /// Retries with a battlement [`RetryPolicy`](crate::retry::RetryPolicy), through its own
+    /// [`Retry`](crate::retry::Retry) service (which, unlike tower's, does not clone the policy
+    /// for every request).
     #[cfg(feature = "retry")]
     fn retry_policy<K, P>(
         self,

@@ -670,6 +670,31 @@ impl Shared {
         }
     }
 
+    /// [`record`](Self::record) for an untimed success: the same effect, with the outcome and
+    /// latency known.
+    #[inline(never)]
+    pub(crate) fn record_success(&self, stripe: usize, adm: Admission) {
+        let word = self.machine.current();
+        if word.gen() != adm.gen() {
+            self.window.note_stale(stripe);
+            return;
+        }
+        let now = self.window.record(
+            stripe,
+            Record {
+                failure: None,
+                slow: false,
+                latency: None,
+            },
+            || self.hot.now(),
+        );
+        if word.is_closed() {
+            self.judge(word, None, false, now);
+        } else if adm.trial() {
+            self.record_trial(word, adm, true);
+        }
+    }
+
     /// A half-open trial call finished (`word` is still the half-open state it was admitted in).
     #[cold]
     fn record_trial(&self, word: Word, adm: Admission, good: bool) {

@@ -73,10 +73,25 @@ impl CallGuard {
 
     /// Records the call's outcome, with its latency (to now, or once deferred to the response's
     /// head), and disarms the guard: the one way a call ends with an outcome.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&mut self, outcome: Outcome) {
         debug_assert!(!self.done, "a call's outcome is recorded once");
         self.done = true;
+        if self.time == UNTIMED && matches!(outcome, Outcome::Success) {
+            // The common call, a success untimed, in line: none of the failure, slow-call and
+            // latency branches are taken on it.
+            self.shard
+                .shared
+                .record_success(self.shard.index, self.admission);
+        } else {
+            self.record_other(outcome);
+        }
+    }
+
+    /// [`record`](Self::record) for any other call: a failure, an ignored outcome, or a timed
+    /// call.
+    #[inline]
+    fn record_other(&self, outcome: Outcome) {
         let latency = if self.time == UNTIMED {
             None
         } else if self.deferred {

@@ -240,7 +240,7 @@ impl<K, P> RetryPolicyBuilder<K, P> {
     ///     .build()
     ///     .unwrap();
     /// // A breaker that stays open for ten minutes.
-    /// let svc = ServiceBuilder::new().retry(policy).service_fn(|_: ()| async {
+    /// let svc = ServiceBuilder::new().layer(policy.into_layer()).service_fn(|_: ()| async {
     ///     Err::<(), BoxError>(Box::new(BreakerOpen::new("db".into(), Some(Duration::from_secs(600)))))
     /// });
     /// let start = Instant::now();

@@ -55,7 +55,7 @@ impl fmt::Display for DelaySource {
 ///     .build()
 ///     .unwrap();
 /// let mut events = policy.subscribe();
-/// let svc = ServiceBuilder::new().retry(policy).service_fn(|_: ()| async {
+/// let svc = ServiceBuilder::new().layer(policy.into_layer()).service_fn(|_: ()| async {
 ///     Err::<(), BoxError>(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)))
 /// });
 /// assert!(svc.oneshot(()).await.is_err());

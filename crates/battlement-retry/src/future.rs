@@ -1,11 +1,16 @@
-//! The future a retry waits on.
+//! The futures: the wait before a retry, and the retry service's response future.
 
+use crate::policy::RequestState;
+use crate::rules::{RetryPredicate, RetryRules};
+use crate::service::Handle;
 use pin_project_lite::pin_project;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::time::Sleep;
+use tower::Service;
 
 pin_project! {
     /// The wait before a retry: a `tokio::time::Sleep`, or nothing for a zero delay.
@@ -63,6 +68,131 @@ impl Future for RetryDelay {
         match self.project().inner.project() {
             InnerProj::Now => Poll::Ready(()),
             InnerProj::Sleeping { sleep } => sleep.poll(cx),
+        }
+    }
+}
+
+/// What a request keeps for its next attempt: the policy's handle, its own state, the copy of
+/// the request to send next, and the inner service to send it through.
+pub(crate) struct Session<S, Req, K, P> {
+    handle: Handle<K, P>,
+    state: RequestState,
+    request: Option<Req>,
+    service: S,
+}
+
+pin_project! {
+    /// The response future of a [`Retry`](crate::Retry) service: the current attempt, the wait
+    /// before the next one, or the wait for the inner service to be ready for it.
+    pub struct ResponseFuture<S, Req, K, P>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        // `None` for a request sent once (its copy could not be made).
+        session: Option<Session<S, Req, K, P>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] future: F },
+        Waiting { #[pin] delay: RetryDelay },
+        Checking,
+    }
+}
+
+impl<S, Req, K, P> ResponseFuture<S, Req, K, P>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        session: Option<(Handle<K, P>, RequestState, Req, S)>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Called { future },
+            session: session.map(|(handle, state, request, service)| Session {
+                handle,
+                state,
+                request: Some(request),
+                service,
+            }),
+        }
+    }
+}
+
+impl<S, Req, K, P> fmt::Debug for ResponseFuture<S, Req, K, P>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Called { .. } => "called",
+            State::Waiting { .. } => "waiting",
+            State::Checking => "checking",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field(
+                "attempts",
+                &self.session.as_ref().map(|s| s.state.attempts()),
+            )
+            .finish()
+    }
+}
+
+impl<S, Req, K, P> Future for ResponseFuture<S, Req, K, P>
+where
+    S: Service<Req>,
+    K: RetryRules<Req, S::Response, S::Error>,
+    P: RetryPredicate<Req, S::Response, S::Error>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { future } => {
+                    let mut result = ready!(future.poll(cx));
+                    let Some(session) = this.session.as_mut() else {
+                        return Poll::Ready(result);
+                    };
+                    let Some(req) = session.request.as_mut() else {
+                        return Poll::Ready(result);
+                    };
+                    match session.handle.decide(&mut session.state, req, &mut result) {
+                        Some(delay) => this.state.set(State::Waiting { delay }),
+                        None => return Poll::Ready(result),
+                    }
+                }
+                StateProj::Waiting { delay } => {
+                    ready!(delay.poll(cx));
+                    this.state.set(State::Checking);
+                }
+                StateProj::Checking => {
+                    let session = this
+                        .session
+                        .as_mut()
+                        .expect("only a request with a session waits for a retry");
+                    if let Err(e) = ready!(session.service.poll_ready(cx)) {
+                        return Poll::Ready(Err(e));
+                    }
+                    let req = session
+                        .request
+                        .take()
+                        .expect("only a request with a copy waits for a retry");
+                    session.request = RetryRules::<Req, S::Response, S::Error>::clone_request(
+                        &session.handle.rules,
+                        &req,
+                    );
+                    let future = session.service.call(req);
+                    this.state.set(State::Called { future });
+                }
+            }
         }
     }
 }

@@ -2,11 +2,14 @@
 
 use crate::policy::RetryPolicy;
 use crate::rules::{DefaultPredicate, Rules};
-use tower::retry::Retry;
+use crate::service::{Handles, Retry};
+use std::fmt;
+use std::sync::Arc;
 use tower_layer::Layer;
 
-/// Applies a [`RetryPolicy`] with tower's [`Retry`] service (it wraps
-/// `tower::retry::RetryLayer`; the same as `ServiceBuilder::retry(policy)`).
+/// Applies a [`RetryPolicy`] with this crate's [`Retry`] service, which decides as tower's
+/// `Retry` does with the same policy (`ServiceBuilder::retry(policy)`) but does not clone the
+/// policy for every request.
 ///
 /// ```
 /// use battlement_core::error::BoxError;
@@ -22,16 +25,23 @@ use tower_layer::Layer;
 ///     .service_fn(|x: u32| async move { Ok::<_, BoxError>(x) });
 /// # drop((svc, same));
 /// ```
-#[derive(Debug)]
 pub struct RetryLayer<K = Rules, P = DefaultPredicate> {
-    inner: tower::retry::RetryLayer<RetryPolicy<K, P>>,
+    handles: Arc<Handles<K, P>>,
 }
 
 impl<K, P> Clone for RetryLayer<K, P> {
     fn clone(&self) -> Self {
         RetryLayer {
-            inner: self.inner.clone(),
+            handles: self.handles.clone(),
         }
+    }
+}
+
+impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryLayer<K, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("policy", self.handles.policy())
+            .finish()
     }
 }
 
@@ -39,15 +49,20 @@ impl<K, P> RetryLayer<K, P> {
     /// A layer applying `policy`.
     pub fn new(policy: RetryPolicy<K, P>) -> Self {
         RetryLayer {
-            inner: tower::retry::RetryLayer::new(policy),
+            handles: Handles::new(policy),
         }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RetryPolicy<K, P> {
+        self.handles.policy()
     }
 }
 
 impl<S, K, P> Layer<S> for RetryLayer<K, P> {
-    type Service = Retry<RetryPolicy<K, P>, S>;
+    type Service = Retry<S, K, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.inner.layer(inner)
+        Retry::with_handles(self.handles.clone(), inner)
     }
 }

@@ -1,8 +1,12 @@
 //! A retry policy for Tower.
 //!
-//! [`RetryPolicy`] implements [`tower::retry::Policy`], so it plugs into tower's own
-//! [`tower::retry::Retry`] service: stack it with `ServiceBuilder::retry(policy)` or
-//! `.layer(policy.into_layer())`.
+//! [`RetryPolicy`] holds the settings; stack it with `.layer(policy.into_layer())` (a
+//! [`RetryLayer`], whose [`Retry`] service keeps each request's state in its response future and
+//! reaches the policy through a handle of the calling thread's own, so a request writes no word
+//! that other cores share), or plug it into tower's own [`tower::retry::Retry`] with
+//! `ServiceBuilder::retry(policy)`: it implements [`tower::retry::Policy`], and decides the same
+//! way there, but tower's service clones the policy (one shared reference count) for every
+//! request.
 //!
 //! - **How long to wait**: a [`Backoff`] strategy (fixed, linear, exponential with a cap,
 //!   Fibonacci, decorrelated jitter), a [`Jitter`] kind on top (none, full, equal, ±p %), and a
@@ -68,7 +72,7 @@
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let counter = calls.clone();
 //! let svc = ServiceBuilder::new()
-//!     .retry(policy)
+//!     .layer(policy.into_layer())
 //!     .timeout(Duration::from_secs(2)) // per attempt
 //!     .service_fn(move |item: &'static str| {
 //!         let n = counter.fetch_add(1, Ordering::SeqCst);
@@ -152,7 +156,7 @@ pub use battlement_core::ConfigError;
 pub use budget::RetryBudget;
 pub use config::RetryPolicyBuilder;
 pub use event::{DelaySource, RetryEvent};
-pub use future::RetryDelay;
+pub use future::{ResponseFuture, RetryDelay};
 #[cfg(feature = "http")]
 pub use http::{clone_request, is_idempotent, parse_retry_after, CloneBody, HttpRules};
 pub use layer::RetryLayer;

@@ -196,7 +196,7 @@ impl Core {
 ///     .unwrap();
 /// // Reset twice, then answers.
 /// let n = Arc::new(AtomicU32::new(0));
-/// let svc = ServiceBuilder::new().retry(policy.clone()).service_fn(move |_: ()| {
+/// let svc = ServiceBuilder::new().layer(policy.clone().into_layer()).service_fn(move |_: ()| {
 ///     let n = n.fetch_add(1, Ordering::SeqCst);
 ///     async move {
 ///         if n < 2 {

@@ -29,10 +29,17 @@ pub(crate) struct Shared<K, P> {
     pub(crate) predicate: P,
 }
 
+impl RequestState {
+    /// Attempts finished so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
 /// The state of one request session: tower clones the policy for every request, so each
 /// request has its own copy. Plain words, `Copy`: a clone copies them and drops nothing.
 #[derive(Debug, Clone, Copy, Default)]
-struct RequestState {
+pub(crate) struct RequestState {
     /// Attempts finished so far.
     attempts: u32,
     /// Whether `rng` holds this request's random stream (made on its first random draw).
@@ -51,9 +58,11 @@ struct RequestState {
 ///
 /// Build one with [`RetryPolicy::builder`] (any request, response and error) or
 /// [`RetryPolicy::http_builder`] (feature `http`), then stack it with
-/// `ServiceBuilder::retry(policy)` or `.layer(policy.into_layer())`. Clones share the settings,
-/// the budget and the event channel; tower clones the policy for every request, which gives
-/// each request its own attempt count, previous delay, start time and random stream.
+/// `.layer(policy.into_layer())` (this crate's [`Retry`](crate::Retry) service) or
+/// `ServiceBuilder::retry(policy)` (tower's). Clones share the settings, the budget and the event
+/// channel; each request has its own attempt count, previous delay, start time and random
+/// stream (in the response future of this crate's service; in the per-request clone of the
+/// policy that tower's makes).
 ///
 /// The error after the last attempt is that attempt's own error, unchanged: callers downcast
 /// it as if there were no retry layer.
@@ -78,7 +87,7 @@ struct RequestState {
 /// // Fails twice with a timeout, then answers.
 /// let calls = Arc::new(AtomicU32::new(0));
 /// let counter = calls.clone();
-/// let svc = ServiceBuilder::new().retry(policy).service_fn(move |req: u32| {
+/// let svc = ServiceBuilder::new().layer(policy.into_layer()).service_fn(move |req: u32| {
 ///     let n = counter.fetch_add(1, Ordering::SeqCst);
 ///     async move {
 ///         if n < 2 {
@@ -154,6 +163,10 @@ impl<K, P> RetryPolicy<K, P> {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared<K, P>> {
+        &self.shared
+    }
+
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.shared.core
     }
@@ -178,7 +191,9 @@ impl<K, P> RetryPolicy<K, P> {
         self.shared.events.subscribe()
     }
 
-    /// A layer applying this policy with tower's `Retry`: the same as `ServiceBuilder::retry`.
+    /// A layer applying this policy with this crate's [`Retry`](crate::Retry) service, which
+    /// decides as tower's `Retry` does (`ServiceBuilder::retry`) without cloning the policy for
+    /// each request.
     pub fn into_layer(self) -> RetryLayer<K, P> {
         RetryLayer::new(self)
     }
@@ -218,18 +233,43 @@ fn next_delay<K, P>(
     }
 }
 
-impl<Req, Res, E, K, P> tower::retry::Policy<Req, Res, E> for RetryPolicy<K, P>
-where
-    K: RetryRules<Req, Res, E>,
-    P: RetryPredicate<Req, Res, E>,
-{
-    type Future = RetryDelay;
-
+impl<K, P> Shared<K, P> {
+    /// A request's first attempt, before it is sent: deposits in the budget, notes the start
+    /// (with a time limit) and copies the request for a retry (`None`: it is sent once).
     #[inline]
-    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<RetryDelay> {
-        self.state.attempts = self.state.attempts.saturating_add(1);
-        let attempt = self.state.attempts;
-        let shared = &*self.shared;
+    pub(crate) fn begin<Req, Res, E>(&self, state: &mut RequestState, req: &Req) -> Option<Req>
+    where
+        K: RetryRules<Req, Res, E>,
+    {
+        let core = &*self.core;
+        core.budget.deposit();
+        // A time limit set by a reload applies to requests that start after it.
+        if core.settings.has_time_limit() {
+            state.started = Some(Instant::now());
+        }
+        let copy = self.rules.clone_request(req);
+        if copy.is_none() {
+            core.counts.add(Count::SentOnce as usize);
+        }
+        copy
+    }
+
+    /// Judges the result of a request's latest attempt: `None` to return it (counted as a
+    /// success or a give-up), or the wait before the next attempt.
+    #[inline]
+    pub(crate) fn decide<Req, Res, E>(
+        &self,
+        state: &mut RequestState,
+        req: &mut Req,
+        result: &mut Result<Res, E>,
+    ) -> Option<RetryDelay>
+    where
+        K: RetryRules<Req, Res, E>,
+        P: RetryPredicate<Req, Res, E>,
+    {
+        state.attempts = state.attempts.saturating_add(1);
+        let attempt = state.attempts;
+        let shared = self;
         let result = result.as_ref();
         let verdict = shared.rules.judge(req, result);
         let cx = RetryContext {
@@ -265,8 +305,8 @@ where
                 return None;
             }
         }
-        let (delay, source) = next_delay(shared, &settings, &mut self.state, attempt, retry_after);
-        if let (Some(limit), Some(started)) = (settings.time_limit, self.state.started) {
+        let (delay, source) = next_delay(shared, &settings, state, attempt, retry_after);
+        if let (Some(limit), Some(started)) = (settings.time_limit, state.started) {
             let too_late = match Instant::now().checked_add(delay) {
                 Some(at) => at.saturating_duration_since(started) >= limit,
                 None => true,
@@ -306,23 +346,26 @@ where
         shared.events.send(event);
         Some(RetryDelay::new(delay))
     }
+}
+
+impl<Req, Res, E, K, P> tower::retry::Policy<Req, Res, E> for RetryPolicy<K, P>
+where
+    K: RetryRules<Req, Res, E>,
+    P: RetryPredicate<Req, Res, E>,
+{
+    type Future = RetryDelay;
+
+    #[inline]
+    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<RetryDelay> {
+        self.shared.decide(&mut self.state, req, result)
+    }
 
     #[inline]
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
         if self.state.attempts == 0 {
             // The first attempt of a request: tower calls this on the service's own policy,
             // before cloning it for the request's session.
-            let core = &*self.shared.core;
-            core.budget.deposit();
-            // A time limit set by a reload applies to requests that start after it.
-            if core.settings.has_time_limit() {
-                self.state.started = Some(Instant::now());
-            }
-            let copy = self.shared.rules.clone_request(req);
-            if copy.is_none() {
-                core.counts.add(Count::SentOnce as usize);
-            }
-            return copy;
+            return self.shared.begin::<Req, Res, E>(&mut self.state, req);
         }
         self.shared.rules.clone_request(req)
     }

@@ -11,7 +11,7 @@ async fn attempt_limit_counts_the_first_attempt() {
             .build()
             .unwrap();
         let svc = ServiceBuilder::new()
-            .retry(policy)
+            .layer(crate::RetryLayer::new(policy))
             .service(flaky(&log, usize::MAX));
         let err = svc.oneshot("x").await.unwrap_err();
         assert_eq!(log.calls(), n as usize);
@@ -40,7 +40,7 @@ async fn every_request_gets_its_own_attempts() {
         .build()
         .unwrap();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     for round in 1..=3 {
         let _ = svc.clone().oneshot("x").await;
@@ -53,7 +53,7 @@ async fn every_request_gets_its_own_attempts() {
         .build()
         .unwrap();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     let (a, b) = tokio::join!(svc.clone().oneshot("a"), svc.oneshot("b"));
     assert!(a.is_err() && b.is_err());
@@ -93,7 +93,9 @@ async fn time_limit_counts_the_attempts_own_time() {
         .build()
         .unwrap();
     let start = Instant::now();
-    let svc = ServiceBuilder::new().retry(policy).service(slow);
+    let svc = ServiceBuilder::new()
+        .layer(crate::RetryLayer::new(policy))
+        .service(slow);
     assert!(svc.oneshot(()).await.is_err());
     // Attempts start at 0 and 150 ms; the next would start at 300 ms: not before the limit.
     assert_eq!(log.gaps(), [ms(150)]);
@@ -109,7 +111,7 @@ async fn time_limit_is_per_request() {
         .build()
         .unwrap();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     let _ = svc.clone().oneshot("a").await;
     tokio::time::advance(Duration::from_secs(10)).await;

@@ -113,7 +113,7 @@ async fn decorrelated_jitter_sequence_is_exact_with_a_seed() {
     let mut events = policy.subscribe();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     let (first, waits) = delays_of(&svc, &log, &mut events).await;
     assert_eq!(first, expected_delays(backoff, Jitter::None, 7, 0, 7));
@@ -141,7 +141,7 @@ async fn seeded_jitter_sequences_are_exact() {
         let mut events = policy.subscribe();
         let log = Log::default();
         let svc = ServiceBuilder::new()
-            .retry(policy)
+            .layer(crate::RetryLayer::new(policy))
             .service(flaky(&log, usize::MAX));
         let (first, waits) = delays_of(&svc, &log, &mut events).await;
         assert_eq!(
@@ -207,7 +207,7 @@ async fn bounds_apply_after_jitter() {
     let mut events = policy.subscribe();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     let (chosen, waits) = delays_of(&svc, &log, &mut events).await;
     assert_eq!(chosen.len(), 39);

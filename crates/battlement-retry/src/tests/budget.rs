@@ -13,9 +13,9 @@ async fn budget_stops_retries_when_spent_and_resumes_as_it_refills() {
         .unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
-    let calls = |svc: &tower::retry::Retry<RetryPolicy, _>| {
+    let calls = |svc: &crate::Retry<_>| {
         let svc = svc.clone();
         let log = log.clone();
         async move {
@@ -44,10 +44,10 @@ async fn budget_ratio_earns_retries_from_requests() {
         .unwrap();
     let log = Log::default();
     let failing = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, usize::MAX));
     let ok = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(tower::service_fn(|_: &'static str| async {
             Ok::<_, BoxError>(0usize)
         }));
@@ -82,14 +82,14 @@ async fn custom_shared_budget() {
         .unwrap();
     let log = Log::default();
     let _ = ServiceBuilder::new()
-        .retry(a)
+        .layer(crate::RetryLayer::new(a))
         .service(flaky(&log, usize::MAX))
         .oneshot("a")
         .await;
     assert_eq!(log.calls(), 2);
     // The other policy shares the spent budget.
     let _ = ServiceBuilder::new()
-        .retry(b)
+        .layer(crate::RetryLayer::new(b))
         .service(flaky(&log, usize::MAX))
         .oneshot("b")
         .await;

@@ -5,12 +5,13 @@ use super::*;
 
 async fn calls_for<K, P>(policy: RetryPolicy<K, P>, err: fn() -> BoxError) -> (usize, BoxError)
 where
-    RetryPolicy<K, P>: tower::retry::Policy<(), (), BoxError>,
+    K: RetryRules<(), (), BoxError>,
+    P: RetryPredicate<(), (), BoxError>,
 {
     let log = Log::default();
     let inner = log.clone();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(tower::service_fn(move |_: ()| {
             inner.record();
             async move { Err::<(), BoxError>(err()) }
@@ -150,7 +151,7 @@ async fn custom_classifier_decides_ok_results() {
     let log = Log::default();
     let inner = log.clone();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(tower::service_fn(move |_: ()| {
             let n = inner.record();
             async move { Ok::<i32, BoxError>(if n < 3 { -1 } else { 7 }) }
@@ -196,7 +197,7 @@ async fn predicate_sees_the_request() {
         .unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     let _ = svc.clone().oneshot("once").await;
     assert_eq!(log.calls(), 1);

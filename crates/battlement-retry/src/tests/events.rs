@@ -41,7 +41,7 @@ async fn dropping_the_response_future_mid_wait_stops_everything() {
         .unwrap();
     let mut events = policy.subscribe();
     let mut svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, usize::MAX));
     let fut = svc.ready().await.unwrap().call("x");
     // Cancel while it waits for the first retry.

@@ -62,7 +62,7 @@ where
     let log = Log::default();
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(upstream::<B>(&log, &bodies, script));
     let res = svc.oneshot(req).await.unwrap();
     let bodies = bodies.lock().unwrap().clone();
@@ -358,7 +358,7 @@ async fn bodies_are_cloned_for_every_attempt() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let svc = ServiceBuilder::new()
-        .retry(http_policy().build().unwrap())
+        .layer(crate::RetryLayer::new(http_policy().build().unwrap()))
         .service(tower::service_fn(move |req: Request<Bytes>| {
             let mut seen = sink.lock().unwrap();
             seen.push(req.into_body());
@@ -402,7 +402,7 @@ async fn unit_body_requests_and_transport_errors() {
     let log = Log::default();
     let inner = log.clone();
     let svc = ServiceBuilder::new()
-        .retry(http_policy().build().unwrap())
+        .layer(crate::RetryLayer::new(http_policy().build().unwrap()))
         .service(tower::service_fn(move |_req: Request<()>| {
             let n = inner.record();
             async move {
@@ -455,7 +455,7 @@ async fn http_predicate_over_request_and_response() {
     let log = Log::default();
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(upstream::<Full<Bytes>>(&log, &bodies, vec![(500, None)]));
     let req = Request::get("http://up/report")
         .body(Full::new(Bytes::new()))

@@ -49,7 +49,7 @@ async fn each_call_counts_once_by_how_it_ended() {
         async move {
             let log = Log::default();
             let svc = ServiceBuilder::new()
-                .retry(policy)
+                .layer(crate::RetryLayer::new(policy))
                 .service(flaky(&log, failures));
             svc.oneshot("x").await
         }
@@ -68,7 +68,7 @@ async fn each_call_counts_once_by_how_it_ended() {
 
     // A failure the rules do not retry: failed without retry, not retryable.
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service_fn(|_: ()| async { Err::<(), BoxError>("bad input".into()) });
     assert!(svc.oneshot(()).await.is_err());
     let m = policy.metrics();
@@ -82,7 +82,7 @@ async fn give_ups_count_their_reason() {
     let policy = fixed(5).time_limit(ms(15)).build().unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, 9));
     assert!(svc.oneshot("x").await.is_err());
     let m = policy.metrics();
@@ -95,7 +95,7 @@ async fn give_ups_count_their_reason() {
     let policy = fixed(5).budget(0.0, 0).build().unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, 9));
     assert!(svc.oneshot("x").await.is_err());
     let m = policy.metrics();
@@ -112,7 +112,7 @@ async fn give_ups_count_their_reason() {
         .build()
         .unwrap();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service_fn(|_: ()| async {
             Err::<(), BoxError>(Box::new(BreakerOpen::new(
                 "db".into(),
@@ -127,7 +127,7 @@ async fn give_ups_count_their_reason() {
 async fn clones_and_services_share_the_counters() {
     let policy = fixed(3).build().unwrap();
     let a = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&Log::default(), 1));
     let b = ServiceBuilder::new()
         .layer(policy.clone().into_layer())
@@ -144,7 +144,7 @@ async fn export_reports_each_family_under_its_labels_once() {
     let policy = fixed(3).build().unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, 2));
     svc.oneshot("x").await.unwrap();
     let mut seen = Seen::default();
@@ -209,7 +209,7 @@ async fn a_registered_policy_is_in_the_health_report_and_warns_while_its_budget_
 
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, 9));
     assert!(svc.oneshot("x").await.is_err());
     let report = registry.report();

@@ -1,4 +1,5 @@
-//! Unit tests of the policy driven through tower's `Retry` with a paused clock.
+//! Unit tests of the policy driven through the crate's `Retry` service (and tower's, in
+//! `service`) with a paused clock.
 
 use crate::*;
 use battlement_core::error::{BoxError, BreakerOpen, BulkheadFull, Elapsed};
@@ -20,6 +21,7 @@ mod events;
 mod http;
 mod metrics;
 mod reload;
+mod service;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -106,7 +108,7 @@ async fn run_gaps(
 ) -> (Vec<Duration>, Result<usize, BoxError>) {
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy)
+        .layer(crate::RetryLayer::new(policy))
         .service(flaky(&log, failures));
     let result = svc.oneshot("req").await;
     (log.gaps(), result)

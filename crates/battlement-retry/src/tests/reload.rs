@@ -11,7 +11,7 @@ async fn reload_changes_attempts_for_new_requests_and_for_the_next_decision_of_o
         .unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, 99));
 
     // Before: two attempts.
@@ -94,9 +94,9 @@ async fn reload_turns_the_budget_on_and_off() {
         .unwrap();
     let log = Log::default();
     let svc = ServiceBuilder::new()
-        .retry(policy.clone())
+        .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, usize::MAX));
-    let attempts = |svc: &tower::retry::Retry<RetryPolicy, _>| {
+    let attempts = |svc: &crate::Retry<_>| {
         let (svc, log) = (svc.clone(), log.clone());
         async move {
             let before = log.calls();

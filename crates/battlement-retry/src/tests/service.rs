@@ -1,0 +1,131 @@
+//! The crate's own `Retry` service against tower's, driven by the same policy.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn a_request_leaves_the_policys_shared_count_alone() {
+    // Tower's `Retry` clones the policy for each request, so the shared state's reference count
+    // (one word every core writes) goes up with every request in flight; ours does not.
+    let policy = RetryPolicy::builder().build().unwrap();
+    let layer = crate::RetryLayer::new(policy.clone());
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_: u32| std::future::pending::<Result<u32, BoxError>>());
+    let before = Arc::strong_count(policy.shared());
+    let mut in_flight = Vec::new();
+    for i in 0..8 {
+        in_flight.push(svc.ready().await.unwrap().call(i));
+    }
+    assert_eq!(Arc::strong_count(policy.shared()), before);
+
+    let mut towers = ServiceBuilder::new()
+        .retry(policy.clone())
+        .service_fn(|_: u32| std::future::pending::<Result<u32, BoxError>>());
+    let mut more = Vec::new();
+    for i in 0..8 {
+        more.push(towers.ready().await.unwrap().call(i));
+    }
+    assert_eq!(
+        Arc::strong_count(policy.shared()),
+        before + 1 + 8,
+        "tower's clones it"
+    );
+}
+
+/// Runs `failures` failing attempts then an answer through `svc`, returning the result and
+/// the waits between attempts.
+async fn scripted<S>(svc: impl FnOnce(Log) -> S) -> (Result<usize, BoxError>, Vec<Duration>)
+where
+    S: Service<&'static str, Response = usize, Error = BoxError>,
+{
+    let log = Log::default();
+    let result = svc(log.clone()).oneshot("x").await;
+    (result, log.gaps())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_decides_as_towers_retry_does_with_the_same_policy() {
+    let build = || {
+        RetryPolicy::builder()
+            .max_attempts(4)
+            .backoff(Backoff::exponential(ms(10), 2.0))
+            .jitter(Jitter::Full)
+            .seed(7)
+            .build()
+            .unwrap()
+    };
+    for failures in [0, 2, 9] {
+        let (ours, theirs) = (build(), build());
+        let (a, gaps_a) = scripted(|log| {
+            ServiceBuilder::new()
+                .layer(ours.clone().into_layer())
+                .service(flaky(&log, failures))
+        })
+        .await;
+        let (b, gaps_b) = scripted(|log| {
+            ServiceBuilder::new()
+                .retry(theirs.clone())
+                .service(flaky(&log, failures))
+        })
+        .await;
+        assert_eq!(gaps_a, gaps_b, "{failures} failures");
+        assert_eq!(gaps_a.len(), failures.min(3));
+        match (a, b) {
+            (Ok(x), Ok(y)) => assert_eq!(x, y),
+            (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string()),
+            (a, b) => panic!("{a:?} against {b:?}"),
+        }
+        let (ma, mb) = (ours.metrics(), theirs.metrics());
+        assert_eq!(format!("{ma:?}"), format!("{mb:?}"));
+        assert_eq!(ma.calls(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_for_the_inner_service_and_returns_its_readiness_error() {
+    // Ready for the first attempt, then refusing: the retry's readiness error comes back.
+    #[derive(Clone)]
+    struct Once(Arc<std::sync::atomic::AtomicU32>);
+    impl Service<u32> for Once {
+        type Response = u32;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<u32, BoxError>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), BoxError>> {
+            let n = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            std::task::Poll::Ready(if n == 0 {
+                Ok(())
+            } else {
+                Err("not ready".into())
+            })
+        }
+        fn call(&mut self, _: u32) -> Self::Future {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Err(reset(0)))
+        }
+    }
+    let policy = RetryPolicy::builder().max_attempts(3).build().unwrap();
+    let svc = crate::Retry::new(policy, Once(Arc::default()));
+    let err = svc.oneshot(1).await.unwrap_err();
+    assert_eq!(err.to_string(), "not ready");
+}
+
+#[test]
+fn the_service_and_its_future_are_send() {
+    fn send<T: Send + Sync>(_: &T) {}
+    fn send_fut<T: Send>(_: &T) {}
+    let policy = RetryPolicy::builder().build().unwrap();
+    let mut svc = crate::Retry::new(
+        policy,
+        tower::service_fn(|x: u32| async move { Ok::<_, BoxError>(x) }),
+    );
+    send(&svc);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    send_fut(&svc.call(1));
+}
