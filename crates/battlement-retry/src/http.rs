@@ -33,6 +33,14 @@ use std::time::{Duration, SystemTime};
 pub trait CloneBody: Sized {
     /// A copy of the body, or `None` if it cannot be copied.
     fn clone_body(&self) -> Option<Self>;
+
+    /// Whether a copy made earlier can no longer send the body whole: a
+    /// [`ReplayBody`](crate::ReplayBody) that outgrew its cap. The policy then gives up instead
+    /// of retrying, with reason `body_too_large`. `false` by default.
+    #[inline]
+    fn replay_refused(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! clone_body_by_clone {
@@ -139,7 +147,8 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 ///   [`retry_non_idempotent`](crate::RetryPolicyBuilder::retry_non_idempotent) is set: other
 ///   requests are not even copied, and are sent once.
 /// - A request is retried only if its body can be copied ([`CloneBody`]); otherwise it is sent
-///   once.
+///   once. A [`ReplayBody`](crate::ReplayBody) that outgrew its cap is not retried (reason
+///   `body_too_large`).
 /// - A `Retry-After` header (seconds or HTTP date) on a 429 or 503 sets the next delay, up to the
 ///   policy's [`max_retry_after`](crate::RetryPolicyBuilder::max_retry_after) (default 60 s): a
 ///   longer one (a far-future date included) ends the retries at once with that response. A date
@@ -232,9 +241,9 @@ where
         clone_request(req)
     }
 
-    fn judge(&self, _req: &Request<B>, result: Result<&Response<R>, &E>) -> Verdict {
+    fn judge(&self, req: &Request<B>, result: Result<&Response<R>, &E>) -> Verdict {
         let outcome = self.classifier.classify(result);
-        match result {
+        let verdict = match result {
             Ok(res) => {
                 let status = res.status().as_u16();
                 let verdict = if self.statuses.contains(status) {
@@ -252,7 +261,8 @@ where
                 verdict.with_status(Some(status)).with_retry_after(after)
             }
             Err(e) => judge_by_kind(self.kinds, outcome, Some(e)),
-        }
+        };
+        verdict.with_body_too_large(req.body().replay_refused())
     }
 }
 

@@ -20,6 +20,8 @@ mod events;
 mod http;
 mod metrics;
 mod reload;
+#[cfg(feature = "http")]
+mod replay;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
