@@ -31,6 +31,8 @@ pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
 ///   kept: the attempt that reads it goes on streaming, but a copy polled after that fails with
 ///   [`ReplayError::BodyTooLarge`] instead of sending a truncated body, and the retry policy
 ///   gives up with reason `body_too_large` (see [`CloneBody::replay_refused`](crate::CloneBody)).
+/// - A copy's size hint is exact only if the original's was, so over HTTP/1.1 a copy is sent
+///   as the original was: with a `content-length`, or chunked (with its trailers).
 /// - A copy polled while another still reads the unfinished inner body waits until that one has
 ///   read it to the end or is dropped (hyper drops a request's body once sent or abandoned).
 ///
@@ -335,17 +337,33 @@ where
             }
             let unsent = unsent(&state.chunks);
             let rest = state.inner.size_hint();
-            let mut hint = SizeHint::new();
-            hint.set_lower(unsent.saturating_add(rest.lower()));
-            if let Some(upper) = rest.upper() {
-                hint.set_upper(unsent.saturating_add(upper));
-            }
-            return hint;
+            return self.hint(
+                unsent.saturating_add(rest.lower()),
+                rest.upper().map(|upper| unsent.saturating_add(upper)),
+            );
         }
         match self.shared.frozen.get() {
-            Some(Frozen::Whole { chunks, .. }) => SizeHint::with_exact(unsent(chunks)),
+            Some(Frozen::Whole { chunks, .. }) => {
+                let unsent = unsent(chunks);
+                self.hint(unsent, Some(unsent))
+            }
             _ => self.shared.size_hint.clone(),
         }
+    }
+}
+
+impl<B> ReplayBody<B> {
+    /// A hint of `lower..=upper` bytes, exact only if the original body's was: a copy is sent
+    /// the way the original was (over HTTP/1.1, chunked with its trailers, or with a length).
+    fn hint(&self, lower: u64, upper: Option<u64>) -> SizeHint {
+        let mut hint = SizeHint::new();
+        hint.set_lower(lower);
+        match upper {
+            Some(upper) if upper == lower && self.shared.size_hint.exact().is_none() => {}
+            Some(upper) => hint.set_upper(upper.max(lower)),
+            None => {}
+        }
+        hint
     }
 }
 
