@@ -38,6 +38,10 @@ pub use battlement_kill_switch as kill_switch;
 pub mod metrics;
 #[cfg(feature = "rate-limit")]
 pub use battlement_rate_limit as rate_limit;
+/// A reqwest-middleware middleware running the retry, breaker, bulkhead and timeout around each
+/// request (feature `reqwest`, not in `full`).
+#[cfg(feature = "reqwest")]
+pub use battlement_reqwest as reqwest;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
 #[cfg(feature = "throttle")]
