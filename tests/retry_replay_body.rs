@@ -1,6 +1,7 @@
 //! Retrying requests whose bodies stream, over real hyper connections on 127.0.0.1: a
 //! `ReplayBodyLayer` outside the retry keeps what the first attempt sends (up to its cap) and
-//! replays it, trailers included, after a 503; a body beyond the cap is sent once.
+//! replays it, trailers included, after a 503; a body beyond the cap is sent once. And a hedge
+//! (in memory, paused clock) replays a streamed body.
 
 use battlement::core::error::BoxError;
 use battlement::retry::{Backoff, ReplayBody, ReplayBodyLayer, RetryPolicy};
@@ -190,4 +191,44 @@ async fn trailers_are_kept_on_the_replay() {
         assert_eq!(body, &whole);
         assert_eq!(t.as_ref(), Some(&trailers));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_replays_a_streamed_body() {
+    use battlement::hedge::HedgeLayer;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let hedging = HedgeLayer::builder()
+        .name("upload")
+        .delay(Duration::from_millis(50))
+        .max_attempts(2)
+        .build()
+        .unwrap();
+    let seen: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let log = seen.clone();
+    let svc = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::default())
+        .layer(hedging)
+        .service_fn(move |req: Request<ReplayBody<Streamed>>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
+            async move {
+                let body = req.into_body().collect().await?.to_bytes();
+                log.lock().unwrap().push(body.clone());
+                if n == 0 {
+                    // The first attempt read the body, then its upstream stalls.
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                Ok::<_, BoxError>(Response::new(body))
+            }
+        });
+    let (body, whole) = streamed(8, 1024, None);
+    let req = Request::put("http://upstream/upload").body(body).unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    // The hedge answered, with the whole body replayed.
+    assert_eq!(res.into_body(), whole);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|b| *b == whole));
 }
