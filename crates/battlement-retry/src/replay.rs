@@ -333,7 +333,7 @@ where
         }
         if let Some(state) = &self.state {
             if state.capped_for(self.replay) {
-                return self.shared.size_hint.clone();
+                return self.shared.size_hint;
             }
             let unsent = unsent(&state.chunks);
             let rest = state.inner.size_hint();
@@ -347,7 +347,7 @@ where
                 let unsent = unsent(chunks);
                 self.hint(unsent, Some(unsent))
             }
-            _ => self.shared.size_hint.clone(),
+            _ => self.shared.size_hint,
         }
     }
 }
@@ -455,24 +455,20 @@ where
                         }
                         Err(frame) => frame,
                     };
-                    match frame.into_trailers() {
-                        Ok(trailers) => {
-                            // Trailers end the body: keep them with the rest, and hand the
-                            // whole body to the copies.
-                            let frozen = if state.capped {
-                                Frozen::Capped
-                            } else {
-                                Frozen::Whole {
-                                    chunks: std::mem::take(&mut state.chunks),
-                                    trailers: Some(trailers.clone()),
-                                }
-                            };
-                            self.done = true;
-                            self.freeze(frozen);
-                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                        }
-                        // A kind of frame http-body does not have yet: skip it.
-                        Err(_) => continue,
+                    // Trailers end the body: keep them with the rest, and hand the whole body
+                    // to the copies. (A kind of frame http-body does not have yet is skipped.)
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let frozen = if state.capped {
+                            Frozen::Capped
+                        } else {
+                            Frozen::Whole {
+                                chunks: std::mem::take(&mut state.chunks),
+                                trailers: Some(trailers.clone()),
+                            }
+                        };
+                        self.done = true;
+                        self.freeze(frozen);
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                     }
                 }
             }

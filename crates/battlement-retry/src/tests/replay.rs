@@ -29,7 +29,7 @@ impl Body for Fed {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
 
@@ -50,22 +50,22 @@ fn trailers() -> HeaderMap {
     t
 }
 
-/// The next frame if one is ready now: `Some(None)` at the end, `None` if it would wait.
-fn next_now<B>(body: &mut B) -> Option<Option<Frame<Bytes>>>
+/// The next frame if one is ready now: `Ready(None)` at the end, `Pending` if it would wait.
+fn next_now<B>(body: &mut B) -> Poll<Option<Frame<Bytes>>>
 where
     B: Body<Data = Bytes, Error = BoxError> + Unpin,
 {
-    body.frame()
-        .now_or_never()
-        .map(|f| f.map(|r| r.expect("no error")))
+    match body.frame().now_or_never() {
+        Some(frame) => Poll::Ready(frame.map(|r| r.expect("no error"))),
+        None => Poll::Pending,
+    }
 }
 
-fn as_data(frame: Option<Option<Frame<Bytes>>>) -> Bytes {
-    frame
-        .expect("ready")
-        .expect("a frame")
-        .into_data()
-        .expect("data")
+fn as_data(frame: Poll<Option<Frame<Bytes>>>) -> Bytes {
+    match frame {
+        Poll::Ready(Some(frame)) => frame.into_data().expect("data"),
+        other => panic!("expected data, got {other:?}"),
+    }
 }
 
 /// Everything a body sends: its data and its trailers.
@@ -83,11 +83,11 @@ async fn first_attempt_streams_each_frame_as_it_arrives() {
     let (tx, inner) = fed(SizeHint::new());
     let mut first = ReplayBody::new(inner, 1024);
     // Nothing yet: the body waits, as the inner one does.
-    assert!(next_now(&mut first).is_none());
+    assert!(next_now(&mut first).is_pending());
     tx.send(data("a")).unwrap();
     // Passed on at once, without waiting for the rest of the body.
     assert_eq!(as_data(next_now(&mut first)), "a");
-    assert!(next_now(&mut first).is_none());
+    assert!(next_now(&mut first).is_pending());
     tx.send(data("b")).unwrap();
     assert_eq!(as_data(next_now(&mut first)), "b");
 }
@@ -124,8 +124,8 @@ async fn copies_of_a_whole_body_replay_side_by_side() {
     let (mut a, mut b) = (a, b);
     assert_eq!(as_data(next_now(&mut a)), "payload");
     assert_eq!(as_data(next_now(&mut b)), "payload");
-    assert!(matches!(next_now(&mut a), Some(None)));
-    assert!(matches!(next_now(&mut b), Some(None)));
+    assert!(matches!(next_now(&mut a), Poll::Ready(None)));
+    assert!(matches!(next_now(&mut b), Poll::Ready(None)));
 }
 
 #[tokio::test]
@@ -141,7 +141,7 @@ async fn a_copy_waits_for_the_reader_then_replays() {
     tx.send(data("y")).unwrap();
     drop(tx);
     assert_eq!(as_data(next_now(&mut first)), "y");
-    assert!(matches!(next_now(&mut first), Some(None)));
+    assert!(matches!(next_now(&mut first), Poll::Ready(None)));
     // The first read the body to its end: the copy is woken and sends all of it.
     assert_eq!(copy.await.unwrap().unwrap().0, "xy");
 }
@@ -160,7 +160,7 @@ async fn beyond_the_cap_the_first_streams_and_a_copy_fails() {
     assert_eq!(as_data(next_now(&mut first)), "67890");
     assert!(first.is_capped() && copy.is_capped());
     assert!(crate::CloneBody::replay_refused(&copy));
-    assert!(matches!(next_now(&mut first), Some(None)));
+    assert!(matches!(next_now(&mut first), Poll::Ready(None)));
     let err = collect(copy).await.unwrap_err();
     assert_eq!(
         err.downcast_ref::<ReplayError>(),
@@ -230,13 +230,13 @@ async fn size_hints() {
     assert_eq!(as_data(next_now(&mut first)), "abc");
     let mut copy = first.clone();
     drop(first);
-    assert!(next_now(&mut copy).is_some()); // takes the state, replays "abc"
+    assert!(next_now(&mut copy).is_ready()); // takes the state, replays "abc"
     let mut copy2 = copy.clone();
     drop(copy);
     // copy2 holds nothing yet: the original hint.
     assert_eq!(copy2.size_hint().lower(), 2);
     assert_eq!(as_data(next_now(&mut copy2)), "abc");
-    assert!(next_now(&mut copy2).is_none());
+    assert!(next_now(&mut copy2).is_pending());
     let h = copy2.size_hint();
     assert_eq!((h.lower(), h.upper()), (2, Some(10)));
     drop(tx);
@@ -266,7 +266,9 @@ async fn is_end_stream() {
     tx.send(Ok(Frame::trailers(trailers()))).unwrap();
     collect(first).await.unwrap();
     assert!(!copy.is_end_stream());
-    let frame = next_now(&mut copy).unwrap().unwrap();
+    let Poll::Ready(Some(frame)) = next_now(&mut copy) else {
+        panic!("expected the trailers");
+    };
     assert_eq!(frame.into_trailers().unwrap(), trailers());
     assert!(copy.is_end_stream());
 }
