@@ -43,6 +43,10 @@ pub mod metrics;
 pub use battlement_outlier as outlier;
 #[cfg(feature = "rate-limit")]
 pub use battlement_rate_limit as rate_limit;
+/// A reqwest-middleware middleware running the retry, breaker, bulkhead and timeout around each
+/// request (feature `reqwest`, not in `full`).
+#[cfg(feature = "reqwest")]
+pub use battlement_reqwest as reqwest;
 #[cfg(feature = "retry")]
 pub use battlement_retry as retry;
 #[cfg(feature = "throttle")]

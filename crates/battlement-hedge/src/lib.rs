@@ -29,7 +29,10 @@
 //!
 //! A hedged call sends the same request more than once, to clones of the inner service: the
 //! [`Hedge`] service needs `Req: Clone` and `S: Clone`. For HTTP, a request is `Clone` when its
-//! body is (`Full<Bytes>`, `String`, …; not a streaming body). Each hedge awaits its service
+//! body is (`Full<Bytes>`, `String`, …). A streaming body (axum's `Body`, hyper's `Incoming`)
+//! is not, until wrapped in battlement-retry's `ReplayBody` by its `ReplayBodyLayer` outside
+//! the hedge: a hedge then replays what the first attempt read (waiting, if the first is still
+//! reading the body, until it has read it all). Each hedge awaits its service
 //! clone's readiness. Put the hedge outside a per-attempt timeout and inside (or instead of)
 //! a retry.
 //!

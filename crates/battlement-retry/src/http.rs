@@ -2,10 +2,10 @@
 
 use crate::rules::{judge_by_kind, KindSet, RetryRules, Verdict};
 use battlement_core::error::AsDynError;
-use battlement_core::{Classify, ConfigError, HttpClassifier, StatusSet};
+use battlement_core::{Classify, ConfigError, HttpClassifier, Outcome, StatusSet};
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use std::time::{Duration, SystemTime};
 
 /// A request body that can be copied for a retry.
@@ -33,6 +33,14 @@ use std::time::{Duration, SystemTime};
 pub trait CloneBody: Sized {
     /// A copy of the body, or `None` if it cannot be copied.
     fn clone_body(&self) -> Option<Self>;
+
+    /// Whether a copy made earlier can no longer send the body whole: a
+    /// [`ReplayBody`](crate::ReplayBody) that outgrew its cap. The policy then gives up instead
+    /// of retrying, with reason `body_too_large`. `false` by default.
+    #[inline]
+    fn replay_refused(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! clone_body_by_clone {
@@ -139,7 +147,8 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 ///   [`retry_non_idempotent`](crate::RetryPolicyBuilder::retry_non_idempotent) is set: other
 ///   requests are not even copied, and are sent once.
 /// - A request is retried only if its body can be copied ([`CloneBody`]); otherwise it is sent
-///   once.
+///   once. A [`ReplayBody`](crate::ReplayBody) that outgrew its cap is not retried (reason
+///   `body_too_large`).
 /// - A `Retry-After` header (seconds or HTTP date) on a 429 or 503 sets the next delay, up to the
 ///   policy's [`max_retry_after`](crate::RetryPolicyBuilder::max_retry_after) (default 60 s): a
 ///   longer one (a far-future date included) ends the retries at once with that response. A date
@@ -219,6 +228,76 @@ impl<C> HttpRules<C> {
     }
 }
 
+impl<C> HttpRules<C> {
+    /// Whether a request with `method` may be copied for a retry: an idempotent method, or any
+    /// with [`retry_non_idempotent`](crate::RetryPolicyBuilder::retry_non_idempotent).
+    ///
+    /// With [`judge_head`](Self::judge_head) and [`judge_error`](Self::judge_error), this is what
+    /// the rules do for `http::Request`/`http::Response`, for a client whose types are not those
+    /// (the reqwest middleware), so both judge alike.
+    ///
+    /// ```
+    /// use battlement_retry::HttpRules;
+    /// use http::Method;
+    ///
+    /// let rules = HttpRules::default();
+    /// assert!(rules.may_copy(&Method::PUT));
+    /// assert!(!rules.may_copy(&Method::POST));
+    /// ```
+    #[inline]
+    pub fn may_copy(&self, method: &Method) -> bool {
+        self.any_method || is_idempotent(method)
+    }
+
+    /// Judges a response by its status and headers, `outcome` being the classifier's: retried
+    /// if the status is in the retry set, with the `Retry-After` of a 429 or 503.
+    ///
+    /// ```
+    /// use battlement_core::{FailureKind, Outcome};
+    /// use battlement_retry::HttpRules;
+    /// use http::{HeaderMap, StatusCode};
+    /// use std::time::Duration;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("retry-after", "2".parse().unwrap());
+    /// let outcome = Outcome::Failure(FailureKind::ServerError);
+    /// let v = HttpRules::default().judge_head(StatusCode::SERVICE_UNAVAILABLE, &headers, outcome);
+    /// assert!(v.should_retry());
+    /// assert_eq!(v.retry_after(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn judge_head(&self, status: StatusCode, headers: &HeaderMap, outcome: Outcome) -> Verdict {
+        let status = status.as_u16();
+        let verdict = if self.statuses.contains(status) {
+            Verdict::retry(outcome)
+        } else {
+            Verdict::stop(outcome)
+        };
+        let after = if self.honour_retry_after && (status == 429 || status == 503) {
+            headers
+                .get(RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v, (self.wall_clock)()))
+        } else {
+            None
+        };
+        verdict.with_status(Some(status)).with_retry_after(after)
+    }
+
+    /// Judges an error, `outcome` being the classifier's: retried if its failure kind is (by
+    /// default `Timeout`, `Connection`, `RateLimited`).
+    ///
+    /// ```
+    /// use battlement_core::{error::BoxError, FailureKind, Outcome};
+    /// use battlement_retry::HttpRules;
+    ///
+    /// let err: BoxError = "refused".into();
+    /// let v = HttpRules::default().judge_error(Outcome::Failure(FailureKind::Connection), &err);
+    /// assert!(v.should_retry());
+    /// ```
+    pub fn judge_error<E: AsDynError>(&self, outcome: Outcome, error: &E) -> Verdict {
+        judge_by_kind(self.kinds, outcome, Some(error))
+    }
+}
+
 impl<B, R, E, C> RetryRules<Request<B>, Response<R>, E> for HttpRules<C>
 where
     B: CloneBody,
@@ -226,33 +305,19 @@ where
     C: Classify<Response<R>, E>,
 {
     fn clone_request(&self, req: &Request<B>) -> Option<Request<B>> {
-        if !self.any_method && !is_idempotent(req.method()) {
+        if !self.may_copy(req.method()) {
             return None;
         }
         clone_request(req)
     }
 
-    fn judge(&self, _req: &Request<B>, result: Result<&Response<R>, &E>) -> Verdict {
+    fn judge(&self, req: &Request<B>, result: Result<&Response<R>, &E>) -> Verdict {
         let outcome = self.classifier.classify(result);
-        match result {
-            Ok(res) => {
-                let status = res.status().as_u16();
-                let verdict = if self.statuses.contains(status) {
-                    Verdict::retry(outcome)
-                } else {
-                    Verdict::stop(outcome)
-                };
-                let after = if self.honour_retry_after && (status == 429 || status == 503) {
-                    res.headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| parse_retry_after(v, (self.wall_clock)()))
-                } else {
-                    None
-                };
-                verdict.with_status(Some(status)).with_retry_after(after)
-            }
-            Err(e) => judge_by_kind(self.kinds, outcome, Some(e)),
-        }
+        let verdict = match result {
+            Ok(res) => self.judge_head(res.status(), res.headers(), outcome),
+            Err(e) => self.judge_error(outcome, e),
+        };
+        verdict.with_body_too_large(req.body().replay_refused())
     }
 }
 

@@ -146,6 +146,8 @@ mod http;
 mod layer;
 mod metrics;
 mod policy;
+#[cfg(feature = "http")]
+mod replay;
 mod rules;
 mod seq;
 mod service;
@@ -164,6 +166,8 @@ pub use metrics::{
     RetryMetrics, BUDGET_REFUSING, CALLS, FAMILIES, GAVE_UP, MAX_ATTEMPTS, RETRIES, SENT_ONCE,
 };
 pub use policy::RetryPolicy;
+#[cfg(feature = "http")]
+pub use replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService, ReplayError, DEFAULT_REPLAY_CAP};
 pub use rules::{
     DefaultPredicate, PredicateFn, RetryContext, RetryPredicate, RetryRules, Rules, Verdict,
 };

@@ -26,9 +26,10 @@ pub(crate) enum Count {
     RetryAfter = 8,
     Budget = 9,
     SentOnce = 10,
+    BodyTooLarge = 11,
 }
 
-const COUNTS: usize = 11;
+const COUNTS: usize = 12;
 
 /// Why a call ended in failure with no further attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,7 @@ pub(crate) enum GiveUp {
     TimeLimit,
     RetryAfter,
     Budget,
+    BodyTooLarge,
 }
 
 /// The policy's counters: one cell of [`COUNTS`] words per thread, on cache lines of its own.
@@ -112,6 +114,7 @@ impl Core {
             GiveUp::MaxAttempts => Count::MaxAttempts,
             GiveUp::TimeLimit => Count::TimeLimit,
             GiveUp::RetryAfter => Count::RetryAfter,
+            GiveUp::BodyTooLarge => Count::BodyTooLarge,
             GiveUp::Budget => {
                 let at = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
                 self.last_refusal.fetch_max(at + 1, Relaxed);
@@ -158,6 +161,7 @@ impl Core {
             gave_up_time_limit: c(Count::TimeLimit),
             gave_up_retry_after: c(Count::RetryAfter),
             refused_by_budget: c(Count::Budget),
+            gave_up_body_too_large: c(Count::BodyTooLarge),
             sent_once: c(Count::SentOnce),
             max_attempts: self.settings.get().max_attempts,
             budget_refusing: self.refusing(),
@@ -173,8 +177,9 @@ impl Core {
 /// four), by whether its last result was a failure (by the classifier: an ignored outcome is
 /// not one) and by whether it was retried. A failed call also counts under the one reason no
 /// further attempt was made: `not_retryable`, `gave_up_max_attempts`, `gave_up_time_limit`,
-/// `gave_up_retry_after` (the answer asked for a longer wait than `max_retry_after`) or
-/// `refused_by_budget`; so these five add up to the failed calls. A result the rules would
+/// `gave_up_retry_after` (the answer asked for a longer wait than `max_retry_after`),
+/// `refused_by_budget` or `gave_up_body_too_large` (a `ReplayBody` beyond
+/// its cap); so these six add up to the failed calls. A result the rules would
 /// retry counts as a failure when the policy gives up on it, whatever the classifier says of
 /// it. A call cancelled before it ends counts nowhere; nor does one whose request could not be
 /// copied (`sent_once` counts those: the policy never sees their result).
@@ -235,6 +240,9 @@ pub struct RetryMetrics {
     pub gave_up_retry_after: u64,
     /// Failed calls whose retry the budget refused.
     pub refused_by_budget: u64,
+    /// Failed calls not retried because the request's body outgrew the replay cap of its
+    /// `ReplayBody` (feature `http`).
+    pub gave_up_body_too_large: u64,
     /// Requests sent once because they could not be copied (their results are not counted).
     pub sent_once: u64,
     /// The most attempts in all, as set now (a reload changes it).
@@ -290,7 +298,7 @@ pub static RETRIES: Family = Family::counter(
     "retries",
 );
 /// Failed calls by why no further attempt was made (`reason`: `not_retryable`,
-/// `max_attempts`, `time_limit`, `retry_after`, `budget`).
+/// `max_attempts`, `time_limit`, `retry_after`, `budget`, `body_too_large`).
 pub static GAVE_UP: Family = Family::counter(
     "battlement_retry_gave_up",
     "Calls that ended in failure, by why no further attempt was made.",
@@ -384,6 +392,7 @@ impl HealthSource for Core {
             ("time_limit", m.gave_up_time_limit),
             ("retry_after", m.gave_up_retry_after),
             ("budget", m.refused_by_budget),
+            ("body_too_large", m.gave_up_body_too_large),
         ] {
             out.counter(&GAVE_UP, &[("reason", reason)], value);
         }

@@ -287,6 +287,12 @@ impl<K, P> Shared<K, P> {
             }
             return None;
         }
+        if verdict.body_too_large() {
+            let outcome = verdict.outcome();
+            tracing::debug!(retry = &*core.name, attempt, %outcome, "giving up: request body beyond the replay cap");
+            core.gave_up(attempt, GiveUp::BodyTooLarge);
+            return None;
+        }
         // Read at every decision: a reload applies from a request's next decision on.
         let settings = core.settings.get();
         let name = &*core.name;

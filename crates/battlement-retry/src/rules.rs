@@ -70,6 +70,7 @@ pub struct Verdict {
     retry: bool,
     retry_after: Option<Duration>,
     status: Option<u16>,
+    body_too_large: bool,
 }
 
 impl Verdict {
@@ -80,6 +81,7 @@ impl Verdict {
             retry: true,
             retry_after: None,
             status: None,
+            body_too_large: false,
         }
     }
 
@@ -90,6 +92,7 @@ impl Verdict {
             retry: false,
             retry_after: None,
             status: None,
+            body_too_large: false,
         }
     }
 
@@ -103,6 +106,21 @@ impl Verdict {
     pub fn with_status(mut self, status: Option<u16>) -> Self {
         self.status = status;
         self
+    }
+
+    /// With whether the request's body outgrew what a copy can replay (a
+    /// `ReplayBody` beyond its cap): the policy then gives up instead of
+    /// retrying, whatever the rules and the `retry_if` predicate say, with reason
+    /// `body_too_large`.
+    pub fn with_body_too_large(mut self, too_large: bool) -> Self {
+        self.body_too_large = too_large;
+        self
+    }
+
+    /// Whether the request's body cannot be sent again (see
+    /// [`with_body_too_large`](Verdict::with_body_too_large)).
+    pub fn body_too_large(&self) -> bool {
+        self.body_too_large
     }
 
     /// How the attempt counts, by the classifier.

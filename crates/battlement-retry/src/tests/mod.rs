@@ -22,6 +22,8 @@ mod http;
 mod metrics;
 mod reload;
 mod service;
+#[cfg(feature = "http")]
+mod replay;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
