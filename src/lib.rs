@@ -6,6 +6,8 @@
 //! [`core`]. [`metrics`] (feature `metrics`, on by default) exports every registered component's
 //! metrics pull-based: a Prometheus/OpenMetrics endpoint, OpenTelemetry instruments (feature
 //! `opentelemetry`) and the `metrics` facade (feature `metrics-facade`).
+//! [`dashboard`] (feature `dashboard`, on by default) serves a live page of every registered
+//! component, its events and opt-in operator controls.
 //!
 //! Feature `test-util` (off by default, for dev-dependencies): the circuit breaker times calls
 //! with tokio's clock instead of the CPU's time-stamp counter, so slow calls, latency metrics and
@@ -24,6 +26,8 @@ pub use battlement_chaos as chaos;
 #[cfg(feature = "config")]
 pub use battlement_config as config;
 pub use battlement_core as core;
+#[cfg(feature = "dashboard")]
+pub use battlement_dashboard as dashboard;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
 #[cfg(feature = "health")]
