@@ -228,16 +228,48 @@ impl Shared {
         (Arc::new(snap), sse::message("snapshot", &json))
     }
 
+    /// Lists `event` and sends it to every client; an event that says a component's new state
+    /// is followed by a fresh snapshot, so the page's figures (a breaker's time left open, the
+    /// aggregate) follow at once rather than at the next sample.
     pub(crate) fn publish(&self, event: Event) {
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_owned());
         let frame = sse::message("event", &json);
-        let mut state = lock(&self.state);
-        if self.settings.recent_events > 0 {
-            if state.recent.len() == self.settings.recent_events {
-                state.recent.pop_front();
+        let changed = event.state.is_some();
+        {
+            let mut state = lock(&self.state);
+            if self.settings.recent_events > 0 {
+                if state.recent.len() == self.settings.recent_events {
+                    state.recent.pop_front();
+                }
+                state.recent.push_back(event);
             }
-            state.recent.push_back(event);
+            send_all(&mut state, &frame);
         }
+        if changed {
+            self.refresh();
+        }
+    }
+
+    /// A snapshot taken now, out of the sampler's rhythm: rates and sparklines are the last
+    /// sample's (a rate over a fraction of an interval would be noise).
+    fn refresh(&self) {
+        let mut snap = snapshot::take(&self.registry, &self.controls, None);
+        let mut state = lock(&self.state);
+        if let Some((prev, _)) = &state.latest {
+            for c in &mut snap.components {
+                if let Some(p) = prev
+                    .components
+                    .iter()
+                    .find(|p| p.kind == c.kind && p.name == c.name)
+                {
+                    c.rate = p.rate;
+                    c.spark.clone_from(&p.spark);
+                }
+            }
+        }
+        let json = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".to_owned());
+        let frame = sse::message("snapshot", &json);
+        state.latest = Some((Arc::new(snap), frame.clone()));
         send_all(&mut state, &frame);
     }
 

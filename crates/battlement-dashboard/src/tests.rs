@@ -490,7 +490,12 @@ async fn watched_breaker_and_kill_switch_events_are_listed_with_their_state() {
     );
     let halted = events.iter().find(|e| e.what == "halted").unwrap();
     assert_eq!(halted.state.as_deref(), Some("halted"));
+    // A state change brings a fresh snapshot at once, not at the next sample (paused time has
+    // not reached it).
     let snap = dashboard.snapshot();
+    assert_eq!(snap.components[0].state, "forced_open");
+    assert_eq!(snap.components[1].state, "halted");
+    assert_eq!(snap.status, HealthStatus::Fail);
     let actions: Vec<_> = snap.components.iter().map(|c| c.actions.clone()).collect();
     assert_eq!(
         actions,
