@@ -207,7 +207,12 @@ impl Shared {
             // The tracks are only the sampler's; take them out so the registry is read
             // without holding the state's lock.
             let mut tracks = std::mem::take(&mut lock(&self.state).tracks);
-            let snap = snapshot::take(&self.registry, &self.controls, Some(&mut tracks));
+            let snap = snapshot::take(
+                &self.registry,
+                self.settings.interval,
+                &self.controls,
+                Some(&mut tracks),
+            );
             lock(&self.state).tracks = tracks;
             snap
         };
@@ -223,7 +228,7 @@ impl Shared {
         if let Some(latest) = &lock(&self.state).latest {
             return latest.clone();
         }
-        let snap = snapshot::take(&self.registry, &self.controls, None);
+        let snap = snapshot::take(&self.registry, self.settings.interval, &self.controls, None);
         let json = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".to_owned());
         (Arc::new(snap), sse::message("snapshot", &json))
     }
@@ -253,7 +258,7 @@ impl Shared {
     /// A snapshot taken now, out of the sampler's rhythm: rates and sparklines are the last
     /// sample's (a rate over a fraction of an interval would be noise).
     fn refresh(&self) {
-        let mut snap = snapshot::take(&self.registry, &self.controls, None);
+        let mut snap = snapshot::take(&self.registry, self.settings.interval, &self.controls, None);
         let mut state = lock(&self.state);
         if let Some((prev, _)) = &state.latest {
             for c in &mut snap.components {

@@ -26,6 +26,8 @@ pub const SPARK_SAMPLES: usize = 60;
 pub struct Snapshot {
     /// When it was taken, in milliseconds since the Unix epoch.
     pub time_ms: u64,
+    /// The sampling interval, in milliseconds (a sparkline spans [`SPARK_SAMPLES`] of them).
+    pub interval_ms: u64,
     /// The registry's `service_id`, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_id: Option<String>,
@@ -154,6 +156,7 @@ pub(crate) struct Track {
 /// onto each sparkline; without, rates are 0 and sparklines empty.
 pub(crate) fn take(
     registry: &HealthRegistry,
+    interval: std::time::Duration,
     controls: &[Control],
     tracks: Option<&mut HashMap<(ComponentKind, String), Track>>,
 ) -> Snapshot {
@@ -234,6 +237,7 @@ pub(crate) fn take(
     }
     Snapshot {
         time_ms: crate::event::now_ms(),
+        interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
         service_id: report.service_id.clone(),
         status: report.status,
         counts: Counts {

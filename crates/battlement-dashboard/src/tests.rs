@@ -131,6 +131,7 @@ async fn snapshot_json_has_every_field_the_page_reads_and_rates_per_second() {
     assert_eq!(c["spark"], serde_json::json!([0.0, 10.0]));
     assert_eq!(c["actions"], serde_json::json!(["force_open", "reset"]));
     assert!(json["time_ms"].as_u64().unwrap() > 0);
+    assert_eq!(json["interval_ms"], 1000);
 
     // The same document at /snapshot.
     let res = get(&dashboard, http::Method::GET, "/snapshot").await;
