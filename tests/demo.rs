@@ -68,7 +68,9 @@ async fn demo_shows_open_half_open_closed_and_serves_health() {
     assert!(card("retry", "upstream")["spark"].as_array().unwrap().len() > 1);
     let events = &report.dashboard_events;
     assert!(
-        events.iter().any(|e| e.starts_with("transition: closed → open")),
+        events
+            .iter()
+            .any(|e| e.starts_with("transition: closed → open")),
         "{events:?}"
     );
     assert!(

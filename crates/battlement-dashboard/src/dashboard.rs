@@ -65,7 +65,7 @@ pub(crate) struct Shared {
     pub(crate) authorize: Option<Authorize>,
     pub(crate) controls: Vec<Control>,
     state: Mutex<State>,
-    started: AtomicBool,
+    pub(crate) started: AtomicBool,
     pumps: Mutex<Vec<Pump>>,
     /// Dropped with the dashboard: the tasks waiting on it end.
     alive: watch::Sender<()>,
@@ -171,11 +171,7 @@ impl Dashboard {
     }
 
     /// Starts the background tasks now, if they have not started (building inside a runtime,
-    /// or the first request, starts them otherwise).
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
+    /// or the first request, starts them otherwise). Outside a tokio runtime it does nothing.
     pub fn start(&self) {
         self.shared.start();
     }
@@ -183,6 +179,9 @@ impl Dashboard {
 
 impl Shared {
     pub(crate) fn start(self: &Arc<Self>) {
+        if self.started.load(Ordering::Acquire) || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -591,9 +590,7 @@ impl DashboardBuilder {
             alive: watch::channel(()).0,
             streams: Arc::new(AtomicUsize::new(0)),
         });
-        if tokio::runtime::Handle::try_current().is_ok() {
-            shared.start();
-        }
+        shared.start();
         Ok(Dashboard { shared })
     }
 }

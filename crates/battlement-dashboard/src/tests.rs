@@ -441,8 +441,12 @@ fn settings_out_of_range_are_config_errors() {
     assert_eq!(setting(b().recent_events(5000).build()), "recent_events");
     let c = || Control::new(ComponentKind::KillSwitch, "k", [Action::Halt], |_| {});
     assert_eq!(setting(b().control(c()).control(c()).build()), "control");
-    // Outside a runtime it builds; its tasks start at the first request.
-    assert!(b().build().is_ok());
+    // Outside a runtime it builds, and starting does nothing (no panic); its tasks start at
+    // the first request inside one.
+    let d = b().build().unwrap();
+    d.start();
+    assert!(!d.shared.started.load(Ordering::Relaxed));
+    assert!(d.snapshot().components.is_empty());
 }
 
 #[test]

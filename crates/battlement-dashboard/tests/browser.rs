@@ -315,7 +315,7 @@ async fn the_page_shows_the_breaker_open_then_closed_and_follows_a_restart() {
 
     // The server restarts (every connection dropped) with other components: the page's
     // EventSource reconnects on its own and shows them.
-    let addr = gw.stop();
+    let addr = gw.stop().await;
     let restarted =
         Gateway::start(&addr.to_string(), "after-restart", Duration::from_secs(1)).await;
     browser

@@ -82,7 +82,18 @@ impl Gateway {
                 }),
             )
             .nest_service(PREFIX, dashboard.clone());
-        let listener = TcpListener::bind(addr).await.expect("bind the gateway");
+        // A restart binds the address the stopped server had: should its socket linger a
+        // moment, try again for a while.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    panic!("bind the gateway on {addr}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let mut server = JoinSet::new();
         server.spawn(async move {
@@ -127,9 +138,10 @@ impl Gateway {
             .as_u16()
     }
 
-    /// Stops the server and drops every connection it had.
-    pub(crate) fn stop(mut self) -> SocketAddr {
+    /// Stops the server, and waits until its listener and every connection it had are closed.
+    pub(crate) async fn stop(mut self) -> SocketAddr {
         self.server.abort_all();
+        while self.server.join_next().await.is_some() {}
         self.addr
     }
 }
