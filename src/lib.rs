@@ -6,6 +6,8 @@
 //! [`core`]. [`metrics`] (feature `metrics`, on by default) exports every registered component's
 //! metrics pull-based: a Prometheus/OpenMetrics endpoint, OpenTelemetry instruments (feature
 //! `opentelemetry`) and the `metrics` facade (feature `metrics-facade`).
+//! [`dashboard`] (feature `dashboard`, on by default) serves a live page of every registered
+//! component, its events and opt-in operator controls.
 //!
 //! Outlier detection for `tower::balance` endpoint pools (Envoy's rules): [`outlier`] (feature
 //! `outlier`, on by default).
@@ -27,6 +29,8 @@ pub use battlement_chaos as chaos;
 #[cfg(feature = "config")]
 pub use battlement_config as config;
 pub use battlement_core as core;
+#[cfg(feature = "dashboard")]
+pub use battlement_dashboard as dashboard;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
 #[cfg(feature = "health")]

@@ -8,6 +8,7 @@ pub(crate) mod upstream;
 use battlement::breaker::{BreakerEvent, CircuitBreaker, SlidingWindow, State};
 use battlement::bulkhead::Bulkhead;
 use battlement::core::{BoxError, HttpClassifier};
+use battlement::dashboard::Dashboard;
 use battlement::health::{CheckResult, HealthCheck, HealthRegistry, HealthService};
 use battlement::http_error::ErrorMapping;
 use battlement::retry::{Backoff, RetryPolicy};
@@ -59,6 +60,12 @@ pub(crate) struct Report {
     pub(crate) health_status: u16,
     /// Requests the upstream saw.
     pub(crate) upstream_hits: u64,
+    /// The live dashboard's address.
+    pub(crate) dashboard_url: String,
+    /// The dashboard's `/snapshot` at the end (JSON).
+    pub(crate) dashboard_json: String,
+    /// The events the dashboard listed, oldest first (`what: detail`).
+    pub(crate) dashboard_events: Vec<String>,
 }
 
 type Upstream = BoxCloneSyncService<
@@ -148,6 +155,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         .max_attempts(2)
         .backoff(Backoff::fixed(Duration::from_millis(20)))
         .budget(0.2, 5)
+        .registry(&registry)
         .build()?;
     let stack: Upstream = BoxCloneSyncService::new(
         ServiceBuilder::new()
@@ -158,7 +166,22 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
             .service(client),
     );
 
-    let gateway_addr = gateway(stack, upstream_addr, registry.service()).await;
+    // The live page: every registered component, the breaker's transitions and the bulkhead's
+    // reloads as they happen. Its controls (force open, reset) answer only requests from this
+    // machine: the peer address comes from axum's `ConnectInfo`.
+    let dashboard = Dashboard::builder(&registry)
+        .title("battlement demo gateway")
+        .breaker(&breaker)
+        .bulkhead(&bulkhead)
+        .controls(|req| {
+            req.extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .is_some_and(|peer| peer.0.ip().is_loopback())
+        })
+        .build()?;
+    let gateway_addr = gateway(stack, upstream_addr, registry.service(), dashboard.clone()).await;
+    let dashboard_url = format!("http://{gateway_addr}/battlement/");
+    out.line(format!("dashboard: {dashboard_url}"));
     out.line(format!(
         "upstream on {upstream_addr}, gateway on {gateway_addr}; {} req/s from {} workers for {:.0}s",
         opts.rate, opts.concurrency, secs
@@ -216,6 +239,12 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
     out.finish();
 
     let (health_status, health_json) = fetch(gateway_addr, "/health").await?;
+    let (_, dashboard_json) = fetch(gateway_addr, "/battlement/snapshot").await?;
+    let dashboard_events = dashboard
+        .recent_events()
+        .iter()
+        .map(|e| format!("{}: {}", e.what, e.detail))
+        .collect();
     let pretty = serde_json::from_str::<serde_json::Value>(&health_json)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| health_json.clone());
@@ -244,14 +273,19 @@ pub(crate) async fn run(opts: Options) -> Result<Report, BoxError> {
         health_json,
         health_status,
         upstream_hits: upstream_hits.load(std::sync::atomic::Ordering::Relaxed),
+        dashboard_url,
+        dashboard_json,
+        dashboard_events,
     })
 }
 
-/// Starts the gateway: `/` calls the upstream through the resilience stack.
+/// Starts the gateway: `/` calls the upstream through the resilience stack; the health endpoint
+/// and the live dashboard (`/battlement/`) beside it.
 async fn gateway(
     stack: Upstream,
     upstream: std::net::SocketAddr,
     health: HealthService,
+    dashboard: Dashboard,
 ) -> std::net::SocketAddr {
     let uri: http::Uri = format!("http://{upstream}/").parse().expect("upstream uri");
     let mapping = ErrorMapping::new();
@@ -306,12 +340,15 @@ async fn gateway(
         .route("/", axum::routing::get(handler))
         .route_service("/livez", health.clone())
         .route_service("/readyz", health.clone())
-        .nest_service("/health", health);
+        .nest_service("/health", health)
+        .nest_service("/battlement", dashboard);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");
     let addr = listener.local_addr().expect("gateway address");
     tokio::spawn(async move {
+        // With the peer's address (`ConnectInfo`), which the dashboard's controls check.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(listener, app).await;
     });
     addr

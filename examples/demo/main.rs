@@ -4,7 +4,11 @@
 //! ```sh
 //! cargo run --example demo                       # 15 s, 200 req/s, 16 workers
 //! cargo run --example demo -- --duration 30 --rate 500 --concurrency 32
+//! cargo run --example demo -- --hold             # then keep the gateway up (Ctrl-C ends it)
 //! ```
+//!
+//! It prints the address of the live dashboard (`http://127.0.0.1:PORT/battlement/`): open it
+//! to watch the breaker open and close, the bulkhead fill and the events as they happen.
 
 mod app;
 
@@ -13,15 +17,18 @@ use std::time::Duration;
 
 #[allow(clippy::exit, reason = "a command-line usage error ends the program")]
 fn usage() -> ! {
-    eprintln!("usage: demo [--duration SECS] [--rate REQ_PER_SEC] [--concurrency N] [--plain]");
+    eprintln!(
+        "usage: demo [--duration SECS] [--rate REQ_PER_SEC] [--concurrency N] [--plain] [--hold]"
+    );
     std::process::exit(2)
 }
 
-fn parse() -> app::Options {
+fn parse() -> (app::Options, bool) {
     let mut opts = app::Options {
         live: std::io::stdout().is_terminal(),
         ..app::Options::default()
     };
+    let mut hold = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
@@ -32,18 +39,19 @@ fn parse() -> app::Options {
             "--rate" => opts.rate = value().parse().unwrap_or_else(|_| usage()),
             "--concurrency" => opts.concurrency = value().parse().unwrap_or_else(|_| usage()),
             "--plain" => opts.live = false,
+            "--hold" => hold = true,
             _ => usage(),
         }
     }
     if opts.concurrency == 0 || opts.rate == 0 || opts.duration.is_zero() {
         usage()
     }
-    opts
+    (opts, hold)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let opts = parse();
+    let (opts, hold) = parse();
     let report = app::run(opts).await?;
     let saw = |to: &str| report.transitions.iter().any(|(_, t)| t.as_str() == to);
     println!(
@@ -58,5 +66,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         report.health_status,
         report.health_json.len(),
     );
+    println!(
+        "dashboard: {} ({} events listed, {} bytes of snapshot)",
+        report.dashboard_url,
+        report.dashboard_events.len(),
+        report.dashboard_json.len()
+    );
+    if hold {
+        println!("holding the gateway up; Ctrl-C to stop");
+        tokio::signal::ctrl_c().await?;
+    }
     Ok(())
 }
