@@ -91,9 +91,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         match self.limit.check(&req) {
             Ok(()) => ResponseFuture::admitted(self.inner.call(req)),
-            Err(wait)
-                if !self.limit.inner.max_delay.is_zero() && wait <= self.limit.inner.max_delay =>
-            {
+            Err(wait) if self.limit.may_wait(wait) => {
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiting(self.limit.clone(), wait, ready, req)
