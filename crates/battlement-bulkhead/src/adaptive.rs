@@ -128,6 +128,16 @@ impl AdaptiveBuilder {
         self
     }
 
+    /// Registers the limit (as a bulkhead) with a health registry when it is built, as
+    /// [`BulkheadBuilder::registry`] does.
+    pub fn registry(
+        mut self,
+        registry: &(impl battlement_core::HealthSink + Clone + Send + Sync + 'static),
+    ) -> Self {
+        self.bulkhead = self.bulkhead.registry(registry);
+        self
+    }
+
     /// Runs every check [`build`](Self::build) runs except registration.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bulkhead.validate()?;
@@ -356,8 +366,7 @@ impl AdaptiveLimit {
             .reload(&settings.bulkhead.queue_settings(self.limit()))?;
         let mut state = a.state.lock().unwrap_or_else(|e| e.into_inner());
         let estimate = state.algorithm.retune(settings.limit.clone());
-        a.algorithm
-            .store(algorithm_index(&settings.limit), Relaxed);
+        a.algorithm.store(algorithm_index(&settings.limit), Relaxed);
         a.estimate.store(estimate.to_bits(), Relaxed);
         let limit = (estimate.floor() as usize).max(1);
         if limit != shared.max_concurrent.load(Acquire) {

@@ -210,6 +210,20 @@ impl Throttle {
     ///
     /// The first setting refused.
     pub fn reload(&self, settings: &ThrottleBuilder) -> Result<(), ConfigError> {
+        self.check_reload(settings)?;
+        self.inner
+            .k
+            .store(settings.k.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(name = %self.inner.name, kind = "throttle", k = settings.k, "throttle reloaded");
+        Ok(())
+    }
+
+    /// Runs every check [`reload`](Self::reload) runs, changing nothing.
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`reload`](Self::reload) would refuse.
+    pub fn check_reload(&self, settings: &ThrottleBuilder) -> Result<(), ConfigError> {
         settings.validate()?;
         if settings.window != self.window() {
             return Err(settings.err(
@@ -225,10 +239,6 @@ impl Throttle {
                 "is fixed once built (it holds the history the rule reads): restart to change it",
             ));
         }
-        self.inner
-            .k
-            .store(settings.k.to_bits(), std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(name = %self.inner.name, kind = "throttle", k = settings.k, "throttle reloaded");
         Ok(())
     }
 }

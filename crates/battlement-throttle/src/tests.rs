@@ -452,13 +452,27 @@ async fn a_reloaded_k_applies_from_the_next_bucket() {
     assert_eq!(backend.counts(), (30, 10));
     tokio::time::advance(Duration::from_secs(1)).await;
     assert!((throttle.rejection_probability() - 10.0 / 31.0).abs() < 1e-9);
-    throttle.reload(&Throttle::builder("k").k(3.0).window(Duration::from_secs(10)).buckets(10)).unwrap();
+    throttle
+        .reload(
+            &Throttle::builder("k")
+                .k(3.0)
+                .window(Duration::from_secs(10))
+                .buckets(10),
+        )
+        .unwrap();
     assert_eq!(throttle.k(), 3.0);
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(throttle.rejection_probability(), 0.0);
     // Refused: K below 1, a new window; nothing changes.
-    let base = || Throttle::builder("k").window(Duration::from_secs(10)).buckets(10);
+    let base = || {
+        Throttle::builder("k")
+            .window(Duration::from_secs(10))
+            .buckets(10)
+    };
     assert_eq!(throttle.reload(&base().k(0.5)).unwrap_err().setting(), "k");
-    assert_eq!(throttle.reload(&base().buckets(20)).unwrap_err().setting(), "buckets");
+    assert_eq!(
+        throttle.reload(&base().buckets(20)).unwrap_err().setting(),
+        "buckets"
+    );
     assert_eq!(throttle.k(), 3.0);
 }

@@ -489,7 +489,10 @@ async fn a_reload_retunes_the_algorithm_and_keeps_what_it_learned() {
     assert_eq!(l.limit(), 50);
     // A new backoff ratio: the estimate (50) stays, the next drop backs off by 0.9.
     l.reload(&settings(0.9, 1)).unwrap();
-    assert_eq!((l.limit(), l.queued(), l.metrics().bulkhead.max_queued), (50, 0, 3));
+    assert_eq!(
+        (l.limit(), l.queued(), l.metrics().bulkhead.max_queued),
+        (50, 0, 3)
+    );
     one(&l, Duration::from_millis(20), true).await.unwrap_err();
     assert_eq!(l.limit(), 45);
     // The window now needs two samples: one drop alone no longer closes it.
@@ -499,8 +502,7 @@ async fn a_reload_retunes_the_algorithm_and_keeps_what_it_learned() {
     one(&l, Duration::from_millis(20), true).await.unwrap_err();
     assert_eq!(l.limit(), 40);
     // Another algorithm, with a maximum under the limit: clamped at once, named in metrics.
-    let vegas = Bulkhead::builder("quick")
-        .adaptive(Limit::vegas().initial_limit(20).max_limit(30));
+    let vegas = Bulkhead::builder("quick").adaptive(Limit::vegas().initial_limit(20).max_limit(30));
     l.reload(&vegas).unwrap();
     let m = l.metrics();
     assert_eq!((m.algorithm, m.limit), ("vegas", 30));
@@ -509,7 +511,10 @@ async fn a_reload_retunes_the_algorithm_and_keeps_what_it_learned() {
     // Refused: nothing changes.
     let bad = Bulkhead::builder("quick").adaptive(Limit::vegas().min_limit(0));
     assert_eq!(l.reload(&bad).unwrap_err().setting(), "min_limit");
-    let bad = Bulkhead::builder("quick").max_queued(1).adaptive(Limit::vegas()).window_samples(0);
+    let bad = Bulkhead::builder("quick")
+        .max_queued(1)
+        .adaptive(Limit::vegas())
+        .window_samples(0);
     assert_eq!(l.reload(&bad).unwrap_err().setting(), "window_samples");
     assert_eq!((l.limit(), l.metrics().bulkhead.max_queued), (30, queue));
 }
