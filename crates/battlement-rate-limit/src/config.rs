@@ -293,7 +293,7 @@ impl<X: KeyExtractor> RateLimitBuilder<X> {
             inner: Arc::new(Inner {
                 name,
                 extractor: self.extractor,
-                limits: ArcSwap::from_pointee(limits),
+                limits: Arc::new(ArcSwap::from_pointee(limits)),
                 direct_state,
                 keys,
                 clock,

@@ -91,7 +91,7 @@ pub(crate) struct Inner<X: KeyExtractor> {
     pub(crate) name: Arc<str>,
     pub(crate) extractor: X,
     /// The limiters of the current settings; a reload swaps in new ones over the same state.
-    pub(crate) limits: ArcSwap<Limits<X::Key>>,
+    pub(crate) limits: Arc<ArcSwap<Limits<X::Key>>>,
     /// The GCRA cell of the calls without a key (all of them, unkeyed), shared by every
     /// limiter a reload builds.
     pub(crate) direct_state: Arc<InMemoryState>,
@@ -108,6 +108,9 @@ pub(crate) struct Inner<X: KeyExtractor> {
     pub(crate) last_rejection: AtomicU64,
     pub(crate) events: EventChannel<RateLimitEvent>,
 }
+
+/// A service's cache of the current [`Limits`].
+pub(crate) type LimitsCache<K> = arc_swap::Cache<Arc<ArcSwap<Limits<K>>>, Arc<Limits<K>>>;
 
 /// One set of settings' limiters: governor's `RateLimiter`s fix their quota when built, so a
 /// reload builds new ones over the same state stores.
@@ -193,8 +196,22 @@ impl<X: KeyExtractor> RateLimit<X> {
     where
         X: ExtractKey<Req>,
     {
+        self.check_with(&self.inner.limits.load(), req)
+    }
+
+    /// A cache of the current limiters for a service: reading it costs one atomic load while
+    /// no reload happened (arc-swap's `Cache`), against a reader slot for `ArcSwap::load`.
+    pub(crate) fn cache(&self) -> LimitsCache<X::Key> {
+        arc_swap::Cache::new(self.inner.limits.clone())
+    }
+
+    /// [`check`](Self::check) with the limiters given.
+    #[inline]
+    pub(crate) fn check_with<Req>(&self, limits: &Limits<X::Key>, req: &Req) -> Result<(), Duration>
+    where
+        X: ExtractKey<Req>,
+    {
         let inner = &*self.inner;
-        let limits = inner.limits.load();
         let decision = match &limits.keyed {
             None => limits.direct.check(),
             Some(limiter) => match inner.extractor.extract(req) {
