@@ -105,3 +105,59 @@ fn an_unknown_instance_is_an_error() {
         Err(ResilienceError::UnknownInstance { kind: None, .. })
     ));
 }
+
+/// The admission controls of an instance come from the registry and go into the stack's slots
+/// (`from_config` stacks the other patterns: each optional slot doubles the stack's type).
+#[tokio::test(start_paused = true)]
+async fn rate_limits_and_adaptive_limits_come_from_the_file() {
+    let config = Configuration::from_toml(
+        r#"
+[instances.api]
+rate_limit = { quota = 2, window = "1s" }
+adaptive_limit = { algorithm = "aimd", initial_limit = 1, min_limit = 1, max_limit = 4 }
+throttle = { k = 2.0 }
+"#,
+    )
+    .unwrap();
+    let resilience = Resilience::new(config);
+    let stack = ResilienceStack::from_config(&resilience, "api")
+        .unwrap()
+        .rate_limit(&resilience.rate_limit("api").unwrap())
+        .throttle(&resilience.throttle("api").unwrap())
+        .adaptive_limit(&resilience.adaptive_limit("api").unwrap())
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(stack)
+        .service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok::<_, BoxError>(())
+        });
+    // The adaptive limit of one: a second call at once is refused by it...
+    let held = tokio::spawn(svc.clone().oneshot(()));
+    tokio::task::yield_now().await;
+    let err = svc.clone().oneshot(()).await.unwrap_err();
+    assert!(err.is::<BulkheadFull>(), "{err}");
+    held.await.unwrap().unwrap();
+    // ...and the rate limiter (two a second, both spent) refuses the third.
+    let err = svc.clone().oneshot(()).await.unwrap_err();
+    assert!(err.is::<battlement::core::error::RateLimited>(), "{err}");
+    assert_eq!(
+        resilience
+            .adaptive_limit("api")
+            .unwrap()
+            .metrics()
+            .bulkhead
+            .rejected(),
+        1
+    );
+    assert_eq!(resilience.rate_limit("api").unwrap().metrics().rejected, 1);
+    assert_eq!(
+        resilience
+            .throttle("api")
+            .unwrap()
+            .metrics()
+            .window_requests,
+        0
+    );
+}

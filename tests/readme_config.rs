@@ -31,7 +31,10 @@ fn the_readme_configuration_is_the_example_file_and_builds() {
 
     let config = Configuration::from_toml(&readme).unwrap();
     let names: Vec<String> = config.instance_names().map(str::to_owned).collect();
-    assert_eq!(names, ["deploys", "inventory", "payments", "search"]);
+    assert_eq!(
+        names,
+        ["deploys", "gateway", "inventory", "payments", "search"]
+    );
     let health = HealthRegistry::new();
     let resilience = Resilience::builder(config).registry(&health).build();
     for name in &names {
@@ -51,4 +54,16 @@ fn the_readme_configuration_is_the_example_file_and_builds() {
         payments,
         ["bulkhead", "circuit_breaker", "retry", "timeout"]
     );
+    // The gateway's admission controls: a rate limiter, a throttle, an adaptive limit.
+    resilience.rate_limit("gateway").unwrap();
+    resilience.throttle("gateway").unwrap();
+    resilience.adaptive_limit("gateway").unwrap();
+    let mut gateway = Vec::new();
+    health.for_each_component(|c| {
+        if c.name() == "gateway" {
+            gateway.push(c.kind().as_str());
+        }
+    });
+    gateway.sort_unstable();
+    assert_eq!(gateway, ["bulkhead", "rate_limit", "throttle"]);
 }

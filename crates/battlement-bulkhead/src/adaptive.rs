@@ -128,6 +128,16 @@ impl AdaptiveBuilder {
         self
     }
 
+    /// Registers the limit (as a bulkhead) with a health registry when it is built, as
+    /// [`BulkheadBuilder::registry`] does.
+    pub fn registry(
+        mut self,
+        registry: &(impl battlement_core::HealthSink + Clone + Send + Sync + 'static),
+    ) -> Self {
+        self.bulkhead = self.bulkhead.registry(registry);
+        self
+    }
+
     /// Runs every check [`build`](Self::build) runs except registration.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bulkhead.validate()?;
@@ -170,11 +180,11 @@ impl AdaptiveBuilder {
             next_update: CachePadded::new(AtomicU64::new(
                 clock.raw().saturating_add(ticks(self.min_window)),
             )),
-            min_rtt: ticks(self.min_rtt),
-            min_window: ticks(self.min_window),
-            max_window: ticks(self.max_window),
-            window_samples: self.window_samples,
-            algorithm: self.limit.algorithm(),
+            min_rtt: AtomicU64::new(ticks(self.min_rtt)),
+            min_window: AtomicU64::new(ticks(self.min_window)),
+            max_window: AtomicU64::new(ticks(self.max_window)),
+            window_samples: AtomicU64::new(self.window_samples),
+            algorithm: AtomicU64::new(algorithm_index(&self.limit)),
             state: std::sync::Mutex::new(State {
                 algorithm: Algorithm::new(self.limit.clone()),
                 seen: Totals::default(),
@@ -298,7 +308,7 @@ impl AdaptiveLimit {
         let totals = a.totals();
         AdaptiveMetrics {
             bulkhead: self.bulkhead.metrics(),
-            algorithm: a.algorithm,
+            algorithm: a.algorithm(),
             limit: self.limit(),
             estimate: f64::from_bits(a.estimate.load(Relaxed)),
             rtt_noload: Duration::from_nanos(a.baseline_nanos.load(Relaxed)),
@@ -310,11 +320,75 @@ impl AdaptiveLimit {
     }
 }
 
+impl AdaptiveLimit {
+    /// Takes new settings from `settings` (a live reload; see `battlement-config`), or, if any
+    /// is invalid, changes nothing and returns the error ([`AdaptiveBuilder::validate`]'s).
+    ///
+    /// - The algorithm's settings apply to the next window. The same algorithm keeps what it
+    ///   learned (its estimate, clamped to the new `min_limit`/`max_limit`, and its no-load
+    ///   latency); another algorithm starts from the limit now, clamped, and learns afresh. A
+    ///   limit outside the new bounds is resized at once, as a window's new limit is (growing
+    ///   admits queued calls, shrinking waits for running calls to finish). `initial_limit`
+    ///   is not applied: the limit is already running.
+    /// - The window settings (`min_window`, `max_window`, `window_samples`, `min_rtt`) apply
+    ///   from the next call that finishes.
+    /// - The bulkhead's queue settings (`max_queued`, `max_wait`, `rejection_window`,
+    ///   `sheddable_queue_share`, `starvation_bound`) apply as [`Bulkhead::reload`] applies
+    ///   them; its `max_concurrent` does not (the algorithm owns the limit).
+    /// - Fixed at build: the name, registrations, event capacity.
+    ///
+    /// ```
+    /// use battlement_bulkhead::{Bulkhead, Limit};
+    ///
+    /// let settings = |max| Bulkhead::builder("db").adaptive(Limit::vegas().initial_limit(20).max_limit(max));
+    /// let limit = settings(100).build().unwrap();
+    /// limit.reload(&settings(10).max_window(std::time::Duration::from_secs(2))).unwrap();
+    /// assert_eq!(limit.limit(), 10); // clamped to the new maximum at once
+    /// let err = limit.reload(&Bulkhead::builder("db").adaptive(Limit::vegas().min_limit(0))).unwrap_err();
+    /// assert_eq!(err.setting(), "min_limit");
+    /// assert_eq!(limit.limit(), 10);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first setting refused.
+    pub fn reload(&self, settings: &AdaptiveBuilder) -> Result<(), ConfigError> {
+        settings.validate()?;
+        let a = self.adaptive();
+        let shared = &self.bulkhead.shared;
+        let ticks = |d: Duration| a.clock.nanos_to_ticks(crate::bulkhead::nanos(d));
+        a.min_rtt.store(ticks(settings.min_rtt), Relaxed);
+        a.min_window.store(ticks(settings.min_window), Relaxed);
+        a.max_window.store(ticks(settings.max_window), Relaxed);
+        a.window_samples.store(settings.window_samples, Relaxed);
+        // Queue settings, as a bulkhead reload applies them, keeping the limit.
+        self.bulkhead
+            .reload(&settings.bulkhead.queue_settings(self.limit()))?;
+        let mut state = a.state.lock().unwrap_or_else(|e| e.into_inner());
+        let estimate = state.algorithm.retune(settings.limit.clone());
+        a.algorithm.store(algorithm_index(&settings.limit), Relaxed);
+        a.estimate.store(estimate.to_bits(), Relaxed);
+        let limit = (estimate.floor() as usize).max(1);
+        if limit != shared.max_concurrent.load(Acquire) {
+            let _resizing = shared.resize.lock().unwrap_or_else(|e| e.into_inner());
+            shared.resize_locked(limit);
+        }
+        drop(state);
+        tracing::info!(
+            bulkhead = %shared.name,
+            algorithm = settings.limit.algorithm(),
+            limit,
+            "adaptive limit reloaded"
+        );
+        Ok(())
+    }
+}
+
 impl fmt::Debug for AdaptiveLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdaptiveLimit")
             .field("name", &self.name())
-            .field("algorithm", &self.adaptive().algorithm)
+            .field("algorithm", &self.adaptive().algorithm())
             .field("limit", &self.limit())
             .field("in_flight", &self.in_flight())
             .field("queued", &self.queued())
@@ -386,11 +460,13 @@ pub(crate) struct Adaptive {
     overflow: CachePadded<Cell>,
     /// When the window may close, in clock ticks: read by every sample, written once a window.
     next_update: CachePadded<AtomicU64>,
-    min_rtt: u64,
-    min_window: u64,
-    max_window: u64,
-    window_samples: u64,
-    algorithm: &'static str,
+    /// The window settings, in clock ticks (reloadable; read when a call finishes).
+    min_rtt: AtomicU64,
+    min_window: AtomicU64,
+    max_window: AtomicU64,
+    window_samples: AtomicU64,
+    /// The algorithm's index in [`ALGORITHMS`] (reloadable).
+    algorithm: AtomicU64,
     /// Taken only with `try_lock`, by the call that closes a window.
     state: std::sync::Mutex<State>,
     /// Read-outs, written when a window closes.
@@ -400,13 +476,29 @@ pub(crate) struct Adaptive {
     updates: AtomicU64,
 }
 
+/// The algorithms' names, by the index [`Adaptive::algorithm`] keeps.
+const ALGORITHMS: [&str; 3] = ["aimd", "vegas", "gradient2"];
+
+fn algorithm_index(limit: &Limit) -> u64 {
+    match limit.algorithm() {
+        "aimd" => 0,
+        "vegas" => 1,
+        _ => 2,
+    }
+}
+
 impl Adaptive {
+    /// The algorithm's name.
+    pub(crate) fn algorithm(&self) -> &'static str {
+        ALGORITHMS[(self.algorithm.load(Relaxed) as usize).min(2)]
+    }
+
     /// Records a finished call that started at `start` (clock ticks).
     #[inline]
     pub(crate) fn record(&self, shared: &Shared, start: u64, dropped: bool) {
         let end = self.clock.raw();
         let rtt = end.saturating_sub(start);
-        if rtt < self.min_rtt {
+        if rtt < self.min_rtt.load(Relaxed) {
             return;
         }
         match self.cells.owned() {
@@ -459,7 +551,7 @@ impl Adaptive {
         }
         let now = self.totals();
         let count = now.count.wrapping_sub(state.seen.count);
-        if count < self.window_samples {
+        if count < self.window_samples.load(Relaxed) {
             return;
         }
         let rtt_ticks = now.rtt.wrapping_sub(state.seen.rtt) / count;
@@ -467,7 +559,7 @@ impl Adaptive {
         state.seen = now;
         let window = rtt_ticks
             .saturating_mul(2)
-            .clamp(self.min_window, self.max_window);
+            .clamp(self.min_window.load(Relaxed), self.max_window.load(Relaxed));
         self.next_update.store(end.saturating_add(window), Relaxed);
         let rtt = self.clock.ticks_to_nanos(rtt_ticks);
         let inflight = if waiters(shared.word.load(Acquire)) > 0 {
@@ -491,7 +583,7 @@ impl Adaptive {
             let old = shared.resize_locked(limit);
             tracing::debug!(
                 bulkhead = %shared.name,
-                algorithm = self.algorithm,
+                algorithm = self.algorithm(),
                 old,
                 new = limit,
                 rtt_ns = rtt,
@@ -506,7 +598,7 @@ impl Adaptive {
 impl fmt::Debug for Adaptive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Adaptive")
-            .field("algorithm", &self.algorithm)
+            .field("algorithm", &self.algorithm())
             .finish_non_exhaustive()
     }
 }

@@ -72,6 +72,22 @@ impl fmt::Debug for BulkheadBuilder {
 }
 
 impl BulkheadBuilder {
+    /// These queue settings under a bare registration, with `max_concurrent` (an adaptive
+    /// limit's reload: the algorithm owns the limit).
+    pub(crate) fn queue_settings(&self, max_concurrent: usize) -> Self {
+        BulkheadBuilder {
+            max_concurrent,
+            max_queued: self.max_queued,
+            max_wait: self.max_wait,
+            rejection_window: self.rejection_window,
+            sheddable_queue_share: self.sheddable_queue_share,
+            starvation_bound: self.starvation_bound,
+            histogram: self.histogram,
+            event_capacity: self.event_capacity,
+            ..BulkheadBuilder::new(self.registration.name())
+        }
+    }
+
     pub(crate) fn new(name: impl Into<String>) -> Self {
         BulkheadBuilder {
             registration: Registration::new(ComponentKind::Bulkhead, name),

@@ -455,6 +455,22 @@ impl Algorithm {
         self.baseline
     }
 
+    /// Takes new settings (a reload). The same algorithm keeps what it learned (the estimate,
+    /// clamped to the new bounds, the baseline, the counts); another one starts afresh from the
+    /// estimate now, clamped. Returns the new estimate.
+    pub(crate) fn retune(&mut self, limit: Limit) -> f64 {
+        let estimate = limit.bounds().clamp(self.estimate);
+        if limit.algorithm() == self.limit.algorithm() {
+            self.limit = limit;
+            self.estimate = estimate;
+        } else {
+            let mut fresh = Algorithm::new(limit);
+            fresh.estimate = estimate;
+            *self = fresh;
+        }
+        self.estimate
+    }
+
     /// Feeds one window; returns the new limit.
     pub(crate) fn update(&mut self, w: Window) -> f64 {
         let limit = self.estimate;

@@ -96,6 +96,7 @@
 //! The facade turns an instance into a whole stack: `ResilienceStack::from_config(&resilience,
 //! "payments")` (feature `config` of `battlement`).
 
+mod admission;
 mod error;
 mod load;
 mod metrics;
@@ -105,6 +106,9 @@ mod settings;
 #[cfg(feature = "watch")]
 mod watch;
 
+pub use admission::{
+    AdaptiveLimitSettings, Algorithm, RateLimitSettings, ThrottleSettings, WhenFull,
+};
 pub use error::{LoadError, Origin, Problem};
 pub use load::{Configuration, Loader, Settings};
 pub use metrics::{ReloadMetrics, FAMILIES};

@@ -76,13 +76,16 @@ pub struct Configuration {
 }
 
 /// The patterns, by section name.
-pub(crate) const PATTERNS: [&str; 6] = [
+pub(crate) const PATTERNS: [&str; 9] = [
     "breaker",
     "bulkhead",
     "retry",
     "timeout",
     "hedge",
     "kill_switch",
+    "rate_limit",
+    "throttle",
+    "adaptive_limit",
 ];
 
 impl Configuration {
@@ -323,6 +326,9 @@ impl<'a> Context<'a> {
                 "timeout" => out.timeout = self.section(&at),
                 "hedge" => out.hedge = self.section(&at),
                 "kill_switch" => out.kill_switch = self.section(&at),
+                "rate_limit" => out.rate_limit = self.section(&at),
+                "throttle" => out.throttle = self.section(&at),
+                "adaptive_limit" => out.adaptive_limit = self.section(&at),
                 _ => {
                     let base = if base_allowed { "base, " } else { "" };
                     self.problem(
@@ -507,6 +513,11 @@ fn check(
             ));
         }
     }
+    for (pattern, key_of, result) in crate::admission::check(settings, name) {
+        if let Err(e) = result {
+            problems.push(refusal(cx, layers, pattern, key_of(e.setting()), e));
+        }
+    }
 }
 
 /// `defaults`, then the bases from the farthest, then the instance; and the key paths of the
@@ -632,6 +643,15 @@ fn resolve(
             kill_switch: merged
                 .kill_switch
                 .map(|s| d.kill_switch.clone().unwrap_or_default().merged(&s)),
+            rate_limit: merged
+                .rate_limit
+                .map(|s| d.rate_limit.clone().unwrap_or_default().merged(&s)),
+            throttle: merged
+                .throttle
+                .map(|s| d.throttle.clone().unwrap_or_default().merged(&s)),
+            adaptive_limit: merged
+                .adaptive_limit
+                .map(|s| d.adaptive_limit.clone().unwrap_or_default().merged(&s)),
         };
         check(&resolved, name, &layers, &mut cx, &mut problems);
         instances.insert(name.clone(), resolved);

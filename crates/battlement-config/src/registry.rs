@@ -4,13 +4,16 @@ use crate::load::{check_name, Configuration};
 use crate::metrics::{ReloadCounts, ReloadMetrics, ReloadSource};
 use crate::settings::InstanceSettings;
 use battlement_breaker::CircuitBreaker;
-use battlement_bulkhead::Bulkhead;
+use battlement_bulkhead::{AdaptiveLimit, Bulkhead};
 use battlement_core::{ComponentKind, ConfigError};
 use battlement_health::HealthRegistry;
 use battlement_hedge::HedgeLayer;
 use battlement_kill_switch::KillSwitch;
+use battlement_rate_limit::{KeyExtractor, RateLimit, RateLimitBuilder};
 use battlement_retry::RetryPolicy;
+use battlement_throttle::Throttle;
 use battlement_timeout::TimeoutLayer;
+use std::any::Any;
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt;
@@ -48,6 +51,14 @@ pub enum ResilienceError {
     /// The builder refused the settings, or the health registry already holds a component of
     /// that kind and name (one built outside this registry).
     Build(ConfigError),
+    /// The rate limiter of that name was built with another key extractor (or unkeyed) than
+    /// the lookup asks for.
+    KeyMismatch {
+        /// The name asked for.
+        name: String,
+        /// The key extractor's type the limiter was built with.
+        built_with: &'static str,
+    },
 }
 
 impl fmt::Display for ResilienceError {
@@ -59,6 +70,10 @@ impl fmt::Display for ResilienceError {
             ),
             ResilienceError::InvalidName { reason, .. } => write!(f, "invalid name: {reason}"),
             ResilienceError::Build(e) => e.fmt(f),
+            ResilienceError::KeyMismatch { name, built_with } => write!(
+                f,
+                "rate limiter `{name}` was built with another key extractor (`{built_with}`)"
+            ),
         }
     }
 }
@@ -95,6 +110,34 @@ pub(crate) struct Inner {
     pub(crate) timeouts: Handles<TimeoutLayer>,
     pub(crate) hedges: Handles<HedgeLayer>,
     pub(crate) kill_switches: Handles<KillSwitch>,
+    pub(crate) rate_limits: Handles<RateLimitHandle>,
+    pub(crate) throttles: Handles<Throttle>,
+    pub(crate) adaptive_limits: Handles<AdaptiveLimit>,
+}
+
+/// A rate limiter of any key extractor, as the registry keeps it: the handle (to hand out
+/// again) and its reload.
+#[derive(Clone)]
+pub(crate) struct RateLimitHandle {
+    any: Arc<dyn Any + Send + Sync>,
+    reload: Arc<dyn Fn(&RateLimitBuilder) -> Result<(), ConfigError> + Send + Sync>,
+    /// The extractor's type, for the error of a lookup with another one.
+    key: &'static str,
+}
+
+impl RateLimitHandle {
+    fn new<X: KeyExtractor>(limit: RateLimit<X>) -> Self {
+        let for_reload = limit.clone();
+        RateLimitHandle {
+            any: Arc::new(limit),
+            reload: Arc::new(move |b| for_reload.reload(b)),
+            key: std::any::type_name::<X>(),
+        }
+    }
+
+    pub(crate) fn reload(&self, settings: &RateLimitBuilder) -> Result<(), ConfigError> {
+        (self.reload)(settings)
+    }
 }
 
 /// A registry of named components built from a [`Configuration`]: `breaker("payments")`
@@ -165,6 +208,9 @@ impl fmt::Debug for Resilience {
             .field("timeouts", &names_of(&self.inner.timeouts))
             .field("hedges", &names_of(&self.inner.hedges))
             .field("kill_switches", &names_of(&self.inner.kill_switches))
+            .field("rate_limits", &names_of(&self.inner.rate_limits))
+            .field("throttles", &names_of(&self.inner.throttles))
+            .field("adaptive_limits", &names_of(&self.inner.adaptive_limits))
             .field(
                 "unknown_names_from_defaults",
                 &self.inner.unknown_from_defaults,
@@ -266,6 +312,9 @@ impl ResilienceBuilder {
                 timeouts: RwLock::default(),
                 hedges: RwLock::default(),
                 kill_switches: RwLock::default(),
+                rate_limits: RwLock::default(),
+                throttles: RwLock::default(),
+                adaptive_limits: RwLock::default(),
             }),
         }
     }
@@ -512,6 +561,107 @@ impl Resilience {
         get_or_create(&self.inner.kill_switches, name, || {
             let s = self.settings(ComponentKind::KillSwitch, name, |i| i.kill_switch.as_ref())?;
             let mut b = s.apply(KillSwitch::builder(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
+        })
+    }
+
+    /// The rate limiter `name` (unkeyed: one limit for every call), built on first use.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), no `quota` set or another build or registration
+    /// error, or a limiter of that name built keyed ([`ResilienceError::KeyMismatch`]).
+    pub fn rate_limit(&self, name: &str) -> Result<RateLimit, ResilienceError> {
+        self.keyed_rate_limit(name, battlement_rate_limit::Unkeyed)
+    }
+
+    /// The rate limiter `name`, counting calls per key read by `extractor` (a file cannot name
+    /// one: it is code), built on first use with the instance's `rate_limit` settings. The
+    /// first lookup's extractor is the limiter's; later lookups get the same limiter, and
+    /// must name the same extractor type.
+    ///
+    /// ```
+    /// use battlement_config::{Configuration, Resilience};
+    /// use battlement_rate_limit::key_fn;
+    ///
+    /// let config = Configuration::from_toml("[instances.api.rate_limit]\nquota = 10\nmax_keys = 1000\n").unwrap();
+    /// let resilience = Resilience::new(config);
+    /// let by_tenant = key_fn(|req: &(String, u32)| Some(req.0.clone()));
+    /// let limit = resilience.keyed_rate_limit("api", by_tenant).unwrap();
+    /// assert!(limit.is_keyed());
+    /// assert_eq!(limit.metrics().max_keys, Some(1000));
+    /// // Asked for unkeyed, the same name is refused.
+    /// assert!(resilience.rate_limit("api").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`rate_limit`](Self::rate_limit).
+    pub fn keyed_rate_limit<X: KeyExtractor>(
+        &self,
+        name: &str,
+        extractor: X,
+    ) -> Result<RateLimit<X>, ResilienceError> {
+        let handle = get_or_create(&self.inner.rate_limits, name, || {
+            let s = self.settings(ComponentKind::RateLimit, name, |i| i.rate_limit.as_ref())?;
+            let mut b = s.apply(RateLimit::builder(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            // Keyed or not as the extractor says.
+            let limit = if std::any::TypeId::of::<X>()
+                == std::any::TypeId::of::<battlement_rate_limit::Unkeyed>()
+            {
+                let unkeyed: Box<dyn Any> = Box::new(b.build()?);
+                match unkeyed.downcast::<RateLimit<X>>() {
+                    Ok(limit) => *limit,
+                    Err(_) => unreachable!("X is Unkeyed"),
+                }
+            } else {
+                b.keyed(extractor).build()?
+            };
+            Ok(RateLimitHandle::new(limit))
+        })?;
+        handle
+            .any
+            .downcast_ref::<RateLimit<X>>()
+            .cloned()
+            .ok_or_else(|| ResilienceError::KeyMismatch {
+                name: name.to_owned(),
+                built_with: handle.key,
+            })
+    }
+
+    /// The client-side adaptive throttle `name`, built on first use.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), or a build or registration error.
+    pub fn throttle(&self, name: &str) -> Result<Throttle, ResilienceError> {
+        get_or_create(&self.inner.throttles, name, || {
+            let s = self.settings(ComponentKind::Throttle, name, |i| i.throttle.as_ref())?;
+            let mut b = s.apply(Throttle::builder(name));
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?)
+        })
+    }
+
+    /// The adaptive concurrency limit `name`, built on first use (it registers as the
+    /// bulkhead `name`: an instance has a `bulkhead` or an `adaptive_limit`, not both).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), a setting of another algorithm, or a build or
+    /// registration error.
+    pub fn adaptive_limit(&self, name: &str) -> Result<AdaptiveLimit, ResilienceError> {
+        get_or_create(&self.inner.adaptive_limits, name, || {
+            let s = self.settings(ComponentKind::Bulkhead, name, |i| i.adaptive_limit.as_ref())?;
+            let mut b = s.builder(name)?;
             if let Some(health) = &self.inner.health {
                 b = b.registry(health);
             }

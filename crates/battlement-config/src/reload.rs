@@ -1,17 +1,20 @@
 //! Live reload: a new configuration validated whole, then applied to the live components.
 
+use crate::admission::{AdaptiveLimitSettings, RateLimitSettings, ThrottleSettings};
 use crate::error::{LoadError, Problem};
 use crate::load::{Configuration, Loader};
-use crate::registry::{names_of, settings_in, Handles, Resilience};
+use crate::registry::{names_of, settings_in, Handles, RateLimitHandle, Resilience};
 use crate::settings::{
     BreakerSettings, BulkheadSettings, HedgeSettings, InstanceSettings, RetrySettings,
     TimeoutSettings,
 };
 use battlement_breaker::CircuitBreaker;
-use battlement_bulkhead::Bulkhead;
+use battlement_bulkhead::{AdaptiveLimit, Bulkhead};
 use battlement_core::{ComponentKind, ConfigError};
 use battlement_hedge::HedgeLayer;
+use battlement_rate_limit::RateLimit;
 use battlement_retry::RetryPolicy;
+use battlement_throttle::Throttle;
 use std::error::Error;
 use std::fmt;
 use std::sync::RwLockReadGuard;
@@ -164,6 +167,11 @@ fn validate_instance(
             problems.push(problem(section, "hedge", HedgeSettings::key_of, e));
         }
     }
+    for (pattern, key_of, result) in crate::admission::check(settings, name) {
+        if let Err(e) = result {
+            problems.push(problem(section, pattern, key_of, e));
+        }
+    }
 }
 
 /// What becomes of the live components of one kind.
@@ -282,6 +290,9 @@ impl Resilience {
         let timeouts = read(&inner.timeouts);
         let hedges = read(&inner.hedges);
         let kill_switches = read(&inner.kill_switches);
+        let rate_limits = read(&inner.rate_limits);
+        let throttles = read(&inner.throttles);
+        let adaptive_limits = read(&inner.adaptive_limits);
         let old = self.configuration();
 
         let mut problems = Vec::new();
@@ -364,6 +375,46 @@ impl Resilience {
                 Ok(Box::new(move || h.reload(&b)))
             },
         );
+        plan.kind(
+            &rate_limits,
+            ComponentKind::RateLimit,
+            "rate_limit",
+            |i| i.rate_limit.as_ref(),
+            RateLimitSettings::key_of,
+            |h: &RateLimitHandle, name, s: &RateLimitSettings| {
+                let b = s.apply(RateLimit::builder(name));
+                b.validate()?;
+                let h = h.clone();
+                Ok(Box::new(move || h.reload(&b)))
+            },
+        );
+        plan.kind(
+            &throttles,
+            ComponentKind::Throttle,
+            "throttle",
+            |i| i.throttle.as_ref(),
+            ThrottleSettings::key_of,
+            |h: &Throttle, name, s: &ThrottleSettings| {
+                let b = s.apply(Throttle::builder(name));
+                b.validate()?;
+                h.check_reload(&b)?;
+                let h = h.clone();
+                Ok(Box::new(move || h.reload(&b)))
+            },
+        );
+        plan.kind(
+            &adaptive_limits,
+            ComponentKind::Bulkhead,
+            "adaptive_limit",
+            |i| i.adaptive_limit.as_ref(),
+            AdaptiveLimitSettings::key_of,
+            |h: &AdaptiveLimit, name, s: &AdaptiveLimitSettings| {
+                let b = s.builder(name)?;
+                b.validate()?;
+                let h = h.clone();
+                Ok(Box::new(move || h.reload(&b)))
+            },
+        );
         // Kill switches are not reloaded; one whose instance vanished is still reported kept.
         let mut switches: Vec<&String> = kill_switches.keys().collect();
         switches.sort();
@@ -402,6 +453,9 @@ impl Resilience {
             timeouts,
             hedges,
             kill_switches,
+            rate_limits,
+            throttles,
+            adaptive_limits,
         ));
         self.reload_counts().applied();
         tracing::info!(
@@ -462,6 +516,9 @@ impl Resilience {
         add(ComponentKind::Timeout, names_of(&inner.timeouts));
         add(ComponentKind::Hedge, names_of(&inner.hedges));
         add(ComponentKind::KillSwitch, names_of(&inner.kill_switches));
+        add(ComponentKind::RateLimit, names_of(&inner.rate_limits));
+        add(ComponentKind::Throttle, names_of(&inner.throttles));
+        add(ComponentKind::Bulkhead, names_of(&inner.adaptive_limits));
         all
     }
 }

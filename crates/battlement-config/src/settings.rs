@@ -4,6 +4,7 @@
 //! the builder's own default. Each `apply` calls the builder's setters, so every range check is
 //! the builder's: a file can never build what code could not.
 
+use crate::admission::{AdaptiveLimitSettings, RateLimitSettings, ThrottleSettings};
 use battlement_breaker::{CircuitBreakerBuilder, SlidingWindow};
 use battlement_bulkhead::BulkheadBuilder;
 use battlement_core::ConfigError;
@@ -26,6 +27,8 @@ macro_rules! merge_fields {
         }
     };
 }
+
+pub(crate) use merge_fields;
 
 /// The sliding window of a breaker: a number of calls (`window = 100`) or a span of time
 /// (`window = "30s"`, kept in `window_buckets` buckets).
@@ -860,6 +863,12 @@ pub struct InstanceSettings {
     pub hedge: Option<HedgeSettings>,
     /// A kill switch.
     pub kill_switch: Option<KillSwitchSettings>,
+    /// A rate limiter.
+    pub rate_limit: Option<RateLimitSettings>,
+    /// A client-side adaptive throttle.
+    pub throttle: Option<ThrottleSettings>,
+    /// An adaptive concurrency limit (a bulkhead whose limit moves; not with `bulkhead`).
+    pub adaptive_limit: Option<AdaptiveLimitSettings>,
 }
 
 fn merge_opt<T: Clone>(a: &Option<T>, b: &Option<T>, f: impl Fn(&T, &T) -> T) -> Option<T> {
@@ -884,6 +893,17 @@ impl InstanceSettings {
                 &self.kill_switch,
                 &over.kill_switch,
                 KillSwitchSettings::merged,
+            ),
+            rate_limit: merge_opt(
+                &self.rate_limit,
+                &over.rate_limit,
+                RateLimitSettings::merged,
+            ),
+            throttle: merge_opt(&self.throttle, &over.throttle, ThrottleSettings::merged),
+            adaptive_limit: merge_opt(
+                &self.adaptive_limit,
+                &over.adaptive_limit,
+                AdaptiveLimitSettings::merged,
             ),
         }
     }

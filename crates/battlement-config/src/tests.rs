@@ -103,3 +103,136 @@ fn configuration_from_code_reports_code_as_the_origin() {
     assert_eq!(p.origin(), Some(&Origin::Code));
     assert_eq!(p.config_error().unwrap().setting(), "max_concurrent");
 }
+
+const ADMISSION: &str = r#"
+[defaults.rate_limit]
+window = "1s"
+[instances.api.rate_limit]
+quota = 100
+burst = 10
+max_delay = "20ms"
+when_full = "admit"
+[instances.search.throttle]
+k = 1.5
+window = "30s"
+buckets = 30
+[instances.db.adaptive_limit]
+algorithm = "aimd"
+initial_limit = 40
+max_limit = 80
+backoff_ratio = 0.7
+max_queued = 16
+min_window = "100ms"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn admission_controls_build_from_a_file_and_reload() {
+    let health = battlement_health::HealthRegistry::new();
+    let resilience = Resilience::builder(Configuration::from_toml(ADMISSION).unwrap())
+        .registry(&health)
+        .build();
+    let limit = resilience.rate_limit("api").unwrap();
+    assert_eq!(
+        (
+            limit.quota(),
+            limit.window(),
+            limit.burst(),
+            limit.max_delay()
+        ),
+        (100, Duration::from_secs(1), 10, Duration::from_millis(20))
+    );
+    let throttle = resilience.throttle("search").unwrap();
+    assert_eq!((throttle.k(), throttle.buckets()), (1.5, 30));
+    let adaptive = resilience.adaptive_limit("db").unwrap();
+    let m = adaptive.metrics();
+    assert_eq!(
+        (m.algorithm, m.limit, m.bulkhead.max_queued),
+        ("aimd", 40, 16)
+    );
+    // The same handles, and registered for health and metrics.
+    assert_eq!(resilience.rate_limit("api").unwrap().quota(), 100);
+    assert_eq!(health.names().len(), 4, "{:?}", health.names()); // + the reload counts
+
+    let next = ADMISSION
+        .replace("quota = 100", "quota = 200")
+        .replace("k = 1.5", "k = 3.0")
+        .replace("max_limit = 80", "max_limit = 30")
+        .replace("initial_limit = 40", "initial_limit = 20");
+    let report = resilience
+        .reload(Configuration::from_toml(&next).unwrap())
+        .unwrap();
+    assert!(report
+        .applied
+        .contains(&(battlement_core::ComponentKind::RateLimit, "api".to_owned())));
+    assert_eq!(limit.quota(), 200);
+    assert_eq!(throttle.k(), 3.0);
+    // Clamped at once to the new maximum (the running limit, 40, is kept otherwise: a
+    // reload does not restart the algorithm from `initial_limit`).
+    assert_eq!(adaptive.limit(), 30);
+}
+
+#[test]
+fn admission_settings_are_refused_with_their_keys() {
+    let err = Configuration::from_toml("[instances.api.rate_limit]\nquota = 0\n").unwrap_err();
+    assert_eq!(err.problems()[0].key(), "instances.api.rate_limit.quota");
+    let err = Configuration::from_toml("[instances.s.throttle]\nk = 0.5\n").unwrap_err();
+    assert_eq!(err.problems()[0].key(), "instances.s.throttle.k");
+    let err = Configuration::from_toml(
+        "[instances.db.adaptive_limit]\nalgorithm = \"vegas\"\ntimeout = \"1s\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems()[0].key(),
+        "instances.db.adaptive_limit.timeout"
+    );
+    let err =
+        Configuration::from_toml("[instances.db.adaptive_limit]\nmin_limit = 0\n").unwrap_err();
+    assert_eq!(
+        err.problems()[0].key(),
+        "instances.db.adaptive_limit.min_limit"
+    );
+    let err = Configuration::from_toml(
+        "[instances.db.adaptive_limit]\n[instances.db.bulkhead]\nmax_concurrent = 4\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.problems()[0].key(), "instances.db");
+    let err = Configuration::from_toml("[instances.api.rate_limit]\nwhen_full = \"maybe\"\n")
+        .unwrap_err();
+    assert_eq!(
+        err.problems()[0].key(),
+        "instances.api.rate_limit.when_full"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_changes_a_throttles_window_is_refused_whole() {
+    let resilience = Resilience::new(Configuration::from_toml(ADMISSION).unwrap());
+    let limit = resilience.rate_limit("api").unwrap();
+    let throttle = resilience.throttle("search").unwrap();
+    let next = ADMISSION
+        .replace("quota = 100", "quota = 200")
+        .replace("window = \"30s\"", "window = \"60s\"");
+    let err = resilience
+        .reload(Configuration::from_toml(&next).unwrap())
+        .unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+    assert_eq!(err.problems()[0].key(), "instances.search.throttle.window");
+    assert_eq!(
+        (limit.quota(), throttle.window()),
+        (100, Duration::from_secs(30))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_rate_limit_reloads_and_refuses_another_extractor() {
+    let resilience = Resilience::new(Configuration::from_toml(ADMISSION).unwrap());
+    let by_user = battlement_rate_limit::key_fn(|req: &u32| Some(*req));
+    let keyed = resilience.keyed_rate_limit("api", by_user).unwrap();
+    assert!(keyed.is_keyed());
+    let err = resilience.rate_limit("api").unwrap_err();
+    assert!(matches!(err, ResilienceError::KeyMismatch { .. }), "{err}");
+    resilience
+        .reload(Configuration::from_toml(&ADMISSION.replace("quota = 100", "quota = 7")).unwrap())
+        .unwrap();
+    assert_eq!(keyed.quota(), 7);
+}

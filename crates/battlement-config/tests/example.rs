@@ -9,7 +9,10 @@ fn the_example_file_loads_and_every_instance_builds() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     let config = Loader::new().dir(dir).no_env_overrides().load().unwrap();
     let names: Vec<&str> = config.instance_names().collect();
-    assert_eq!(names, ["deploys", "inventory", "payments", "search"]);
+    assert_eq!(
+        names,
+        ["deploys", "gateway", "inventory", "payments", "search"]
+    );
     let health = HealthRegistry::new();
     let resilience = Resilience::builder(config.clone())
         .registry(&health)
@@ -33,6 +36,15 @@ fn the_example_file_loads_and_every_instance_builds() {
         }
         if instance.kill_switch.is_some() {
             resilience.kill_switch(name).unwrap();
+        }
+        if instance.rate_limit.is_some() {
+            resilience.rate_limit(name).unwrap();
+        }
+        if instance.throttle.is_some() {
+            resilience.throttle(name).unwrap();
+        }
+        if instance.adaptive_limit.is_some() {
+            resilience.adaptive_limit(name).unwrap();
         }
     }
     // Inheritance as the file says: search ← strict-fast ← strict.

@@ -2,12 +2,14 @@
 
 use crate::event::RateLimitEvent;
 use crate::key::{KeyExtractor, Unkeyed};
-use crate::keys::{Keys, KeysFull, KeysSettings, Store};
-use crate::limit::{Inner, RateLimit, TokioClock};
+use crate::keys::{Direct, Keys, KeysFull, KeysSettings, Store};
+use crate::limit::{Inner, Limits, RateLimit, TokioClock};
+use arc_swap::ArcSwap;
 use battlement_core::event::{EventChannel, DEFAULT_EVENT_CAPACITY};
 use battlement_core::stripe::StripedCounter;
 use battlement_core::{ComponentKind, ConfigError, Registration};
 use governor::nanos::Nanos;
+use governor::state::InMemoryState;
 use governor::Quota;
 use std::fmt;
 use std::num::NonZeroU32;
@@ -133,7 +135,7 @@ impl RateLimitBuilder {
     }
 }
 
-impl<X: KeyExtractor> RateLimitBuilder<X> {
+impl<X> RateLimitBuilder<X> {
     /// The rate: `n` calls per `period` (required; `n` at least 1, `period / n` at least 1 ns).
     /// Calls are spaced evenly (GCRA): one is admitted every `period / n`, with up to
     /// [`burst`](Self::burst) at once after a quiet spell.
@@ -240,6 +242,25 @@ impl<X: KeyExtractor> RateLimitBuilder<X> {
         Ok(())
     }
 
+    /// The key table's settings for a quota of `quota` with `burst`.
+    fn keys_settings(&self, quota: Quota, burst: u32) -> KeysSettings {
+        let t = Nanos::from(quota.replenish_interval().max(Duration::from_nanos(1)));
+        let tau = Nanos::new(t.as_u64().saturating_mul(u64::from(burst - 1)));
+        KeysSettings {
+            max: self.max_keys,
+            when_full: self.when_full,
+            t,
+            tau,
+            eviction_interval: Nanos::from(self.eviction_interval),
+        }
+    }
+
+    fn rejection_nanos(&self) -> u64 {
+        u64::try_from(self.rejection_window.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+impl<X: KeyExtractor> RateLimitBuilder<X> {
     /// Validates the settings and builds the limiter (registering it with every registry
     /// given).
     pub fn build(self) -> Result<RateLimit<X>, ConfigError> {
@@ -249,35 +270,34 @@ impl<X: KeyExtractor> RateLimitBuilder<X> {
         let events = EventChannel::new(self.event_capacity)
             .map_err(|e| e.within(ComponentKind::RateLimit, &name))?;
         let clock = TokioClock::new();
-        let keyed = self.keyed.then(|| {
-            let t = Nanos::from(quota.replenish_interval().max(Duration::from_nanos(1)));
-            let tau = Nanos::new(t.as_u64().saturating_mul(u64::from(burst - 1)));
-            let keys = Arc::new(Keys::new(
-                KeysSettings {
-                    max: self.max_keys,
-                    when_full: self.when_full,
-                    t,
-                    tau,
-                    eviction_interval: Nanos::from(self.eviction_interval),
-                },
+        let keys = self.keyed.then(|| {
+            Arc::new(Keys::new(
+                self.keys_settings(quota, burst),
                 name.clone(),
                 events.clone(),
-            ));
-            let limiter = governor::RateLimiter::new(quota, Store(keys.clone()), clock);
-            (limiter, keys)
+            ))
         });
+        let direct_state = Arc::new(InMemoryState::default());
+        let rejection_window = AtomicU64::new(self.rejection_nanos());
+        let limits = Limits {
+            direct: governor::RateLimiter::new(quota, Direct(direct_state.clone()), clock),
+            keyed: keys
+                .as_ref()
+                .map(|keys| governor::RateLimiter::new(quota, Store(keys.clone()), clock)),
+            quota: n,
+            window: period,
+            burst,
+            max_delay: self.max_delay,
+        };
         let limit = RateLimit {
             inner: Arc::new(Inner {
                 name,
                 extractor: self.extractor,
-                direct: governor::RateLimiter::direct_with_clock(quota, clock),
-                keyed,
+                limits: Arc::new(ArcSwap::from_pointee(limits)),
+                direct_state,
+                keys,
                 clock,
-                quota: n,
-                window: period,
-                burst,
-                max_delay: self.max_delay,
-                rejection_window: self.rejection_window,
+                rejection_window,
                 admitted: StripedCounter::new(),
                 rejected: AtomicU64::new(0),
                 waited: AtomicU64::new(0),
@@ -287,5 +307,80 @@ impl<X: KeyExtractor> RateLimitBuilder<X> {
         };
         self.registration.register(Arc::new(limit.clone()))?;
         Ok(limit)
+    }
+}
+
+impl<X: KeyExtractor> RateLimit<X> {
+    /// Takes new settings from `settings` (a live reload; see `battlement-config`), or refuses
+    /// them all, changing nothing, if any is invalid.
+    ///
+    /// - The rate, the burst and `max_delay` apply to the next call. The limiter's state stays:
+    ///   each key (and the unkeyed limit) keeps its GCRA theoretical arrival time, which the
+    ///   new rate reads, so a reload neither refills every burst nor forgets who was limited.
+    ///   Calls waiting under `max_delay` keep the deadline they had.
+    /// - `max_keys`, `when_full` and `eviction_interval` apply to the key table in place; a
+    ///   `max_keys` smaller than the keys tracked now refuses (or admits untracked, as
+    ///   `when_full` says) new keys until idle keys are evicted.
+    /// - `rejection_window` applies to the next health snapshot.
+    /// - Fixed at build: the name, the key extractor (`settings` may be unkeyed: whether calls
+    ///   are counted per key is this limiter's), registration and event capacity.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_rate_limit::RateLimit;
+    /// use std::time::Duration;
+    ///
+    /// let settings = |n| RateLimit::builder("api").rate(n, Duration::from_secs(1));
+    /// let limit = settings(2).build().unwrap();
+    /// limit.reload(&settings(100)).unwrap();
+    /// assert_eq!(limit.quota(), 100);
+    /// assert!(limit.reload(&settings(0)).is_err());
+    /// assert_eq!(limit.quota(), 100);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first setting refused, as [`build`](RateLimitBuilder::build) would refuse it.
+    pub fn reload<Y>(&self, settings: &RateLimitBuilder<Y>) -> Result<(), ConfigError> {
+        settings.registration.require_name()?;
+        let (quota, n, period, burst) = settings.quota()?;
+        if self.is_keyed() && settings.max_keys == 0 {
+            return Err(settings.err("max_keys", settings.max_keys, "must be at least 1"));
+        }
+        if settings.eviction_interval.is_zero() {
+            return Err(settings.err(
+                "eviction_interval",
+                settings.eviction_interval,
+                "must be greater than zero",
+            ));
+        }
+        let inner = &*self.inner;
+        if let Some(keys) = &inner.keys {
+            keys.configure(&settings.keys_settings(quota, burst));
+        }
+        let limits = Limits {
+            direct: governor::RateLimiter::new(
+                quota,
+                Direct(inner.direct_state.clone()),
+                inner.clock,
+            ),
+            keyed: inner
+                .keys
+                .as_ref()
+                .map(|keys| governor::RateLimiter::new(quota, Store(keys.clone()), inner.clock)),
+            quota: n,
+            window: period,
+            burst,
+            max_delay: settings.max_delay,
+        };
+        inner.limits.store(Arc::new(limits));
+        inner.rejection_window.store(
+            settings.rejection_nanos(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::info!(name = %inner.name, kind = "rate_limit", quota = n, ?period, burst, "rate limiter reloaded");
+        Ok(())
     }
 }

@@ -40,12 +40,16 @@ pub(crate) struct Keys<K> {
     pub(crate) map: DashMap<K, InMemoryState>,
     /// Slots reserved: keys in the map plus insertions under way; never above `max`.
     tracked: AtomicUsize,
-    pub(crate) max: usize,
-    pub(crate) when_full: KeysFull,
+    /// The settings below are atomics so that a reload
+    /// ([`RateLimit::reload`](crate::RateLimit::reload)) changes them in place, keeping every
+    /// key's state.
+    max: AtomicUsize,
+    /// `true`: [`KeysFull::Admit`].
+    admit_when_full: AtomicBool,
     /// governor's emission interval and tolerance, in nanoseconds.
-    t: u64,
-    tau: u64,
-    eviction_interval: u64,
+    t: AtomicU64,
+    tau: AtomicU64,
+    eviction_interval: AtomicU64,
     /// When the last sweep ran, in nanoseconds since the limiter's start, plus one (0: never).
     last_sweep: AtomicU64,
     pub(crate) evicted: AtomicU64,
@@ -71,14 +75,14 @@ impl<K: Hash + Eq + Clone> Keys<K> {
         name: Arc<str>,
         events: EventChannel<RateLimitEvent>,
     ) -> Self {
-        Keys {
+        let keys = Keys {
             map: DashMap::new(),
             tracked: AtomicUsize::new(0),
-            max: settings.max,
-            when_full: settings.when_full,
-            t: settings.t.as_u64(),
-            tau: settings.tau.as_u64(),
-            eviction_interval: settings.eviction_interval.as_u64(),
+            max: AtomicUsize::new(0),
+            admit_when_full: AtomicBool::new(false),
+            t: AtomicU64::new(0),
+            tau: AtomicU64::new(0),
+            eviction_interval: AtomicU64::new(0),
             last_sweep: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             overflow_admitted: AtomicU64::new(0),
@@ -86,6 +90,34 @@ impl<K: Hash + Eq + Clone> Keys<K> {
             full: AtomicBool::new(false),
             name,
             events,
+        };
+        keys.configure(&settings);
+        keys
+    }
+
+    /// Takes new settings (a reload): the table and every key's state stay. A smaller `max`
+    /// than the keys tracked now refuses new keys until sweeps bring the count under it.
+    pub(crate) fn configure(&self, settings: &KeysSettings) {
+        self.max.store(settings.max, Relaxed);
+        self.admit_when_full
+            .store(settings.when_full == KeysFull::Admit, Relaxed);
+        self.t.store(settings.t.as_u64(), Relaxed);
+        self.tau.store(settings.tau.as_u64(), Relaxed);
+        self.eviction_interval
+            .store(settings.eviction_interval.as_u64(), Relaxed);
+    }
+
+    /// At most how many keys are tracked.
+    pub(crate) fn max(&self) -> usize {
+        self.max.load(Relaxed)
+    }
+
+    /// What happens to new keys while the table is full.
+    pub(crate) fn when_full(&self) -> KeysFull {
+        if self.admit_when_full.load(Relaxed) {
+            KeysFull::Admit
+        } else {
+            KeysFull::Reject
         }
     }
 
@@ -97,7 +129,7 @@ impl<K: Hash + Eq + Clone> Keys<K> {
     /// Takes a slot for a new key, if one is free.
     fn reserve(&self) -> bool {
         self.tracked
-            .fetch_update(AcqRel, Acquire, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(AcqRel, Acquire, |n| (n < self.max()).then_some(n + 1))
             .is_ok()
     }
 
@@ -125,7 +157,7 @@ impl<K: Hash + Eq + Clone> Keys<K> {
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
         let last = self.last_sweep.load(Relaxed);
-        let due = last == 0 || now.saturating_sub(last - 1) >= self.eviction_interval;
+        let due = last == 0 || now.saturating_sub(last - 1) >= self.eviction_interval.load(Relaxed);
         if due && self.tracked() > 0 {
             self.try_sweep(last, now);
         }
@@ -133,7 +165,7 @@ impl<K: Hash + Eq + Clone> Keys<K> {
             // Full: sweep once more (at most once per emission interval, so a flood of new keys
             // does not scan the table on every call), then give up.
             let last = self.last_sweep.load(Relaxed);
-            if last == 0 || now.saturating_sub(last - 1) >= self.t {
+            if last == 0 || now.saturating_sub(last - 1) >= self.t.load(Relaxed) {
                 self.try_sweep(last, now);
             }
             if !self.reserve() {
@@ -160,7 +192,7 @@ impl<K: Hash + Eq + Clone> Keys<K> {
             .compare_exchange(last, now + 1, AcqRel, Relaxed)
             .is_ok()
         {
-            self.sweep(now.saturating_sub(self.t));
+            self.sweep(now.saturating_sub(self.t.load(Relaxed)));
         }
     }
 
@@ -169,21 +201,22 @@ impl<K: Hash + Eq + Clone> Keys<K> {
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
+        let when_full = self.when_full();
         if !self.full.swap(true, Relaxed) {
             tracing::warn!(
                 name = %self.name,
                 kind = "rate_limit",
-                max_keys = self.max,
-                when_full = ?self.when_full,
+                max_keys = self.max(),
+                when_full = ?when_full,
                 "rate limiter's key table is full"
             );
             self.events.send(RateLimitEvent::KeysFull {
                 name: self.name.clone(),
-                max_keys: self.max,
-                when_full: self.when_full,
+                max_keys: self.max(),
+                when_full,
             });
         }
-        match self.when_full {
+        match when_full {
             KeysFull::Admit => {
                 self.overflow_admitted.fetch_add(1, Relaxed);
                 // A fresh cell, measured and thrown away: admitted, tracked nowhere.
@@ -193,7 +226,10 @@ impl<K: Hash + Eq + Clone> Keys<K> {
                 self.overflow_rejected.fetch_add(1, Relaxed);
                 // A cell whose next conforming time is one emission interval away: rejected,
                 // with that as its retry-after.
-                f(Some(Nanos::new(now + self.tau + self.t))).map(|(outcome, _)| outcome)
+                f(Some(Nanos::new(
+                    now + self.tau.load(Relaxed) + self.t.load(Relaxed),
+                )))
+                .map(|(outcome, _)| outcome)
             }
         }
     }
@@ -229,7 +265,7 @@ impl<K: Hash + Eq + Clone> StateStore for Store<K> {
         // A fresh cell measured now tells the time: governor's next arrival time for it is
         // `now + t` (a single cell always conforms on a fresh state).
         let now = match f(None) {
-            Ok((_, next)) => next.as_u64().saturating_sub(self.0.t),
+            Ok((_, next)) => next.as_u64().saturating_sub(self.0.t.load(Relaxed)),
             Err(e) => return Err(e),
         };
         self.0.measure_new(key, now, f)
@@ -247,5 +283,21 @@ impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for Store<K> {
 
     fn is_empty(&self) -> bool {
         self.0.tracked() == 0
+    }
+}
+
+/// The unkeyed limiter's `StateStore`: one GCRA cell shared by every limiter a reload builds,
+/// so that a new rate applies to the state the old one left.
+pub(crate) struct Direct(pub(crate) Arc<InMemoryState>);
+
+impl StateStore for Direct {
+    type Key = NotKeyed;
+
+    #[inline]
+    fn measure_and_replace<T, F, E>(&self, key: &NotKeyed, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        StateStore::measure_and_replace(&*self.0, key, f)
     }
 }

@@ -3,7 +3,8 @@
 use crate::config::RateLimitBuilder;
 use crate::event::RateLimitEvent;
 use crate::key::{ExtractKey, KeyExtractor, Unkeyed};
-use crate::keys::{Keys, Store};
+use crate::keys::{Direct, Keys, Store};
+use arc_swap::ArcSwap;
 use battlement_core::error::RateLimited;
 use battlement_core::event::EventChannel;
 use battlement_core::stripe::StripedCounter;
@@ -41,7 +42,7 @@ impl governor::clock::Clock for TokioClock {
 }
 
 pub(crate) type DirectLimiter =
-    governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+    governor::RateLimiter<NotKeyed, Direct, TokioClock, NoOpMiddleware<Duration>>;
 pub(crate) type KeyedLimiter<K> =
     governor::RateLimiter<K, Store<K>, TokioClock, NoOpMiddleware<Duration>>;
 
@@ -89,15 +90,16 @@ impl<X: KeyExtractor> Clone for RateLimit<X> {
 pub(crate) struct Inner<X: KeyExtractor> {
     pub(crate) name: Arc<str>,
     pub(crate) extractor: X,
-    /// The limit of every call (unkeyed), or of the calls without a key (keyed).
-    pub(crate) direct: DirectLimiter,
-    pub(crate) keyed: Option<(KeyedLimiter<X::Key>, Arc<Keys<X::Key>>)>,
+    /// The limiters of the current settings; a reload swaps in new ones over the same state.
+    pub(crate) limits: Arc<ArcSwap<Limits<X::Key>>>,
+    /// The GCRA cell of the calls without a key (all of them, unkeyed), shared by every
+    /// limiter a reload builds.
+    pub(crate) direct_state: Arc<InMemoryState>,
+    /// The key table (keyed), shared the same way.
+    pub(crate) keys: Option<Arc<Keys<X::Key>>>,
     pub(crate) clock: TokioClock,
-    pub(crate) quota: u32,
-    pub(crate) window: Duration,
-    pub(crate) burst: u32,
-    pub(crate) max_delay: Duration,
-    pub(crate) rejection_window: Duration,
+    /// In nanoseconds (reloadable).
+    pub(crate) rejection_window: AtomicU64,
     pub(crate) admitted: StripedCounter,
     pub(crate) rejected: AtomicU64,
     pub(crate) waited: AtomicU64,
@@ -105,6 +107,21 @@ pub(crate) struct Inner<X: KeyExtractor> {
     /// (0: never). Written on the rejection path only.
     pub(crate) last_rejection: AtomicU64,
     pub(crate) events: EventChannel<RateLimitEvent>,
+}
+
+/// A service's cache of the current [`Limits`].
+pub(crate) type LimitsCache<K> = arc_swap::Cache<Arc<ArcSwap<Limits<K>>>, Arc<Limits<K>>>;
+
+/// One set of settings' limiters: governor's `RateLimiter`s fix their quota when built, so a
+/// reload builds new ones over the same state stores.
+pub(crate) struct Limits<K: std::hash::Hash + Eq + Clone> {
+    /// The limit of every call (unkeyed), or of the calls without a key (keyed).
+    pub(crate) direct: DirectLimiter,
+    pub(crate) keyed: Option<KeyedLimiter<K>>,
+    pub(crate) quota: u32,
+    pub(crate) window: Duration,
+    pub(crate) burst: u32,
+    pub(crate) max_delay: Duration,
 }
 
 impl RateLimit {
@@ -123,27 +140,32 @@ impl<X: KeyExtractor> RateLimit<X> {
 
     /// Whether calls are counted per key.
     pub fn is_keyed(&self) -> bool {
-        self.inner.keyed.is_some()
+        self.inner.keys.is_some()
     }
 
     /// The calls allowed per [`window`](Self::window) (the rate's `n`).
     pub fn quota(&self) -> u32 {
-        self.inner.quota
+        self.inner.limits.load().quota
     }
 
     /// The rate's period.
     pub fn window(&self) -> Duration {
-        self.inner.window
+        self.inner.limits.load().window
     }
 
     /// How many calls may pass at once after a quiet spell.
     pub fn burst(&self) -> u32 {
-        self.inner.burst
+        self.inner.limits.load().burst
     }
 
     /// How long a call may wait to be admitted (zero: rejected at once).
     pub fn max_delay(&self) -> Duration {
-        self.inner.max_delay
+        self.inner.limits.load().max_delay
+    }
+
+    /// How long after a rejection the health snapshot still reports `warn`.
+    pub fn rejection_window(&self) -> Duration {
+        Duration::from_nanos(self.inner.rejection_window.load(Relaxed))
     }
 
     /// Subscribes to typed events ([`RateLimitEvent`]).
@@ -156,13 +178,14 @@ impl<X: KeyExtractor> RateLimit<X> {
     /// new key arrives (see [`eviction_interval`](RateLimitBuilder::eviction_interval)); this
     /// is for a timer of your own. Does nothing for an unkeyed limiter.
     pub fn evict_idle(&self) -> u64 {
-        match &self.inner.keyed {
-            Some((limiter, keys)) => {
+        let limits = self.inner.limits.load();
+        match (&limits.keyed, &self.inner.keys) {
+            (Some(limiter), Some(keys)) => {
                 let before = keys.evicted.load(Relaxed);
                 limiter.retain_recent();
                 keys.evicted.load(Relaxed) - before
             }
-            None => 0,
+            _ => 0,
         }
     }
 
@@ -173,12 +196,27 @@ impl<X: KeyExtractor> RateLimit<X> {
     where
         X: ExtractKey<Req>,
     {
+        self.check_with(&self.inner.limits.load(), req)
+    }
+
+    /// A cache of the current limiters for a service: reading it costs one atomic load while
+    /// no reload happened (arc-swap's `Cache`), against a reader slot for `ArcSwap::load`.
+    pub(crate) fn cache(&self) -> LimitsCache<X::Key> {
+        arc_swap::Cache::new(self.inner.limits.clone())
+    }
+
+    /// [`check`](Self::check) with the limiters given.
+    #[inline]
+    pub(crate) fn check_with<Req>(&self, limits: &Limits<X::Key>, req: &Req) -> Result<(), Duration>
+    where
+        X: ExtractKey<Req>,
+    {
         let inner = &*self.inner;
-        let decision = match &inner.keyed {
-            None => inner.direct.check(),
-            Some((limiter, _)) => match inner.extractor.extract(req) {
+        let decision = match &limits.keyed {
+            None => limits.direct.check(),
+            Some(limiter) => match inner.extractor.extract(req) {
                 Some(key) => limiter.check_key(&key),
-                None => inner.direct.check(),
+                None => limits.direct.check(),
             },
         };
         match decision {
@@ -199,7 +237,7 @@ impl<X: KeyExtractor> RateLimit<X> {
         inner.rejected.fetch_add(1, Relaxed);
         let now = u64::try_from(inner.clock.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
         let before = inner.last_rejection.swap(now + 1, Relaxed);
-        let window = u64::try_from(inner.rejection_window.as_nanos()).unwrap_or(u64::MAX);
+        let window = inner.rejection_window.load(Relaxed);
         if before == 0 || now.saturating_sub(before - 1) > window {
             tracing::info!(name = %inner.name, kind = "rate_limit", ?retry_after, "rate limiter is rejecting calls");
             inner.events.send(RateLimitEvent::Rejecting {
@@ -208,12 +246,19 @@ impl<X: KeyExtractor> RateLimit<X> {
             });
         }
         tracing::debug!(name = %inner.name, kind = "rate_limit", ?retry_after, "call rejected by rate limiter");
+        let limits = inner.limits.load();
         RateLimited::new(
             inner.name.clone(),
             retry_after,
-            u64::from(inner.quota),
-            inner.window,
+            u64::from(limits.quota),
+            limits.window,
         )
+    }
+
+    /// Whether a call whose turn is `wait` away may wait for it.
+    pub(crate) fn may_wait(&self, wait: Duration) -> bool {
+        let max = self.inner.limits.load().max_delay;
+        !max.is_zero() && wait <= max
     }
 
     /// Counts a call that waited (admitted or not in the end).
@@ -237,12 +282,13 @@ impl<X: KeyExtractor> RateLimit<X> {
 
 impl<X: KeyExtractor + fmt::Debug> fmt::Debug for RateLimit<X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limits = self.inner.limits.load();
         f.debug_struct("RateLimit")
             .field("name", &self.inner.name)
-            .field("quota", &self.inner.quota)
-            .field("window", &self.inner.window)
-            .field("burst", &self.inner.burst)
-            .field("max_delay", &self.inner.max_delay)
+            .field("quota", &limits.quota)
+            .field("window", &limits.window)
+            .field("burst", &limits.burst)
+            .field("max_delay", &limits.max_delay)
             .field("key", &self.inner.extractor)
             .finish()
     }

@@ -97,14 +97,14 @@ impl<X: KeyExtractor> RateLimit<X> {
     /// A snapshot of the limiter's counts.
     pub fn metrics(&self) -> RateLimitMetrics {
         let inner = &*self.inner;
-        let keys = inner.keyed.as_ref().map(|(_, keys)| keys);
+        let keys = inner.keys.as_ref();
         let read = |f: fn(&crate::keys::Keys<X::Key>) -> u64| keys.map_or(0, |k| f(k));
         RateLimitMetrics {
             admitted: inner.admitted.sum(),
             rejected: inner.rejected.load(Relaxed),
             waited: inner.waited.load(Relaxed),
             keys_tracked: keys.map_or(0, |k| k.tracked()),
-            max_keys: keys.map(|k| k.max),
+            max_keys: keys.map(|k| k.max()),
             keys_evicted: read(|k| k.evicted.load(Relaxed)),
             keys_overflow_admitted: read(|k| k.overflow_admitted.load(Relaxed)),
             keys_overflow_rejected: read(|k| k.overflow_rejected.load(Relaxed)),
@@ -114,9 +114,9 @@ impl<X: KeyExtractor> RateLimit<X> {
 
     fn keys_full(&self) -> bool {
         self.inner
-            .keyed
+            .keys
             .as_ref()
-            .is_some_and(|(_, keys)| keys.full.load(Relaxed))
+            .is_some_and(|keys| keys.full.load(Relaxed))
     }
 }
 
@@ -137,7 +137,7 @@ impl<X: KeyExtractor> HealthSource for RateLimit<X> {
         let m = self.metrics();
         let recent = m
             .since_last_rejection
-            .filter(|ago| *ago <= self.inner.rejection_window);
+            .filter(|ago| *ago <= self.rejection_window());
         let full = self.keys_full();
         let (state, status) = if full {
             ("keys_full", HealthStatus::Warn)
@@ -147,9 +147,9 @@ impl<X: KeyExtractor> HealthSource for RateLimit<X> {
             ("admitting", HealthStatus::Pass)
         };
         let mut snap = HealthSnapshot::new(self.name(), ComponentKind::RateLimit, state, status)
-            .with_metric(Metric::new("quota", f64::from(self.inner.quota), "calls"))
-            .with_metric(Metric::millis("window", self.inner.window))
-            .with_metric(Metric::new("burst", f64::from(self.inner.burst), "calls"))
+            .with_metric(Metric::new("quota", f64::from(self.quota()), "calls"))
+            .with_metric(Metric::millis("window", self.window()))
+            .with_metric(Metric::new("burst", f64::from(self.burst()), "calls"))
             .with_metric(Metric::calls("admitted", m.admitted))
             .with_metric(Metric::calls("rejected", m.rejected))
             .with_metric(Metric::calls("waited", m.waited));
@@ -164,7 +164,7 @@ impl<X: KeyExtractor> HealthSource for RateLimit<X> {
                 "rate limiter `{}` tracks {} keys, its maximum: new keys are {}",
                 self.name(),
                 m.keys_tracked,
-                match self.inner.keyed.as_ref().map(|(_, k)| k.when_full) {
+                match self.inner.keys.as_ref().map(|k| k.when_full()) {
                     Some(crate::KeysFull::Admit) => "admitted untracked",
                     _ => "rejected",
                 }
@@ -174,7 +174,7 @@ impl<X: KeyExtractor> HealthSource for RateLimit<X> {
                 "rate limiter `{}` rejected a call {ago:?} ago (within its {:?} rejection \
                  window); {} rejected in all",
                 self.name(),
-                self.inner.rejection_window,
+                self.rejection_window(),
                 m.rejected
             ));
         }

@@ -2,6 +2,7 @@
 
 use crate::future::ResponseFuture;
 use crate::key::{ExtractKey, KeyExtractor};
+use crate::limit::LimitsCache;
 use crate::RateLimit;
 use battlement_core::BoxError;
 use std::fmt;
@@ -38,6 +39,8 @@ use tower_service::Service;
 pub struct RateLimitService<S, X: KeyExtractor = crate::Unkeyed> {
     inner: S,
     limit: RateLimit<X>,
+    /// The limiters now, refreshed when a reload swaps them.
+    limits: LimitsCache<X::Key>,
 }
 
 impl<S: Clone, X: KeyExtractor> Clone for RateLimitService<S, X> {
@@ -45,6 +48,7 @@ impl<S: Clone, X: KeyExtractor> Clone for RateLimitService<S, X> {
         RateLimitService {
             inner: self.inner.clone(),
             limit: self.limit.clone(),
+            limits: self.limits.clone(),
         }
     }
 }
@@ -61,7 +65,12 @@ impl<S: fmt::Debug, X: KeyExtractor + fmt::Debug> fmt::Debug for RateLimitServic
 impl<S, X: KeyExtractor> RateLimitService<S, X> {
     /// Limits calls to `inner` with `limit`.
     pub fn new(inner: S, limit: RateLimit<X>) -> Self {
-        RateLimitService { inner, limit }
+        let limits = limit.cache();
+        RateLimitService {
+            inner,
+            limit,
+            limits,
+        }
     }
 
     /// The limiter.
@@ -89,11 +98,9 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.limit.check(&req) {
+        match self.limit.check_with(self.limits.load(), &req) {
             Ok(()) => ResponseFuture::admitted(self.inner.call(req)),
-            Err(wait)
-                if !self.limit.inner.max_delay.is_zero() && wait <= self.limit.inner.max_delay =>
-            {
+            Err(wait) if self.limit.may_wait(wait) => {
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiting(self.limit.clone(), wait, ready, req)

@@ -131,7 +131,7 @@ async fn a_flood_of_distinct_keys_never_tracks_more_than_max_keys() {
         if key % 97 == 0 {
             assert!(limit.metrics().keys_tracked <= 1_000);
         }
-        assert!(limit.inner.keyed.as_ref().unwrap().1.map.len() <= 1_000);
+        assert!(limit.inner.keys.as_ref().unwrap().map.len() <= 1_000);
     }
     let m = limit.metrics();
     assert!(m.keys_tracked <= 1_000);
@@ -495,4 +495,87 @@ fn the_rejected_future_is_ready_at_once_without_a_runtime() {
             Poll::Pending => panic!("pending"),
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_changes_the_rate_and_keeps_the_state() {
+    let settings = |n| RateLimit::builder("api").rate(n, SEC).burst(2);
+    let limit = settings(2).build().unwrap();
+    call(&limit, 1).await.unwrap();
+    call(&limit, 2).await.unwrap();
+    call(&limit, 3).await.unwrap_err();
+    // Ten a second, bursts of 2: the spent burst stays spent (a reload does not refill it).
+    // The old state's theoretical arrival time is 1 s; the new tolerance is 100 ms, so the
+    // next call conforms at 900 ms (the old settings said 500 ms; a fresh state, now).
+    limit.reload(&settings(10)).unwrap();
+    assert_eq!((limit.quota(), limit.burst()), (10, 2));
+    let err = call(&limit, 4).await.unwrap_err();
+    assert_eq!(retry_after(&err), Duration::from_millis(900));
+    assert_eq!(
+        err.downcast_ref::<RateLimited>().unwrap().quota(),
+        10,
+        "the error reports the new quota"
+    );
+    advance(retry_after(&err)).await;
+    call(&limit, 5).await.unwrap();
+    // Then calls are spaced by 100 ms, not 500.
+    let err = call(&limit, 6).await.unwrap_err();
+    assert_eq!(retry_after(&err), Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_a_limited_key_limited_and_applies_the_key_table_settings() {
+    let limit = RateLimit::builder("api")
+        .rate(1, SEC)
+        .keyed(by_request())
+        .build()
+        .unwrap();
+    call(&limit, 7).await.unwrap();
+    call(&limit, 7).await.unwrap_err();
+    let settings = RateLimit::builder("api")
+        .rate(1, SEC)
+        .max_keys(1)
+        .when_full(KeysFull::Reject);
+    limit.reload(&settings).unwrap();
+    assert!(
+        limit.is_keyed(),
+        "the extractor is the limiter's, not the settings'"
+    );
+    // Key 7 is still limited (its state survived the reload).
+    call(&limit, 7).await.unwrap_err();
+    // The table now holds one key, and 7 is it: a new key is refused.
+    call(&limit, 8).await.unwrap_err();
+    assert_eq!(limit.metrics().max_keys, Some(1));
+    assert_eq!(limit.metrics().keys_overflow_rejected, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_reload_changes_nothing() {
+    let limit = RateLimit::builder("api")
+        .rate(5, SEC)
+        .max_delay(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let bad = RateLimit::builder("api").rate(0, SEC);
+    assert_eq!(limit.reload(&bad).unwrap_err().setting(), "rate");
+    let bad = RateLimit::builder("api").rate(5, SEC).burst(0);
+    assert_eq!(limit.reload(&bad).unwrap_err().setting(), "burst");
+    let keyed = RateLimit::builder("k")
+        .rate(5, SEC)
+        .keyed(by_request())
+        .build()
+        .unwrap();
+    let bad = RateLimit::builder("k").rate(5, SEC).max_keys(0);
+    assert_eq!(keyed.reload(&bad).unwrap_err().setting(), "max_keys");
+    assert_eq!(
+        (limit.quota(), limit.burst(), limit.max_delay()),
+        (5, 5, Duration::from_millis(10))
+    );
+    // max_delay and the rejection window reload too.
+    let good = RateLimit::builder("api")
+        .rate(5, SEC)
+        .rejection_window(Duration::ZERO);
+    limit.reload(&good).unwrap();
+    assert_eq!(limit.max_delay(), Duration::ZERO);
+    assert_eq!(limit.rejection_window(), Duration::ZERO);
 }

@@ -184,3 +184,61 @@ impl ThrottleBuilder {
         Ok(throttle)
     }
 }
+
+impl Throttle {
+    /// Takes new settings from `settings` (a live reload; see `battlement-config`), or refuses
+    /// them, changing nothing.
+    ///
+    /// `K` applies from the next bucket (the probability is recomputed once per bucket). The
+    /// window and its buckets hold the history the rule reads, so they are fixed at build: a
+    /// reload that changes either is refused (restart to change them), as are the name,
+    /// registration, seed and event capacity, which it ignores.
+    ///
+    /// ```
+    /// use battlement_throttle::Throttle;
+    /// use std::time::Duration;
+    ///
+    /// let throttle = Throttle::builder("search").build().unwrap();
+    /// throttle.reload(&Throttle::builder("search").k(1.5)).unwrap();
+    /// assert_eq!(throttle.k(), 1.5);
+    /// let err = throttle.reload(&Throttle::builder("search").window(Duration::from_secs(60))).unwrap_err();
+    /// assert_eq!(err.setting(), "window");
+    /// assert_eq!(throttle.k(), 1.5);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first setting refused.
+    pub fn reload(&self, settings: &ThrottleBuilder) -> Result<(), ConfigError> {
+        self.check_reload(settings)?;
+        self.inner
+            .k
+            .store(settings.k.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(name = %self.inner.name, kind = "throttle", k = settings.k, "throttle reloaded");
+        Ok(())
+    }
+
+    /// Runs every check [`reload`](Self::reload) runs, changing nothing.
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`reload`](Self::reload) would refuse.
+    pub fn check_reload(&self, settings: &ThrottleBuilder) -> Result<(), ConfigError> {
+        settings.validate()?;
+        if settings.window != self.window() {
+            return Err(settings.err(
+                "window",
+                settings.window,
+                "is fixed once built (it holds the history the rule reads): restart to change it",
+            ));
+        }
+        if settings.buckets != self.buckets() {
+            return Err(settings.err(
+                "buckets",
+                settings.buckets,
+                "is fixed once built (it holds the history the rule reads): restart to change it",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -433,3 +433,46 @@ async fn registers_non_critical_and_exports_its_families() {
         .iter()
         .all(|f| f.name.starts_with("battlement_throttle_")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_k_applies_from_the_next_bucket() {
+    let throttle = Throttle::builder("k")
+        .window(Duration::from_secs(10))
+        .buckets(10)
+        .seed(3)
+        .build()
+        .unwrap();
+    // 30 requests, 10 accepted: with K = 2, p = (30 - 20) / 31; with K = 3, 0.
+    let backend = Backend::new(|n| n < 10);
+    let mut svc = throttle.layer().layer(backend.service());
+    for _ in 0..30 {
+        // One bucket: the probability (0 at first) is not recomputed in it.
+        svc.ready().await.unwrap().call(()).await.unwrap();
+    }
+    assert_eq!(backend.counts(), (30, 10));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!((throttle.rejection_probability() - 10.0 / 31.0).abs() < 1e-9);
+    throttle
+        .reload(
+            &Throttle::builder("k")
+                .k(3.0)
+                .window(Duration::from_secs(10))
+                .buckets(10),
+        )
+        .unwrap();
+    assert_eq!(throttle.k(), 3.0);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(throttle.rejection_probability(), 0.0);
+    // Refused: K below 1, a new window; nothing changes.
+    let base = || {
+        Throttle::builder("k")
+            .window(Duration::from_secs(10))
+            .buckets(10)
+    };
+    assert_eq!(throttle.reload(&base().k(0.5)).unwrap_err().setting(), "k");
+    assert_eq!(
+        throttle.reload(&base().buckets(20)).unwrap_err().setting(),
+        "buckets"
+    );
+    assert_eq!(throttle.k(), 3.0);
+}

@@ -107,7 +107,8 @@ pub(crate) struct Totals {
 
 pub(crate) struct Inner {
     pub(crate) name: Arc<str>,
-    pub(crate) k: f64,
+    /// `K` (`f64` bits; reloadable). Read once per bucket.
+    pub(crate) k: AtomicU64,
     pub(crate) window: Duration,
     pub(crate) buckets: usize,
     bucket_nanos: u64,
@@ -208,7 +209,7 @@ impl Throttle {
         Throttle {
             inner: Arc::new(Inner {
                 name,
-                k,
+                k: AtomicU64::new(k.to_bits()),
                 window,
                 buckets,
                 bucket_nanos,
@@ -235,7 +236,7 @@ impl Throttle {
     /// The multiplier `K`: the dependency may refuse calls until `requests` reaches `K` times
     /// `accepts`.
     pub fn k(&self) -> f64 {
-        self.inner.k
+        f64::from_bits(self.inner.k.load(Relaxed))
     }
 
     /// The sliding window's length.
@@ -378,7 +379,7 @@ impl Throttle {
         }
         let requests = totals.requests.saturating_sub(start.requests);
         let accepts = totals.accepts.saturating_sub(start.accepts);
-        let p = probability(requests, accepts, inner.k);
+        let p = probability(requests, accepts, f64::from_bits(inner.k.load(Relaxed)));
         let before = f64::from_bits(inner.probability.swap(p.to_bits(), Relaxed));
         inner.window_requests.store(requests, Relaxed);
         inner.window_accepts.store(accepts, Relaxed);
@@ -420,7 +421,7 @@ impl fmt::Debug for Throttle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Throttle")
             .field("name", &self.inner.name)
-            .field("k", &self.inner.k)
+            .field("k", &self.k())
             .field("window", &self.inner.window)
             .field("buckets", &self.inner.buckets)
             .finish()

@@ -467,3 +467,54 @@ fn invalid_settings_are_refused() {
         "window_samples"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_retunes_the_algorithm_and_keeps_what_it_learned() {
+    let settings = |ratio: f64, samples: u64| {
+        Bulkhead::builder("quick")
+            .max_queued(3)
+            .adaptive(
+                Limit::aimd()
+                    .initial_limit(100)
+                    .min_limit(10)
+                    .backoff_ratio(ratio),
+            )
+            .min_window(Duration::from_millis(10))
+            .max_window(Duration::from_millis(10))
+            .window_samples(samples)
+            .min_rtt(Duration::ZERO)
+    };
+    let l = settings(0.5, 1).build().unwrap();
+    one(&l, Duration::from_millis(20), true).await.unwrap_err();
+    assert_eq!(l.limit(), 50);
+    // A new backoff ratio: the estimate (50) stays, the next drop backs off by 0.9.
+    l.reload(&settings(0.9, 1)).unwrap();
+    assert_eq!(
+        (l.limit(), l.queued(), l.metrics().bulkhead.max_queued),
+        (50, 0, 3)
+    );
+    one(&l, Duration::from_millis(20), true).await.unwrap_err();
+    assert_eq!(l.limit(), 45);
+    // The window now needs two samples: one drop alone no longer closes it.
+    l.reload(&settings(0.9, 2)).unwrap();
+    one(&l, Duration::from_millis(20), true).await.unwrap_err();
+    assert_eq!(l.limit(), 45);
+    one(&l, Duration::from_millis(20), true).await.unwrap_err();
+    assert_eq!(l.limit(), 40);
+    // Another algorithm, with a maximum under the limit: clamped at once, named in metrics.
+    let vegas = Bulkhead::builder("quick").adaptive(Limit::vegas().initial_limit(20).max_limit(30));
+    l.reload(&vegas).unwrap();
+    let m = l.metrics();
+    assert_eq!((m.algorithm, m.limit), ("vegas", 30));
+    let queue = m.bulkhead.max_queued;
+    assert_ne!(queue, 3, "the queue settings reload too");
+    // Refused: nothing changes.
+    let bad = Bulkhead::builder("quick").adaptive(Limit::vegas().min_limit(0));
+    assert_eq!(l.reload(&bad).unwrap_err().setting(), "min_limit");
+    let bad = Bulkhead::builder("quick")
+        .max_queued(1)
+        .adaptive(Limit::vegas())
+        .window_samples(0);
+    assert_eq!(l.reload(&bad).unwrap_err().setting(), "window_samples");
+    assert_eq!((l.limit(), l.metrics().bulkhead.max_queued), (30, queue));
+}
