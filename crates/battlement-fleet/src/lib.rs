@@ -1,0 +1,25 @@
+//! Fleet coordination on Redis (or Valkey): what many replicas of a service share.
+//!
+//! PLACEHOLDER
+
+mod config;
+mod error;
+mod fleet;
+mod future;
+mod key;
+mod layer;
+mod limit;
+mod quorum;
+mod service;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use battlement_core::error::RateLimited;
+pub use config::{FleetBuilder, DEFAULT_CHECK_INTERVAL, DEFAULT_COMMAND_TIMEOUT};
+pub use error::FleetError;
+pub use fleet::Fleet;
+pub use future::ResponseFuture;
+pub use key::FleetKey;
+pub use layer::GlobalRateLimitLayer;
+pub use limit::{GlobalRateLimit, GlobalRateLimitBuilder, GlobalRateLimitMetrics, Mode, Outage};
+pub use service::GlobalRateLimitService;
