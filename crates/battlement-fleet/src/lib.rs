@@ -12,6 +12,7 @@ mod layer;
 mod limit;
 mod quorum;
 mod service;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -25,3 +26,6 @@ pub use kill_switch::{FleetHalt, FleetKillSwitch, FleetKillSwitchBuilder};
 pub use layer::GlobalRateLimitLayer;
 pub use limit::{GlobalRateLimit, GlobalRateLimitBuilder, GlobalRateLimitMetrics, Mode, Outage};
 pub use service::GlobalRateLimitService;
+pub use store::{
+    FileStore, PersistedBreaker, RedisStore, SavedState, StateStore, StoreError, StoreFuture,
+};
