@@ -25,6 +25,7 @@ pub use key::FleetKey;
 pub use kill_switch::{FleetHalt, FleetKillSwitch, FleetKillSwitchBuilder};
 pub use layer::GlobalRateLimitLayer;
 pub use limit::{GlobalRateLimit, GlobalRateLimitBuilder, GlobalRateLimitMetrics, Mode, Outage};
+pub use quorum::{FleetView, Quorum, ReplicaReport, SharedBreaker, SharedBreakerBuilder};
 pub use service::GlobalRateLimitService;
 pub use store::{
     FileStore, PersistedBreaker, RedisStore, SavedState, StateStore, StoreError, StoreFuture,
