@@ -28,6 +28,8 @@ pub use battlement_core as core;
 pub use battlement_fallback as fallback;
 #[cfg(feature = "health")]
 pub use battlement_health as health;
+#[cfg(feature = "fleet")]
+pub use battlement_fleet as fleet;
 #[cfg(feature = "hedge")]
 pub use battlement_hedge as hedge;
 #[cfg(feature = "keyed")]
