@@ -64,7 +64,10 @@ pub enum Mode {
     /// until half a batch is free, so in this mode `retry_after` is that time. A replica holds at most `batch - 1` unspent permits per key
     /// (one refill in flight at a time; calls meanwhile take single permits), so over any span
     /// the fleet admits at most the limit plus `batch × replicas` — permits taken earlier and
-    /// spent later. The fleet's total never exceeds what Redis granted.
+    /// spent later. The fleet's total never exceeds what Redis granted. It may admit less than
+    /// the limit: a replica told to wait comes back when half a batch is free, and permits
+    /// that pile up past the burst while every replica is late are lost (exact mode admits the
+    /// limit).
     Leased {
         /// Permits taken per round trip (at least 1).
         batch: u32,
@@ -181,7 +184,7 @@ fn now_us() -> u64 {
 }
 
 /// What a lease says about a call.
-pub(crate) enum Leased {
+enum Leased {
     Admit,
     Reject(RateLimited),
     /// Ask Redis.
@@ -260,22 +263,36 @@ where
         }
     }
 
-    /// The Redis key of a request's key (`None`: the request has no key).
-    pub(crate) fn redis_key<Req>(&self, req: &Req) -> String
+    /// Decides a call for `req` locally when it can (leased mode: a leased permit, or Redis'
+    /// recent "none free until T"); otherwise returns the Redis key to ask about. The key is
+    /// written into a reused per-thread buffer, so a call decided locally allocates nothing.
+    #[inline]
+    pub(crate) fn check_local<Req>(&self, req: &Req) -> Result<Result<(), RateLimited>, String>
     where
         X: ExtractKey<Req>,
     {
-        let mut key = self.inner.key_prefix.clone();
-        if let Some(k) = self.inner.extractor.extract(req) {
-            k.write_key(&mut key);
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        key
+        KEY.with(|buf| {
+            let mut key = buf.borrow_mut();
+            key.clear();
+            key.push_str(&self.inner.key_prefix);
+            if let Some(k) = self.inner.extractor.extract(req) {
+                k.write_key(&mut key);
+            }
+            match self.try_leased(&key) {
+                Leased::Admit => Ok(Ok(())),
+                Leased::Reject(e) => Ok(Err(e)),
+                Leased::Ask => Err(key.clone()),
+            }
+        })
     }
 
     /// Decides a call at once, without Redis, when it can (leased mode): a leased permit
     /// admits it; a recent "no permit until T" from Redis rejects it.
     #[inline]
-    pub(crate) fn try_leased(&self, key: &str) -> Leased {
+    fn try_leased(&self, key: &str) -> Leased {
         if !matches!(self.inner.mode, Mode::Leased { .. }) {
             return Leased::Ask;
         }
@@ -408,12 +425,10 @@ where
     where
         X: ExtractKey<Req>,
     {
-        let key = self.redis_key(req);
-        match self.try_leased(&key) {
-            Leased::Admit => return Ok(()),
-            Leased::Reject(e) => return Err(e),
-            Leased::Ask => {}
-        }
+        let key = match self.check_local(req) {
+            Ok(decided) => return decided,
+            Err(key) => key,
+        };
         match self.decide(key).await {
             Decision::Admit => Ok(()),
             Decision::Reject(e) => Err(e),

@@ -2,7 +2,7 @@
 
 use crate::future::ResponseFuture;
 use crate::key::FleetKey;
-use crate::limit::{GlobalRateLimit, Leased};
+use crate::limit::GlobalRateLimit;
 use battlement_core::BoxError;
 use battlement_rate_limit::{ExtractKey, KeyExtractor, Unkeyed};
 use std::fmt;
@@ -78,12 +78,11 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let key = self.limit.redis_key(&req);
-        match self.limit.try_leased(&key) {
-            Leased::Admit => return ResponseFuture::called(self.inner.call(req)),
-            Leased::Reject(e) => return ResponseFuture::rejected(e),
-            Leased::Ask => {}
-        }
+        let key = match self.limit.check_local(&req) {
+            Ok(Ok(())) => return ResponseFuture::called(self.inner.call(req)),
+            Ok(Err(e)) => return ResponseFuture::rejected(e),
+            Err(key) => key,
+        };
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         let limit = self.limit.clone();
