@@ -17,8 +17,12 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tower::{Layer, Service, ServiceExt};
 
-fn inner() -> impl Service<(), Response = (), Error = Infallible, Future = std::future::Ready<Result<(), Infallible>>>
-       + Clone
+fn inner() -> impl Service<
+    (),
+    Response = (),
+    Error = Infallible,
+    Future = std::future::Ready<Result<(), Infallible>>,
+> + Clone
        + Send
        + 'static {
     tower::service_fn(|_: ()| std::future::ready(Ok(())))
@@ -45,14 +49,21 @@ where
 
 fn row(name: &str, (p50, p99): (u128, u128), commands: Option<f64>) {
     let commands = commands.map_or_else(|| "-".to_owned(), |c| format!("{c:.3}"));
-    println!("{name:<28} {:>10.1} {:>10.1} {commands:>14}", p50 as f64 / 1e3, p99 as f64 / 1e3);
+    println!(
+        "{name:<28} {:>10.1} {:>10.1} {commands:>14}",
+        p50 as f64 / 1e3,
+        p99 as f64 / 1e3
+    );
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let calls = if quick { 2_000 } else { 20_000 };
     let server = RedisServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let fleet = Fleet::builder(server.url())
             .command_timeout(Duration::from_millis(100))
@@ -60,7 +71,10 @@ fn main() {
             .unwrap();
         assert!(fleet.wait_reachable(Duration::from_secs(5)).await);
         println!("{calls} calls per row; µs per call; Redis commands per call");
-        println!("{:<28} {:>10} {:>10} {:>14}", "row", "p50 µs", "p99 µs", "commands/call");
+        println!(
+            "{:<28} {:>10} {:>10} {:>14}",
+            "row", "p50 µs", "p99 µs", "commands/call"
+        );
 
         row("bare", drive(&mut inner(), calls).await, None);
 
@@ -69,7 +83,11 @@ fn main() {
             .burst(1_000_000_000)
             .build()
             .unwrap();
-        row("local limiter", drive(&mut local.layer().layer(inner()), calls).await, None);
+        row(
+            "local limiter",
+            drive(&mut local.layer().layer(inner()), calls).await,
+            None,
+        );
 
         for (name, mode) in [
             ("global, exact", Mode::Exact),

@@ -44,12 +44,14 @@ async fn gateway(url: &str, id: &str) -> Result<Gateway, BoxError> {
         .build()?;
     let switch = KillSwitch::builder("gateway").build()?;
     let fleet_switch = FleetKillSwitch::builder(&fleet, &switch).build()?;
-    let app = Router::new().route("/hello", get(|| async { "hello" })).layer(
-        ServiceBuilder::new()
-            .layer(HttpErrorLayer::new())
-            .layer(switch.layer())
-            .layer(limit.layer()),
-    );
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HttpErrorLayer::new())
+                .layer(switch.layer())
+                .layer(limit.layer()),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -86,7 +88,11 @@ async fn main() -> Result<(), BoxError> {
     // One limit for both: 10 at once, then 429s, whichever gateway is asked.
     let mut answers = [(0, 0); 2];
     for i in 0..16 {
-        let (n, addr) = if i % 2 == 0 { (0, gw1.addr) } else { (1, gw2.addr) };
+        let (n, addr) = if i % 2 == 0 {
+            (0, gw1.addr)
+        } else {
+            (1, gw2.addr)
+        };
         match get(addr).await? {
             200 => answers[n].0 += 1,
             429 => answers[n].1 += 1,
@@ -98,7 +104,10 @@ async fn main() -> Result<(), BoxError> {
         answers[0].0, answers[0].1, answers[1].0, answers[1].1
     );
     let admitted = answers[0].0 + answers[1].0;
-    assert!((10..=12).contains(&admitted), "the fleet admitted {admitted}, its burst is 10");
+    assert!(
+        (10..=12).contains(&admitted),
+        "the fleet admitted {admitted}, its burst is 10"
+    );
 
     // An operator halts the fleet through gateway 1; gateway 2 follows.
     gw1.switch.halt("bad deploy", "operator@gw-1").await?;
@@ -106,10 +115,16 @@ async fn main() -> Result<(), BoxError> {
     loop {
         let status = get(gw2.addr).await?;
         if status == 503 {
-            println!("halted through gw-1: gw-2 answers 503 after {:?}", start.elapsed());
+            println!(
+                "halted through gw-1: gw-2 answers 503 after {:?}",
+                start.elapsed()
+            );
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(1), "gw-2 did not follow within 1 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "gw-2 did not follow within 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 

@@ -26,10 +26,10 @@ pub use battlement_config as config;
 pub use battlement_core as core;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
-#[cfg(feature = "health")]
-pub use battlement_health as health;
 #[cfg(feature = "fleet")]
 pub use battlement_fleet as fleet;
+#[cfg(feature = "health")]
+pub use battlement_health as health;
 #[cfg(feature = "hedge")]
 pub use battlement_hedge as hedge;
 #[cfg(feature = "keyed")]

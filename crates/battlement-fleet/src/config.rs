@@ -95,7 +95,12 @@ impl FleetBuilder {
         self
     }
 
-    fn error(&self, setting: &'static str, value: impl std::fmt::Debug, why: &'static str) -> ConfigError {
+    fn error(
+        &self,
+        setting: &'static str,
+        value: impl std::fmt::Debug,
+        why: &'static str,
+    ) -> ConfigError {
         ConfigError::scoped(ComponentKind::Other, &self.name, setting, value, why)
     }
 
@@ -109,7 +114,11 @@ impl FleetBuilder {
             return Err(self.error("name", &self.name, "must not be empty"));
         }
         if self.replica.is_empty() || self.replica.contains(['|', '\n']) {
-            return Err(self.error("replica_id", &self.replica, "must be non-empty, without `|` or newlines"));
+            return Err(self.error(
+                "replica_id",
+                &self.replica,
+                "must be non-empty, without `|` or newlines",
+            ));
         }
         if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
             return Err(self.error("prefix", &self.prefix, "must be non-empty, without braces"));
@@ -124,7 +133,11 @@ impl FleetBuilder {
             }
         }
         if self.failures_to_open == 0 {
-            return Err(self.error("failures_to_open", self.failures_to_open, "must be at least 1"));
+            return Err(self.error(
+                "failures_to_open",
+                self.failures_to_open,
+                "must be at least 1",
+            ));
         }
         redis::Client::open(self.url.as_str())
             .map_err(|_| self.error("url", &self.url, "must be a redis:// URL"))

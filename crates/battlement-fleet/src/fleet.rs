@@ -6,8 +6,7 @@ use crate::error::FleetError;
 use battlement_breaker::{CircuitBreaker, State};
 use battlement_core::stripe::StripedCounter;
 use battlement_core::{
-    ComponentKind, FailureKind, Finish, HealthSnapshot, HealthSource, HealthStatus, Metric,
-    Outcome,
+    ComponentKind, FailureKind, Finish, HealthSnapshot, HealthSource, HealthStatus, Metric, Outcome,
 };
 use redis::aio::ConnectionManager;
 use redis::RedisResult;
@@ -85,7 +84,10 @@ impl Fleet {
         FleetBuilder::new(url)
     }
 
-    pub(crate) fn from_parts(b: FleetBuilder, client: redis::Client) -> Result<Self, redis::RedisError> {
+    pub(crate) fn from_parts(
+        b: FleetBuilder,
+        client: redis::Client,
+    ) -> Result<Self, redis::RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(b.connect_timeout))
             .set_response_timeout(Some(b.command_timeout.max(b.connect_timeout)))
@@ -191,7 +193,10 @@ impl Fleet {
         Fut: Future<Output = RedisResult<T>>,
     {
         let inner = &*self.inner;
-        let guard = inner.guard.try_call().map_err(|_| FleetError::Unavailable)?;
+        let guard = inner
+            .guard
+            .try_call()
+            .map_err(|_| FleetError::Unavailable)?;
         inner.commands.increment();
         match tokio::time::timeout(inner.timeout, op(inner.conn.clone())).await {
             Ok(Ok(v)) => {
@@ -199,11 +204,12 @@ impl Fleet {
                 Ok(v)
             }
             Ok(Err(e)) => {
-                let kind = if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-                    FailureKind::Connection
-                } else {
-                    FailureKind::ServerError
-                };
+                let kind =
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+                        FailureKind::Connection
+                    } else {
+                        FailureKind::ServerError
+                    };
                 guard.finish(Outcome::Failure(kind));
                 inner.failed(e.to_string());
                 Err(FleetError::Redis(e.to_string()))
@@ -296,10 +302,16 @@ impl HealthSource for Fleet {
     fn snapshot(&self) -> HealthSnapshot {
         let (state, status) = self.state();
         let mut snap = HealthSnapshot::new(&*self.inner.name, ComponentKind::Other, state, status)
-            .with_metric(Metric::unitless("reachable", f64::from(u8::from(self.is_reachable()))))
+            .with_metric(Metric::unitless(
+                "reachable",
+                f64::from(u8::from(self.is_reachable())),
+            ))
             .with_metric(Metric::calls("commands", self.commands()))
             .with_metric(Metric::calls("failures", self.failures()));
-        let views: Vec<_> = lock(&self.inner.views).iter().filter_map(Weak::upgrade).collect();
+        let views: Vec<_> = lock(&self.inner.views)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         for view in views {
             let v = view.view();
             snap = snap

@@ -57,7 +57,12 @@ impl<S: Service<Req>, Req, X: KeyExtractor> ResponseFuture<S, Req, X> {
         }
     }
 
-    pub(crate) fn deciding(decision: BoxDecision, svc: S, req: Req, limit: GlobalRateLimit<X>) -> Self {
+    pub(crate) fn deciding(
+        decision: BoxDecision,
+        svc: S,
+        req: Req,
+        limit: GlobalRateLimit<X>,
+    ) -> Self {
         ResponseFuture {
             state: St::Deciding {
                 decision,
@@ -82,7 +87,12 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StProj::Deciding { decision, svc, req, limit } => {
+                StProj::Deciding {
+                    decision,
+                    svc,
+                    req,
+                    limit,
+                } => {
                     let decision = ready!(decision.as_mut().poll(cx));
                     let req_ref = req.as_ref().expect("polled after completion");
                     let admitted = match decision {

@@ -172,7 +172,11 @@ impl FleetKillSwitch {
     /// Halts the whole fleet: writes the halt to Redis, announces it, and halts the local
     /// switch at once. Fails (changing nothing in the fleet, but still halting locally) when
     /// Redis cannot be reached.
-    pub async fn halt(&self, reason: impl Into<String>, who: impl Into<String>) -> Result<(), FleetError> {
+    pub async fn halt(
+        &self,
+        reason: impl Into<String>,
+        who: impl Into<String>,
+    ) -> Result<(), FleetError> {
         let halt = FleetHalt::new(reason, who);
         self.inner.apply(Some(&halt));
         let payload = serde_json::to_string(&halt).expect("a halt serialises");
@@ -234,9 +238,7 @@ impl Inner {
         let key = self.key.clone();
         let raw: Option<String> = self
             .fleet
-            .run(|mut conn| async move {
-                redis::cmd("GET").arg(&key).query_async(&mut conn).await
-            })
+            .run(|mut conn| async move { redis::cmd("GET").arg(&key).query_async(&mut conn).await })
             .await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }

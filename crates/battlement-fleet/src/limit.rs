@@ -564,7 +564,12 @@ impl<X: KeyExtractor + Clone> GlobalRateLimitBuilder<X>
 where
     X::Key: FleetKey,
 {
-    fn error(&self, setting: &'static str, value: impl fmt::Debug, why: &'static str) -> ConfigError {
+    fn error(
+        &self,
+        setting: &'static str,
+        value: impl fmt::Debug,
+        why: &'static str,
+    ) -> ConfigError {
         ConfigError::scoped(ComponentKind::RateLimit, &self.name, setting, value, why)
     }
 
@@ -604,8 +609,8 @@ where
             Mode::Exact => 1,
             Mode::Leased { batch } => batch,
         });
-        let interval_us = u64::try_from(self.window.as_micros() / u128::from(self.quota))
-            .unwrap_or(u64::MAX / 4);
+        let interval_us =
+            u64::try_from(self.window.as_micros() / u128::from(self.quota)).unwrap_or(u64::MAX / 4);
         let local = match self.outage {
             Outage::LocalShare { replicas } => Some(
                 RateLimit::builder(self.name.clone())

@@ -212,11 +212,21 @@ impl SharedBreakerBuilder {
     /// Outside a tokio runtime.
     pub fn build(self) -> Result<SharedBreaker, ConfigError> {
         let err = |setting, value: &dyn fmt::Debug, why| {
-            ConfigError::scoped(ComponentKind::CircuitBreaker, self.breaker.name(), setting, format!("{value:?}"), why)
+            ConfigError::scoped(
+                ComponentKind::CircuitBreaker,
+                self.breaker.name(),
+                setting,
+                format!("{value:?}"),
+                why,
+            )
         };
         match self.quorum {
             Quorum::Count(n) if n < 2 => {
-                return Err(err("quorum", &self.quorum, "must be at least 2: one replica alone never opens the others"))
+                return Err(err(
+                    "quorum",
+                    &self.quorum,
+                    "must be at least 2: one replica alone never opens the others",
+                ))
             }
             Quorum::Share(s) if !(s > 0.0 && s <= 1.0) => {
                 return Err(err("quorum", &self.quorum, "a share must be in (0, 1]"))
@@ -224,7 +234,11 @@ impl SharedBreakerBuilder {
             _ => {}
         }
         if self.heartbeat.is_zero() {
-            return Err(err("heartbeat", &self.heartbeat, "must be greater than zero"));
+            return Err(err(
+                "heartbeat",
+                &self.heartbeat,
+                "must be greater than zero",
+            ));
         }
         let key = self.fleet.key("fv", self.breaker.name());
         let inner = Arc::new(ViewInner {
@@ -303,7 +317,12 @@ impl ViewInner {
         let key = self.key.clone();
         let Ok(raw) = self
             .fleet
-            .run(|mut conn| async move { script("view").key(&key).invoke_async::<Vec<String>>(&mut conn).await })
+            .run(|mut conn| async move {
+                script("view")
+                    .key(&key)
+                    .invoke_async::<Vec<String>>(&mut conn)
+                    .await
+            })
             .await
         else {
             return; // Redis unreachable: keep the last view and the breaker as it is.
@@ -333,7 +352,9 @@ impl ViewInner {
                 needed,
                 "fleet quorum reports the breaker open; opening it here"
             );
-            self.breaker.trip(format!("fleet quorum: {open_elsewhere} of {live} replicas report it open"));
+            self.breaker.trip(format!(
+                "fleet quorum: {open_elsewhere} of {live} replicas report it open"
+            ));
         }
     }
 }

@@ -86,7 +86,10 @@ impl SavedState {
                 true
             }
             ("forced_open", Some(left)) if !left.is_zero() => {
-                breaker.force_open_for(self.reason.clone().unwrap_or_else(|| "restored".into()), left);
+                breaker.force_open_for(
+                    self.reason.clone().unwrap_or_else(|| "restored".into()),
+                    left,
+                );
                 true
             }
             ("disabled", _) => {
@@ -259,10 +262,12 @@ impl StateStore for RedisStore {
     fn load<'a>(&'a self, breaker: &'a str) -> StoreFuture<'a, Option<SavedState>> {
         Box::pin(async move {
             let key = self.fleet.key("cb", breaker);
-            let raw: Option<String> = self
-                .fleet
-                .run(|mut conn| async move { redis::cmd("GET").arg(&key).query_async(&mut conn).await })
-                .await?;
+            let raw: Option<String> =
+                self.fleet
+                    .run(|mut conn| async move {
+                        redis::cmd("GET").arg(&key).query_async(&mut conn).await
+                    })
+                    .await?;
             raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError(e.to_string())))
                 .transpose()
         })
@@ -274,7 +279,11 @@ impl StateStore for RedisStore {
             let json = serde_json::to_string(state).expect("a state serialises");
             self.fleet
                 .run(|mut conn| async move {
-                    redis::cmd("SET").arg(&key).arg(&json).query_async::<()>(&mut conn).await
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&json)
+                        .query_async::<()>(&mut conn)
+                        .await
                 })
                 .await?;
             Ok(())
@@ -330,7 +339,10 @@ impl PersistedBreaker {
     /// Restores `breaker` from `store` (if it has a state for it), then saves its transitions.
     /// Fails only when the store cannot be read; a breaker without a saved state is left as
     /// built.
-    pub async fn start(breaker: &CircuitBreaker, store: Arc<dyn StateStore>) -> Result<Self, StoreError> {
+    pub async fn start(
+        breaker: &CircuitBreaker,
+        store: Arc<dyn StateStore>,
+    ) -> Result<Self, StoreError> {
         Self::start_with_retry(breaker, store, Duration::from_millis(250)).await
     }
 
@@ -352,7 +364,11 @@ impl PersistedBreaker {
             shared.clone(),
             retry.max(Duration::from_millis(1)),
         ));
-        Ok(PersistedBreaker { shared, task, retry })
+        Ok(PersistedBreaker {
+            shared,
+            task,
+            retry,
+        })
     }
 
     /// The latest state not yet saved (while the store fails).
@@ -419,7 +435,9 @@ async fn save_transitions(
             },
             _ = tick.tick() => {}
         }
-        let Some(state) = lock(&shared).pending.clone() else { continue };
+        let Some(state) = lock(&shared).pending.clone() else {
+            continue;
+        };
         match store.save(&name, &state).await {
             Ok(()) => {
                 let mut p = lock(&shared);
@@ -436,4 +454,3 @@ async fn save_transitions(
         }
     }
 }
-

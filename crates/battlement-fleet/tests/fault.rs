@@ -61,9 +61,10 @@ async fn redis_killed_during_load_and_restarted() {
     let _ks_b = FleetKillSwitch::builder(&b, &switch_b).build().unwrap();
     let store = Arc::new(RedisStore::new(&a));
     let breaker = CircuitBreaker::builder("db").build().unwrap();
-    let persisted = PersistedBreaker::start_with_retry(&breaker, store.clone(), Duration::from_millis(50))
-        .await
-        .unwrap();
+    let persisted =
+        PersistedBreaker::start_with_retry(&breaker, store.clone(), Duration::from_millis(50))
+            .await
+            .unwrap();
 
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -92,14 +93,24 @@ async fn redis_killed_during_load_and_restarted() {
 
     server.kill();
     assert!(
-        until(Duration::from_secs(2), || registry.status() == HealthStatus::Warn).await,
+        until(Duration::from_secs(2), || registry.status()
+            == HealthStatus::Warn)
+        .await,
         "warn while redis is gone: {:?}",
         registry.report()
     );
     let local_before = limit.metrics().local_decisions;
     let served = ok.load(Ordering::Relaxed);
-    assert!(until(Duration::from_secs(2), || ok.load(Ordering::Relaxed) > served + 50).await, "still serving");
-    assert!(limit.metrics().local_decisions > local_before, "decided locally");
+    assert!(
+        until(Duration::from_secs(2), || ok.load(Ordering::Relaxed)
+            > served + 50)
+        .await,
+        "still serving"
+    );
+    assert!(
+        limit.metrics().local_decisions > local_before,
+        "decided locally"
+    );
     assert!(switch_b.is_halted(), "the kill switch keeps its last state");
     breaker.force_open("during the outage");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -107,17 +118,26 @@ async fn redis_killed_during_load_and_restarted() {
 
     server.restart();
     assert!(
-        until(Duration::from_secs(5), || registry.status() == HealthStatus::Pass).await,
+        until(Duration::from_secs(5), || registry.status()
+            == HealthStatus::Pass)
+        .await,
         "pass once redis is back: {:?}",
         registry.report()
     );
     // The store writes what it queued.
     assert!(persisted.flush(Duration::from_secs(5)).await);
-    assert_eq!(store.load("db").await.unwrap().unwrap().state, "forced_open");
+    assert_eq!(
+        store.load("db").await.unwrap().unwrap().state,
+        "forced_open"
+    );
     // The limit is decided by Redis again.
     let trips = limit.metrics().round_trips;
     let local = limit.metrics().local_decisions;
-    assert!(until(Duration::from_secs(2), || limit.metrics().round_trips > trips + 50).await);
+    assert!(
+        until(Duration::from_secs(2), || limit.metrics().round_trips
+            > trips + 50)
+        .await
+    );
     // (a call in flight at the moment of the restart may still have been decided locally)
     assert!(limit.metrics().local_decisions <= local + 2);
     // The kill switch follows the fleet again: the restarted Redis has no halt (its data was
@@ -128,5 +148,9 @@ async fn redis_killed_during_load_and_restarted() {
 
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "no call failed because of the outage");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no call failed because of the outage"
+    );
 }

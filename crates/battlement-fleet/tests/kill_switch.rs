@@ -33,7 +33,8 @@ async fn until(within: Duration, cond: impl Fn() -> bool) -> Option<Duration> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_halt_through_one_replica_halts_the_others_within_a_second_and_a_late_replica_starts_halted() {
+async fn a_halt_through_one_replica_halts_the_others_within_a_second_and_a_late_replica_starts_halted(
+) {
     let server = RedisServer::start();
     let (_fa, a) = replica(&server, "a").await;
     let (_fb, b) = replica(&server, "b").await;
@@ -50,15 +51,22 @@ async fn a_halt_through_one_replica_halts_the_others_within_a_second_and_a_late_
     let info = b.switch().halt_info().unwrap();
     assert_eq!(info.reason(), "bad deploy (fleet halt by alice)");
     let stored = c.fleet_halt().await.unwrap().unwrap();
-    assert_eq!((stored.reason.as_str(), stored.who.as_str()), ("bad deploy", "alice"));
+    assert_eq!(
+        (stored.reason.as_str(), stored.who.as_str()),
+        ("bad deploy", "alice")
+    );
 
     // A replica started after the halt starts halted (it reads the key).
     let (_fd, d) = replica(&server, "d").await;
-    assert!(until(Duration::from_secs(1), || d.switch().is_halted()).await.is_some());
+    assert!(until(Duration::from_secs(1), || d.switch().is_halted())
+        .await
+        .is_some());
 
     b.resume().await.unwrap();
     for r in [&a, &b, &c, &d] {
-        assert!(until(Duration::from_secs(1), || !r.switch().is_halted()).await.is_some());
+        assert!(until(Duration::from_secs(1), || !r.switch().is_halted())
+            .await
+            .is_some());
     }
 }
 
@@ -74,7 +82,10 @@ async fn a_local_halt_works_without_redis_and_a_fleet_resume_does_not_lift_it() 
     a.resume().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(b.switch().is_halted(), "b's own halt stays");
-    assert_eq!(b.switch().halt_info().unwrap().reason(), "local maintenance");
+    assert_eq!(
+        b.switch().halt_info().unwrap().reason(),
+        "local maintenance"
+    );
     b.switch().resume();
 
     // Without Redis: a local halt still works, and the switch keeps its last state.
@@ -82,5 +93,8 @@ async fn a_local_halt_works_without_redis_and_a_fleet_resume_does_not_lift_it() 
     b.switch().halt("redis is gone, halting by hand");
     assert!(b.switch().is_halted());
     assert!(a.halt("cannot reach the fleet", "carol").await.is_err());
-    assert!(a.switch().is_halted(), "the local switch halts even when the fleet write fails");
+    assert!(
+        a.switch().is_halted(),
+        "the local switch halts even when the fleet write fails"
+    );
 }

@@ -15,7 +15,10 @@ async fn fleet(server: &RedisServer, replica: &str) -> Fleet {
         .check_interval(Duration::from_millis(50))
         .build()
         .unwrap();
-    assert!(fleet.wait_reachable(Duration::from_secs(5)).await, "redis reachable");
+    assert!(
+        fleet.wait_reachable(Duration::from_secs(5)).await,
+        "redis reachable"
+    );
     fleet
 }
 
@@ -116,9 +119,15 @@ async fn three_replicas_share_one_leased_limit_within_the_documented_bound() {
     );
     // Leased mode may admit less than the limit (see `Mode::Leased`): the fleet still gets
     // most of it.
-    assert!(admitted as f64 >= 0.7 * expected, "admitted {admitted} of {expected:.0}");
+    assert!(
+        admitted as f64 >= 0.7 * expected,
+        "admitted {admitted} of {expected:.0}"
+    );
     let trips: u64 = limits.iter().map(|l| l.metrics().round_trips).sum();
-    assert!(trips < admitted, "fewer round trips ({trips}) than admissions ({admitted})");
+    assert!(
+        trips < admitted,
+        "fewer round trips ({trips}) than admissions ({admitted})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,13 +141,18 @@ async fn a_rejection_is_core_rate_limited_with_redis_retry_after() {
         .unwrap();
     let svc = ServiceBuilder::new()
         .layer(limit.layer())
-        .service(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+        .service(service_fn(
+            |x: u32| async move { Ok::<_, std::io::Error>(x) },
+        ));
     assert_eq!(svc.clone().oneshot(1).await.unwrap(), 1);
     let err = svc.oneshot(2).await.unwrap_err();
     let limited = err.downcast_ref::<RateLimited>().unwrap();
     assert_eq!(limited.name(), "slow");
     assert!(limited.retry_after() > Duration::from_secs(59), "{limited}");
-    assert!(limited.retry_after() <= Duration::from_secs(60), "{limited}");
+    assert!(
+        limited.retry_after() <= Duration::from_secs(60),
+        "{limited}"
+    );
     assert_eq!(
         battlement_core::error::failure_kind(&*err),
         battlement_core::FailureKind::Rejected

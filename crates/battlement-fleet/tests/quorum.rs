@@ -32,7 +32,11 @@ async fn replica(server: &RedisServer, id: &str) -> Replica {
         .heartbeat(Duration::from_millis(100))
         .build()
         .unwrap();
-    Replica { fleet, breaker, shared }
+    Replica {
+        fleet,
+        breaker,
+        shared,
+    }
 }
 
 /// Trips `breaker` from its own window: three failed calls in a row.
@@ -64,7 +68,9 @@ async fn with_a_quorum_of_two_one_open_replica_does_not_open_the_others_and_a_se
     let b = replica(&server, "b").await;
     let c = replica(&server, "c").await;
     assert!(
-        until(Duration::from_secs(2), || a.shared.view().replicas.len() == 3).await,
+        until(Duration::from_secs(2), || a.shared.view().replicas.len()
+            == 3)
+        .await,
         "every replica's heartbeat is seen: {:?}",
         a.shared.view()
     );
@@ -104,13 +110,19 @@ async fn a_replica_that_stops_reporting_drops_out_of_the_view() {
     let server = RedisServer::start();
     let a = replica(&server, "a").await;
     let b = replica(&server, "b").await;
-    assert!(until(Duration::from_secs(2), || a.shared.view().replicas.len() == 2).await);
+    assert!(
+        until(Duration::from_secs(2), || a.shared.view().replicas.len()
+            == 2)
+        .await
+    );
     fail_three_calls(&b.breaker);
     assert!(until(Duration::from_secs(2), || a.shared.view().open() == 1).await);
     drop(b);
     // Its report expires after three heartbeats (300 ms).
     assert!(
-        until(Duration::from_secs(3), || a.shared.view().replicas.len() == 1).await,
+        until(Duration::from_secs(3), || a.shared.view().replicas.len()
+            == 1)
+        .await,
         "{:?}",
         a.shared.view()
     );

@@ -21,7 +21,9 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 /// `gap`, and checks it is open for the rest of its wait only.
 async fn open_survives_restart(store: Arc<dyn StateStore>) {
     let before = breaker();
-    let persisted = PersistedBreaker::start(&before, store.clone()).await.unwrap();
+    let persisted = PersistedBreaker::start(&before, store.clone())
+        .await
+        .unwrap();
     before.trip("upstream down");
     assert!(persisted.flush(Duration::from_secs(2)).await, "saved");
     drop(persisted);
@@ -35,7 +37,10 @@ async fn open_survives_restart(store: Arc<dyn StateStore>) {
     let _p = PersistedBreaker::start(&after, store).await.unwrap();
     assert_eq!(after.state(), State::Open, "restored open");
     let left = after.retry_after().unwrap();
-    assert!(left <= Duration::from_secs(10) - gap, "the rest of the wait only: {left:?}");
+    assert!(
+        left <= Duration::from_secs(10) - gap,
+        "the rest of the wait only: {left:?}"
+    );
     assert!(left >= Duration::from_secs(7), "not ended early: {left:?}");
     assert!(after.try_call().is_err());
 }
@@ -78,7 +83,9 @@ async fn a_forced_open_breaker_stays_forced_and_an_expired_wait_is_not_restored(
     assert!(p.flush(Duration::from_secs(2)).await);
     drop(p);
     let again = breaker();
-    let _p = PersistedBreaker::start(&again, store.clone()).await.unwrap();
+    let _p = PersistedBreaker::start(&again, store.clone())
+        .await
+        .unwrap();
     assert_eq!(again.state(), State::ForcedOpen);
     assert_eq!(again.retry_after(), None, "forced with no end stays forced");
 
@@ -86,7 +93,9 @@ async fn a_forced_open_breaker_stays_forced_and_an_expired_wait_is_not_restored(
         .fixed_open_wait(Duration::from_millis(100))
         .build()
         .unwrap();
-    let p = PersistedBreaker::start(&short, store.clone()).await.unwrap();
+    let p = PersistedBreaker::start(&short, store.clone())
+        .await
+        .unwrap();
     short.trip("blip");
     assert!(p.flush(Duration::from_secs(2)).await);
     drop(p);
@@ -115,13 +124,19 @@ async fn while_redis_is_gone_the_latest_state_is_queued_and_written_on_reconnect
     server.kill();
     b.trip("first");
     b.force_open("second, the latest");
-    assert!(!p.flush(Duration::from_millis(300)).await, "cannot save without redis");
+    assert!(
+        !p.flush(Duration::from_millis(300)).await,
+        "cannot save without redis"
+    );
     assert_eq!(p.pending().unwrap().state, "forced_open");
     assert!(p.failures() > 0);
 
     server.restart();
     assert!(fleet.wait_reachable(Duration::from_secs(5)).await);
-    assert!(p.flush(Duration::from_secs(5)).await, "written on reconnect");
+    assert!(
+        p.flush(Duration::from_secs(5)).await,
+        "written on reconnect"
+    );
     let saved = store.load("payments").await.unwrap().unwrap();
     assert_eq!(saved.state, "forced_open");
     assert_eq!(saved.reason.as_deref(), Some("second, the latest"));
