@@ -33,6 +33,8 @@ pub use battlement_core as core;
 pub use battlement_dashboard as dashboard;
 #[cfg(feature = "fallback")]
 pub use battlement_fallback as fallback;
+#[cfg(feature = "fleet")]
+pub use battlement_fleet as fleet;
 #[cfg(feature = "health")]
 pub use battlement_health as health;
 #[cfg(feature = "hedge")]

@@ -331,6 +331,62 @@ impl CircuitBreaker {
         shared.force_open_until(reason.into(), until);
     }
 
+    /// Opens the breaker from outside its own window, as if its window had tripped: open for
+    /// its next open wait (which grows with consecutive openings, as after any trip), then
+    /// half-open; counted in [`trips`](crate::CircuitBreakerMetrics::trips). The transition's
+    /// reason is [`TransitionReason::External`] with `reason`. For a fleet that opens a
+    /// replica's breaker when a quorum of replicas report it open (battlement-fleet).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_breaker::{CircuitBreaker, State};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .fixed_open_wait(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// breaker.trip("fleet quorum");
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(5)));
+    /// assert_eq!(breaker.metrics().trips, 1);
+    /// # }
+    /// ```
+    pub fn trip(&self, reason: impl Into<Arc<str>>) {
+        self.shared()
+            .force(Target::Open, TransitionReason::External(reason.into()));
+    }
+
+    /// Opens the breaker (state [`Open`](State::Open), not forced) for exactly `remaining`,
+    /// then half-open, as an automatic opening would end: restores an open state saved before a
+    /// restart for the rest of its wait only. Not counted in
+    /// [`trips`](crate::CircuitBreakerMetrics::trips) (the trip was counted by the process that
+    /// saw it); the next automatic opening's wait grows from here. The transition's reason is
+    /// [`TransitionReason::External`] with `reason`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_breaker::{CircuitBreaker, State};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// breaker.restore_open("restored", Duration::from_secs(3));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(3)));
+    /// assert_eq!(breaker.metrics().trips, 0);
+    /// tokio::time::advance(Duration::from_secs(3)).await;
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// # }
+    /// ```
+    pub fn restore_open(&self, reason: impl Into<Arc<str>>, remaining: Duration) {
+        self.shared().force(
+            Target::OpenFor(nanos(remaining)),
+            TransitionReason::External(reason.into()),
+        );
+    }
+
     /// Disables the breaker: every call passes and is recorded, but it never trips.
     pub fn disable(&self) {
         self.shared()

@@ -40,6 +40,10 @@ pub enum TransitionReason {
     Disabled,
     /// An operator reset the breaker to closed.
     Reset,
+    /// Opened from outside its own window: [`trip`](crate::CircuitBreaker::trip) (a fleet's
+    /// quorum) or [`restore_open`](crate::CircuitBreaker::restore_open) (a state saved before a
+    /// restart), with the caller's reason.
+    External(Arc<str>),
 }
 
 /// A typed event published to [`subscribe`](crate::CircuitBreaker::subscribe)rs.

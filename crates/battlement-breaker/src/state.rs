@@ -178,6 +178,9 @@ impl MachineConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {
     Open,
+    /// Open for exactly this long (ns), then half-open: a state restored from outside
+    /// ([`CircuitBreaker::restore_open`](crate::CircuitBreaker::restore_open)); not a trip.
+    OpenFor(u64),
     HalfOpen,
     Closed,
     /// Forced open with the operator's reason, until `until` (ns) or, with `None`, until an
@@ -401,6 +404,12 @@ impl Machine {
                 locked.consecutive_opens = locked.consecutive_opens.saturating_add(1);
                 locked.trips += 1;
                 let wait = locked.cfg.open_wait(locked.consecutive_opens);
+                self.open_until.store(now.saturating_add(wait), Relaxed);
+                open_for = Some(wait);
+                (State::Open, 0)
+            }
+            Target::OpenFor(wait) => {
+                locked.consecutive_opens = locked.consecutive_opens.saturating_add(1);
                 self.open_until.store(now.saturating_add(wait), Relaxed);
                 open_for = Some(wait);
                 (State::Open, 0)

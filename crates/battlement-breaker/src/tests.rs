@@ -948,3 +948,51 @@ async fn rejections_from_layers_below_count_as_nothing_unless_asked() {
 }
 
 mod reload;
+
+#[tokio::test(start_paused = true)]
+async fn restore_open_is_open_for_the_given_wait_only_and_announced_as_external() {
+    let breaker = CircuitBreaker::builder("restored")
+        .fixed_open_wait(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut events = breaker.subscribe();
+    breaker.restore_open("saved before restart", Duration::from_secs(2));
+    match events.recv().await.unwrap() {
+        BreakerEvent::StateTransition {
+            from,
+            to,
+            reason,
+            open_for,
+            ..
+        } => {
+            assert_eq!((from, to), (State::Closed, State::Open));
+            assert_eq!(
+                reason,
+                TransitionReason::External("saved before restart".into())
+            );
+            assert_eq!(open_for, Some(Duration::from_secs(2)));
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+    assert!(breaker.try_call().is_err());
+    tokio::time::advance(Duration::from_millis(1999)).await;
+    assert_eq!(breaker.state(), State::Open);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(breaker.state(), State::HalfOpen);
+    assert_eq!(breaker.metrics().trips, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn trip_opens_for_the_breakers_own_growing_wait() {
+    let breaker = CircuitBreaker::builder("tripped")
+        .open_wait(Duration::from_secs(1), 2.0, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    breaker.trip("quorum");
+    assert_eq!(breaker.retry_after(), Some(Duration::from_secs(1)));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(breaker.state(), State::HalfOpen);
+    breaker.trip("quorum again");
+    assert_eq!(breaker.retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(breaker.metrics().trips, 2);
+}

@@ -189,6 +189,31 @@ impl<X: KeyExtractor> RateLimit<X> {
         }
     }
 
+    /// Decides one call for `req` without a service and without waiting (whatever
+    /// [`max_delay`](Self::max_delay) says): `Ok` admits it, `Err` is the typed rejection. Both
+    /// are counted, as through a layer. For a component that admits calls itself, such as a
+    /// fleet's global limiter falling back to this replica's share (battlement-fleet).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_rate_limit::RateLimit;
+    /// use std::time::Duration;
+    ///
+    /// let limit = RateLimit::builder("api").rate(1, Duration::from_secs(1)).build().unwrap();
+    /// assert!(limit.try_acquire(&()).is_ok());
+    /// let err = limit.try_acquire(&()).unwrap_err();
+    /// assert_eq!(err.retry_after(), Duration::from_secs(1));
+    /// assert_eq!((limit.metrics().admitted, limit.metrics().rejected), (1, 1));
+    /// # }
+    /// ```
+    pub fn try_acquire<Req>(&self, req: &Req) -> Result<(), RateLimited>
+    where
+        X: ExtractKey<Req>,
+    {
+        self.check(req).map_err(|wait| self.reject(wait))
+    }
+
     /// Checks one call for `req`: `Ok` admits it (and counts it), `Err` is the time until it
     /// would be admitted (counted by the caller, which may wait).
     #[inline]
