@@ -24,8 +24,12 @@ pub(crate) fn stack(
     config: &Config,
     client: u64,
     fleet: Rc<Fleet>,
-) -> impl Service<(), Response = (), Error = BoxError, Future = impl Future<Output = Result<(), BoxError>>>
-       + Clone
+) -> impl Service<
+    (),
+    Response = (),
+    Error = BoxError,
+    Future = impl Future<Output = Result<(), BoxError>>,
+> + Clone
        + 'static {
     let seed = crate::mix(config.seed, client);
     let scenario = config.scenario;
@@ -33,9 +37,7 @@ pub(crate) fn stack(
         let mut policy = RetryPolicy::builder()
             .name("sim")
             .max_attempts(config.max_attempts)
-            .backoff(
-                Backoff::exponential(config.backoff_base, 2.0).with_cap(config.backoff_cap),
-            )
+            .backoff(Backoff::exponential(config.backoff_base, 2.0).with_cap(config.backoff_cap))
             .jitter(if scenario.jitter() {
                 Jitter::Full
             } else {

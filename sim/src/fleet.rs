@@ -121,7 +121,9 @@ impl Fleet {
             if server.generations[slot] != generation {
                 return; // crashed while serving: the call was failed then
             }
-            let tx = server.slots[slot].take().expect("a working slot holds its call");
+            let tx = server.slots[slot]
+                .take()
+                .expect("a working slot holds its call");
             let reply = if server.error_rate > 0.0 && server.rng.f64() < server.error_rate {
                 Err(io::ErrorKind::ConnectionReset)
             } else {

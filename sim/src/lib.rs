@@ -14,9 +14,16 @@
 //!
 //! ```
 //! use battlement_sim::{Config, Scenario};
+//! use std::time::Duration;
 //!
-//! let config = Config::small(Scenario::NoRetries, 7);
-//! assert_eq!(battlement_sim::run(&config), battlement_sim::run(&config));
+//! // 50 clients and one server for 20 simulated seconds, capacity down from 5 s to 15 s.
+//! let mut config = Config::small(Scenario::RetriesJitter, 7);
+//! (config.clients, config.servers, config.duration) = (50, 1, Duration::from_secs(20));
+//! config.failure.start = Duration::from_secs(5);
+//! config.failure.length = Duration::from_secs(10);
+//! let report = battlement_sim::run(&config);
+//! assert!(report.summary.amplification_drop > 1.0); // the retries add load
+//! assert_eq!(report, battlement_sim::run(&config)); // and the same seed repeats it
 //! ```
 
 mod client;
@@ -130,7 +137,7 @@ impl ServiceTime {
                 let (u1, u2) = (1.0 - rng.f64(), rng.f64());
                 let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
                 let mu = mean.as_secs_f64().ln() - sigma * sigma / 2.0;
-                (mu + sigma * z).exp()
+                sigma.mul_add(z, mu).exp()
             }
         };
         Duration::from_secs_f64(seconds.min(3600.0))

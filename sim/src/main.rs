@@ -71,7 +71,10 @@ fn table(reports: &[(Report, Duration, Option<Duration>)]) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let small = args.iter().any(|a| a == "--small");
-    let which: Vec<Scenario> = match args.iter().find(|a| !a.starts_with("--")).map(String::as_str)
+    let which: Vec<Scenario> = match args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(String::as_str)
     {
         None | Some("all") => Scenario::ALL.to_vec(),
         Some(name) => match Scenario::ALL.iter().find(|s| s.slug() == name) {
@@ -141,7 +144,11 @@ fn main() {
         c.timeout,
     );
     md.push_str(&table(&reports));
-    let path = out.join(if small { "results-small.md" } else { "results.md" });
+    let path = out.join(if small {
+        "results-small.md"
+    } else {
+        "results.md"
+    });
     std::fs::write(&path, &md).expect("write the table");
     println!("{md}");
 }

@@ -80,7 +80,10 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
         .label("attempts at servers")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     chart
-        .draw_series(LineSeries::new(line(&series.requests), BLUE.stroke_width(2)))?
+        .draw_series(LineSeries::new(
+            line(&series.requests),
+            BLUE.stroke_width(2),
+        ))?
         .label("offered (requests sent)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
     chart

@@ -50,7 +50,10 @@ fn a_ten_percent_budget_keeps_amplification_at_most_1_2x_and_recovers_as_fast_as
 fn full_jitter_spreads_the_synchronized_retries_after_the_crash() {
     let plain = report(Scenario::Retries).summary.spike;
     let jittered = report(Scenario::RetriesJitter).summary.spike;
-    assert!(plain >= 2.0 * jittered, "no jitter {plain:.2}, full jitter {jittered:.2}");
+    assert!(
+        plain >= 2.0 * jittered,
+        "no jitter {plain:.2}, full jitter {jittered:.2}"
+    );
 }
 
 #[test]
@@ -58,9 +61,15 @@ fn breaker_and_adaptive_limit_take_load_off_the_servers_during_the_drop() {
     let budget = &report(Scenario::Budget).summary;
     for scenario in [Scenario::Breaker, Scenario::Adaptive] {
         let s = &report(scenario).summary;
-        assert!(s.amplification_drop < 0.8 * budget.amplification_drop, "{scenario:?}: {s:?}");
+        assert!(
+            s.amplification_drop < 0.8 * budget.amplification_drop,
+            "{scenario:?}: {s:?}"
+        );
         // Load off the servers is goodput back: fewer calls die in the queues.
-        assert!(s.goodput_drop > 2.0 * budget.goodput_drop, "{scenario:?}: {s:?}");
+        assert!(
+            s.goodput_drop > 2.0 * budget.goodput_drop,
+            "{scenario:?}: {s:?}"
+        );
         assert!(s.recovery.is_some(), "{scenario:?}: {s:?}");
     }
 }
