@@ -45,6 +45,8 @@ pub fn families() -> Vec<&'static Family> {
     #[cfg(feature = "outlier")]
     all.extend_from_slice(battlement_outlier::FAMILIES);
     all.extend_from_slice(battlement_health::FAMILIES);
+    #[cfg(feature = "fleet")]
+    all.extend_from_slice(battlement_fleet::FAMILIES);
     #[cfg(feature = "config")]
     all.extend_from_slice(battlement_config::FAMILIES);
     all

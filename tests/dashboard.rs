@@ -136,6 +136,10 @@ fn the_readme_metric_table_lists_every_family_and_nothing_else() {
     if cfg!(not(feature = "config")) {
         extra.retain(|name| !name.starts_with("battlement_config_"));
     }
+    // Likewise the fleet's (feature `fleet`).
+    if cfg!(not(feature = "fleet")) {
+        extra.retain(|name| !name.starts_with("battlement_fleet_"));
+    }
     assert!(missing.is_empty(), "the README's table misses {missing:?}");
     assert!(
         extra.is_empty(),

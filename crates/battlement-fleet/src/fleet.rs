@@ -290,6 +290,16 @@ impl Drop for Inner {
     }
 }
 
+impl Fleet {
+    /// The shared breaker views alive now.
+    pub(crate) fn views(&self) -> Vec<Arc<crate::quorum::ViewInner>> {
+        lock(&self.inner.views)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+}
+
 impl HealthSource for Fleet {
     fn name(&self) -> &str {
         &self.inner.name
@@ -308,11 +318,7 @@ impl HealthSource for Fleet {
             ))
             .with_metric(Metric::calls("commands", self.commands()))
             .with_metric(Metric::calls("failures", self.failures()));
-        let views: Vec<_> = lock(&self.inner.views)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for view in views {
+        for view in self.views() {
             let v = view.view();
             snap = snap
                 .with_metric(Metric::unitless(
@@ -329,6 +335,10 @@ impl HealthSource for Fleet {
             message.push_str(&format!("; redis: {e}"));
         }
         snap.with_message(message)
+    }
+
+    fn export(&self, out: &mut dyn battlement_core::export::MetricsVisitor) {
+        self.export_to(out);
     }
 }
 

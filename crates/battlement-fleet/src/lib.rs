@@ -72,6 +72,7 @@ mod key;
 mod kill_switch;
 mod layer;
 mod limit;
+mod metrics;
 mod quorum;
 mod service;
 mod store;
@@ -87,6 +88,7 @@ pub use key::FleetKey;
 pub use kill_switch::{FleetHalt, FleetKillSwitch, FleetKillSwitchBuilder};
 pub use layer::GlobalRateLimitLayer;
 pub use limit::{GlobalRateLimit, GlobalRateLimitBuilder, GlobalRateLimitMetrics, Mode, Outage};
+pub use metrics::FAMILIES;
 pub use quorum::{FleetView, Quorum, ReplicaReport, SharedBreaker, SharedBreakerBuilder};
 pub use service::GlobalRateLimitService;
 pub use store::{

@@ -102,6 +102,19 @@ async fn with_a_quorum_of_two_one_open_replica_does_not_open_the_others_and_a_se
     let snap = c.fleet.snapshot();
     assert_eq!(snap.metric("breaker.inventory.replicas_live"), Some(3.0));
     assert_eq!(snap.metric("breaker.inventory.replicas_open"), Some(2.0));
+    // The same view in the metric families the exporters scrape.
+    let mut out = battlement_core::testing::RecordingVisitor::new();
+    battlement_core::HealthSource::export(&c.fleet, &mut out);
+    out.assert_families_in(battlement_fleet::FAMILIES);
+    let replicas = |state| match out.get(
+        "battlement_fleet_breaker_replicas",
+        &[("breaker", "inventory"), ("state", state)],
+    ) {
+        Some(battlement_core::testing::Recorded::Gauge(v)) => *v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((replicas("live"), replicas("open")), (3.0, 2.0));
+    assert!(out.counter_value("battlement_fleet_commands", &[]) > 0);
     drop((a.fleet, b.fleet));
 }
 

@@ -21,9 +21,9 @@ mod events;
 mod http;
 mod metrics;
 mod reload;
-mod service;
 #[cfg(feature = "http")]
 mod replay;
+mod service;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
