@@ -93,7 +93,7 @@ impl Bulkhead {
         let shared = Arc::new(Shared {
                 word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
                 stripes: (0..stripes())
-                    .map(|_| CachePadded::new(AtomicU64::new(0)))
+                    .map(|_| Arc::new(CachePadded::new(AtomicU64::new(0))))
                     .collect(),
                 queues: std::array::from_fn(|_| Semaphore::new(0)),
                 class_waiters: std::array::from_fn(|_| AtomicUsize::new(0)),
@@ -126,6 +126,7 @@ impl Bulkhead {
                 .map(|index| {
                     Arc::new(CachePadded::new(Shard {
                         shared: shared.clone(),
+                        free: shared.stripes[index].clone(),
                         index,
                     }))
                 })
@@ -326,7 +327,7 @@ impl Bulkhead {
         priority: impl FnOnce() -> Priority,
     ) -> Admission {
         let s = &shard.shared;
-        if s.try_take(shard.index) {
+        if s.try_take(&shard.free) {
             s.accepted.increment();
             Admission::Now(Permit {
                 shard: shard.clone(),

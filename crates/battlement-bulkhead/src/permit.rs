@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     /// Free permits cached per thread stripe (indexed like the handle's shards), each on cache
     /// lines of its own. Empty while calls are queued, but for permits on their way to the
     /// queue.
-    pub(crate) stripes: Box<[CachePadded<AtomicU64>]>,
+    pub(crate) stripes: Box<[Arc<CachePadded<AtomicU64>>]>,
     /// The queue, one FIFO per [`Priority`](crate::Priority) class (critical first): each
     /// holds permits only on their way to a queued call of its class.
     pub(crate) queues: [Semaphore; CLASSES],
@@ -136,6 +136,8 @@ pub(crate) fn waiters(word: u64) -> u64 {
 /// other core writes. Its index names the stripe of [`Shared::stripes`] the permit returns to.
 pub(crate) struct Shard {
     pub(crate) shared: Arc<Shared>,
+    /// Stripe `index` of [`Shared::stripes`], reached without indexing on the call path.
+    pub(crate) free: Arc<CachePadded<AtomicU64>>,
     pub(crate) index: usize,
 }
 
@@ -190,7 +192,7 @@ impl Permit {
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        self.shard.shared.release(self.shard.index);
+        self.shard.shared.release(&self.shard.free);
     }
 }
 
@@ -204,12 +206,11 @@ impl fmt::Debug for Permit {
 }
 
 impl Shared {
-    /// Takes a free permit from stripe `i`: the fast path, one compare-and-swap on the stripe
+    /// Takes a free permit from stripe `cell`: the fast path, one compare-and-swap on the stripe
     /// and one load of the shared word. `false` if the stripe has none, or if a call is queued
     /// (then the permit taken is handed to the queue: a later call never passes a queued one).
     #[inline]
-    pub(crate) fn try_take(&self, i: usize) -> bool {
-        let cell = &*self.stripes[i];
+    pub(crate) fn try_take(&self, cell: &AtomicU64) -> bool {
         let mut c = cell.load(Relaxed);
         loop {
             if c == 0 {
@@ -282,7 +283,7 @@ impl Shared {
     fn steal(&self, i: usize) -> u64 {
         let n = self.stripes.len();
         for k in 1..n {
-            let cell = &*self.stripes[(i + k) % n];
+            let cell = &**self.stripes[(i + k) % n];
             let mut c = cell.load(SeqCst);
             while c != 0 {
                 let take = c.div_ceil(2);
@@ -301,7 +302,7 @@ impl Shared {
     pub(crate) fn sweep(&self) {
         handshake();
         let mut found = 0;
-        for cell in &*self.stripes {
+        for cell in self.stripes.iter().map(|c| &***c) {
             if cell.load(SeqCst) != 0 {
                 found += cell.swap(0, SeqCst);
             }
@@ -394,7 +395,7 @@ impl Shared {
                 Err(now) => w = now,
             }
         };
-        for cell in &*self.stripes {
+        for cell in self.stripes.iter().map(|c| &***c) {
             let mut c = cell.load(SeqCst);
             while taken < n as u64 && c != 0 {
                 let take = c.min(n as u64 - taken);
@@ -414,20 +415,20 @@ impl Shared {
         taken
     }
 
-    /// Returns one permit to stripe `i`, or retires it if a shrink is owed permits.
+    /// Returns one permit to stripe `cell`, or retires it if a shrink is owed permits.
     ///
     /// The permit goes back to the stripe (a read-modify-write of a line that the calls of
     /// other threads do not write); the shared word is only read, to see whether calls are
     /// queued: then the stripe's permits are theirs and go through the queue.
     #[inline]
-    fn release(&self, i: usize) {
+    fn release(&self, cell: &AtomicU64) {
         if self.debt.load(SeqCst) != 0 && self.pay_debt() {
             return;
         }
-        self.stripes[i].fetch_add(1, SeqCst);
+        cell.fetch_add(1, SeqCst);
         handshake();
         if waiters(self.word.load(SeqCst)) != 0 {
-            self.flush(i);
+            self.flush(cell);
         }
         // A shrink that recorded its debt after the check above may have missed this permit
         // among the free ones: settle it now rather than at the next release.
@@ -436,11 +437,11 @@ impl Shared {
         }
     }
 
-    /// Calls are queued: stripe `i`'s free permits go to them.
+    /// Calls are queued: stripe `cell`'s free permits go to them.
     #[cold]
     #[inline(never)]
-    fn flush(&self, i: usize) {
-        let n = self.stripes[i].swap(0, SeqCst);
+    fn flush(&self, cell: &AtomicU64) {
+        let n = cell.swap(0, SeqCst);
         self.give(n as usize);
     }
 
