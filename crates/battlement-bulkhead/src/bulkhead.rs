@@ -162,14 +162,18 @@ impl Bulkhead {
 
     /// Calls holding a permit now.
     ///
-    /// Read from the permit accounting (permits in existence minus free ones), so the call path
-    /// keeps no counter of its own for it; exact when no resize or hand-off is in progress.
+    /// Read from the permit accounting (permits in existence minus free ones, the free ones
+    /// summed over the per-thread stripes one after another), so the call path keeps no counter
+    /// of its own for it; exact when no call starts or finishes and no resize or hand-off is in
+    /// progress during the read, otherwise off by at most the calls that start or finish.
     pub fn in_flight(&self) -> usize {
         self.shared().in_flight()
     }
 
     /// Permits free now: a call arriving now is admitted at once if this is above zero (and no
-    /// call is queued, which there is not while a permit is free).
+    /// call is queued, which there is not while a permit is free). The sum of the shared pool
+    /// and the per-thread stripes, read one after another: see
+    /// [`in_flight`](Self::in_flight) for how exact it is.
     ///
     /// ```
     /// use battlement_bulkhead::Bulkhead;
