@@ -91,36 +91,36 @@ impl Bulkhead {
         shedding: (f64, u32),
     ) -> Self {
         let shared = Arc::new(Shared {
-                word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
-                stripes: (0..stripes())
-                    .map(|_| Arc::new(CachePadded::new(AtomicU64::new(0))))
-                    .collect(),
-                queues: std::array::from_fn(|_| Semaphore::new(0)),
-                class_waiters: std::array::from_fn(|_| AtomicUsize::new(0)),
-                passed_over: std::array::from_fn(|_| AtomicU64::new(0)),
-                starvation_bound: AtomicU64::new(u64::from(shedding.1)),
-                sheddable_share: AtomicU64::new(shedding.0.to_bits()),
-                rejected_shed: AtomicU64::new(0),
-                accepted: StripedCounter::new(),
-                debt: AtomicUsize::new(0),
-                max_concurrent: AtomicUsize::new(max_concurrent),
-                rejected_full: AtomicU64::new(0),
-                rejected_timeout: AtomicU64::new(0),
-                waits: AtomicU64::new(0),
-                wait_total_nanos: AtomicU64::new(0),
-                wait_max_nanos: AtomicU64::new(0),
-                wait_histogram: histogram.then(Histogram::new),
-                max_queued: AtomicUsize::new(max_queued.min(MAX_QUEUED)),
-                max_wait: AtomicU64::new(max_wait.map_or(0, nanos)),
-                last_rejection: AtomicU64::new(0),
-                epoch: Instant::now(),
-                rejection_window: AtomicU64::new(nanos(rejection_window)),
-                reloads: AtomicU64::new(0),
-                events,
-                resize: Mutex::new(()),
-                name,
-                adaptive,
-            });
+            word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
+            stripes: (0..stripes())
+                .map(|_| Arc::new(CachePadded::new(AtomicU64::new(0))))
+                .collect(),
+            queues: std::array::from_fn(|_| Semaphore::new(0)),
+            class_waiters: std::array::from_fn(|_| AtomicUsize::new(0)),
+            passed_over: std::array::from_fn(|_| AtomicU64::new(0)),
+            starvation_bound: AtomicU64::new(u64::from(shedding.1)),
+            sheddable_share: AtomicU64::new(shedding.0.to_bits()),
+            rejected_shed: AtomicU64::new(0),
+            accepted: StripedCounter::new(),
+            debt: AtomicUsize::new(0),
+            max_concurrent: AtomicUsize::new(max_concurrent),
+            rejected_full: AtomicU64::new(0),
+            rejected_timeout: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            wait_total_nanos: AtomicU64::new(0),
+            wait_max_nanos: AtomicU64::new(0),
+            wait_histogram: histogram.then(Histogram::new),
+            max_queued: AtomicUsize::new(max_queued.min(MAX_QUEUED)),
+            max_wait: AtomicU64::new(max_wait.map_or(0, nanos)),
+            last_rejection: AtomicU64::new(0),
+            epoch: Instant::now(),
+            rejection_window: AtomicU64::new(nanos(rejection_window)),
+            reloads: AtomicU64::new(0),
+            events,
+            resize: Mutex::new(()),
+            name,
+            adaptive,
+        });
         Bulkhead {
             shards: (0..shared.stripes.len())
                 .map(|index| {
@@ -223,7 +223,11 @@ impl Bulkhead {
     /// ```
     pub fn set_max_concurrent(&self, max: usize) -> Result<(), ConfigError> {
         validate_max_concurrent(&self.shared().name, max)?;
-        let _resizing = self.shared().resize.lock().unwrap_or_else(|e| e.into_inner());
+        let _resizing = self
+            .shared()
+            .resize
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.resize(max);
         Ok(())
     }
@@ -320,13 +324,12 @@ impl Bulkhead {
     /// `priority` is asked only past the fast path.
     #[inline]
     pub(crate) fn admit(&self, priority: impl FnOnce() -> Priority) -> Admission {
-        self.admit_on(stripe::local(&self.shards), priority)
+        Self::admit_on(stripe::local(&self.shards), priority)
     }
 
     /// [`admit`](Self::admit) through `shard` (the calling thread's, but for the loom models).
     #[inline]
     pub(crate) fn admit_on(
-        &self,
         shard: &Arc<CachePadded<Shard>>,
         priority: impl FnOnce() -> Priority,
     ) -> Admission {
@@ -440,9 +443,11 @@ impl Bulkhead {
     pub(crate) fn loom_enter_on(&self, stripe: usize, class: usize) -> (Entry, Option<Permit>) {
         let shard = &self.shards[stripe];
         let s = self.shared();
-        let permit = || Some(Permit {
-            shard: shard.clone(),
-        });
+        let permit = || {
+            Some(Permit {
+                shard: shard.clone(),
+            })
+        };
         if s.take_free(stripe) {
             return (Entry::Admitted, permit());
         }
@@ -464,7 +469,7 @@ impl Bulkhead {
 
     /// A call on stripe `stripe`, fast path first, then as [`loom_enter_on`](Self::loom_enter_on).
     pub(crate) fn loom_call_on(&self, stripe: usize) -> (Entry, Option<Permit>) {
-        match self.admit_on(&self.shards[stripe], || crate::Priority::Normal) {
+        match Self::admit_on(&self.shards[stripe], || crate::Priority::Normal) {
             Admission::Now(permit) => (Entry::Admitted, Some(permit)),
             Admission::Rejected(_) => (Entry::Full, None),
             Admission::Wait(_) => unreachable!("the loom models queue through loom_enter_on"),

@@ -248,16 +248,17 @@ fn loom_two_stripes_never_exceed_the_limit() {
     loom::model(|| {
         let b = bulkhead(1);
         let holding = std::sync::Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let run = |b: Bulkhead, i: usize, holding: std::sync::Arc<loom::sync::atomic::AtomicUsize>| {
-            for _ in 0..2 {
-                if let Some(permit) = call_on(&b, i) {
-                    let now = holding.fetch_add(1, loom::sync::atomic::Ordering::SeqCst) + 1;
-                    assert!(now <= 1, "two calls hold permits under a limit of one");
-                    holding.fetch_sub(1, loom::sync::atomic::Ordering::SeqCst);
-                    drop(permit);
+        let run =
+            |b: Bulkhead, i: usize, holding: std::sync::Arc<loom::sync::atomic::AtomicUsize>| {
+                for _ in 0..2 {
+                    if let Some(permit) = call_on(&b, i) {
+                        let now = holding.fetch_add(1, loom::sync::atomic::Ordering::SeqCst) + 1;
+                        assert!(now <= 1, "two calls hold permits under a limit of one");
+                        holding.fetch_sub(1, loom::sync::atomic::Ordering::SeqCst);
+                        drop(permit);
+                    }
                 }
-            }
-        };
+            };
         let other = {
             let (b, holding) = (b.clone(), holding.clone());
             thread::spawn(move || run(b, 1, holding))

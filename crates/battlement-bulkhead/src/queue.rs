@@ -2,8 +2,8 @@
 //! priority class, for at most `max_wait`.
 
 use crate::permit::{Permit, Shard, Shared};
-use battlement_core::stripe::CachePadded;
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
+use battlement_core::stripe::CachePadded;
 use battlement_core::sync::Ordering::Relaxed;
 use std::future::Future;
 use std::pin::Pin;
@@ -65,10 +65,7 @@ pub(crate) fn wait_for_permit(
 /// wait).
 /// The first field is the shard of the thread the call queued on (its permit returns to that
 /// stripe); the second is the call's priority class.
-pub(crate) struct QueueSlot(
-    pub(crate) Option<Arc<CachePadded<Shard>>>,
-    pub(crate) usize,
-);
+pub(crate) struct QueueSlot(pub(crate) Option<Arc<CachePadded<Shard>>>, pub(crate) usize);
 
 impl QueueSlot {
     fn shared(&self) -> &Shared {
