@@ -3,7 +3,7 @@
 //!
 //! # Exported metrics
 //!
-//! [`HealthSource::export`] reads the bulkhead's permit word and counters at collection time;
+//! [`HealthSource::export`] reads the bulkhead's permit word, its permit stripes and counters at collection time;
 //! the call path writes nothing for it. Every family is in [`FAMILIES`]; the exporter adds the
 //! bulkhead's `name` label.
 //!
