@@ -4,8 +4,8 @@
 //! # Exported metrics
 //!
 //! [`HealthSource::export`] reads the bulkhead's permit word, its permit stripes and counters
-//! at collection time; the call path writes nothing for it. Every family is in [`FAMILIES`]; the exporter adds the
-//! bulkhead's `name` label.
+//! at collection time; the call path writes nothing for it. Every family is in [`FAMILIES`];
+//! the exporter adds the bulkhead's `name` label.
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
