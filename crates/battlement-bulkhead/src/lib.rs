@@ -131,9 +131,11 @@
 //! `benches/contention.rs`), about as badly as tower's `ConcurrencyLimit`, since the word's
 //! cache line moved between cores on every call. Per-thread caches over the shared pool keep
 //! that line read-only while permits are plentiful and fall back to the exact single-word
-//! behaviour once they run out, where a bulkhead is about to queue anyway; pure striped pools
-//! (the limit split between stripes up front) would strand permits in the stripes of idle
-//! threads and steal on every call of a thread whose share is used up.
+//! behaviour once they run out, where a bulkhead is about to queue anyway. Measured on two
+//! cores, it serves about twice the calls per second with two tasks as with one (figures in
+//! the README). Pure striped pools (the limit split between stripes up front, not measured
+//! here) behave the same while permits are plentiful, but strand permits in the stripes of
+//! idle threads, so a busy thread would steal on every call once its share is used up.
 //!
 //! What it costs: a call that finds its stripe empty pays a compare-and-swap on the shared
 //! pool or on another stripe (with a limit smaller than the number of cores, that is often),
