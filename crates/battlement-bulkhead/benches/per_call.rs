@@ -7,7 +7,7 @@
 //!   bulkhead or semaphore); wall time per call over both threads' calls, median of rounds.
 //!
 //! `ConcurrencyLimit` takes its permit in `poll_ready` from tokio's `Semaphore`; the bulkhead
-//! takes it in `call` from its own permit word (the semaphore is only its queue).
+//! takes it in `call` from its thread's permit stripe (the semaphore is only its queue).
 //!
 //! Run: `cargo bench -p battlement-bulkhead --bench per_call`.
 

@@ -286,7 +286,7 @@ impl AdaptiveLimit {
 
     fn adaptive(&self) -> &Adaptive {
         self.bulkhead
-            .shared
+            .shared()
             .adaptive
             .as_deref()
             .expect("an adaptive limit's bulkhead has its sampler")

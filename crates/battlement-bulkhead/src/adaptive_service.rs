@@ -134,7 +134,7 @@ impl<S, P> AdaptiveService<S, P> {
 #[inline]
 fn start(permit: &Permit) -> u64 {
     permit
-        .shared
+        .shared()
         .adaptive
         .as_deref()
         .map_or(0, |a| a.clock.raw())
@@ -241,8 +241,8 @@ where
                 } => {
                     let output = ready!(future.poll(cx));
                     if let Some(permit) = permit.take() {
-                        if let Some(a) = permit.shared.adaptive.as_deref() {
-                            a.record(&permit.shared, *start, output.is_err());
+                        if let Some(a) = permit.shared().adaptive.as_deref() {
+                            a.record(permit.shared(), *start, output.is_err());
                         }
                     }
                     return Poll::Ready(output.map_err(Into::into));

@@ -1,13 +1,13 @@
 //! The bulkhead handle: its accessors, run-time resize and admission.
 
-use crate::permit::{free, waiters, Entry, Permit, Shared, MAX_PERMITS, MAX_QUEUED};
+use crate::permit::{stripes, waiters, Entry, Permit, Shard, Shared, MAX_PERMITS, MAX_QUEUED};
 use crate::queue::{noop_waker, wait_for_permit, QueueSlot, WaitFuture};
 use crate::semaphore::Semaphore;
 use crate::{BulkheadBuilder, BulkheadEvent, Priority};
 use battlement_core::error::{BoxError, BulkheadFull};
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
-use battlement_core::stripe::{CachePadded, StripedCounter};
+use battlement_core::stripe::{self, CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
@@ -64,7 +64,9 @@ use tokio::time::Instant;
 /// [`BulkheadLayer`]: crate::BulkheadLayer
 #[derive(Clone)]
 pub struct Bulkhead {
-    pub(crate) shared: Arc<Shared>,
+    /// One shard per stripe: a call's permit holds its thread's, so taking and dropping it
+    /// writes a reference count no other core writes.
+    shards: Arc<[Arc<CachePadded<Shard>>]>,
 }
 
 impl Bulkhead {
@@ -88,68 +90,90 @@ impl Bulkhead {
         adaptive: Option<Box<crate::adaptive::Adaptive>>,
         shedding: (f64, u32),
     ) -> Self {
+        let shared = Arc::new(Shared {
+            word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
+            stripes: (0..stripes())
+                .map(|_| Arc::new(CachePadded::new(AtomicU64::new(0))))
+                .collect(),
+            queues: std::array::from_fn(|_| Semaphore::new(0)),
+            class_waiters: std::array::from_fn(|_| AtomicUsize::new(0)),
+            passed_over: std::array::from_fn(|_| AtomicU64::new(0)),
+            starvation_bound: AtomicU64::new(u64::from(shedding.1)),
+            sheddable_share: AtomicU64::new(shedding.0.to_bits()),
+            rejected_shed: AtomicU64::new(0),
+            accepted: StripedCounter::new(),
+            debt: AtomicUsize::new(0),
+            max_concurrent: AtomicUsize::new(max_concurrent),
+            rejected_full: AtomicU64::new(0),
+            rejected_timeout: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            wait_total_nanos: AtomicU64::new(0),
+            wait_max_nanos: AtomicU64::new(0),
+            wait_histogram: histogram.then(Histogram::new),
+            max_queued: AtomicUsize::new(max_queued.min(MAX_QUEUED)),
+            max_wait: AtomicU64::new(max_wait.map_or(0, nanos)),
+            last_rejection: AtomicU64::new(0),
+            epoch: Instant::now(),
+            rejection_window: AtomicU64::new(nanos(rejection_window)),
+            reloads: AtomicU64::new(0),
+            events,
+            resize: Mutex::new(()),
+            name,
+            adaptive,
+        });
         Bulkhead {
-            shared: Arc::new(Shared {
-                word: CachePadded::new(AtomicU64::new(max_concurrent as u64)),
-                queues: std::array::from_fn(|_| Semaphore::new(0)),
-                class_waiters: std::array::from_fn(|_| AtomicUsize::new(0)),
-                passed_over: std::array::from_fn(|_| AtomicU64::new(0)),
-                starvation_bound: AtomicU64::new(u64::from(shedding.1)),
-                sheddable_share: AtomicU64::new(shedding.0.to_bits()),
-                rejected_shed: AtomicU64::new(0),
-                accepted: StripedCounter::new(),
-                debt: AtomicUsize::new(0),
-                max_concurrent: AtomicUsize::new(max_concurrent),
-                rejected_full: AtomicU64::new(0),
-                rejected_timeout: AtomicU64::new(0),
-                waits: AtomicU64::new(0),
-                wait_total_nanos: AtomicU64::new(0),
-                wait_max_nanos: AtomicU64::new(0),
-                wait_histogram: histogram.then(Histogram::new),
-                max_queued: AtomicUsize::new(max_queued.min(MAX_QUEUED)),
-                max_wait: AtomicU64::new(max_wait.map_or(0, nanos)),
-                last_rejection: AtomicU64::new(0),
-                epoch: Instant::now(),
-                rejection_window: AtomicU64::new(nanos(rejection_window)),
-                reloads: AtomicU64::new(0),
-                events,
-                resize: Mutex::new(()),
-                name,
-                adaptive,
-            }),
+            shards: (0..shared.stripes.len())
+                .map(|index| {
+                    Arc::new(CachePadded::new(Shard {
+                        shared: shared.clone(),
+                        free: shared.stripes[index].clone(),
+                        index,
+                    }))
+                })
+                .collect(),
         }
+    }
+
+    /// The state every clone shares.
+    #[inline]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shards[0].shared
     }
 
     /// The bulkhead's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared().name
     }
 
     /// How many calls may run at once.
     pub fn max_concurrent(&self) -> usize {
-        self.shared.max_concurrent.load(Acquire)
+        self.shared().max_concurrent.load(Acquire)
     }
 
     /// How many calls may wait for a permit (0: a call that finds none is rejected at once).
     pub fn max_queued(&self) -> usize {
-        self.shared.max_queued.load(Relaxed)
+        self.shared().max_queued.load(Relaxed)
     }
 
     /// How long a call may wait in the queue (`None`: until admitted or cancelled).
     pub fn max_wait(&self) -> Option<Duration> {
-        self.shared.max_wait()
+        self.shared().max_wait()
     }
 
     /// Calls holding a permit now.
     ///
-    /// Read from the permit accounting (permits in existence minus free ones), so the call path
-    /// keeps no counter of its own for it; exact when no resize or hand-off is in progress.
+    /// Read from the permit accounting (permits in existence minus free ones, the free ones
+    /// summed over the per-thread stripes one after another), so the call path keeps no counter
+    /// of its own for it; exact when no call starts or finishes and no resize or hand-off is in
+    /// progress during the read, otherwise off by at most the calls that start or finish.
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight()
+        self.shared().in_flight()
     }
 
     /// Permits free now: a call arriving now is admitted at once if this is above zero (and no
-    /// call is queued, which there is not while a permit is free).
+    /// call is queued, which there is not while a permit is free). The sum of the shared pool
+    /// and the per-thread stripes, read one after another: see
+    /// [`in_flight`](Self::in_flight) for how exact it is.
     ///
     /// ```
     /// use battlement_bulkhead::Bulkhead;
@@ -158,23 +182,23 @@ impl Bulkhead {
     /// assert_eq!(b.free_permits(), 3);
     /// ```
     pub fn free_permits(&self) -> usize {
-        free(self.shared.word.load(Acquire)) as usize
+        self.shared().free_permits()
     }
 
     /// How long ago the last call was rejected (full or timed out); `None` if none ever was.
     pub fn since_last_rejection(&self) -> Option<Duration> {
-        self.shared.since_last_rejection()
+        self.shared().since_last_rejection()
     }
 
     /// A rejection within this long makes the health snapshot `warn`; see
     /// [`rejection_window`](crate::BulkheadBuilder::rejection_window).
     pub fn rejection_window(&self) -> Duration {
-        Duration::from_nanos(self.shared.rejection_window.load(Relaxed))
+        Duration::from_nanos(self.shared().rejection_window.load(Relaxed))
     }
 
     /// Calls waiting in the queue now.
     pub fn queued(&self) -> usize {
-        waiters(self.shared.word.load(Acquire)) as usize
+        waiters(self.shared().word.load(Acquire)) as usize
     }
 
     /// Whether every permit is taken (`in_flight >= max_concurrent`): the next call waits or is
@@ -198,8 +222,12 @@ impl Bulkhead {
     /// assert_eq!(b.set_max_concurrent(0).unwrap_err().setting(), "max_concurrent");
     /// ```
     pub fn set_max_concurrent(&self, max: usize) -> Result<(), ConfigError> {
-        validate_max_concurrent(&self.shared.name, max)?;
-        let _resizing = self.shared.resize.lock().unwrap_or_else(|e| e.into_inner());
+        validate_max_concurrent(&self.shared().name, max)?;
+        let _resizing = self
+            .shared()
+            .resize
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.resize(max);
         Ok(())
     }
@@ -242,7 +270,7 @@ impl Bulkhead {
     /// ```
     pub fn reload(&self, settings: &BulkheadBuilder) -> Result<(), ConfigError> {
         settings.validate()?;
-        let s = &self.shared;
+        let s = self.shared();
         let _resizing = s.resize.lock().unwrap_or_else(|e| e.into_inner());
         let max_queued = settings.max_queued.min(MAX_QUEUED);
         s.max_queued.store(max_queued, Relaxed);
@@ -275,40 +303,61 @@ impl Bulkhead {
 
     /// Subscribes to typed events ([`BulkheadEvent`]).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<BulkheadEvent> {
-        self.shared.events.subscribe()
+        self.shared().events.subscribe()
     }
 
     /// Changes the limit to `max` (validated), with the resize lock held.
     fn resize(&self, max: usize) {
-        let old = self.shared.resize_locked(max);
+        let old = self.shared().resize_locked(max);
         if old != max {
-            tracing::info!(bulkhead = %self.shared.name, old, new = max, "bulkhead max_concurrent changed");
+            tracing::info!(bulkhead = %self.shared().name, old, new = max, "bulkhead max_concurrent changed");
         }
     }
 
     /// Tries to admit a call now; past the fast path, queues it or rejects it.
     ///
-    /// The fast path (a free permit) takes no lock and allocates nothing: one compare-and-swap on
-    /// the permit word, one `Arc` clone for the permit, and a plain increment of this thread's
-    /// stripe of `accepted`.
+    /// The fast path (a free permit in this thread's stripe) takes no lock, allocates nothing
+    /// and writes nothing another core's calls write: one compare-and-swap on the stripe, one
+    /// load of the shared word, one clone of this thread's shard `Arc` for the permit, and a
+    /// plain increment of this thread's stripe of `accepted`.
     ///
     /// `priority` is asked only past the fast path.
     #[inline]
     pub(crate) fn admit(&self, priority: impl FnOnce() -> Priority) -> Admission {
-        if self.shared.try_take() {
-            self.shared.accepted.increment();
+        Self::admit_on(stripe::local(&self.shards), priority)
+    }
+
+    /// [`admit`](Self::admit) through `shard` (the calling thread's, but for the loom models).
+    #[inline]
+    pub(crate) fn admit_on(
+        shard: &Arc<CachePadded<Shard>>,
+        priority: impl FnOnce() -> Priority,
+    ) -> Admission {
+        let s = &shard.shared;
+        if s.try_take(&shard.free) {
+            s.accepted.increment();
             Admission::Now(Permit {
-                shared: self.shared.clone(),
+                shard: shard.clone(),
             })
         } else {
-            self.admit_slow(priority())
+            Self::admit_slow(shard, priority())
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn admit_slow(&self, priority: Priority) -> Admission {
-        let s = &self.shared;
+    fn admit_slow(shard: &Arc<CachePadded<Shard>>, priority: Priority) -> Admission {
+        let s = &shard.shared;
+        let admitted = || {
+            s.accepted.increment();
+            Admission::Now(Permit {
+                shard: shard.clone(),
+            })
+        };
+        // The stripe is empty: a batch from the shared pool, or half of another stripe's.
+        if s.take_free(shard.index) {
+            return admitted();
+        }
         let class = priority.index();
         let max_queued = s.max_queued.load(Relaxed);
         let room = if priority == Priority::Sheddable {
@@ -322,8 +371,12 @@ impl Bulkhead {
             s.leave_class(class);
         }
         if entered == Entry::Admitted {
-            s.accepted.increment();
-            return Admission::Now(Permit { shared: s.clone() });
+            return admitted();
+        }
+        // Full, but with no call queued (no queue, or none for this priority) a permit may have
+        // come back to a stripe since `take_free` looked.
+        if entered == Entry::Full && s.take_free(shard.index) {
+            return admitted();
         }
         if entered == Entry::Full && priority == Priority::Sheddable {
             s.rejected_shed.fetch_add(1, Relaxed);
@@ -349,8 +402,11 @@ impl Bulkhead {
             );
             return Admission::Rejected(Box::new(BulkheadFull::new(s.name.clone())));
         }
+        // Permits that callers put in their stripes before this call joined the queue are its
+        // (or those of calls queued before it).
+        s.sweep();
         let mut wait = wait_for_permit(
-            QueueSlot(Some(s.clone()), class),
+            QueueSlot(Some(shard.clone()), class),
             Instant::now(),
             s.max_wait(),
         );
@@ -378,14 +434,46 @@ impl Bulkhead {
 
     /// [`loom_enter`](Self::loom_enter) for a call of priority class `class`.
     pub(crate) fn loom_enter_class(&self, class: usize) -> (Entry, Option<Permit>) {
-        let s = &self.shared;
+        self.loom_enter_on(0, class)
+    }
+
+    /// What a call on stripe `stripe` that found no free permit in it does, as
+    /// `admit_slow` does it: a free permit elsewhere, or the shared word (then, queued, the
+    /// sweep of the stripes).
+    pub(crate) fn loom_enter_on(&self, stripe: usize, class: usize) -> (Entry, Option<Permit>) {
+        let shard = &self.shards[stripe];
+        let s = self.shared();
+        let permit = || {
+            Some(Permit {
+                shard: shard.clone(),
+            })
+        };
+        if s.take_free(stripe) {
+            return (Entry::Admitted, permit());
+        }
         s.join_class(class);
         let entry = s.enter(s.max_queued.load(Relaxed) as u64);
         if entry != Entry::Queued {
             s.leave_class(class);
         }
-        let permit = (entry == Entry::Admitted).then(|| Permit { shared: s.clone() });
-        (entry, permit)
+        match entry {
+            Entry::Admitted => (entry, permit()),
+            Entry::Full if s.take_free(stripe) => (Entry::Admitted, permit()),
+            Entry::Full => (entry, None),
+            Entry::Queued => {
+                s.sweep();
+                (entry, None)
+            }
+        }
+    }
+
+    /// A call on stripe `stripe`, fast path first, then as [`loom_enter_on`](Self::loom_enter_on).
+    pub(crate) fn loom_call_on(&self, stripe: usize) -> (Entry, Option<Permit>) {
+        match Self::admit_on(&self.shards[stripe], || crate::Priority::Normal) {
+            Admission::Now(permit) => (Entry::Admitted, Some(permit)),
+            Admission::Rejected(_) => (Entry::Full, None),
+            Admission::Wait(_) => unreachable!("the loom models queue through loom_enter_on"),
+        }
     }
 
     /// A queued call polling for its permit: on success it has left the queue.
@@ -395,10 +483,12 @@ impl Bulkhead {
 
     /// [`loom_poll_queue`](Self::loom_poll_queue) for a call of class `class`.
     pub(crate) fn loom_poll_queue_class(&self, class: usize) -> Option<Permit> {
-        let s = &self.shared;
+        let s = self.shared();
         s.queues[class].try_acquire().then(|| {
             s.leave_queue(class);
-            Permit { shared: s.clone() }
+            Permit {
+                shard: self.shards[0].clone(),
+            }
         })
     }
 
@@ -409,7 +499,7 @@ impl Bulkhead {
 
     /// [`loom_give_up`](Self::loom_give_up) for a call of class `class`.
     pub(crate) fn loom_give_up_class(&self, class: usize) {
-        self.shared.leave_queue(class);
+        self.shared().leave_queue(class);
     }
 }
 
@@ -417,9 +507,9 @@ impl Bulkhead {
 impl Bulkhead {
     /// Free permits, and permits in the semaphore (in transit to a waiter, or stranded).
     pub(crate) fn permit_places(&self) -> (usize, usize) {
-        let s = &self.shared;
+        let s = self.shared();
         (
-            free(s.word.load(Acquire)) as usize,
+            s.free_permits(),
             s.queues.iter().map(Semaphore::available_permits).sum(),
         )
     }
@@ -433,7 +523,7 @@ impl Shared {
     /// Calls holding a permit now (see [`Bulkhead::in_flight`]).
     pub(crate) fn in_flight(&self) -> usize {
         let capacity = self.max_concurrent.load(Acquire) + self.debt.load(Acquire);
-        let free = free(self.word.load(Acquire)) as usize
+        let free = self.free_permits()
             + self
                 .queues
                 .iter()
@@ -537,7 +627,11 @@ impl Bulkhead {
     /// assert!(!b.is_shared());
     /// ```
     pub fn is_shared(&self) -> bool {
-        Arc::strong_count(&self.shared) > 1
+        // The table is this handle's and its clones'; each shard is held by the table and by
+        // the permits and queue places taken through it; the shared state by the shards alone.
+        Arc::strong_count(&self.shards) > 1
+            || self.shards.iter().any(|shard| Arc::strong_count(shard) > 1)
+            || Arc::strong_count(self.shared()) > self.shards.len()
     }
 }
 
@@ -576,7 +670,7 @@ pub(crate) fn validate_max_concurrent(name: &str, max: usize) -> Result<(), Conf
 impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bulkhead")
-            .field("name", &self.shared.name)
+            .field("name", &self.shared().name)
             .field("max_concurrent", &self.max_concurrent())
             .field("max_queued", &self.max_queued())
             .field("max_wait", &self.max_wait())

@@ -3,9 +3,9 @@
 //!
 //! # Exported metrics
 //!
-//! [`HealthSource::export`] reads the bulkhead's permit word and counters at collection time;
-//! the call path writes nothing for it. Every family is in [`FAMILIES`]; the exporter adds the
-//! bulkhead's `name` label.
+//! [`HealthSource::export`] reads the bulkhead's permit word, its permit stripes and counters
+//! at collection time; the call path writes nothing for it. Every family is in [`FAMILIES`];
+//! the exporter adds the bulkhead's `name` label.
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
@@ -154,7 +154,7 @@ impl Bulkhead {
     /// assert!(!m.is_saturated());
     /// ```
     pub fn metrics(&self) -> BulkheadMetrics {
-        let s = &self.shared;
+        let s = self.shared();
         let waited = s.waits.load(Acquire);
         let total = s.wait_total_nanos.load(Acquire);
         BulkheadMetrics {
@@ -273,7 +273,7 @@ impl BulkheadMetrics {
 
 impl HealthSource for Bulkhead {
     fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared().name
     }
 
     fn kind(&self) -> ComponentKind {
@@ -367,7 +367,7 @@ impl HealthSource for Bulkhead {
         out.counter(&REJECTED, &[("reason", "timeout")], m.rejected_timeout);
         out.counter(&WAITED, &[], m.waited);
         out.gauge(&QUEUE_WAIT_MAX, &[], m.wait_max.as_secs_f64());
-        if let Some(h) = &self.shared.wait_histogram {
+        if let Some(h) = &self.shared().wait_histogram {
             out.histogram(&QUEUE_WAIT, &[], &h.snapshot());
         }
     }

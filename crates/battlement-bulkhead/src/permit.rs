@@ -1,5 +1,6 @@
 //! The permit accounting the loom models check (`loom_tests.rs`): the state every clone of a
-//! bulkhead shares, the free-permit and queue word, permits, release and resize.
+//! bulkhead shares, the per-thread permit stripes over the shared pool and queue word, permits,
+//! release and resize.
 
 use crate::priority::CLASSES;
 use crate::semaphore::Semaphore;
@@ -9,7 +10,7 @@ use battlement_core::export::Histogram;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
-    Ordering::{AcqRel, Acquire, Relaxed},
+    Ordering::{AcqRel, Acquire, Relaxed, SeqCst},
 };
 use std::fmt;
 use std::sync::Arc;
@@ -17,18 +18,36 @@ use tokio::time::Instant;
 
 /// The state every clone of a [`Bulkhead`](crate::Bulkhead) shares.
 ///
-/// Permits live in one of three places: held by a call, free in [`word`](Self::word), or in
-/// transit to a queued call through the semaphore. A call that finds a free permit takes it with
-/// one compare-and-swap on `word` and gives it back the same way: no lock, no queue. Only while
-/// calls are queued does a finished call hand its permit to the queue of one priority class
-/// (chosen by `Shared::pick`: the highest with waiters, within the starvation bound), whose
-/// semaphore wakes that class's first waiter (FIFO). An admitted call also writes this thread's stripe of `accepted` and
+/// Permits live in one of four places: held by a call, free in a thread's stripe
+/// ([`stripes`](Self::stripes)), free in the shared pool ([`word`](Self::word)), or in transit
+/// to a queued call through the semaphore. A call takes a permit from its thread's stripe with
+/// one compare-and-swap and gives it back there with one `fetch_add`: neither writes a line that
+/// calls on another thread write, so calls on two cores do not contend. Each also reads the
+/// shared word, which no call writes while permits are plentiful, to see whether calls are
+/// queued. A stripe that runs dry refills with a batch from the shared pool, or else steals half
+/// of another stripe's permits; only when none is free anywhere does a call queue.
+///
+/// FIFO for queued calls rests on a hand-shake between the stripes and the shared word's count
+/// of queued calls, every access `SeqCst`: a call joins the queue (a read-modify-write of the
+/// word) and then empties every stripe into the queue ([`sweep`](Self::sweep)), while a call
+/// that took or returned a permit in its stripe (a read-modify-write of the stripe) then reads
+/// the word, and, seeing queued calls, hands what it holds to the queue. Whichever came second
+/// sees the other: a permit never stays free in a stripe while a call waits, and a call that
+/// arrives after one queued never keeps a permit ahead of it. Only while calls are queued does a
+/// finished call hand its permit to the queue of one priority class (chosen by `Shared::pick`:
+/// the highest with waiters, within the starvation bound), whose semaphore wakes that class's
+/// first waiter (FIFO). An admitted call also writes this thread's stripe of `accepted` and
 /// reads `debt`; everything else is written only off the fast path.
 pub(crate) struct Shared {
-    /// Free permits (low 32 bits) and queued calls (high 32 bits). Calls are queued only while
-    /// no permit is free, and a permit is only made free while no call is queued, so a queued
-    /// call is never passed over by one that arrived after it.
+    /// The shared pool's free permits (low 32 bits) and queued calls (high 32 bits). Calls are
+    /// queued only while no permit is free here (and, see above, in no stripe), and a permit is
+    /// only made free while no call is queued, so a queued call is never passed over by one that
+    /// arrived after it.
     pub(crate) word: CachePadded<AtomicU64>,
+    /// Free permits cached per thread stripe (indexed like the handle's shards), each on cache
+    /// lines of its own. Empty while calls are queued, but for permits on their way to the
+    /// queue.
+    pub(crate) stripes: Box<[Arc<CachePadded<AtomicU64>>]>,
     /// The queue, one FIFO per [`Priority`](crate::Priority) class (critical first): each
     /// holds permits only on their way to a queued call of its class.
     pub(crate) queues: [Semaphore; CLASSES],
@@ -89,6 +108,10 @@ pub(crate) enum Entry {
     Full,
 }
 
+/// The most permits a stripe refills with from the shared pool at once (a stripe takes
+/// `max_concurrent / (2 × stripes)`, between 1 and this).
+const MAX_BATCH: usize = 1024;
+
 /// One queued call in [`Shared::word`].
 const WAITER: u64 = 1 << 32;
 /// Free permits in [`Shared::word`].
@@ -108,48 +131,197 @@ pub(crate) fn waiters(word: u64) -> u64 {
     word >> 32
 }
 
-/// A bulkhead permit held by an admitted call; dropping it releases the permit (or, after a
-/// shrink, retires it).
-pub(crate) struct Permit {
+/// One stripe's handle: what an admitted call's [`Permit`] holds, in an `Arc` of its own on
+/// cache lines of its own, so that cloning and dropping it per call writes a reference count no
+/// other core writes. Its index names the stripe of [`Shared::stripes`] the permit returns to.
+pub(crate) struct Shard {
     pub(crate) shared: Arc<Shared>,
+    /// Stripe `index` of [`Shared::stripes`], reached without indexing on the call path.
+    pub(crate) free: Arc<CachePadded<AtomicU64>>,
+    pub(crate) index: usize,
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard")
+            .field("bulkhead", &self.shared.name)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// How many stripes a bulkhead has: [`stripe_count`](battlement_core::stripe::stripe_count),
+/// or two under loom (whose threads all share one thread index), so that the models can put
+/// permits in two stripes.
+pub(crate) fn stripes() -> usize {
+    #[cfg(loom)]
+    {
+        2
+    }
+    #[cfg(not(loom))]
+    {
+        battlement_core::stripe::stripe_count()
+    }
+}
+
+/// Orders a stripe's read-modify-write before the load of the other word that follows it (the
+/// two sides of [`Shared`]'s hand-shake). Both are `SeqCst`, so in the C++20 model they are
+/// already in the single total order of `SeqCst` operations and nothing more is needed (on
+/// x86-64 a locked instruction and a plain load); loom models `SeqCst` accesses as
+/// acquire/release only, so under loom a `SeqCst` fence stands in for that order.
+#[inline(always)]
+fn handshake() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(SeqCst);
+}
+
+/// A bulkhead permit held by an admitted call; dropping it releases the permit (or, after a
+/// shrink, retires it) into the stripe of its shard.
+pub(crate) struct Permit {
+    pub(crate) shard: Arc<CachePadded<Shard>>,
+}
+
+impl Permit {
+    /// The bulkhead's shared state.
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shard.shared
+    }
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        self.shared.release();
+        self.shard.shared.release(&self.shard.free);
     }
 }
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("bulkhead", &self.shared.name)
+            .field("bulkhead", &self.shared().name)
+            .field("stripe", &self.shard.index)
             .finish()
     }
 }
 
 impl Shared {
-    /// Takes a free permit: the fast path, one compare-and-swap. `false` if none is free (then
-    /// calls may be queued, and this one must queue behind them).
+    /// Takes a free permit from stripe `cell`: the fast path, one compare-and-swap on the stripe
+    /// and one load of the shared word. `false` if the stripe has none, or if a call is queued
+    /// (then the permit taken is handed to the queue: a later call never passes a queued one).
     #[inline]
-    pub(crate) fn try_take(&self) -> bool {
+    pub(crate) fn try_take(&self, cell: &AtomicU64) -> bool {
+        let mut c = cell.load(Relaxed);
+        loop {
+            if c == 0 {
+                return false;
+            }
+            match cell.compare_exchange_weak(c, c - 1, SeqCst, Relaxed) {
+                Ok(_) => break,
+                Err(now) => c = now,
+            }
+        }
+        handshake();
+        if waiters(self.word.load(SeqCst)) != 0 {
+            self.yield_to_queue();
+            return false;
+        }
+        true
+    }
+
+    /// A call took a permit while calls are queued: the permit is theirs.
+    #[cold]
+    #[inline(never)]
+    fn yield_to_queue(&self) {
+        self.give(1);
+    }
+
+    /// Takes a free permit outside the queue, while no call is queued: from the shared pool
+    /// (moving a batch of them into stripe `i` for the calls that follow), else from another
+    /// stripe (moving half of what it has into stripe `i`). `false` if calls are queued or no
+    /// permit was found free.
+    pub(crate) fn take_free(&self, i: usize) -> bool {
         let word = &*self.word;
-        let mut w = word.load(Relaxed);
-        while free(w) != 0 {
-            match word.compare_exchange_weak(w, w - 1, Acquire, Relaxed) {
-                Ok(_) => return true,
+        let mut w = word.load(SeqCst);
+        let mut batch = 0;
+        while waiters(w) == 0 && free(w) != 0 {
+            let want = (self.max_concurrent.load(Relaxed) / (2 * self.stripes.len()))
+                .clamp(1, MAX_BATCH) as u64;
+            let take = free(w).min(want);
+            match word.compare_exchange_weak(w, w - take, SeqCst, SeqCst) {
+                Ok(_) => {
+                    batch = take;
+                    break;
+                }
                 Err(now) => w = now,
             }
         }
-        false
+        if batch == 0 {
+            if waiters(w) != 0 {
+                return false;
+            }
+            batch = self.steal(i);
+            if batch == 0 {
+                return false;
+            }
+        }
+        if batch > 1 {
+            self.stripes[i].fetch_add(batch - 1, SeqCst);
+        }
+        handshake();
+        if waiters(word.load(SeqCst)) != 0 {
+            // A call queued meanwhile: what was taken is its, and so is stripe `i`'s.
+            let cached = self.stripes[i].swap(0, SeqCst);
+            self.give(cached as usize + 1);
+            return false;
+        }
+        true
     }
 
-    /// The slow path of admission, in one compare-and-swap: take a permit freed since the fast
-    /// path looked, or join the queue if it has room.
+    /// Takes half (rounded up) of the free permits of the first other stripe that has any;
+    /// returns how many.
+    fn steal(&self, i: usize) -> u64 {
+        let n = self.stripes.len();
+        for k in 1..n {
+            let cell = &**self.stripes[(i + k) % n];
+            let mut c = cell.load(SeqCst);
+            while c != 0 {
+                let take = c.div_ceil(2);
+                match cell.compare_exchange_weak(c, c - take, SeqCst, SeqCst) {
+                    Ok(_) => return take,
+                    Err(now) => c = now,
+                }
+            }
+        }
+        0
+    }
+
+    /// Empties every stripe into the queue: a call that has just joined the queue does this,
+    /// so that no permit stays free while it waits (a release that put its permit in a stripe
+    /// before the call joined may not have seen it).
+    pub(crate) fn sweep(&self) {
+        handshake();
+        let mut found = 0;
+        for cell in self.stripes.iter().map(|c| &***c) {
+            if cell.load(SeqCst) != 0 {
+                found += cell.swap(0, SeqCst);
+            }
+        }
+        self.give(found as usize);
+    }
+
+    /// Free permits: the shared pool's plus every stripe's, read one after another (see
+    /// [`Bulkhead::free_permits`](crate::Bulkhead::free_permits)).
+    pub(crate) fn free_permits(&self) -> usize {
+        let striped: u64 = self.stripes.iter().map(|c| c.load(Acquire)).sum();
+        (free(self.word.load(Acquire)) + striped) as usize
+    }
+
+    /// The slow path of admission, in one compare-and-swap on the shared word: take a permit
+    /// from the shared pool, or join the queue if it has room.
     pub(crate) fn enter(&self, max_queued: u64) -> Entry {
         let word = &*self.word;
-        let mut w = word.load(Relaxed);
+        let mut w = word.load(SeqCst);
         let mut confirmed = false;
         loop {
             let (next, entry) = if free(w) != 0 {
@@ -160,11 +332,11 @@ impl Shared {
                 return Entry::Full;
             } else {
                 // Reject only on the latest word: an atomic read-modify-write reads it.
-                w = word.fetch_add(0, AcqRel);
+                w = word.fetch_add(0, SeqCst);
                 confirmed = true;
                 continue;
             };
-            match word.compare_exchange_weak(w, next, AcqRel, Relaxed) {
+            match word.compare_exchange_weak(w, next, SeqCst, SeqCst) {
                 Ok(_) => return entry,
                 Err(now) => w = now,
             }
@@ -175,29 +347,27 @@ impl Shared {
     /// returns any permit left in transit (handed over for a waiter that then gave up) to the
     /// free pool or another class ([`leave_class`](Self::leave_class)).
     pub(crate) fn leave_queue(&self, class: usize) {
-        let before = self.word.fetch_sub(WAITER, AcqRel);
+        let before = self.word.fetch_sub(WAITER, SeqCst);
         debug_assert!(waiters(before) > 0, "left a queue it was not in");
         self.leave_class(class);
     }
 
-    /// Makes `n` permits available: free, or, while calls are queued, handed to the first of
-    /// them through the semaphore.
+    /// Makes `n` permits available: free in the shared pool, or, while calls are queued, handed
+    /// to the first of them through the semaphore.
     pub(crate) fn give(&self, n: usize) {
         if n != 0 && !self.free_up(n) {
             self.hand_off(n);
         }
     }
 
-    /// Adds `n` permits to the free pool, unless calls are queued (`false`: the permits are
+    /// Adds `n` permits to the shared pool, unless calls are queued (`false`: the permits are
     /// theirs, and the caller still holds them).
     #[inline]
     pub(crate) fn free_up(&self, n: usize) -> bool {
         let word = &*self.word;
-        let mut w = word.load(Relaxed);
+        let mut w = word.load(SeqCst);
         while waiters(w) == 0 {
-            // Acquire too: a shrink's debt, recorded before it last read this word, is then seen
-            // by the debt check that follows a release (see `retire_free`).
-            match word.compare_exchange_weak(w, w + n as u64, AcqRel, Relaxed) {
+            match word.compare_exchange_weak(w, w + n as u64, SeqCst, SeqCst) {
                 Ok(_) => return true,
                 Err(now) => w = now,
             }
@@ -205,27 +375,37 @@ impl Shared {
         false
     }
 
-    /// Removes up to `n` free permits (a shrink), from the free pool and then from the queue's
-    /// transit; returns how many it removed.
+    /// Removes up to `n` free permits (a shrink), from the shared pool, then the stripes, then
+    /// the queue's transit; returns how many it removed.
     ///
-    /// It reads the word with a read-modify-write, never a plain load: a release gives its
-    /// permit back (a read-modify-write) and then reads the debt, while a shrink records its debt
-    /// and then calls this. Either the shrink sees the permit here, or the release's give comes
-    /// later in the word's order, synchronises with this write, and sees the debt.
+    /// A release puts its permit in its stripe (a `SeqCst` read-modify-write) and then reads the
+    /// debt, while a shrink records its debt and then calls this, which reads the stripes after
+    /// (`SeqCst`): either the shrink sees the permit here, or the release sees the debt.
     pub(crate) fn retire_free(&self, n: usize) -> usize {
+        handshake();
         let word = &*self.word;
-        let mut w = word.fetch_add(0, AcqRel);
-        let taken = loop {
+        let mut w = word.fetch_add(0, SeqCst);
+        let mut taken = loop {
             let take = free(w).min(n as u64);
             if take == 0 {
                 break 0;
             }
-            match word.compare_exchange_weak(w, w - take, AcqRel, Relaxed) {
-                Ok(_) => break take as usize,
+            match word.compare_exchange_weak(w, w - take, SeqCst, SeqCst) {
+                Ok(_) => break take,
                 Err(now) => w = now,
             }
         };
-        let mut taken = taken;
+        for cell in self.stripes.iter().map(|c| &***c) {
+            let mut c = cell.load(SeqCst);
+            while taken < n as u64 && c != 0 {
+                let take = c.min(n as u64 - taken);
+                match cell.compare_exchange_weak(c, c - take, SeqCst, SeqCst) {
+                    Ok(_) => taken += take,
+                    Err(now) => c = now,
+                }
+            }
+        }
+        let mut taken = taken as usize;
         for queue in &self.queues {
             if taken == n {
                 break;
@@ -235,18 +415,34 @@ impl Shared {
         taken
     }
 
-    /// Returns one permit, or retires it if a shrink is owed permits.
+    /// Returns one permit to stripe `cell`, or retires it if a shrink is owed permits.
+    ///
+    /// The permit goes back to the stripe (a read-modify-write of a line that the calls of
+    /// other threads do not write); the shared word is only read, to see whether calls are
+    /// queued: then the stripe's permits are theirs and go through the queue.
     #[inline]
-    fn release(&self) {
-        if self.debt.load(Acquire) != 0 && self.pay_debt() {
+    fn release(&self, cell: &AtomicU64) {
+        if self.debt.load(SeqCst) != 0 && self.pay_debt() {
             return;
         }
-        self.give(1);
+        cell.fetch_add(1, SeqCst);
+        handshake();
+        if waiters(self.word.load(SeqCst)) != 0 {
+            self.flush(cell);
+        }
         // A shrink that recorded its debt after the check above may have missed this permit
         // among the free ones: settle it now rather than at the next release.
-        if self.debt.load(Acquire) != 0 {
+        if self.debt.load(SeqCst) != 0 {
             self.settle();
         }
+    }
+
+    /// Calls are queued: stripe `cell`'s free permits go to them.
+    #[cold]
+    #[inline(never)]
+    fn flush(&self, cell: &AtomicU64) {
+        let n = cell.swap(0, SeqCst);
+        self.give(n as usize);
     }
 
     /// Pays one permit of shrink debt, if any is owed.

@@ -1,8 +1,9 @@
 //! The wait queue: a call that finds no free permit waits here, in FIFO order within its
 //! priority class, for at most `max_wait`.
 
-use crate::permit::{Permit, Shared};
+use crate::permit::{Permit, Shard, Shared};
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
+use battlement_core::stripe::CachePadded;
 use battlement_core::sync::Ordering::Relaxed;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,12 +32,13 @@ pub(crate) fn wait_for_permit(
             }
         };
         let waited = entered.elapsed();
-        let shared = slot.leave();
+        let shard = slot.leave();
+        let shared = &shard.shared;
         match acquired {
             Some(true) => {
                 shared.record_wait(waited);
                 shared.accepted.increment();
-                Ok(Permit { shared })
+                Ok(Permit { shard })
             }
             Some(false) => {
                 // Never closed; had it been, no permit would ever come.
@@ -61,26 +63,27 @@ pub(crate) fn wait_for_permit(
 
 /// A place in the queue: counted among the waiters until it is left or dropped (a cancelled
 /// wait).
-/// The second field is the call's priority class.
-pub(crate) struct QueueSlot(pub(crate) Option<Arc<Shared>>, pub(crate) usize);
+/// The first field is the shard of the thread the call queued on (its permit returns to that
+/// stripe); the second is the call's priority class.
+pub(crate) struct QueueSlot(pub(crate) Option<Arc<CachePadded<Shard>>>, pub(crate) usize);
 
 impl QueueSlot {
     fn shared(&self) -> &Shared {
-        self.0.as_ref().expect("queue slot already left")
+        &self.0.as_ref().expect("queue slot already left").shared
     }
 
     /// Leaves the queue, with the permit it was waiting for or without (a timeout).
-    fn leave(mut self) -> Arc<Shared> {
-        let shared = self.0.take().expect("queue slot already left");
-        shared.leave_queue(self.1);
-        shared
+    fn leave(mut self) -> Arc<CachePadded<Shard>> {
+        let shard = self.0.take().expect("queue slot already left");
+        shard.shared.leave_queue(self.1);
+        shard
     }
 }
 
 impl Drop for QueueSlot {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.leave_queue(self.1);
+        if let Some(shard) = self.0.take() {
+            shard.shared.leave_queue(self.1);
         }
     }
 }

@@ -23,6 +23,7 @@ mod reload;
 mod resize;
 mod service;
 mod stress;
+mod stripes;
 
 /// A slow service: each call records its id when it starts, then waits for the test to let one
 /// call finish (`finish(n)`), never for real time.
