@@ -340,8 +340,12 @@ impl AdaptiveLimit {
     /// ```
     /// use battlement_bulkhead::{Bulkhead, Limit};
     ///
-    /// let settings = |max| Bulkhead::builder("db").adaptive(Limit::vegas().initial_limit(20).max_limit(max));
+    /// // (`initial_limit` must be within the bounds, though a reload does not apply it.)
+    /// let settings = |max: usize| {
+    ///     Bulkhead::builder("db").adaptive(Limit::vegas().initial_limit(max.min(20)).max_limit(max))
+    /// };
     /// let limit = settings(100).build().unwrap();
+    /// assert_eq!(limit.limit(), 20);
     /// limit.reload(&settings(10).max_window(std::time::Duration::from_secs(2))).unwrap();
     /// assert_eq!(limit.limit(), 10); // clamped to the new maximum at once
     /// let err = limit.reload(&Bulkhead::builder("db").adaptive(Limit::vegas().min_limit(0))).unwrap_err();
@@ -355,7 +359,7 @@ impl AdaptiveLimit {
     pub fn reload(&self, settings: &AdaptiveBuilder) -> Result<(), ConfigError> {
         settings.validate()?;
         let a = self.adaptive();
-        let shared = &self.bulkhead.shared;
+        let shared = self.bulkhead.shared();
         let ticks = |d: Duration| a.clock.nanos_to_ticks(crate::bulkhead::nanos(d));
         a.min_rtt.store(ticks(settings.min_rtt), Relaxed);
         a.min_window.store(ticks(settings.min_window), Relaxed);
