@@ -46,6 +46,7 @@ pub use battlement_throttle as throttle;
 pub use battlement_timeout as timeout;
 
 mod builder_ext;
+mod direct;
 #[cfg(feature = "grpc")]
 pub mod grpc_error;
 #[cfg(feature = "http")]
@@ -54,6 +55,7 @@ pub mod prelude;
 mod stack;
 
 pub use builder_ext::ServiceBuilderExt;
+pub use direct::{CallFn, DirectStack};
 #[cfg(feature = "config")]
 pub use stack::ConfiguredStack;
 pub use stack::{ResilienceLayer, ResilienceStack};

@@ -471,3 +471,54 @@ mod direct {
         assert_eq!(n, 0);
     }
 }
+
+mod direct_stack {
+    use super::*;
+    use battlement_core::BoxError;
+    use std::future::Future;
+    use std::task::{Context, Poll};
+
+    #[test]
+    fn the_recommended_stack_around_a_closure_allocates_nothing() {
+        use battlement::ResilienceStack;
+        let rt = runtime();
+        let _enter = rt.enter();
+        let breaker = battlement_breaker::CircuitBreaker::builder("alloc")
+            .build()
+            .unwrap();
+        let bulkhead = battlement_bulkhead::Bulkhead::builder("alloc")
+            .build()
+            .unwrap();
+        let stack = ResilienceStack::new()
+            .total_timeout(Duration::from_secs(30))
+            .retry_policy(
+                battlement_retry::RetryPolicy::builder()
+                    .budget(0.2, 10)
+                    .build()
+                    .unwrap(),
+            )
+            .circuit_breaker_with(&breaker, battlement_core::ResultClassifier)
+            .bulkhead(&bulkhead)
+            .timeout_per_try(Duration::from_secs(10))
+            .build_direct()
+            .unwrap();
+        let waker = futures::task::noop_waker();
+        let call = || {
+            let future = std::pin::pin!(stack.call(|| async { Ok::<_, BoxError>(1) }));
+            matches!(
+                future.poll(&mut Context::from_waker(&waker)),
+                Poll::Ready(Ok(1))
+            )
+        };
+        for _ in 0..WARM_UP {
+            assert!(call());
+        }
+        let n = allocations(|| {
+            for _ in 0..CALLS {
+                assert!(call());
+            }
+        });
+        assert_eq!(n, 0);
+        assert_eq!(breaker.metrics().successes, WARM_UP + CALLS);
+    }
+}
