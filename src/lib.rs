@@ -51,6 +51,16 @@ mod direct;
 pub mod grpc_error;
 #[cfg(feature = "http")]
 pub mod http_error;
+#[cfg(all(
+    feature = "breaker",
+    feature = "bulkhead",
+    feature = "health",
+    feature = "http",
+    feature = "kill-switch",
+    feature = "retry",
+    feature = "timeout"
+))]
+pub mod pipeline;
 pub mod prelude;
 mod stack;
 

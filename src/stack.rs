@@ -115,7 +115,9 @@ impl Limits {
     }
 }
 
-impl fmt::Debug for ResilienceStack {
+impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch> fmt::Debug
+    for ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceStack").finish_non_exhaustive()
     }
@@ -283,7 +285,7 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
         feature = "rate-limit",
         feature = "throttle"
     ))]
-    fn part(self, component: Arc<dyn HealthSource>) -> Self {
+    pub(crate) fn part(self, component: Arc<dyn HealthSource>) -> Self {
         let critical = battlement_core::kind_of(&*component).critical_by_default();
         self.component(component, critical)
     }
@@ -587,7 +589,7 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
 /// other slot and the registration carried over (the slot's type parameter becomes `L`).
 macro_rules! slot_setter {
     ($setter:ident, $slot:ident, [$($other:ident),*], <$($ty:ident),*>) => {
-        fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
+        pub(crate) fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
             let ResilienceStack { $($other,)* components, registries, limits, .. } = self;
             ResilienceStack { $slot: layer, $($other,)* components, registries, limits }
         }
