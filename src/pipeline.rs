@@ -292,8 +292,8 @@ impl ClientPipeline {
     }
 
     /// Applies an instance's settings from a configuration file over the defaults: its
-    /// `breaker`, `bulkhead` (the concurrency limit), `retry` and `timeout` (the attempt
-    /// timeout) sections, each field set overriding the pipeline's default for it.
+    /// `breaker`, `bulkhead` (the concurrency limit), `retry`, `timeout` (the attempt timeout)
+    /// and `total_timeout` sections, each field set overriding the pipeline's default for it.
     ///
     /// ```
     /// use battlement::config::Configuration;
@@ -325,6 +325,9 @@ impl ClientPipeline {
         }
         if let Some(limit) = settings.timeout.as_ref().and_then(|t| t.limit) {
             self.attempt_timeout = limit;
+        }
+        if let Some(limit) = settings.total_timeout.as_ref().and_then(|t| t.limit) {
+            self.total_timeout = limit;
         }
         self
     }

@@ -623,7 +623,7 @@ pub type ConfiguredStack = ResilienceStack<
     tower::util::Either<crate::kill_switch::KillSwitchLayer, Identity>,
     Identity,
     Identity,
-    Identity,
+    tower::util::Either<crate::timeout::TimeoutLayer, Identity>,
     tower::util::Either<crate::retry::RetryLayer, Identity>,
     tower::util::Either<crate::hedge::HedgeLayer, Identity>,
     Identity,
@@ -718,21 +718,30 @@ impl ResilienceStack {
             Some(_) => Some(resilience.timeout(name)?),
             None => None,
         };
+        let total_timeout = match &instance.total_timeout {
+            Some(settings) => Some(
+                settings
+                    .layer(&format!("{name}-total"))
+                    .map_err(crate::config::ResilienceError::Build)?
+                    .scope(crate::core::error::TimeoutScope::Total),
+            ),
+            None => None,
+        };
         Ok(ResilienceStack {
             probe: Identity::new(),
             kill_switch: slot(kill_switch),
             rate_limit: Identity::new(),
             fallback: Identity::new(),
-            total_timeout: Identity::new(),
+            limits: Limits {
+                attempt: timeout.as_ref().map(|t| t.limit()),
+                total: total_timeout.as_ref().map(|t| t.limit()),
+            },
+            total_timeout: slot(total_timeout),
             retry: slot(retry),
             hedge: slot(hedge),
             throttle: Identity::new(),
             breaker: slot(breaker),
             bulkhead: slot(bulkhead),
-            limits: Limits {
-                attempt: timeout.as_ref().map(|t| t.limit()),
-                total: None,
-            },
             timeout: slot(timeout),
             chaos: Identity::new(),
             components: Vec::new(),

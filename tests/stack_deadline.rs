@@ -137,3 +137,75 @@ fn an_attempt_timeout_longer_than_the_total_is_a_config_error() {
         .build()
         .is_ok());
 }
+
+/// From a configuration file: `total_timeout` gives `ResilienceStack::from_config` its total
+/// timeout and overrides the client pipeline's.
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_comes_from_the_configuration() {
+    use battlement::config::{Configuration, Resilience};
+    let config = Configuration::from_toml(
+        r#"
+        [instances.search]
+        retry = { max_attempts = 10, backoff = "fixed", backoff_base = "100ms" }
+        timeout = { limit = "1s" }
+        total_timeout = { limit = "3s" }
+        "#,
+    )
+    .unwrap();
+    let hang = || {
+        service_fn(|_: http::Request<()>| {
+            std::future::pending::<Result<http::Response<()>, BoxError>>()
+        })
+    };
+
+    let resilience = Resilience::new(config.clone());
+    let stack = ResilienceStack::from_config(&resilience, "search")
+        .unwrap()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = stack
+        .layer(hang())
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap_err();
+    assert_eq!(elapsed(&err), (TimeoutScope::Total, Duration::from_secs(3)));
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+
+    let search = battlement::pipeline::client("search")
+        .settings(config.instance("search").unwrap())
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = search
+        .stack
+        .build()
+        .unwrap()
+        .layer(service_fn(
+            |_: http::Request<http_body_util::Empty<bytes::Bytes>>| {
+                std::future::pending::<Result<http::Response<()>, BoxError>>()
+            },
+        ))
+        .oneshot(http::Request::new(http_body_util::Empty::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(elapsed(&err), (TimeoutScope::Total, Duration::from_secs(3)));
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+/// A configuration whose attempt timeout is longer than its total timeout is refused when it
+/// is loaded, naming the attempt timeout's key.
+#[test]
+fn a_configured_attempt_timeout_longer_than_the_total_is_refused() {
+    let err = battlement::config::Configuration::from_toml(
+        r#"
+        [instances.search]
+        timeout = { limit = "5s" }
+        total_timeout = { limit = "2s" }
+        "#,
+    )
+    .unwrap_err();
+    let problem = &err.problems()[0];
+    assert_eq!(problem.key(), "instances.search.timeout.limit");
+    assert!(problem.to_string().contains("total timeout"), "{problem}");
+}

@@ -874,8 +874,12 @@ pub struct InstanceSettings {
     pub bulkhead: Option<BulkheadSettings>,
     /// A retry policy.
     pub retry: Option<RetrySettings>,
-    /// A per-try timeout.
+    /// A per-try timeout (inside the retry: each attempt's limit).
     pub timeout: Option<TimeoutSettings>,
+    /// A total timeout (outside the retry: all attempts and their waits), for
+    /// `ResilienceStack::from_config` and the facade's standard client pipeline; no longer than
+    /// the per-try timeout is refused.
+    pub total_timeout: Option<TimeoutSettings>,
     /// A hedge.
     pub hedge: Option<HedgeSettings>,
     /// A kill switch.
@@ -899,6 +903,11 @@ impl InstanceSettings {
             bulkhead: merge_opt(&self.bulkhead, &over.bulkhead, BulkheadSettings::merged),
             retry: merge_opt(&self.retry, &over.retry, RetrySettings::merged),
             timeout: merge_opt(&self.timeout, &over.timeout, TimeoutSettings::merged),
+            total_timeout: merge_opt(
+                &self.total_timeout,
+                &over.total_timeout,
+                TimeoutSettings::merged,
+            ),
             hedge: merge_opt(&self.hedge, &over.hedge, HedgeSettings::merged),
             kill_switch: merge_opt(
                 &self.kill_switch,
