@@ -98,7 +98,7 @@ async fn a_direct_stack_honours_its_total_timeout() {
         .unwrap();
     let start = Instant::now();
     let err = stack
-        .call(|| std::future::pending::<Result<(), BoxError>>())
+        .call(std::future::pending::<Result<(), BoxError>>)
         .await
         .unwrap_err();
     let elapsed = err.downcast_ref::<Elapsed>().unwrap();

@@ -211,7 +211,7 @@ async fn the_server_pipeline_maps_errors_and_reports_health() {
         )
         .route(
             "/stuck",
-            axum::routing::get(|| std::future::pending::<&'static str>()),
+            axum::routing::get(std::future::pending::<&'static str>),
         )
         .layer(api.stack.build().unwrap())
         .nest_service("/health", health.service());

@@ -242,7 +242,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(breaker.state(), State::Open);
         tokio::time::advance(Duration::from_secs(1)).await;
-        let trial = breaker.call(|| std::future::pending::<Result<(), BoxError>>());
+        let trial = breaker.call(std::future::pending::<Result<(), BoxError>>);
         assert!(tokio::time::timeout(Duration::from_millis(10), trial)
             .await
             .is_err());

@@ -212,10 +212,8 @@ mod tests {
             .build()
             .unwrap();
         let b = bulkhead.clone();
-        let running = tokio::spawn(async move {
-            b.call(|| std::future::pending::<Result<(), BoxError>>())
-                .await
-        });
+        let running =
+            tokio::spawn(async move { b.call(std::future::pending::<Result<(), BoxError>>).await });
         tokio::task::yield_now().await;
         assert_eq!(bulkhead.in_flight(), 1);
         assert!(bulkhead
