@@ -61,14 +61,26 @@ pub use battlement_throttle as throttle;
 pub use battlement_timeout as timeout;
 
 mod builder_ext;
+mod direct;
 #[cfg(feature = "grpc")]
 pub mod grpc_error;
 #[cfg(feature = "http")]
 pub mod http_error;
+#[cfg(all(
+    feature = "breaker",
+    feature = "bulkhead",
+    feature = "health",
+    feature = "http",
+    feature = "kill-switch",
+    feature = "retry",
+    feature = "timeout"
+))]
+pub mod pipeline;
 pub mod prelude;
 mod stack;
 
 pub use builder_ext::ServiceBuilderExt;
+pub use direct::{CallFn, DirectStack};
 #[cfg(feature = "config")]
 pub use stack::ConfiguredStack;
 pub use stack::{ResilienceLayer, ResilienceStack};

@@ -9,11 +9,11 @@ use tower::layer::util::{Identity, Stack};
 /// order whatever order you configure them in (outermost first):
 ///
 /// ```text
-/// health probe → kill switch → rate limit → fallback → retry → hedge → adaptive throttle →
-/// circuit breaker → bulkhead → timeout (per try) → fault injection → service
+/// health probe → kill switch → rate limit → fallback → total timeout → retry → hedge →
+/// adaptive throttle → circuit breaker → bulkhead → timeout (per try) → fault injection → service
 /// ```
 ///
-/// Retry sits outside the breaker, so an open breaker fails a retry fast instead of being
+/// The total timeout bounds all attempts and the waits between them; retry sits outside the breaker, so an open breaker fails a retry fast instead of being
 /// hammered; the timeout sits inside, so each attempt has its own deadline and a timeout is a
 /// failure the breaker sees; fault injection sits innermost, where the real dependency's faults
 /// would come from. The adaptive throttle (client-side, Google SRE's rule) judges each attempt
@@ -58,6 +58,7 @@ pub struct ResilienceStack<
     KillSwitch = Identity,
     RateLimit = Identity,
     Fallback = Identity,
+    TotalTimeout = Identity,
     Retry = Identity,
     Hedge = Identity,
     Throttle = Identity,
@@ -70,6 +71,7 @@ pub struct ResilienceStack<
     kill_switch: KillSwitch,
     rate_limit: RateLimit,
     fallback: Fallback,
+    total_timeout: TotalTimeout,
     retry: Retry,
     hedge: Hedge,
     throttle: Throttle,
@@ -79,9 +81,43 @@ pub struct ResilienceStack<
     chaos: Chaos,
     components: Vec<(Arc<dyn HealthSource>, bool)>,
     registries: Vec<Box<dyn HealthSink + Send + Sync>>,
+    limits: Limits,
 }
 
-impl fmt::Debug for ResilienceStack {
+/// The limits of the stack's timeouts, as configured, for validation at build.
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    attempt: Option<std::time::Duration>,
+    total: Option<std::time::Duration>,
+}
+
+impl Limits {
+    /// An attempt may not be allowed longer than the whole call (Microsoft's standard pipeline
+    /// refuses the same): its timeout could never fire.
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (self.attempt, self.total) {
+            (Some(attempt), Some(total)) if attempt > total => Err(ConfigError::new(
+                "resilience stack",
+                "timeout_per_try",
+                attempt,
+                format!(
+                    "an attempt's timeout must not be longer than the total timeout ({total:?})"
+                ),
+            )),
+            (_, Some(total)) if total.is_zero() => Err(ConfigError::new(
+                "resilience stack",
+                "total_timeout",
+                total,
+                "must be greater than zero",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch> fmt::Debug
+    for ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceStack").finish_non_exhaustive()
     }
@@ -101,6 +137,7 @@ impl ResilienceStack {
             kill_switch: Identity::new(),
             rate_limit: Identity::new(),
             fallback: Identity::new(),
+            total_timeout: Identity::new(),
             retry: Identity::new(),
             hedge: Identity::new(),
             throttle: Identity::new(),
@@ -110,12 +147,13 @@ impl ResilienceStack {
             chaos: Identity::new(),
             components: Vec::new(),
             registries: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
 
 /// The layer [`ResilienceStack::build`] returns.
-pub type ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch> = Stack<
+pub type ResilienceLayer<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch> = Stack<
     Ch,
     Stack<
         Ti,
@@ -125,15 +163,18 @@ pub type ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch> = Stack<
                 Br,
                 Stack<
                     Th,
-                    Stack<He, Stack<Re, Stack<Fa, Stack<Rl, Stack<Ha, Stack<Pr, Identity>>>>>>,
+                    Stack<
+                        He,
+                        Stack<Re, Stack<Tt, Stack<Fa, Stack<Rl, Stack<Ha, Stack<Pr, Identity>>>>>>,
+                    >,
                 >,
             >,
         >,
     >,
 >;
 
-impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
-    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
+impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
 {
     /// Registers the stack's stateful parts with `registry` when it is built.
     pub fn registry<R>(mut self, registry: &R) -> Self
@@ -149,13 +190,25 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     ///
     /// # Errors
     ///
-    /// A registry already holds a component of the same kind and name as one of the parts.
-    // Ten type parameters are the stack's ten layers; an alias would only rename them.
+    /// A registry already holds a component of the same kind and name as one of the parts; the
+    /// per-try timeout is longer than the total timeout.
+    // Twelve type parameters are the stack's twelve layers; an alias would only rename them.
     #[allow(clippy::type_complexity)]
     pub fn build(
         self,
-    ) -> Result<ResilienceLayer<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>, ConfigError> {
+    ) -> Result<ResilienceLayer<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>, ConfigError> {
+        self.limits.validate()?;
         register_all_with(&self.registries, &self.components)?;
+        let outer = Stack::new(
+            self.total_timeout,
+            Stack::new(
+                self.fallback,
+                Stack::new(
+                    self.rate_limit,
+                    Stack::new(self.kill_switch, Stack::new(self.probe, Identity::new())),
+                ),
+            ),
+        );
         Ok(Stack::new(
             self.chaos,
             Stack::new(
@@ -166,22 +219,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
                         self.breaker,
                         Stack::new(
                             self.throttle,
-                            Stack::new(
-                                self.hedge,
-                                Stack::new(
-                                    self.retry,
-                                    Stack::new(
-                                        self.fallback,
-                                        Stack::new(
-                                            self.rate_limit,
-                                            Stack::new(
-                                                self.kill_switch,
-                                                Stack::new(self.probe, Identity::new()),
-                                            ),
-                                        ),
-                                    ),
-                                ),
-                            ),
+                            Stack::new(self.hedge, Stack::new(self.retry, outer)),
                         ),
                     ),
                 ),
@@ -195,7 +233,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn health_probe(
         self,
         probe: &crate::health::HealthProbe,
-    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
+    ) -> ResilienceStack<crate::health::HealthProbeLayer, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
     {
         self.outermost(crate::health::HealthProbeLayer::new(probe))
     }
@@ -205,7 +243,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn outermost<L>(
         self,
         layer: L,
-    ) -> ResilienceStack<L, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<L, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch> {
         self.set_probe(layer)
     }
 
@@ -213,12 +251,15 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn fallback<L>(
         self,
         layer: L,
-    ) -> ResilienceStack<Pr, Ha, Rl, L, Re, He, Th, Br, Bu, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, L, Tt, Re, He, Th, Br, Bu, Ti, Ch> {
         self.set_fallback(layer)
     }
 
     /// Adds any layer in the hedging slot (under the retry, over the breaker).
-    pub fn hedge<L>(self, layer: L) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, L, Th, Br, Bu, Ti, Ch> {
+    pub fn hedge<L>(
+        self,
+        layer: L,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, L, Th, Br, Bu, Ti, Ch> {
         self.set_hedge(layer)
     }
 
@@ -226,7 +267,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn bulkhead_layer<L>(
         self,
         layer: L,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, L, Ti, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, L, Ti, Ch> {
         self.set_bulkhead(layer)
     }
 
@@ -244,7 +285,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
         feature = "rate-limit",
         feature = "throttle"
     ))]
-    fn part(self, component: Arc<dyn HealthSource>) -> Self {
+    pub(crate) fn part(self, component: Arc<dyn HealthSource>) -> Self {
         let critical = battlement_core::kind_of(&*component).critical_by_default();
         self.component(component, critical)
     }
@@ -257,8 +298,20 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn circuit_breaker(
         self,
         breaker: &crate::breaker::CircuitBreaker,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, crate::breaker::CircuitBreakerLayer, Bu, Ti, Ch>
-    {
+    ) -> ResilienceStack<
+        Pr,
+        Ha,
+        Rl,
+        Fa,
+        Tt,
+        Re,
+        He,
+        Th,
+        crate::breaker::CircuitBreakerLayer,
+        Bu,
+        Ti,
+        Ch,
+    > {
         self.circuit_breaker_with(breaker, battlement_core::ResponseClassifier)
     }
 
@@ -274,6 +327,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
         Ha,
         Rl,
         Fa,
+        Tt,
         Re,
         He,
         Th,
@@ -292,7 +346,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn bulkhead(
         self,
         bulkhead: &crate::bulkhead::Bulkhead,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, crate::bulkhead::BulkheadLayer, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, crate::bulkhead::BulkheadLayer, Ti, Ch>
     {
         self.part(Arc::new(bulkhead.clone()))
             .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
@@ -323,7 +377,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn adaptive_limit(
         self,
         limit: &crate::bulkhead::AdaptiveLimit,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, crate::bulkhead::AdaptiveLayer, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, crate::bulkhead::AdaptiveLayer, Ti, Ch>
     {
         self.part(Arc::new(limit.clone()))
             .set_bulkhead(crate::bulkhead::AdaptiveLayer::new(limit))
@@ -334,28 +388,103 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn retry_policy<K, P>(
         self,
         policy: crate::retry::RetryPolicy<K, P>,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::retry::RetryLayer<K, P>, He, Th, Br, Bu, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, crate::retry::RetryLayer<K, P>, He, Th, Br, Bu, Ti, Ch>
     {
         self.set_retry(crate::retry::RetryLayer::new(policy))
     }
 
-    /// Limits each attempt to `limit`.
+    /// Limits each attempt to `limit` (inside the retry: each attempt has its own deadline,
+    /// and a timed-out attempt is a failure the breaker sees and the retry may retry). Its
+    /// [`Elapsed`](crate::core::error::Elapsed) has the scope
+    /// [`Attempt`](crate::core::error::TimeoutScope::Attempt). With a
+    /// [`total_timeout`](Self::total_timeout), a longer limit is a [`ConfigError`] from
+    /// [`build`](Self::build).
     #[cfg(feature = "timeout")]
     pub fn timeout_per_try(
         self,
         limit: std::time::Duration,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer, Ch> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer, Ch>
+    {
         self.timeout_layer(crate::timeout::TimeoutLayer::new(limit))
     }
 
     /// Limits each attempt with a configured timeout layer (name, per-request policy).
     #[cfg(feature = "timeout")]
     pub fn timeout_layer<P>(
-        self,
+        mut self,
         layer: crate::timeout::TimeoutLayer<P>,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch>
     {
+        self.limits.attempt = Some(layer.limit());
         self.set_timeout(layer)
+    }
+
+    /// Bounds the whole call, every attempt and every wait between them, to `limit`: a timeout
+    /// outside the retry (under the rate limit and the fallback), named `total`, whose
+    /// [`Elapsed`](crate::core::error::Elapsed) has the scope
+    /// [`Total`](crate::core::error::TimeoutScope::Total), so a caller tells it from an
+    /// attempt's timeout. When it fires, the attempt in flight and any retry wait are dropped
+    /// (a dropped attempt counts as neither success nor failure in the breaker).
+    ///
+    /// With a [`timeout_per_try`](Self::timeout_per_try) longer than `limit`,
+    /// [`build`](Self::build) returns a [`ConfigError`] (the attempt's timeout could never
+    /// fire), as Microsoft's standard pipeline's validation does; a zero `limit` is one too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement::core::error::{Elapsed, TimeoutScope};
+    /// use battlement::retry::{Backoff, RetryPolicy};
+    /// use battlement::ResilienceStack;
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let retry = RetryPolicy::builder()
+    ///     .max_attempts(10)
+    ///     .backoff(Backoff::fixed(Duration::from_secs(1)))
+    ///     .build()
+    ///     .unwrap();
+    /// let stack = ResilienceStack::new()
+    ///     .total_timeout(Duration::from_secs(5))
+    ///     .retry_policy(retry)
+    ///     .timeout_per_try(Duration::from_secs(2))
+    ///     .build()
+    ///     .unwrap();
+    /// // Every attempt hangs: each times out after 2 s, the retry waits 1 s, and after 5 s in all
+    /// // the total timeout ends the call.
+    /// let svc = stack.layer(service_fn(|_: ()| std::future::pending::<Result<(), std::io::Error>>()));
+    /// let err = svc.oneshot(()).await.unwrap_err();
+    /// let elapsed = err.downcast_ref::<Elapsed>().unwrap();
+    /// assert_eq!((elapsed.scope(), elapsed.limit()), (TimeoutScope::Total, Duration::from_secs(5)));
+    ///
+    /// let err = ResilienceStack::new()
+    ///     .total_timeout(Duration::from_secs(1))
+    ///     .timeout_per_try(Duration::from_secs(2))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "timeout_per_try");
+    /// # }
+    /// ```
+    #[cfg(feature = "timeout")]
+    pub fn total_timeout(
+        self,
+        limit: std::time::Duration,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::timeout::TimeoutLayer, Re, He, Th, Br, Bu, Ti, Ch>
+    {
+        self.total_timeout_layer(crate::timeout::TimeoutLayer::new(limit).name("total"))
+    }
+
+    /// Bounds the whole call with a configured timeout layer (a name of your own, a
+    /// per-request policy); its errors get the scope
+    /// [`Total`](crate::core::error::TimeoutScope::Total).
+    #[cfg(feature = "timeout")]
+    pub fn total_timeout_layer<P>(
+        mut self,
+        layer: crate::timeout::TimeoutLayer<P>,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::timeout::TimeoutLayer<P>, Re, He, Th, Br, Bu, Ti, Ch>
+    {
+        self.limits.total = Some(layer.limit());
+        self.set_total_timeout(layer.scope(crate::core::error::TimeoutScope::Total))
     }
 
     /// Rejects every call while the kill switch is halted; registered as critical (a kill
@@ -364,8 +493,20 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn kill_switch(
         self,
         switch: &crate::kill_switch::KillSwitch,
-    ) -> ResilienceStack<Pr, crate::kill_switch::KillSwitchLayer, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
-    {
+    ) -> ResilienceStack<
+        Pr,
+        crate::kill_switch::KillSwitchLayer,
+        Rl,
+        Fa,
+        Tt,
+        Re,
+        He,
+        Th,
+        Br,
+        Bu,
+        Ti,
+        Ch,
+    > {
         self.part(Arc::new(switch.clone()))
             .set_kill_switch(crate::kill_switch::KillSwitchLayer::new(switch))
     }
@@ -377,8 +518,20 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn rate_limit<X: crate::rate_limit::KeyExtractor>(
         self,
         limit: &crate::rate_limit::RateLimit<X>,
-    ) -> ResilienceStack<Pr, Ha, crate::rate_limit::RateLimitLayer<X>, Fa, Re, He, Th, Br, Bu, Ti, Ch>
-    {
+    ) -> ResilienceStack<
+        Pr,
+        Ha,
+        crate::rate_limit::RateLimitLayer<X>,
+        Fa,
+        Tt,
+        Re,
+        He,
+        Th,
+        Br,
+        Bu,
+        Ti,
+        Ch,
+    > {
         self.part(Arc::new(limit.clone()))
             .set_rate_limit(crate::rate_limit::RateLimitLayer::new(limit))
     }
@@ -392,7 +545,7 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn throttle(
         self,
         throttle: &crate::throttle::Throttle,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::throttle::ThrottleLayer, Br, Bu, Ti, Ch>
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, crate::throttle::ThrottleLayer, Br, Bu, Ti, Ch>
     {
         self.throttle_with(throttle, battlement_core::ResponseClassifier)
     }
@@ -403,8 +556,20 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
         self,
         throttle: &crate::throttle::Throttle,
         classifier: C,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, crate::throttle::ThrottleLayer<C>, Br, Bu, Ti, Ch>
-    {
+    ) -> ResilienceStack<
+        Pr,
+        Ha,
+        Rl,
+        Fa,
+        Tt,
+        Re,
+        He,
+        crate::throttle::ThrottleLayer<C>,
+        Br,
+        Bu,
+        Ti,
+        Ch,
+    > {
         self.part(Arc::new(throttle.clone()))
             .set_throttle(crate::throttle::ThrottleLayer::new(throttle).classifier(classifier))
     }
@@ -414,7 +579,8 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
     pub fn chaos<R: Clone>(
         self,
         chaos: &crate::chaos::Chaos<R>,
-    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, crate::chaos::ChaosLayer<R>> {
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, crate::chaos::ChaosLayer<R>>
+    {
         self.set_chaos(crate::chaos::ChaosLayer::new(chaos))
     }
 }
@@ -423,29 +589,30 @@ impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
 /// other slot and the registration carried over (the slot's type parameter becomes `L`).
 macro_rules! slot_setter {
     ($setter:ident, $slot:ident, [$($other:ident),*], <$($ty:ident),*>) => {
-        fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
-            let ResilienceStack { $($other,)* components, registries, .. } = self;
-            ResilienceStack { $slot: layer, $($other,)* components, registries }
+        pub(crate) fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
+            let ResilienceStack { $($other,)* components, registries, limits, .. } = self;
+            ResilienceStack { $slot: layer, $($other,)* components, registries, limits }
         }
     };
 }
 
 // Some slots are set only by methods behind features.
 #[allow(dead_code)]
-impl<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
-    ResilienceStack<Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>
+impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
 {
-    slot_setter!(set_probe, probe, [kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <L, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>);
-    slot_setter!(set_kill_switch, kill_switch, [probe, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, L, Rl, Fa, Re, He, Th, Br, Bu, Ti, Ch>);
-    slot_setter!(set_rate_limit, rate_limit, [probe, kill_switch, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Fa, Re, He, Th, Br, Bu, Ti, Ch>);
-    slot_setter!(set_fallback, fallback, [probe, kill_switch, rate_limit, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, L, Re, He, Th, Br, Bu, Ti, Ch>);
-    slot_setter!(set_retry, retry, [probe, kill_switch, rate_limit, fallback, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, L, He, Th, Br, Bu, Ti, Ch>);
-    slot_setter!(set_hedge, hedge, [probe, kill_switch, rate_limit, fallback, retry, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, L, Th, Br, Bu, Ti, Ch>);
-    slot_setter!(set_throttle, throttle, [probe, kill_switch, rate_limit, fallback, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, L, Br, Bu, Ti, Ch>);
-    slot_setter!(set_breaker, breaker, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, Th, L, Bu, Ti, Ch>);
-    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, timeout, chaos], <Pr, Ha, Rl, Fa, Re, He, Th, Br, L, Ti, Ch>);
-    slot_setter!(set_timeout, timeout, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, chaos], <Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, L, Ch>);
-    slot_setter!(set_chaos, chaos, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout], <Pr, Ha, Rl, Fa, Re, He, Th, Br, Bu, Ti, L>);
+    slot_setter!(set_probe, probe, [kill_switch, rate_limit, fallback, total_timeout, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <L, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_kill_switch, kill_switch, [probe, rate_limit, fallback, total_timeout, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, L, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_rate_limit, rate_limit, [probe, kill_switch, fallback, total_timeout, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, L, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_fallback, fallback, [probe, kill_switch, rate_limit, total_timeout, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, L, Tt, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_retry, retry, [probe, kill_switch, rate_limit, fallback, total_timeout, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Tt, L, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_total_timeout, total_timeout, [probe, kill_switch, rate_limit, fallback, retry, hedge, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, L, Re, He, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_hedge, hedge, [probe, kill_switch, rate_limit, fallback, total_timeout, retry, throttle, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Tt, Re, L, Th, Br, Bu, Ti, Ch>);
+    slot_setter!(set_throttle, throttle, [probe, kill_switch, rate_limit, fallback, total_timeout, retry, hedge, breaker, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Tt, Re, He, L, Br, Bu, Ti, Ch>);
+    slot_setter!(set_breaker, breaker, [probe, kill_switch, rate_limit, fallback, total_timeout, retry, hedge, throttle, bulkhead, timeout, chaos], <Pr, Ha, Rl, Fa, Tt, Re, He, Th, L, Bu, Ti, Ch>);
+    slot_setter!(set_bulkhead, bulkhead, [probe, kill_switch, rate_limit, fallback, total_timeout, retry, hedge, throttle, breaker, timeout, chaos], <Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, L, Ti, Ch>);
+    slot_setter!(set_timeout, timeout, [probe, kill_switch, rate_limit, fallback, total_timeout, retry, hedge, throttle, breaker, bulkhead, chaos], <Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, L, Ch>);
+    slot_setter!(set_chaos, chaos, [probe, kill_switch, rate_limit, fallback, total_timeout, retry, hedge, throttle, breaker, bulkhead, timeout], <Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, L>);
 }
 
 /// The stack [`ResilienceStack::from_config`] builds: each slot holds the instance's layer
@@ -456,6 +623,7 @@ pub type ConfiguredStack = ResilienceStack<
     tower::util::Either<crate::kill_switch::KillSwitchLayer, Identity>,
     Identity,
     Identity,
+    tower::util::Either<crate::timeout::TimeoutLayer, Identity>,
     tower::util::Either<crate::retry::RetryLayer, Identity>,
     tower::util::Either<crate::hedge::HedgeLayer, Identity>,
     Identity,
@@ -550,11 +718,25 @@ impl ResilienceStack {
             Some(_) => Some(resilience.timeout(name)?),
             None => None,
         };
+        let total_timeout = match &instance.total_timeout {
+            Some(settings) => Some(
+                settings
+                    .layer(&format!("{name}-total"))
+                    .map_err(crate::config::ResilienceError::Build)?
+                    .scope(crate::core::error::TimeoutScope::Total),
+            ),
+            None => None,
+        };
         Ok(ResilienceStack {
             probe: Identity::new(),
             kill_switch: slot(kill_switch),
             rate_limit: Identity::new(),
             fallback: Identity::new(),
+            limits: Limits {
+                attempt: timeout.as_ref().map(|t| t.limit()),
+                total: total_timeout.as_ref().map(|t| t.limit()),
+            },
+            total_timeout: slot(total_timeout),
             retry: slot(retry),
             hedge: slot(hedge),
             throttle: Identity::new(),

@@ -404,3 +404,148 @@ mod outlier {
         );
     }
 }
+
+/// The direct calls (`breaker.call(|| async { … })` and the others, outside Tower): an admitted
+/// call allocates nothing either.
+mod direct {
+    use super::*;
+    use battlement_core::BoxError;
+    use std::future::Future;
+    use std::task::{Context, Poll};
+
+    /// Polls `future` once with a no-op waker; it must complete.
+    fn now<F: Future>(future: F) -> F::Output {
+        let waker = futures::task::noop_waker();
+        match std::pin::pin!(future).poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("direct call did not complete at once"),
+        }
+    }
+
+    /// Allocations of `CALLS` direct calls made by `call`, each of which must succeed, after
+    /// a warm-up.
+    fn allocations_per_steady_direct_calls(mut call: impl FnMut() -> bool) -> u64 {
+        for _ in 0..WARM_UP {
+            assert!(call());
+        }
+        allocations(|| {
+            for _ in 0..CALLS {
+                assert!(call());
+            }
+        })
+    }
+
+    #[test]
+    fn a_closed_breakers_direct_call_allocates_nothing() {
+        let breaker = battlement_breaker::CircuitBreaker::builder("alloc")
+            .build()
+            .unwrap();
+        let classifier = battlement_core::ResultClassifier;
+        let n = allocations_per_steady_direct_calls(|| {
+            now(breaker.call(|| async { Ok::<_, BoxError>(1) })).is_ok()
+                && now(breaker.call_with(classifier, || async { Ok::<_, BoxError>(1) })).is_ok()
+        });
+        assert_eq!(n, 0);
+        assert_eq!(breaker.metrics().successes, 2 * (WARM_UP + CALLS));
+    }
+
+    #[test]
+    fn a_free_bulkheads_direct_call_allocates_nothing() {
+        let bulkhead = battlement_bulkhead::Bulkhead::builder("alloc")
+            .build()
+            .unwrap();
+        let n = allocations_per_steady_direct_calls(|| {
+            now(bulkhead.call(|| async { Ok::<_, BoxError>(1) })).is_ok()
+        });
+        assert_eq!(n, 0);
+        assert_eq!(bulkhead.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_running_kill_switchs_direct_call_allocates_nothing() {
+        let switch = battlement_kill_switch::KillSwitch::builder("alloc")
+            .build()
+            .unwrap();
+        let n = allocations_per_steady_direct_calls(|| {
+            now(switch.call(|| async { Ok::<_, BoxError>(1) })).is_ok()
+        });
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_direct_retry_whose_first_attempt_succeeds_allocates_nothing() {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let policy = battlement_retry::RetryPolicy::builder()
+            .budget(0.2, 10)
+            .build()
+            .unwrap();
+        let n = allocations_per_steady_direct_calls(|| {
+            now(policy.retry(|| async { Ok::<_, BoxError>(1) })).is_ok()
+        });
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_retried_breaker_call_allocates_nothing() {
+        let breaker = battlement_breaker::CircuitBreaker::builder("alloc")
+            .build()
+            .unwrap();
+        let policy = battlement_retry::RetryPolicy::builder().build().unwrap();
+        let n = allocations_per_steady_direct_calls(|| {
+            now(policy.retry(|| breaker.call(|| async { Ok::<_, BoxError>(1) }))).is_ok()
+        });
+        assert_eq!(n, 0);
+    }
+}
+
+mod direct_stack {
+    use super::*;
+    use battlement_core::BoxError;
+    use std::future::Future;
+    use std::task::{Context, Poll};
+
+    #[test]
+    fn the_recommended_stack_around_a_closure_allocates_nothing() {
+        use battlement::ResilienceStack;
+        let rt = runtime();
+        let _enter = rt.enter();
+        let breaker = battlement_breaker::CircuitBreaker::builder("alloc")
+            .build()
+            .unwrap();
+        let bulkhead = battlement_bulkhead::Bulkhead::builder("alloc")
+            .build()
+            .unwrap();
+        let stack = ResilienceStack::new()
+            .total_timeout(Duration::from_secs(30))
+            .retry_policy(
+                battlement_retry::RetryPolicy::builder()
+                    .budget(0.2, 10)
+                    .build()
+                    .unwrap(),
+            )
+            .circuit_breaker_with(&breaker, battlement_core::ResultClassifier)
+            .bulkhead(&bulkhead)
+            .timeout_per_try(Duration::from_secs(10))
+            .build_direct()
+            .unwrap();
+        let waker = futures::task::noop_waker();
+        let call = || {
+            let future = std::pin::pin!(stack.call(|| async { Ok::<_, BoxError>(1) }));
+            matches!(
+                future.poll(&mut Context::from_waker(&waker)),
+                Poll::Ready(Ok(1))
+            )
+        };
+        for _ in 0..WARM_UP {
+            assert!(call());
+        }
+        let n = allocations(|| {
+            for _ in 0..CALLS {
+                assert!(call());
+            }
+        });
+        assert_eq!(n, 0);
+        assert_eq!(breaker.metrics().successes, WARM_UP + CALLS);
+    }
+}

@@ -304,6 +304,7 @@ pub(crate) fn ours_stack() -> battlement::ResilienceLayer<
     tower::layer::util::Identity,
     tower::layer::util::Identity,
     tower::layer::util::Identity,
+    tower::layer::util::Identity,
     battlement_retry::RetryLayer,
     tower::layer::util::Identity,
     tower::layer::util::Identity,

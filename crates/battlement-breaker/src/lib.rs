@@ -106,6 +106,7 @@
 mod breaker;
 mod clock;
 mod config;
+mod direct;
 mod event;
 mod future;
 mod guard;
@@ -116,7 +117,7 @@ mod state;
 mod window;
 
 pub use battlement_core::error::BreakerOpen;
-pub use battlement_core::ConfigError;
+pub use battlement_core::{CallError, ConfigError};
 pub use breaker::CircuitBreaker;
 pub use config::{CircuitBreakerBuilder, SlidingWindow, MAX_COUNT_WINDOW, MAX_TIME_BUCKETS};
 pub use event::{BreakerEvent, TransitionReason};

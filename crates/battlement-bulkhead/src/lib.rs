@@ -157,6 +157,7 @@ mod adaptive_service;
 mod bulkhead;
 mod clock;
 mod config;
+mod direct;
 mod event;
 mod future;
 mod layer;
@@ -174,12 +175,13 @@ pub use adaptive::{
 };
 pub use adaptive_service::{AdaptiveLayer, AdaptiveResponseFuture, AdaptiveService};
 pub use battlement_core::error::{BulkheadFull, BulkheadTimeout};
-pub use battlement_core::ConfigError;
+pub use battlement_core::{CallError, ConfigError};
 pub use bulkhead::{Bulkhead, BulkheadAdmission};
 pub use config::{
     BulkheadBuilder, DEFAULT_REJECTION_WINDOW, DEFAULT_SHEDDABLE_QUEUE_SHARE,
     DEFAULT_STARVATION_BOUND,
 };
+pub use direct::BulkheadRejection;
 pub use event::BulkheadEvent;
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;

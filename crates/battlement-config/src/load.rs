@@ -76,11 +76,12 @@ pub struct Configuration {
 }
 
 /// The patterns, by section name.
-pub(crate) const PATTERNS: [&str; 9] = [
+pub(crate) const PATTERNS: [&str; 10] = [
     "breaker",
     "bulkhead",
     "retry",
     "timeout",
+    "total_timeout",
     "hedge",
     "kill_switch",
     "rate_limit",
@@ -324,6 +325,7 @@ impl<'a> Context<'a> {
                 "bulkhead" => out.bulkhead = self.section(&at),
                 "retry" => out.retry = self.section(&at),
                 "timeout" => out.timeout = self.section(&at),
+                "total_timeout" => out.total_timeout = self.section(&at),
                 "hedge" => out.hedge = self.section(&at),
                 "kill_switch" => out.kill_switch = self.section(&at),
                 "rate_limit" => out.rate_limit = self.section(&at),
@@ -491,6 +493,32 @@ fn check(
             ));
         }
     }
+    if let Some(s) = &settings.total_timeout {
+        match s.layer(name) {
+            Err(e) => problems.push(refusal(
+                cx,
+                layers,
+                "total_timeout",
+                TimeoutSettings::key_of(e.setting()),
+                e,
+            )),
+            Ok(total) => {
+                let attempt = settings.timeout.as_ref().and_then(|t| t.limit);
+                if let Some(attempt) = attempt.filter(|a| *a > total.limit()) {
+                    let e = ConfigError::new(
+                        "timeout",
+                        "limit",
+                        attempt,
+                        format!(
+                            "an attempt's timeout must not be longer than the total timeout ({:?})",
+                            total.limit()
+                        ),
+                    );
+                    problems.push(refusal(cx, layers, "timeout", Some("limit"), e));
+                }
+            }
+        }
+    }
     if let Some(s) = &settings.hedge {
         if let Err(e) = s.apply(HedgeLayer::builder().name(name)).build() {
             problems.push(refusal(
@@ -637,6 +665,9 @@ fn resolve(
             timeout: merged
                 .timeout
                 .map(|s| d.timeout.clone().unwrap_or_default().merged(&s)),
+            total_timeout: merged
+                .total_timeout
+                .map(|s| d.total_timeout.clone().unwrap_or_default().merged(&s)),
             hedge: merged
                 .hedge
                 .map(|s| d.hedge.clone().unwrap_or_default().merged(&s)),

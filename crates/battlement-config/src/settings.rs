@@ -10,7 +10,7 @@ use battlement_bulkhead::BulkheadBuilder;
 use battlement_core::ConfigError;
 use battlement_hedge::HedgeBuilder;
 use battlement_kill_switch::KillSwitchBuilder;
-use battlement_retry::{Backoff, Jitter, RetryPolicyBuilder, Rules};
+use battlement_retry::{Backoff, HttpRules, Jitter, RetryPolicyBuilder, Rules};
 use battlement_timeout::{TimeoutBuilder, TimeoutLayer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -485,6 +485,52 @@ merge_fields!(RetrySettings {
     seed,
 });
 
+/// The body of [`RetrySettings::apply`] and [`RetrySettings::apply_http`]: every set field's
+/// setter, on either rules type.
+macro_rules! apply_retry_settings {
+    ($self:ident, $b:ident) => {{
+        let mut b = $b;
+        let s = $self;
+        if let Some(n) = s.max_attempts {
+            b = b.max_attempts(n);
+        }
+        if let Some(d) = s.time_limit {
+            b = b.time_limit(d);
+        }
+        if let Some(backoff) = s.backoff() {
+            b = b.backoff(backoff);
+        }
+        if let Some(JitterSetting(j)) = s.jitter {
+            b = b.jitter(j);
+        }
+        if let Some(d) = s.min_delay {
+            b = b.min_delay(d);
+        }
+        if let Some(d) = s.max_delay {
+            b = b.max_delay(d);
+        }
+        if let Some(d) = s.max_retry_after {
+            b = b.max_retry_after(d);
+        }
+        if s.budget_ratio.is_some() || s.budget_min_per_sec.is_some() {
+            b = b.budget(
+                s.budget_ratio.unwrap_or(0.2),
+                s.budget_min_per_sec.unwrap_or(10),
+            );
+        }
+        if let Some(ttl) = s.budget_ttl {
+            b = b.budget_ttl(ttl);
+        }
+        if let Some(on) = s.retry_rejected {
+            b = b.retry_rejected(on);
+        }
+        if let Some(seed) = s.seed {
+            b = b.seed(seed);
+        }
+        b
+    }};
+}
+
 impl RetrySettings {
     /// The backoff these settings describe, if they set any backoff field.
     fn backoff(&self) -> Option<Backoff> {
@@ -518,45 +564,19 @@ impl RetrySettings {
     /// Calls the setters of `builder` for every field that is set.
     pub fn apply<C, P>(
         &self,
-        mut b: RetryPolicyBuilder<Rules<C>, P>,
+        b: RetryPolicyBuilder<Rules<C>, P>,
     ) -> RetryPolicyBuilder<Rules<C>, P> {
-        if let Some(n) = self.max_attempts {
-            b = b.max_attempts(n);
-        }
-        if let Some(d) = self.time_limit {
-            b = b.time_limit(d);
-        }
-        if let Some(backoff) = self.backoff() {
-            b = b.backoff(backoff);
-        }
-        if let Some(JitterSetting(j)) = self.jitter {
-            b = b.jitter(j);
-        }
-        if let Some(d) = self.min_delay {
-            b = b.min_delay(d);
-        }
-        if let Some(d) = self.max_delay {
-            b = b.max_delay(d);
-        }
-        if let Some(d) = self.max_retry_after {
-            b = b.max_retry_after(d);
-        }
-        if self.budget_ratio.is_some() || self.budget_min_per_sec.is_some() {
-            b = b.budget(
-                self.budget_ratio.unwrap_or(0.2),
-                self.budget_min_per_sec.unwrap_or(10),
-            );
-        }
-        if let Some(ttl) = self.budget_ttl {
-            b = b.budget_ttl(ttl);
-        }
-        if let Some(on) = self.retry_rejected {
-            b = b.retry_rejected(on);
-        }
-        if let Some(seed) = self.seed {
-            b = b.seed(seed);
-        }
-        b
+        apply_retry_settings!(self, b)
+    }
+
+    /// [`apply`](Self::apply) for a policy over HTTP requests
+    /// ([`RetryPolicy::http_builder`](battlement_retry::RetryPolicy::http_builder)), as the
+    /// facade's standard client pipeline uses.
+    pub fn apply_http<C, P>(
+        &self,
+        b: RetryPolicyBuilder<HttpRules<C>, P>,
+    ) -> RetryPolicyBuilder<HttpRules<C>, P> {
+        apply_retry_settings!(self, b)
     }
 
     /// The file key a builder setting (a [`ConfigError::setting`]) comes from.
@@ -857,8 +877,12 @@ pub struct InstanceSettings {
     pub bulkhead: Option<BulkheadSettings>,
     /// A retry policy.
     pub retry: Option<RetrySettings>,
-    /// A per-try timeout.
+    /// A per-try timeout (inside the retry: each attempt's limit).
     pub timeout: Option<TimeoutSettings>,
+    /// A total timeout (outside the retry: all attempts and their waits), for
+    /// `ResilienceStack::from_config` and the facade's standard client pipeline; no longer than
+    /// the per-try timeout is refused.
+    pub total_timeout: Option<TimeoutSettings>,
     /// A hedge.
     pub hedge: Option<HedgeSettings>,
     /// A kill switch.
@@ -888,6 +912,11 @@ impl InstanceSettings {
             bulkhead: merge_opt(&self.bulkhead, &over.bulkhead, BulkheadSettings::merged),
             retry: merge_opt(&self.retry, &over.retry, RetrySettings::merged),
             timeout: merge_opt(&self.timeout, &over.timeout, TimeoutSettings::merged),
+            total_timeout: merge_opt(
+                &self.total_timeout,
+                &over.total_timeout,
+                TimeoutSettings::merged,
+            ),
             hedge: merge_opt(&self.hedge, &over.hedge, HedgeSettings::merged),
             kill_switch: merge_opt(
                 &self.kill_switch,

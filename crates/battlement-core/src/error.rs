@@ -348,24 +348,79 @@ impl Error for BulkheadTimeout {}
 
 /// A call that did not finish within its time limit.
 ///
+/// [`scope`](Self::scope) says which limit fired: an attempt's (a timeout layer's default, the
+/// per-try timeout inside a retry) or the total one that bounds all attempts and the waits
+/// between them (`ResilienceStack::total_timeout` in the facade).
+///
 /// ```
-/// use battlement_core::error::Elapsed;
+/// use battlement_core::error::{Elapsed, TimeoutScope};
 /// use std::time::Duration;
 ///
 /// let err = Elapsed::new("upstream".into(), Duration::from_secs(2));
 /// assert_eq!(err.limit(), Duration::from_secs(2));
+/// assert_eq!(err.scope(), TimeoutScope::Attempt);
 /// assert_eq!(err.to_string(), "timeout `upstream`: call exceeded 2s");
+///
+/// let total = Elapsed::new("total".into(), Duration::from_secs(30)).with_scope(TimeoutScope::Total);
+/// assert_eq!(total.to_string(), "timeout `total`: all attempts exceeded 30s");
 /// ```
 #[derive(Debug, Clone)]
 pub struct Elapsed {
     name: Arc<str>,
     limit: Duration,
+    scope: TimeoutScope,
+}
+
+/// Which limit an [`Elapsed`] is about.
+///
+/// ```
+/// use battlement_core::error::TimeoutScope;
+///
+/// assert_eq!(TimeoutScope::default(), TimeoutScope::Attempt);
+/// assert_eq!(TimeoutScope::Total.as_str(), "total");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TimeoutScope {
+    /// One call through the timeout layer: under a retry, one attempt. A timeout layer's
+    /// default.
+    #[default]
+    Attempt,
+    /// The whole call: every attempt and every wait between them.
+    Total,
+}
+
+impl TimeoutScope {
+    /// `"attempt"` or `"total"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutScope::Attempt => "attempt",
+            TimeoutScope::Total => "total",
+        }
+    }
+}
+
+impl fmt::Display for TimeoutScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Elapsed {
-    /// The timeout layer `name` gave up after `limit`.
+    /// The timeout layer `name` gave up after `limit` (an [`Attempt`](TimeoutScope::Attempt)
+    /// limit; see [`with_scope`](Self::with_scope)).
     pub fn new(name: Arc<str>, limit: Duration) -> Self {
-        Elapsed { name, limit }
+        Elapsed {
+            name,
+            limit,
+            scope: TimeoutScope::Attempt,
+        }
+    }
+
+    /// The same error about a limit of `scope`.
+    pub fn with_scope(mut self, scope: TimeoutScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// The name of the timeout layer.
@@ -377,11 +432,25 @@ impl Elapsed {
     pub fn limit(&self) -> Duration {
         self.limit
     }
+
+    /// Which limit fired: an attempt's or the total.
+    pub fn scope(&self) -> TimeoutScope {
+        self.scope
+    }
 }
 
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timeout `{}`: call exceeded {:?}", self.name, self.limit)
+        match self.scope {
+            TimeoutScope::Attempt => {
+                write!(f, "timeout `{}`: call exceeded {:?}", self.name, self.limit)
+            }
+            TimeoutScope::Total => write!(
+                f,
+                "timeout `{}`: all attempts exceeded {:?}",
+                self.name, self.limit
+            ),
+        }
     }
 }
 

@@ -58,6 +58,7 @@
 //! ```
 
 mod classify;
+mod direct;
 pub mod error;
 pub mod event;
 pub mod export;
@@ -81,6 +82,7 @@ pub use classify::{
     classify_fn, classify_ok, status_failure_kind, Classify, FnClassifier, OkClassifier,
     ResultClassifier,
 };
+pub use direct::CallError;
 pub use error::{AsDynError, BoxError, ConfigError};
 #[cfg(feature = "grpc")]
 pub use grpc::{code_outcome as grpc_code_outcome, GrpcBody, GrpcClassifier};

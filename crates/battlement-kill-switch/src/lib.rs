@@ -73,6 +73,7 @@
 //! reason is read under a lock only on the rejecting path.
 
 mod config;
+mod direct;
 mod event;
 mod future;
 mod layer;
@@ -82,7 +83,7 @@ mod service;
 mod switch;
 
 pub use battlement_core::error::Halted;
-pub use battlement_core::ConfigError;
+pub use battlement_core::{CallError, ConfigError};
 pub use config::KillSwitchBuilder;
 pub use event::KillSwitchEvent;
 pub use future::ResponseFuture;

@@ -139,6 +139,7 @@
 mod backoff;
 pub mod budget;
 mod config;
+mod direct;
 mod event;
 mod future;
 #[cfg(feature = "http")]

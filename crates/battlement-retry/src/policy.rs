@@ -167,6 +167,11 @@ impl<K, P> RetryPolicy<K, P> {
         &self.shared
     }
 
+    /// A fresh session of this policy (no attempts yet), for one direct call.
+    pub(crate) fn session(&self) -> Self {
+        Self::from_shared(self.shared.clone())
+    }
+
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.shared.core
     }

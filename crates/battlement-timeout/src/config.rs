@@ -3,6 +3,7 @@
 
 use crate::layer::Shared;
 use crate::{DefaultOnly, TimeoutLayer};
+use battlement_core::error::TimeoutScope;
 use battlement_core::stripe::StripedCounter;
 use battlement_core::{ComponentKind, ConfigError, Registration};
 use std::sync::Arc;
@@ -50,8 +51,41 @@ impl<P> TimeoutLayer<P> {
     /// # }
     /// ```
     pub fn name(self, name: impl AsRef<str>) -> Self {
+        let mut shared = Shared::new(intern(name.as_ref()), self.limit());
+        shared.scope = self.shared.scope;
         TimeoutLayer {
-            shared: Arc::new(Shared::new(intern(name.as_ref()), self.limit())),
+            shared: Arc::new(shared),
+            policy: self.policy,
+        }
+    }
+
+    /// Which limit the layer's [`Elapsed`](crate::Elapsed) errors name
+    /// ([`scope`](crate::Elapsed::scope)): [`Attempt`](TimeoutScope::Attempt) by default, as a
+    /// timeout inside a retry bounds one attempt; [`Total`](TimeoutScope::Total) for a timeout
+    /// outside the retry that bounds all attempts and their waits (the facade's
+    /// `ResilienceStack::total_timeout` sets it). Like [`name`](Self::name), the layer gets a
+    /// limit of its own.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use battlement_timeout::{Elapsed, TimeoutLayer, TimeoutScope};
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let svc = TimeoutLayer::new(Duration::from_secs(30))
+    ///     .name("total")
+    ///     .scope(TimeoutScope::Total)
+    ///     .layer(service_fn(|_: ()| std::future::pending::<Result<(), std::io::Error>>()));
+    /// let err = svc.oneshot(()).await.unwrap_err();
+    /// assert_eq!(err.downcast_ref::<Elapsed>().unwrap().scope(), TimeoutScope::Total);
+    /// # }
+    /// ```
+    pub fn scope(self, scope: TimeoutScope) -> Self {
+        let mut shared = Shared::new(self.shared.named, self.limit());
+        shared.scope = scope;
+        TimeoutLayer {
+            shared: Arc::new(shared),
             policy: self.policy,
         }
     }

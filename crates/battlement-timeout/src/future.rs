@@ -1,7 +1,7 @@
 //! The timeout's response future.
 
 use crate::config::Named;
-use battlement_core::error::Elapsed;
+use battlement_core::error::{Elapsed, TimeoutScope};
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -29,16 +29,18 @@ pin_project! {
         // In nanoseconds: made a `Duration` only when the timer is armed.
         limit: u64,
         named: &'static Named,
+        scope: TimeoutScope,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, limit: u64, named: &'static Named) -> Self {
+    pub(crate) fn new(inner: F, limit: u64, named: &'static Named, scope: TimeoutScope) -> Self {
         ResponseFuture {
             inner,
             sleep: None,
             limit,
             named,
+            scope,
         }
     }
 }
@@ -62,9 +64,11 @@ where
         }
         let sleep = this.sleep.as_pin_mut().expect("armed above");
         match sleep.poll(cx) {
-            Poll::Ready(()) => {
-                Poll::Ready(Err(elapsed(this.named, Duration::from_nanos(*this.limit))))
-            }
+            Poll::Ready(()) => Poll::Ready(Err(elapsed(
+                this.named,
+                Duration::from_nanos(*this.limit),
+                *this.scope,
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -73,9 +77,9 @@ where
 /// The error for a call that ran out of time (out of line: the cold path).
 #[cold]
 #[inline(never)]
-fn elapsed(named: &'static Named, limit: Duration) -> BoxError {
+fn elapsed(named: &'static Named, limit: Duration, scope: TimeoutScope) -> BoxError {
     named.elapsed.increment();
     let name = named.name;
-    tracing::debug!(timeout = name, ?limit, "call timed out");
-    Box::new(Elapsed::new(name.into(), limit))
+    tracing::debug!(timeout = name, ?limit, %scope, "call timed out");
+    Box::new(Elapsed::new(name.into(), limit).with_scope(scope))
 }

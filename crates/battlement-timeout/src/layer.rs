@@ -2,6 +2,7 @@
 
 use crate::config::{intern, Named};
 use crate::{DefaultOnly, TimeoutService};
+use battlement_core::error::TimeoutScope;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) named: &'static Named,
     /// The default limit, in nanoseconds (one relaxed read per call; a reload writes it).
     limit_nanos: AtomicU64,
+    /// Which limit this layer's errors name.
+    pub(crate) scope: TimeoutScope,
 }
 
 impl Shared {
@@ -57,6 +60,7 @@ impl Shared {
         Shared {
             named,
             limit_nanos: AtomicU64::new(nanos(limit)),
+            scope: TimeoutScope::Attempt,
         }
     }
 

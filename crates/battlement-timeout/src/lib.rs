@@ -76,7 +76,7 @@ mod metrics;
 mod policy;
 mod service;
 
-pub use battlement_core::error::Elapsed;
+pub use battlement_core::error::{Elapsed, TimeoutScope};
 pub use battlement_core::ConfigError;
 pub use config::TimeoutBuilder;
 pub use future::ResponseFuture;

@@ -63,6 +63,11 @@ where
         let default = self.layer.shared.limit_nanos();
         let limit = self.layer.policy.limit_nanos(&mut req, default);
         self.named.calls.increment();
-        ResponseFuture::new(self.inner.call(req), limit, self.named)
+        ResponseFuture::new(
+            self.inner.call(req),
+            limit,
+            self.named,
+            self.layer.shared.scope,
+        )
     }
 }
