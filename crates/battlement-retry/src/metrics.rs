@@ -42,22 +42,31 @@ pub(crate) enum GiveUp {
     BodyTooLarge,
 }
 
-/// The policy's counters: one cell of [`COUNTS`] words per thread, on cache lines of its own.
-pub(crate) struct Counts(Stripes<CachePadded<[AtomicU64; COUNTS]>>);
+/// The policy's counters: one cell of [`COUNTS`] words per thread, on cache lines of its own,
+/// and one shared cell for threads without a cell of their own.
+pub(crate) struct Counts(
+    Stripes<CachePadded<[AtomicU64; COUNTS]>>,
+    CachePadded<[AtomicU64; COUNTS]>,
+);
 
 impl Counts {
     fn new() -> Self {
-        Counts(Stripes::new(|_| std::array::from_fn(|_| AtomicU64::new(0))))
+        Counts(
+            Stripes::new(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
+        )
     }
 
     /// Adds one to `count` in the calling thread's cell: a plain load and store in a cell the
-    /// thread owns (as `StripedCounter` does), an atomic add in a shared one.
+    /// thread owns (as `StripedCounter` does), an atomic add in the shared overflow cell
+    /// otherwise (never in another thread's cell, whose owner's plain store could overwrite
+    /// the add).
     #[inline]
     pub(crate) fn add(&self, count: usize) {
         match self.0.owned() {
             Some(cell) => cell[count].store(cell[count].load(Relaxed) + 1, Relaxed),
             None => {
-                self.0.local()[count].fetch_add(1, Relaxed);
+                self.1[count].fetch_add(1, Relaxed);
             }
         }
     }
@@ -65,6 +74,7 @@ impl Counts {
     fn sum(&self, count: Count) -> u64 {
         self.0
             .iter()
+            .chain(std::iter::once(&self.1))
             .map(|cell| cell[count as usize].load(Relaxed))
             .fold(0, u64::wrapping_add)
     }
