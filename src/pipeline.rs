@@ -35,7 +35,7 @@
 //!
 //! | stage (outermost first) | default | why |
 //! |---|---|---|
-//! | error mapping | [`HttpErrorLayer`](crate::http_error::HttpErrorLayer) | every refusal below becomes an HTTP answer (503 with `Retry-After` where known, 504 for a timeout), so the stack is infallible as axum requires |
+//! | error mapping | [`HttpErrorLayer`] | every refusal below becomes an HTTP answer (503 with `Retry-After` where known, 504 for a timeout), so the stack is infallible as axum requires |
 //! | kill switch | running, critical | an operator stops the service's traffic in one call (`halt`), and readiness fails so the load balancer drains it |
 //! | load shedding | bulkhead: 1000 concurrent, no queue, not critical | past its capacity a server answers 503 at once, cheaply, instead of queueing requests whose clients will have given up |
 //! | timeout | 30 s | a stuck handler frees its permit and its connection; the client gets a 504 rather than nothing |

@@ -11,7 +11,7 @@
 //!   bulkhead → timeout (per attempt) → the rest of the middleware chain and the client. An open
 //!   breaker fails a retry fast; each attempt has its own deadline, and a timeout is a failure
 //!   the breaker sees.
-//! - **Classification** is [`HttpClassifier`](battlement_core::HttpClassifier)'s: 5xx and 429
+//! - **Classification** is [`HttpClassifier`]'s: 5xx and 429
 //!   fail the breaker, other statuses succeed, and transport errors fail by kind
 //!   ([`ReqwestClassifier`]: refused or reset connections are `Connection`, reqwest's and
 //!   battlement's timeouts are `Timeout`).
@@ -21,9 +21,9 @@
 //!   backoff. A request whose body cannot be copied (a stream) is sent once.
 //! - **Errors**: a rejection or timeout from a component comes back as
 //!   [`reqwest_middleware::Error::Middleware`] holding battlement's typed error
-//!   ([`BreakerOpen`](battlement_core::error::BreakerOpen),
-//!   [`BulkheadFull`](battlement_core::error::BulkheadFull),
-//!   [`Elapsed`](battlement_core::error::Elapsed), …), which `anyhow`'s `downcast_ref` finds;
+//!   ([`BreakerOpen`],
+//!   [`BulkheadFull`],
+//!   [`Elapsed`], …), which `anyhow`'s `downcast_ref` finds;
 //!   the client's own error comes back as [`reqwest_middleware::Error::Reqwest`], unchanged. An
 //!   error of another type (from another middleware) is found in the error's `chain()`.
 //! - Each attempt gets a copy of the request's [`Extensions`]; what a later middleware writes
