@@ -26,11 +26,12 @@
 //! does not contend serves close to twice the calls with two tasks. The `bare` row (no layer)
 //! shows what the machine allows.
 //!
-//! Retry rows: a retry service keeps a clone of the inner service in every call's future (to send
-//! the request again), as tower's `Retry` does, so whatever that clone touches is written by
-//! every call; ours reaches its policy through a handle of the calling thread's own, while
-//! tower's clones its policy too. The `retry` rows show the retry alone over the bare service,
-//! and `retry→breaker` ours in front of our breaker (the start of the recommended stack).
+//! Retry rows: tower's `Retry` clones the inner service (and its policy) into every call's future,
+//! to send the request again, so whatever that clone touches is written by every call; ours
+//! keeps, per stripe of threads, a clone of the inner service and the policy's state behind a
+//! reference count only that thread writes, and clones the inner service again only for an
+//! actual retry. The `retry` rows show the retry alone over the bare service, and
+//! `retry→breaker` ours in front of our breaker (the start of the recommended stack).
 //!
 //! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
 //! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared

@@ -61,6 +61,13 @@ impl RetryDelay {
     }
 }
 
+impl RetryDelay {
+    /// Whether the wait is over before it starts (a zero delay).
+    pub(crate) fn is_now(&self) -> bool {
+        matches!(self.inner, Inner::Now)
+    }
+}
+
 impl Future for RetryDelay {
     type Output = ();
 
@@ -72,13 +79,12 @@ impl Future for RetryDelay {
     }
 }
 
-/// What a request keeps for its next attempt: the policy's handle, its own state, the copy of
-/// the request to send next, and the inner service to send it through.
+/// What a request keeps for its next attempt: its thread's handle (the policy and a clone of the
+/// inner service), its own state, and the copy of the request to send next.
 pub(crate) struct Session<S, Req, K, P> {
-    handle: Handle<K, P>,
+    handle: Handle<S, K, P>,
     state: RequestState,
     request: Option<Req>,
-    service: S,
 }
 
 pin_project! {
@@ -89,7 +95,7 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S::Future, S>,
         // `None` for a request sent once (its copy could not be made).
         session: Option<Session<S, Req, K, P>>,
     }
@@ -97,10 +103,13 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, S> {
         Called { #[pin] future: F },
-        Waiting { #[pin] delay: RetryDelay },
-        Checking,
+        // Boxed: a `Sleep` is most of a future's size, and every request's future is moved at
+        // least once; only a retry that waits allocates.
+        Waiting { delay: Pin<Box<RetryDelay>> },
+        // A clone of the inner service for this attempt, until it is ready and called.
+        Checking { service: S },
     }
 }
 
@@ -110,15 +119,14 @@ where
 {
     pub(crate) fn new(
         future: S::Future,
-        session: Option<(Handle<K, P>, RequestState, Req, S)>,
+        session: Option<(Handle<S, K, P>, RequestState, Req)>,
     ) -> Self {
         ResponseFuture {
             state: State::Called { future },
-            session: session.map(|(handle, state, request, service)| Session {
+            session: session.map(|(handle, state, request)| Session {
                 handle,
                 state,
                 request: Some(request),
-                service,
             }),
         }
     }
@@ -132,7 +140,7 @@ where
         let state = match self.state {
             State::Called { .. } => "called",
             State::Waiting { .. } => "waiting",
-            State::Checking => "checking",
+            State::Checking { .. } => "checking",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -146,7 +154,7 @@ where
 
 impl<S, Req, K, P> Future for ResponseFuture<S, Req, K, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     K: RetryRules<Req, S::Response, S::Error>,
     P: RetryPredicate<Req, S::Response, S::Error>,
 {
@@ -164,32 +172,47 @@ where
                     let Some(req) = session.request.as_mut() else {
                         return Poll::Ready(result);
                     };
-                    match session.handle.decide(&mut session.state, req, &mut result) {
-                        Some(delay) => this.state.set(State::Waiting { delay }),
+                    match session
+                        .handle
+                        .shared
+                        .decide(&mut session.state, req, &mut result)
+                    {
+                        Some(delay) if delay.is_now() => {
+                            let service = session.handle.service.clone();
+                            this.state.set(State::Checking { service });
+                        }
+                        Some(delay) => this.state.set(State::Waiting {
+                            delay: Box::pin(delay),
+                        }),
                         None => return Poll::Ready(result),
                     }
                 }
                 StateProj::Waiting { delay } => {
-                    ready!(delay.poll(cx));
-                    this.state.set(State::Checking);
+                    ready!(delay.as_mut().poll(cx));
+                    let session = this
+                        .session
+                        .as_ref()
+                        .expect("only a request with a session waits for a retry");
+                    let service = session.handle.service.clone();
+                    this.state.set(State::Checking { service });
                 }
-                StateProj::Checking => {
+                StateProj::Checking { service } => {
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(e));
+                    }
                     let session = this
                         .session
                         .as_mut()
                         .expect("only a request with a session waits for a retry");
-                    if let Err(e) = ready!(session.service.poll_ready(cx)) {
-                        return Poll::Ready(Err(e));
-                    }
                     let req = session
                         .request
                         .take()
                         .expect("only a request with a copy waits for a retry");
                     session.request = RetryRules::<Req, S::Response, S::Error>::clone_request(
-                        &session.handle.rules,
+                        &session.handle.shared.rules,
                         &req,
                     );
-                    let future = session.service.call(req);
+                    let future = service.call(req);
                     this.state.set(State::Called { future });
                 }
             }

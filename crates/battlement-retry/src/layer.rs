@@ -2,9 +2,8 @@
 
 use crate::policy::RetryPolicy;
 use crate::rules::{DefaultPredicate, Rules};
-use crate::service::{Handles, Retry};
+use crate::service::Retry;
 use std::fmt;
-use std::sync::Arc;
 use tower_layer::Layer;
 
 /// Applies a [`RetryPolicy`] with this crate's [`Retry`] service, which decides as tower's
@@ -26,13 +25,13 @@ use tower_layer::Layer;
 /// # drop((svc, same));
 /// ```
 pub struct RetryLayer<K = Rules, P = DefaultPredicate> {
-    handles: Arc<Handles<K, P>>,
+    policy: RetryPolicy<K, P>,
 }
 
 impl<K, P> Clone for RetryLayer<K, P> {
     fn clone(&self) -> Self {
         RetryLayer {
-            handles: self.handles.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -40,7 +39,7 @@ impl<K, P> Clone for RetryLayer<K, P> {
 impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryLayer<K, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
-            .field("policy", self.handles.policy())
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -48,21 +47,19 @@ impl<K: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryLayer<K, P> {
 impl<K, P> RetryLayer<K, P> {
     /// A layer applying `policy`.
     pub fn new(policy: RetryPolicy<K, P>) -> Self {
-        RetryLayer {
-            handles: Handles::new(policy),
-        }
+        RetryLayer { policy }
     }
 
     /// The policy.
     pub fn policy(&self) -> &RetryPolicy<K, P> {
-        self.handles.policy()
+        &self.policy
     }
 }
 
-impl<S, K, P> Layer<S> for RetryLayer<K, P> {
+impl<S: Clone, K, P> Layer<S> for RetryLayer<K, P> {
     type Service = Retry<S, K, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::with_handles(self.handles.clone(), inner)
+        Retry::new(self.policy.clone(), inner)
     }
 }

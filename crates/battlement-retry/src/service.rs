@@ -9,28 +9,24 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
 
-/// A request's handle on the policy's shared state: one per stripe, so the reference count a
-/// request increments and decrements is on a cache line only its thread writes.
-pub(crate) type Handle<K, P> = Arc<CachePadded<Arc<Shared<K, P>>>>;
-
-/// The policy's handles, one per stripe (made once per layer; clones share them).
-pub(crate) struct Handles<K, P> {
-    policy: RetryPolicy<K, P>,
-    stripes: Stripes<Handle<K, P>>,
+/// What a thread's requests keep for a possible retry: the policy's shared state and a clone of
+/// the inner service to clone again for the next attempt. One per stripe, each in an `Arc` of its
+/// own, so the reference count a request increments and decrements is on a cache line only its
+/// thread writes, and the inner service's own reference counts (which every core's clones share)
+/// are written only when a request is actually retried.
+pub(crate) struct Local<S, K, P> {
+    pub(crate) shared: Arc<Shared<K, P>>,
+    pub(crate) service: S,
 }
 
-impl<K, P> Handles<K, P> {
-    pub(crate) fn new(policy: RetryPolicy<K, P>) -> Arc<Self> {
-        let shared = policy.shared().clone();
-        Arc::new(Handles {
-            policy,
-            stripes: Stripes::new_shared(|_| shared.clone()),
-        })
-    }
+/// A request's handle on its thread's [`Local`].
+pub(crate) type Handle<S, K, P> = Arc<CachePadded<Local<S, K, P>>>;
 
-    pub(crate) fn policy(&self) -> &RetryPolicy<K, P> {
-        &self.policy
-    }
+/// The policy and each stripe's [`Local`] (made once per service the layer makes; clones of the
+/// service share them).
+struct Locals<S, K, P> {
+    policy: RetryPolicy<K, P>,
+    stripes: Stripes<Handle<S, K, P>>,
 }
 
 /// Retries a service's failed calls with a [`RetryPolicy`]; what a
@@ -43,8 +39,11 @@ impl<K, P> Handles<K, P> {
 /// settings, rules and counters through a handle of the calling thread's own (a reference count
 /// no other core writes), and keeps the per-request state (attempts, previous delay, random
 /// stream, start) as plain words in the response future. Like tower's, it keeps a copy of the
-/// request and a clone of the inner service for the next attempt; a request the rules cannot
-/// copy is sent once, with neither.
+/// request for the next attempt (a request the rules cannot copy is sent once); unlike tower's,
+/// it does not clone the inner service for every request, which would write reference counts
+/// that every core's clones share: a retry clones, for its attempt, a clone of the inner service
+/// taken when this service was made (one per stripe of threads). So a change made through
+/// [`get_mut`](Self::get_mut) applies to first attempts only.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -75,23 +74,29 @@ impl<K, P> Handles<K, P> {
 /// # }
 /// ```
 pub struct Retry<S, K = Rules, P = DefaultPredicate> {
-    handles: Arc<Handles<K, P>>,
+    locals: Arc<Locals<S, K, P>>,
     inner: S,
 }
 
-impl<S, K, P> Retry<S, K, P> {
+impl<S: Clone, K, P> Retry<S, K, P> {
     /// Retries `inner`'s calls with `policy`.
     pub fn new(policy: RetryPolicy<K, P>, inner: S) -> Self {
-        Retry::with_handles(Handles::new(policy), inner)
+        let shared = policy.shared().clone();
+        let stripes = Stripes::new_shared(|_| Local {
+            shared: shared.clone(),
+            service: inner.clone(),
+        });
+        Retry {
+            locals: Arc::new(Locals { policy, stripes }),
+            inner,
+        }
     }
+}
 
-    pub(crate) fn with_handles(handles: Arc<Handles<K, P>>, inner: S) -> Self {
-        Retry { handles, inner }
-    }
-
+impl<S, K, P> Retry<S, K, P> {
     /// The policy.
     pub fn policy(&self) -> &RetryPolicy<K, P> {
-        self.handles.policy()
+        &self.locals.policy
     }
 
     /// The inner service.
@@ -113,7 +118,7 @@ impl<S, K, P> Retry<S, K, P> {
 impl<S: Clone, K, P> Clone for Retry<S, K, P> {
     fn clone(&self) -> Self {
         Retry {
-            handles: self.handles.clone(),
+            locals: self.locals.clone(),
             inner: self.inner.clone(),
         }
     }
@@ -145,13 +150,16 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let handle = self.handles.stripes.local();
+        let handle = self.locals.stripes.local();
         let mut state = RequestState::default();
-        match handle.begin::<Req, S::Response, S::Error>(&mut state, &req) {
+        match handle
+            .shared
+            .begin::<Req, S::Response, S::Error>(&mut state, &req)
+        {
             Some(copy) => {
                 let handle = handle.clone();
                 let future = self.inner.call(req);
-                ResponseFuture::new(future, Some((handle, state, copy, self.inner.clone())))
+                ResponseFuture::new(future, Some((handle, state, copy)))
             }
             None => ResponseFuture::new(self.inner.call(req), None),
         }

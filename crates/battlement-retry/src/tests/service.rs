@@ -129,3 +129,59 @@ fn the_service_and_its_future_are_send() {
     let _enter = rt.enter();
     send_fut(&svc.call(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_does_not_clone_the_inner_service_and_a_retry_clones_it_once() {
+    // Each clone of the inner service would write the reference counts its components share
+    // between cores; tower's `Retry` clones it for every request.
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    struct Counted {
+        clones: Arc<AtomicU32>,
+        calls: Arc<AtomicU32>,
+    }
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.clones.fetch_add(1, SeqCst);
+            Counted {
+                clones: self.clones.clone(),
+                calls: self.calls.clone(),
+            }
+        }
+    }
+    impl Service<u32> for Counted {
+        type Response = u32;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<u32, BoxError>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), BoxError>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, x: u32) -> Self::Future {
+            // Odd requests fail on their first attempt.
+            let n = self.calls.fetch_add(1, SeqCst);
+            std::future::ready(if x % 2 == 1 && n % 2 == 0 {
+                Err(reset(0))
+            } else {
+                Ok(x)
+            })
+        }
+    }
+    let clones = Arc::new(AtomicU32::new(0));
+    let inner = Counted {
+        clones: clones.clone(),
+        calls: Arc::default(),
+    };
+    let policy = RetryPolicy::builder().max_attempts(2).build().unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(policy.into_layer())
+        .service(inner);
+    let made = clones.load(SeqCst);
+    for _ in 0..10 {
+        assert_eq!(svc.ready().await.unwrap().call(2).await.unwrap(), 2);
+    }
+    assert_eq!(clones.load(SeqCst), made, "no clone for a first attempt");
+    assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 1);
+    assert_eq!(clones.load(SeqCst), made + 1, "one clone for the retry");
+}
