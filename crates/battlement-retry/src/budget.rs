@@ -8,7 +8,7 @@ use crate::seq::SeqWords;
 use battlement_core::stripe::{CachePadded, Stripes};
 use battlement_core::ConfigError;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -19,6 +19,11 @@ const WINDOWS: u64 = 10;
 const SLOTS: usize = WINDOWS as usize + 1;
 /// A slot that has never been written.
 const EMPTY: u64 = u64::MAX;
+/// The most deposits a thread makes on one reading of the clock.
+const MAX_BATCH: u32 = 64;
+/// How long a batch of deposits on one reading of the clock should last, at most (in
+/// nanoseconds): a thousandth of the shortest window (100 ms).
+const BATCH_SPAN: u64 = 100_000;
 
 /// A retry budget: every request deposits, every retry withdraws, and a retry is allowed while
 /// the deposits of the last `ttl` (plus a reserve of `min_per_sec` per second) cover it.
@@ -31,6 +36,15 @@ const EMPTY: u64 = u64::MAX;
 /// counter; this one adds to a slot of the calling thread's own stripe (cache-line padded), so
 /// requests on different threads write different cache lines and nothing waits. A withdrawal,
 /// which only a retry makes, sums the stripes.
+///
+/// Reading the clock is most of a deposit's cost, so a thread that deposits often reads it
+/// once per batch of deposits: the batch doubles (up to 64) while a batch lasts under 50 µs
+/// and halves when it lasts over 100 µs, so a deposit is counted in the window of a clock
+/// reading at most about 100 µs old (a window is at least 100 ms). When traffic stops in the
+/// middle of a batch, the rest of that batch (at most 63 deposits per thread) may later count in
+/// the window the batch began in: earlier, never later, so the budget may allow fewer retries,
+/// never more. A clock that does not move between readings (tokio's paused clock) keeps the
+/// batch at one: every deposit reads it.
 ///
 /// Like tower's, it is approximate under concurrency: two retries racing for the last token
 /// may both get it, and an amount added to a stripe just as another thread opens a new window
@@ -56,8 +70,11 @@ const EMPTY: u64 = u64::MAX;
 /// # }
 /// ```
 pub struct RetryBudget {
-    /// Each thread's slots: the current window and the [`WINDOWS`] before it.
-    stripes: Stripes<CachePadded<[Slot; SLOTS]>>,
+    /// Each thread's slots and clock cache; a thread writes only its own stripe, with plain
+    /// loads and stores.
+    stripes: Stripes<CachePadded<Stripe>>,
+    /// The slots of threads without a stripe of their own, written with atomic additions.
+    overflow: CachePadded<[Slot; SLOTS]>,
     origin: Instant,
     /// The window's length and a shift, both in nanoseconds: the window `now` falls in is
     /// `(now - origin + shift) / window`. A reload that changes the ttl sets both at once, the
@@ -89,19 +106,100 @@ struct Slot {
     amount: AtomicI64,
 }
 
+impl Slot {
+    fn empty() -> Self {
+        Slot {
+            epoch: AtomicU64::new(EMPTY),
+            amount: AtomicI64::new(0),
+        }
+    }
+}
+
+/// One thread's slots (the current window and the [`WINDOWS`] before it) and its reading of
+/// the clock, which its next deposits reuse.
+struct Stripe {
+    slots: [Slot; SLOTS],
+    /// The window of the latest reading.
+    epoch: AtomicU64,
+    /// When the latest reading was (nanoseconds since the budget's origin).
+    read_at: AtomicU64,
+    /// Deposits that may still use it.
+    left: AtomicU32,
+    /// Deposits per reading.
+    batch: AtomicU32,
+}
+
+/// Adds `amount` to window `epoch` in `slots`, which the calling thread alone writes: plain
+/// loads and stores.
+#[inline]
+fn add_owned(slots: &[Slot; SLOTS], amount: i64, epoch: u64) {
+    let slot = &slots[(epoch % SLOTS as u64) as usize];
+    let held = slot.epoch.load(Relaxed);
+    if held == epoch {
+        slot.amount
+            .store(slot.amount.load(Relaxed) + amount, Relaxed);
+    } else if held == EMPTY || held < epoch {
+        // The slot's window has aged out: this is the first amount of the new one.
+        slot.amount.store(amount, Relaxed);
+        slot.epoch.store(epoch, Relaxed);
+    }
+    // Otherwise `epoch` has left the ring (a later window holds the slot): it no longer counts.
+}
+
+/// Adds `amount` to window `epoch` in `slots`, which other threads write too.
+fn add_shared(slots: &[Slot; SLOTS], amount: i64, epoch: u64) {
+    let slot = &slots[(epoch % SLOTS as u64) as usize];
+    let held = slot.epoch.load(Relaxed);
+    if held != EMPTY && held > epoch {
+        // The time was read before another thread moved the slot on to a later window:
+        // `epoch` has left the ring, so its amount no longer counts.
+        return;
+    }
+    if held != epoch {
+        // The slot holds a window that has aged out: this is the first write of the new
+        // one. Take the old amount out, rather than overwrite it, so that an amount another
+        // thread adds for the new window meanwhile is kept.
+        let stale = slot.amount.load(Relaxed);
+        if slot
+            .epoch
+            .compare_exchange(held, epoch, Relaxed, Relaxed)
+            .is_ok()
+        {
+            slot.amount.fetch_sub(stale, Relaxed);
+        }
+    }
+    slot.amount.fetch_add(amount, Relaxed);
+}
+
 impl RetryBudget {
     /// A budget allowing `ratio` retries per request (`0.0 ..= 1000.0`) plus `min_per_sec`
     /// retries per second, deposits counting for `ttl` (`1 s ..= 60 s`).
     pub fn new(ttl: Duration, min_per_sec: u32, ratio: f32) -> Result<Self, ConfigError> {
+        Self::with_stripes(
+            battlement_core::stripe::stripe_count(),
+            ttl,
+            min_per_sec,
+            ratio,
+        )
+    }
+
+    fn with_stripes(
+        stripes: usize,
+        ttl: Duration,
+        min_per_sec: u32,
+        ratio: f32,
+    ) -> Result<Self, ConfigError> {
         Self::check(ttl, min_per_sec, ratio)?;
         let (reserve, deposit_amount, withdraw_amount) = amounts(ttl, min_per_sec, ratio);
         Ok(RetryBudget {
-            stripes: Stripes::new(|_| {
-                std::array::from_fn(|_| Slot {
-                    epoch: AtomicU64::new(EMPTY),
-                    amount: AtomicI64::new(0),
-                })
+            stripes: Stripes::with_count(stripes, |_| Stripe {
+                slots: std::array::from_fn(|_| Slot::empty()),
+                epoch: AtomicU64::new(0),
+                read_at: AtomicU64::new(0),
+                left: AtomicU32::new(0),
+                batch: AtomicU32::new(1),
             }),
+            overflow: CachePadded::new(std::array::from_fn(|_| Slot::empty())),
             origin: Instant::now(),
             clock: SeqWords::new([(ttl.as_nanos() / u128::from(WINDOWS)) as u64, 0]),
             reserve: AtomicI64::new(reserve),
@@ -168,41 +266,72 @@ impl RetryBudget {
     /// The window `now` falls in.
     #[inline]
     fn epoch(&self) -> u64 {
-        let [window, shift] = self.clock.read();
-        self.elapsed_nanos().saturating_add(shift) / window
+        self.epoch_at(self.elapsed_nanos())
     }
 
-    /// Adds `amount` to window `epoch` in this thread's stripe.
+    #[inline]
+    fn epoch_at(&self, elapsed: u64) -> u64 {
+        let [window, shift] = self.clock.read();
+        elapsed.saturating_add(shift) / window
+    }
+
+    /// Adds `amount` to window `epoch` in this thread's stripe (or the overflow slots).
     #[inline]
     fn add(&self, amount: i64, epoch: u64) {
-        let slot = &self.stripes.local()[(epoch % SLOTS as u64) as usize];
-        let held = slot.epoch.load(Relaxed);
-        if held != EMPTY && held > epoch {
-            // The time was read before another thread moved the slot on to a later window:
-            // `epoch` has left the ring, so its amount no longer counts.
-            return;
+        match self.stripes.owned() {
+            Some(stripe) => add_owned(&stripe.slots, amount, epoch),
+            None => add_shared(&self.overflow, amount, epoch),
         }
-        if held != epoch {
-            // The slot holds a window that has aged out: this is the first write of the new
-            // one. Take the old amount out, rather than overwrite it, so that an amount another
-            // thread adds for the new window meanwhile is kept.
-            let stale = slot.amount.load(Relaxed);
-            if slot
-                .epoch
-                .compare_exchange(held, epoch, Relaxed, Relaxed)
-                .is_ok()
-            {
-                slot.amount.fetch_sub(stale, Relaxed);
-            }
+    }
+
+    /// A deposit of `amount`, in the window of this thread's latest reading of the clock while
+    /// its batch lasts (see the type's documentation).
+    #[inline]
+    fn deposit_amount(&self, amount: i64) {
+        let Some(stripe) = self.stripes.owned() else {
+            return add_shared(&self.overflow, amount, self.epoch());
+        };
+        let left = stripe.left.load(Relaxed);
+        if left > 0 {
+            stripe.left.store(left - 1, Relaxed);
+            add_owned(&stripe.slots, amount, stripe.epoch.load(Relaxed));
+        } else {
+            self.read_clock(stripe, amount);
         }
-        slot.amount.fetch_add(amount, Relaxed);
+    }
+
+    /// Reads the clock for a new batch of this thread's deposits, sizes the batch by how long
+    /// the last one lasted, and deposits `amount`.
+    #[cold]
+    #[inline(never)]
+    fn read_clock(&self, stripe: &Stripe, amount: i64) {
+        let now = self.elapsed_nanos();
+        let lasted = now.saturating_sub(stripe.read_at.load(Relaxed));
+        let batch = stripe.batch.load(Relaxed);
+        let batch = if lasted == 0 {
+            // A clock that did not move (paused): no batching.
+            1
+        } else if lasted < BATCH_SPAN / 2 {
+            (batch * 2).min(MAX_BATCH)
+        } else if lasted > BATCH_SPAN {
+            (batch / 2).max(1)
+        } else {
+            batch
+        };
+        let epoch = self.epoch_at(now);
+        stripe.batch.store(batch, Relaxed);
+        stripe.read_at.store(now, Relaxed);
+        stripe.epoch.store(epoch, Relaxed);
+        stripe.left.store(batch - 1, Relaxed);
+        add_owned(&stripe.slots, amount, epoch);
     }
 
     /// The deposits of the current window and the [`WINDOWS`] before it, plus the reserve.
     fn balance(&self, epoch: u64) -> i64 {
         let oldest = epoch.saturating_sub(WINDOWS);
         let mut sum = self.reserve.load(Relaxed);
-        for stripe in self.stripes.iter() {
+        let slots = self.stripes.iter().map(|s| &s.slots);
+        for stripe in slots.chain([&*self.overflow]) {
             for slot in stripe.iter() {
                 let e = slot.epoch.load(Relaxed);
                 if e != EMPTY && (oldest..=epoch).contains(&e) {
@@ -220,7 +349,7 @@ impl Budget for RetryBudget {
         // With no ratio, deposits earn nothing: skip the clock too.
         let amount = self.deposit_amount.load(Relaxed);
         if amount != 0 {
-            self.add(amount, self.epoch());
+            self.deposit_amount(amount);
         }
     }
 
@@ -238,6 +367,9 @@ impl Budget for RetryBudget {
 
 /// The budget a policy consults: its own [`RetryBudget`] (which a reload may retune, turn on
 /// or off), or a custom one fixed at build.
+// One per policy, inside its shared state: the own budget's inline overflow slots cost nothing
+// worth a box (which would put a pointer on every deposit's path).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum BudgetSlot {
     Own {
         budget: RetryBudget,
@@ -382,6 +514,43 @@ mod tests {
         assert!(b.withdraw(), "still within the ttl and the current window");
         tokio::time::advance(Duration::from_millis(200)).await;
         assert!(!b.withdraw(), "aged out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_paused_clock_every_deposit_reads_it() {
+        let b = RetryBudget::new(Duration::from_secs(1), 0, 1.0).unwrap();
+        for _ in 0..100 {
+            b.deposit();
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Batched, this deposit would count in the window of the reading before the advance,
+        // which has aged out.
+        b.deposit();
+        assert!(b.withdraw(), "the deposit after the advance counts");
+        assert!(!b.withdraw(), "the ones before it have aged out");
+    }
+
+    #[test]
+    fn a_thread_depositing_often_reads_the_clock_once_per_batch() {
+        // As many stripes as there can be: the thread below owns one.
+        let stripes = battlement_core::stripe::MAX_STRIPES;
+        let b = RetryBudget::with_stripes(stripes, Duration::from_secs(60), 0, 1.0).unwrap();
+        let batch = std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                b.deposit();
+            }
+            let allowed = (0..20_001).take_while(|_| b.withdraw()).count();
+            (b.stripes.owned().map(|s| s.batch.load(Relaxed)), allowed)
+        })
+        .join()
+        .unwrap();
+        // Each batch of up to 64 deposits takes far less than the 50 µs after which it stops
+        // growing, unless the thread was preempted in the middle of it.
+        let (Some(size), _) = batch else {
+            panic!("the thread owns a stripe");
+        };
+        assert!(size > 1, "batch {size}");
+        assert_eq!(batch.1, 20_000, "every deposit counts, batched or not");
     }
 
     #[test]
