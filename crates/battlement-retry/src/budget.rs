@@ -8,7 +8,10 @@ use crate::seq::SeqWords;
 use battlement_core::stripe::{CachePadded, Stripes};
 use battlement_core::ConfigError;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI64, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -100,17 +103,18 @@ fn amounts(ttl: Duration, min_per_sec: u32, ratio: f32) -> (i64, i64, i64) {
     (reserve, deposit_amount, withdraw_amount)
 }
 
-/// The net deposits of one window (`epoch`) on one stripe.
+/// The net deposits of one window (`epoch`) on one stripe. Its atomics are loom's in a model
+/// check (`loom_tests` below).
 struct Slot {
-    epoch: AtomicU64,
-    amount: AtomicI64,
+    epoch: battlement_core::sync::AtomicU64,
+    amount: battlement_core::sync::AtomicI64,
 }
 
 impl Slot {
     fn empty() -> Self {
         Slot {
-            epoch: AtomicU64::new(EMPTY),
-            amount: AtomicI64::new(0),
+            epoch: battlement_core::sync::AtomicU64::new(EMPTY),
+            amount: battlement_core::sync::AtomicI64::new(0),
         }
     }
 }
@@ -139,9 +143,11 @@ fn add_owned(slots: &[Slot; SLOTS], amount: i64, epoch: u64) {
         slot.amount
             .store(slot.amount.load(Relaxed) + amount, Relaxed);
     } else if held == EMPTY || held < epoch {
-        // The slot's window has aged out: this is the first amount of the new one.
+        // The slot's window has aged out: this is the first amount of the new one. Released
+        // after it, so a reader that sees the new window sees the new amount (or a later one),
+        // never the old window's.
         slot.amount.store(amount, Relaxed);
-        slot.epoch.store(epoch, Relaxed);
+        slot.epoch.store(epoch, Release);
     }
     // Otherwise `epoch` has left the ring (a later window holds the slot): it no longer counts.
 }
@@ -333,7 +339,7 @@ impl RetryBudget {
         let slots = self.stripes.iter().map(|s| &s.slots);
         for stripe in slots.chain([&*self.overflow]) {
             for slot in stripe.iter() {
-                let e = slot.epoch.load(Relaxed);
+                let e = slot.epoch.load(Acquire);
                 if e != EMPTY && (oldest..=epoch).contains(&e) {
                     sum = sum.saturating_add(slot.amount.load(Relaxed));
                 }
@@ -464,7 +470,80 @@ impl fmt::Debug for RetryBudget {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The slots' accounting under every interleaving loom finds: a thread's own slots (plain
+    //! stores, one writer, readers alongside) and the shared overflow slots (atomic additions
+    //! and the compare-and-swap that moves a slot on to a new window).
+    use super::*;
+    use loom::thread;
+    use std::sync::Arc;
+
+    fn slots(epoch: u64, amount: i64) -> Arc<[Slot; SLOTS]> {
+        let slots: [Slot; SLOTS] = std::array::from_fn(|_| Slot::empty());
+        slots[0].epoch.store(epoch, Relaxed);
+        slots[0].amount.store(amount, Relaxed);
+        Arc::new(slots)
+    }
+
+    #[test]
+    fn loom_a_reader_never_counts_an_old_windows_amount_in_the_new_one() {
+        loom::model(|| {
+            // Window 0 holds 2; the owner adds 1 to window 11, which takes over slot 0.
+            let s = slots(0, 2);
+            let owner = {
+                let s = s.clone();
+                thread::spawn(move || add_owned(&s, 1, 11))
+            };
+            let e = s[0].epoch.load(Acquire);
+            let a = s[0].amount.load(Relaxed);
+            match e {
+                0 => assert!(a == 2 || a == 1, "window 0 read {a}"),
+                11 => assert_eq!(a, 1, "window 11 read the old amount"),
+                e => panic!("epoch {e}"),
+            }
+            owner.join().unwrap();
+            assert_eq!(s[0].epoch.load(Relaxed), 11);
+            assert_eq!(s[0].amount.load(Relaxed), 1);
+        });
+    }
+
+    #[test]
+    fn loom_two_threads_moving_a_shared_slot_on_take_the_old_amount_out_once() {
+        loom::model(|| {
+            let s = slots(0, 5);
+            let t = {
+                let s = s.clone();
+                thread::spawn(move || add_shared(&s, 1, 11))
+            };
+            add_shared(&s, 1, 11);
+            t.join().unwrap();
+            assert_eq!(s[0].epoch.load(Relaxed), 11);
+            assert_eq!(s[0].amount.load(Relaxed), 2);
+        });
+    }
+
+    #[test]
+    fn loom_an_add_to_the_old_window_is_dropped_or_moved_never_lost_twice() {
+        loom::model(|| {
+            // One thread adds to window 0 while another moves the slot on to window 11: the
+            // first amount ends up dropped (it came too late) or counted in window 11, and the
+            // old window's 5 is taken out exactly once.
+            let s = slots(0, 5);
+            let t = {
+                let s = s.clone();
+                thread::spawn(move || add_shared(&s, 1, 0))
+            };
+            add_shared(&s, 1, 11);
+            t.join().unwrap();
+            assert_eq!(s[0].epoch.load(Relaxed), 11);
+            let a = s[0].amount.load(Relaxed);
+            assert!(a == 1 || a == 2, "window 11 holds {a}");
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use tower::retry::budget::TpsBudget;
