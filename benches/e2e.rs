@@ -281,13 +281,13 @@ fn main() {
         quantile(&control, 0.25) * 100.0,
         quantile(&control, 0.75) * 100.0,
     );
-    for i in [3, 4] {
-        let ratio = median(&ratios(i));
+    // Issue 17's targets: 96.5 % with `Router::layer`, 98 % around the router.
+    for (i, target) in [(3, 96.5), (4, 98.0)] {
+        let ratio = median(&ratios(i)) * 100.0;
         println!(
-            "Target: {} >= 95 % of bare requests/s (median ratio): {:.1} % -> {}",
+            "Target: {} >= {target} % of bare requests/s (median ratio): {ratio:.1} % -> {}",
             servers[i].0,
-            ratio * 100.0,
-            if ratio >= 0.95 { "met" } else { "MISSED" }
+            if ratio >= target { "met" } else { "MISSED" }
         );
     }
 }

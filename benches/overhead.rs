@@ -485,6 +485,16 @@ fn print_targets(results: &BTreeMap<(String, String), f64>, bare: Option<f64>) {
             );
         }
     }
+    // Issue 17: a first attempt's cost over the bare service, without and with a budget.
+    for (group, limit) in [("retry", 3.0), ("retry_budget", 15.0)] {
+        if let (Some(ours), Some(b)) = (get(group, "battlement"), bare) {
+            println!(
+                "- {group}, first attempt ok, <= {limit} ns over bare: {:+.1} ns -> {}",
+                ours - b,
+                verdict(ours - b <= limit)
+            );
+        }
+    }
     if let (Some(ours), Some(b)) = (get("stack", "battlement"), bare) {
         println!(
             "- full stack <= 200 ns over bare: {:+.1} ns -> {}",
