@@ -718,13 +718,8 @@ impl ResilienceStack {
             Some(_) => Some(resilience.timeout(name)?),
             None => None,
         };
-        let total_timeout = match &instance.total_timeout {
-            Some(settings) => Some(
-                settings
-                    .layer(&format!("{name}-total"))
-                    .map_err(crate::config::ResilienceError::Build)?
-                    .scope(crate::core::error::TimeoutScope::Total),
-            ),
+        let total_timeout = match instance.total_timeout {
+            Some(_) => Some(resilience.total_timeout(name)?),
             None => None,
         };
         Ok(ResilienceStack {

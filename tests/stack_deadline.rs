@@ -209,3 +209,45 @@ fn a_configured_attempt_timeout_longer_than_the_total_is_refused() {
     assert_eq!(problem.key(), "instances.search.timeout.limit");
     assert!(problem.to_string().contains("total timeout"), "{problem}");
 }
+
+/// A reload changes the total timeout of a stack built with `from_config`: the stack's layer is
+/// the registry's `total_timeout`, and the reload reports it under its own name.
+#[tokio::test(start_paused = true)]
+async fn a_reload_changes_the_configured_total_timeout() {
+    use battlement::config::{Configuration, Resilience};
+    use battlement::core::ComponentKind;
+    let config = |total: &str| {
+        Configuration::from_toml(&format!(
+            r#"
+            [instances.search]
+            retry = {{ max_attempts = 10, backoff = "fixed", backoff_base = "100ms" }}
+            timeout = {{ limit = "1s" }}
+            total_timeout = {{ limit = "{total}" }}
+            "#
+        ))
+        .unwrap()
+    };
+    let resilience = Resilience::new(config("3s"));
+    let svc = ResilienceStack::from_config(&resilience, "search")
+        .unwrap()
+        .build()
+        .unwrap()
+        .layer(service_fn(|_: http::Request<()>| {
+            std::future::pending::<Result<http::Response<()>, BoxError>>()
+        }));
+    let total = resilience.total_timeout("search").unwrap();
+    assert_eq!(total.limit(), Duration::from_secs(3));
+
+    let report = resilience.reload(config("5s")).unwrap();
+    assert!(
+        report
+            .applied
+            .contains(&(ComponentKind::Timeout, "search-total".to_owned())),
+        "{report:?}"
+    );
+    assert_eq!(total.limit(), Duration::from_secs(5));
+    let start = Instant::now();
+    let err = svc.oneshot(http::Request::new(())).await.unwrap_err();
+    assert_eq!(elapsed(&err), (TimeoutScope::Total, Duration::from_secs(5)));
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}

@@ -108,6 +108,8 @@ pub(crate) struct Inner {
     pub(crate) bulkheads: Handles<Bulkhead>,
     pub(crate) retries: Handles<RetryPolicy>,
     pub(crate) timeouts: Handles<TimeoutLayer>,
+    /// The instances' total timeouts (`total_timeout`), by instance name.
+    pub(crate) total_timeouts: Handles<TimeoutLayer>,
     pub(crate) hedges: Handles<HedgeLayer>,
     pub(crate) kill_switches: Handles<KillSwitch>,
     pub(crate) rate_limits: Handles<RateLimitHandle>,
@@ -206,6 +208,7 @@ impl fmt::Debug for Resilience {
             .field("bulkheads", &names_of(&self.inner.bulkheads))
             .field("retries", &names_of(&self.inner.retries))
             .field("timeouts", &names_of(&self.inner.timeouts))
+            .field("total_timeouts", &names_of(&self.inner.total_timeouts))
             .field("hedges", &names_of(&self.inner.hedges))
             .field("kill_switches", &names_of(&self.inner.kill_switches))
             .field("rate_limits", &names_of(&self.inner.rate_limits))
@@ -310,6 +313,7 @@ impl ResilienceBuilder {
                 bulkheads: RwLock::default(),
                 retries: RwLock::default(),
                 timeouts: RwLock::default(),
+                total_timeouts: RwLock::default(),
                 hedges: RwLock::default(),
                 kill_switches: RwLock::default(),
                 rate_limits: RwLock::default(),
@@ -533,6 +537,46 @@ impl Resilience {
                 b = b.registry(health);
             }
             Ok(b.build()?)
+        })
+    }
+
+    /// The total timeout of instance `name` (its `total_timeout` section), built on first use:
+    /// a timeout named `{name}-total` whose [`Elapsed`](battlement_timeout::Elapsed) errors
+    /// have the scope [`Total`](battlement_core::error::TimeoutScope::Total), meant outside the
+    /// retry (as [`ResilienceStack::from_config`] puts it). A reload changes its limit.
+    ///
+    /// [`ResilienceStack::from_config`]: https://docs.rs/battlement/latest/battlement/struct.ResilienceStack.html#method.from_config
+    ///
+    /// ```
+    /// use battlement_config::{Configuration, Resilience};
+    /// use std::time::Duration;
+    ///
+    /// let config = Configuration::from_toml(r#"
+    /// [instances.payments]
+    /// total_timeout = { limit = "2s" }
+    /// "#).unwrap();
+    /// let resilience = Resilience::new(config);
+    /// let total = resilience.total_timeout("payments").unwrap();
+    /// assert_eq!(total.limit(), Duration::from_secs(2));
+    /// resilience.reload(Configuration::from_toml(r#"
+    /// [instances.payments]
+    /// total_timeout = { limit = "3s" }
+    /// "#).unwrap()).unwrap();
+    /// assert_eq!(total.limit(), Duration::from_secs(3));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An unknown name (unless allowed), no limit set, or a registration error.
+    pub fn total_timeout(&self, name: &str) -> Result<TimeoutLayer, ResilienceError> {
+        get_or_create(&self.inner.total_timeouts, name, || {
+            let s = self.settings(ComponentKind::Timeout, name, |i| i.total_timeout.as_ref())?;
+            let mut b = s.builder(&format!("{name}-total"))?;
+            if let Some(health) = &self.inner.health {
+                b = b.registry(health);
+            }
+            Ok(b.build()?
+                .scope(battlement_core::error::TimeoutScope::Total))
         })
     }
 

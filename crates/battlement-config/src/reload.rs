@@ -247,7 +247,8 @@ impl Resilience {
     ///    problem refuses the whole reload ([`ReloadError`]), which counts as `refused`.
     /// 2. Application: each live component takes its new settings through its own `reload`
     ///    ([`CircuitBreaker::reload`], [`Bulkhead::reload`], [`RetryPolicy::reload`],
-    ///    [`TimeoutLayer::reload`](battlement_timeout::TimeoutLayer::reload),
+    ///    [`TimeoutLayer::reload`](battlement_timeout::TimeoutLayer::reload) for the
+    ///    attempt and the [total](Resilience::total_timeout) timeouts,
     ///    [`HedgeLayer::reload`]; their docs say what each keeps), and `new` becomes the
     ///    configuration components created later are built from. No call in flight is
     ///    dropped or failed. It counts as `applied`.
@@ -288,6 +289,7 @@ impl Resilience {
         let bulkheads = read(&inner.bulkheads);
         let retries = read(&inner.retries);
         let timeouts = read(&inner.timeouts);
+        let total_timeouts = read(&inner.total_timeouts);
         let hedges = read(&inner.hedges);
         let kill_switches = read(&inner.kill_switches);
         let rate_limits = read(&inner.rate_limits);
@@ -362,6 +364,28 @@ impl Resilience {
                 Ok(Box::new(move || h.reload(&b)))
             },
         );
+        let (applied, kept) = (plan.report.applied.len(), plan.report.kept.len());
+        plan.kind(
+            &total_timeouts,
+            ComponentKind::Timeout,
+            "total_timeout",
+            |i| i.total_timeout.as_ref(),
+            TimeoutSettings::key_of,
+            |h: &battlement_timeout::TimeoutLayer, name, s: &TimeoutSettings| {
+                let b = s.builder(&format!("{name}-total"))?;
+                b.validate()?;
+                let h = h.clone();
+                Ok(Box::new(move || h.reload(&b)))
+            },
+        );
+        // Reported under the component's own name, as `components` lists it.
+        let report = &mut plan.report;
+        for (_, name) in report.applied[applied..]
+            .iter_mut()
+            .chain(report.kept[kept..].iter_mut())
+        {
+            name.push_str("-total");
+        }
         plan.kind(
             &hedges,
             ComponentKind::Hedge,
@@ -451,6 +475,7 @@ impl Resilience {
             bulkheads,
             retries,
             timeouts,
+            total_timeouts,
             hedges,
             kill_switches,
             rate_limits,
@@ -514,6 +539,13 @@ impl Resilience {
         add(ComponentKind::Bulkhead, names_of(&inner.bulkheads));
         add(ComponentKind::Retry, names_of(&inner.retries));
         add(ComponentKind::Timeout, names_of(&inner.timeouts));
+        add(
+            ComponentKind::Timeout,
+            names_of(&inner.total_timeouts)
+                .into_iter()
+                .map(|n| format!("{n}-total"))
+                .collect(),
+        );
         add(ComponentKind::Hedge, names_of(&inner.hedges));
         add(ComponentKind::KillSwitch, names_of(&inner.kill_switches));
         add(ComponentKind::RateLimit, names_of(&inner.rate_limits));
