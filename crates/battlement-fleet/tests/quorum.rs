@@ -92,7 +92,20 @@ async fn with_a_quorum_of_two_one_open_replica_does_not_open_the_others_and_a_se
         "c opens on the quorum: {:?}",
         c.shared.view()
     );
-    // c's opening is the quorum's, not its own finding: it does not count as a third.
+    // c's opening is the quorum's, not its own finding: it does not count as a third. Its
+    // view shows its own new state once its next announcement is read back, so wait for that.
+    let announced = || {
+        c.shared
+            .view()
+            .replicas
+            .iter()
+            .any(|r| r.replica == "c" && r.state == "open")
+    };
+    assert!(
+        until(Duration::from_secs(2), announced).await,
+        "c's view shows it open: {:?}",
+        c.shared.view()
+    );
     let view = c.shared.view();
     assert_eq!(view.open(), 2, "{view:?}");
     let mine = view.replicas.iter().find(|r| r.replica == "c").unwrap();
