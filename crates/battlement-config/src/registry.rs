@@ -543,9 +543,8 @@ impl Resilience {
     /// The total timeout of instance `name` (its `total_timeout` section), built on first use:
     /// a timeout named `{name}-total` whose [`Elapsed`](battlement_timeout::Elapsed) errors
     /// have the scope [`Total`](battlement_core::error::TimeoutScope::Total), meant outside the
-    /// retry (as [`ResilienceStack::from_config`] puts it). A reload changes its limit.
-    ///
-    /// [`ResilienceStack::from_config`]: https://docs.rs/battlement/latest/battlement/struct.ResilienceStack.html#method.from_config
+    /// retry (as the facade's `ResilienceStack::from_config` puts it). A reload changes its
+    /// limit.
     ///
     /// ```
     /// use battlement_config::{Configuration, Resilience};
