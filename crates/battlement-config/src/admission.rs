@@ -1,7 +1,7 @@
 //! The settings of the admission controls: the rate limiter, the adaptive throttle and the
 //! adaptive concurrency limit.
 
-use crate::settings::merge_fields;
+use crate::settings::{merge_fields, set_fields};
 use battlement_bulkhead::{AdaptiveBuilder, Bulkhead, Limit};
 use battlement_core::ConfigError;
 use battlement_rate_limit::{KeysFull, RateLimitBuilder};
@@ -106,30 +106,18 @@ impl RateLimitSettings {
         if let Some(n) = self.quota {
             b = b.rate(n, self.window.unwrap_or(Duration::from_secs(1)));
         }
-        if let Some(n) = self.burst {
-            b = b.burst(n);
-        }
-        if let Some(d) = self.max_delay {
-            b = b.max_delay(d);
-        }
-        if let Some(n) = self.max_keys {
-            b = b.max_keys(n);
-        }
         if let Some(w) = self.when_full {
             b = b.when_full(w.into());
         }
-        if let Some(d) = self.eviction_interval {
-            b = b.eviction_interval(d);
-        }
-        if let Some(d) = self.rejection_window {
-            b = b.rejection_window(d);
-        }
-        if let Some(on) = self.critical {
-            b = b.critical(on);
-        }
-        if let Some(n) = self.event_capacity {
-            b = b.event_capacity(n);
-        }
+        set_fields!(b, self;
+            burst,
+            max_delay,
+            max_keys,
+            eviction_interval,
+            rejection_window,
+            critical,
+            event_capacity,
+        );
         b
     }
 
@@ -184,21 +172,7 @@ merge_fields!(ThrottleSettings {
 impl ThrottleSettings {
     /// Calls the setters of `builder` for every field that is set.
     pub fn apply(&self, mut b: ThrottleBuilder) -> ThrottleBuilder {
-        if let Some(k) = self.k {
-            b = b.k(k);
-        }
-        if let Some(d) = self.window {
-            b = b.window(d);
-        }
-        if let Some(n) = self.buckets {
-            b = b.buckets(n);
-        }
-        if let Some(on) = self.critical {
-            b = b.critical(on);
-        }
-        if let Some(n) = self.event_capacity {
-            b = b.event_capacity(n);
-        }
+        set_fields!(b, self; k, window, buckets, critical, event_capacity);
         b
     }
 
@@ -337,14 +311,6 @@ merge_fields!(AdaptiveLimitSettings {
     critical,
 });
 
-macro_rules! set {
-    ($b:ident, $self:ident . $field:ident) => {
-        if let Some(v) = $self.$field {
-            $b = $b.$field(v);
-        }
-    };
-}
-
 impl AdaptiveLimitSettings {
     /// The builder of the adaptive limit named `name` with these settings (add a registry and
     /// build, or give it to
@@ -395,46 +361,31 @@ impl AdaptiveLimitSettings {
         }
         macro_rules! bounds {
             ($l:ident) => {{
-                set!($l, self.initial_limit);
-                set!($l, self.min_limit);
-                set!($l, self.max_limit);
+                set_fields!($l, self; initial_limit, min_limit, max_limit);
                 $l
             }};
         }
         let limit: Limit = match algorithm {
             Algorithm::Aimd => {
                 let mut l = Limit::aimd();
-                set!(l, self.backoff_ratio);
-                set!(l, self.timeout);
+                set_fields!(l, self; backoff_ratio, timeout);
                 bounds!(l).into()
             }
             Algorithm::Vegas => {
                 let mut l = Limit::vegas();
-                set!(l, self.alpha);
-                set!(l, self.beta);
-                set!(l, self.threshold);
-                set!(l, self.smoothing);
-                set!(l, self.probe_multiplier);
+                set_fields!(l, self; alpha, beta, threshold, smoothing, probe_multiplier);
                 bounds!(l).into()
             }
             Algorithm::Gradient2 => {
                 let mut l = Limit::gradient2();
-                set!(l, self.smoothing);
-                set!(l, self.queue_size);
-                set!(l, self.long_window);
+                set_fields!(l, self; smoothing, queue_size, long_window);
                 bounds!(l).into()
             }
         };
         let mut bulkhead = Bulkhead::builder(name);
-        set!(bulkhead, self.max_queued);
-        set!(bulkhead, self.max_wait);
-        set!(bulkhead, self.rejection_window);
-        set!(bulkhead, self.critical);
+        set_fields!(bulkhead, self; max_queued, max_wait, rejection_window, critical);
         let mut b = bulkhead.adaptive(limit);
-        set!(b, self.min_window);
-        set!(b, self.max_window);
-        set!(b, self.window_samples);
-        set!(b, self.min_rtt);
+        set_fields!(b, self; min_window, max_window, window_samples, min_rtt);
         Ok(b)
     }
 

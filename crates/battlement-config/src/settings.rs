@@ -30,6 +30,21 @@ macro_rules! merge_fields {
 
 pub(crate) use merge_fields;
 
+/// For each named field that is set, calls the builder's setter of the same name with its
+/// value (the fields are `Option`s of `Copy` values): `set_fields!(b, self; max_wait, critical)`.
+/// A field whose setter is named otherwise or takes more is applied by hand.
+macro_rules! set_fields {
+    ($b:ident, $self:ident; $($field:ident),+ $(,)?) => {
+        $(
+            if let Some(v) = $self.$field {
+                $b = $b.$field(v);
+            }
+        )+
+    };
+}
+
+pub(crate) use set_fields;
+
 /// The sliding window of a breaker: a number of calls (`window = 100`) or a span of time
 /// (`window = "30s"`, kept in `window_buckets` buckets).
 ///
@@ -237,21 +252,13 @@ impl BreakerSettings {
                 self.half_open_successes.unwrap_or(1),
             );
         }
-        if let Some(d) = self.max_half_open {
-            b = b.max_half_open(d);
-        }
-        if let Some(on) = self.record_latency {
-            b = b.record_latency(on);
-        }
-        if let Some(on) = self.count_rejections {
-            b = b.count_rejections(on);
-        }
-        if let Some(on) = self.critical {
-            b = b.critical(on);
-        }
-        if let Some(n) = self.event_capacity {
-            b = b.event_capacity(n);
-        }
+        set_fields!(b, self;
+            max_half_open,
+            record_latency,
+            count_rejections,
+            critical,
+            event_capacity,
+        );
         b
     }
 
@@ -321,21 +328,7 @@ merge_fields!(BulkheadSettings {
 impl BulkheadSettings {
     /// Calls the setters of `builder` for every field that is set.
     pub fn apply(&self, mut b: BulkheadBuilder) -> BulkheadBuilder {
-        if let Some(n) = self.max_concurrent {
-            b = b.max_concurrent(n);
-        }
-        if let Some(n) = self.max_queued {
-            b = b.max_queued(n);
-        }
-        if let Some(d) = self.max_wait {
-            b = b.max_wait(d);
-        }
-        if let Some(d) = self.rejection_window {
-            b = b.rejection_window(d);
-        }
-        if let Some(on) = self.critical {
-            b = b.critical(on);
-        }
+        set_fields!(b, self; max_concurrent, max_queued, max_wait, rejection_window, critical);
         b
     }
 
@@ -491,42 +484,21 @@ macro_rules! apply_retry_settings {
     ($self:ident, $b:ident) => {{
         let mut b = $b;
         let s = $self;
-        if let Some(n) = s.max_attempts {
-            b = b.max_attempts(n);
-        }
-        if let Some(d) = s.time_limit {
-            b = b.time_limit(d);
-        }
+        set_fields!(b, s; max_attempts, time_limit);
         if let Some(backoff) = s.backoff() {
             b = b.backoff(backoff);
         }
         if let Some(JitterSetting(j)) = s.jitter {
             b = b.jitter(j);
         }
-        if let Some(d) = s.min_delay {
-            b = b.min_delay(d);
-        }
-        if let Some(d) = s.max_delay {
-            b = b.max_delay(d);
-        }
-        if let Some(d) = s.max_retry_after {
-            b = b.max_retry_after(d);
-        }
+        set_fields!(b, s; min_delay, max_delay, max_retry_after);
         if s.budget_ratio.is_some() || s.budget_min_per_sec.is_some() {
             b = b.budget(
                 s.budget_ratio.unwrap_or(0.2),
                 s.budget_min_per_sec.unwrap_or(10),
             );
         }
-        if let Some(ttl) = s.budget_ttl {
-            b = b.budget_ttl(ttl);
-        }
-        if let Some(on) = s.retry_rejected {
-            b = b.retry_rejected(on);
-        }
-        if let Some(seed) = s.seed {
-            b = b.seed(seed);
-        }
+        set_fields!(b, s; budget_ttl, retry_rejected, seed);
         b
     }};
 }
@@ -760,33 +732,17 @@ impl HedgeSettings {
             Some(HedgeDelay::Percentile(p)) => b = b.latency_percentile(p),
             None => {}
         }
-        if let Some(n) = self.latency_window {
-            b = b.latency_window(n);
-        }
-        if let Some(n) = self.min_samples {
-            b = b.min_samples(n);
-        }
-        if let Some(d) = self.initial_delay {
-            b = b.initial_delay(d);
-        }
-        if let Some(d) = self.min_delay {
-            b = b.min_delay(d);
-        }
-        if let Some(d) = self.max_delay {
-            b = b.max_delay(d);
-        }
-        if let Some(n) = self.max_attempts {
-            b = b.max_attempts(n);
-        }
-        if let Some(r) = self.budget {
-            b = b.budget(r);
-        }
-        if let Some(n) = self.budget_burst {
-            b = b.budget_burst(n);
-        }
-        if let Some(on) = self.critical {
-            b = b.critical(on);
-        }
+        set_fields!(b, self;
+            latency_window,
+            min_samples,
+            initial_delay,
+            min_delay,
+            max_delay,
+            max_attempts,
+            budget,
+            budget_burst,
+            critical,
+        );
         b
     }
 
@@ -834,12 +790,7 @@ merge_fields!(KillSwitchSettings {
 impl KillSwitchSettings {
     /// Calls the setters of `builder` for every field that is set.
     pub fn apply(&self, mut b: KillSwitchBuilder) -> KillSwitchBuilder {
-        if let Some(on) = self.critical {
-            b = b.critical(on);
-        }
-        if let Some(n) = self.event_capacity {
-            b = b.event_capacity(n);
-        }
+        set_fields!(b, self; critical, event_capacity);
         b
     }
 
