@@ -2,7 +2,7 @@
 //! (with and without their export histograms), an adaptive limit's admitted call, the
 //! timeout layer, the retry policy whose first attempt succeeds, an adaptive throttle's admitted
 //! call, an outlier detector's watched endpoint, and the full recommended stack
-//! composed by the facade's `ResilienceStack`.
+//! composed by the facade's `ResilienceStack` (also behind `PerThread`, cloned per call).
 //!
 //! Each service is driven by hand with `battlement_test_util::calls` (no executor), and after a
 //! warm-up (thread-locals, lazy statics) `CALLS` calls are counted with
@@ -375,6 +375,41 @@ mod stack {
             .build()
             .unwrap();
         assert_eq!(allocations_per_steady_calls(stack.layer(bare())), 0);
+    }
+
+    /// Behind `PerThread`, cloned for every call as a server does: the clone copies a pointer
+    /// and the call goes through the thread's own clone of the stack.
+    #[test]
+    fn the_stack_behind_per_thread_cloned_per_call_allocates_nothing() {
+        use battlement::{PerThread, ResilienceStack};
+
+        let rt = runtime();
+        let _enter = rt.enter();
+        let breaker = battlement_breaker::CircuitBreaker::builder("alloc-per-thread")
+            .build()
+            .unwrap();
+        let bulkhead = battlement_bulkhead::Bulkhead::builder("alloc-per-thread")
+            .build()
+            .unwrap();
+        let stack = ResilienceStack::new()
+            .retry_policy(battlement_retry::RetryPolicy::builder().build().unwrap())
+            .circuit_breaker(&breaker)
+            .bulkhead(&bulkhead)
+            .timeout_per_try(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let svc = PerThread::leak(stack.layer(bare()));
+        let per_call = |_| ();
+        let clone_per_call = || {
+            let mut answered = 0;
+            for _ in 0..CALLS {
+                answered += calls(&mut svc.clone(), 1, per_call).0;
+            }
+            assert_eq!(answered, CALLS);
+        };
+        clone_per_call(); // warm-up: this thread's clone of the stack
+        assert_eq!(allocations(clone_per_call), 0);
+        assert_eq!(breaker.metrics().successes, 2 * CALLS);
     }
 }
 
