@@ -33,6 +33,12 @@
 //! actual retry. The `retry` rows show the retry alone over the bare service, and
 //! `retry→breaker` ours in front of our breaker (the start of the recommended stack).
 //!
+//! Rows marked `cloned per call` drive the service as hyper-util's `TowerToHyperService` and
+//! axum's routes do: each call clones the service and `oneshot`s the clone, so every handle the
+//! service holds (a breaker's, a bulkhead's, a retry's) is cloned and dropped once per call. The
+//! `battlement, PerThread` row wraps our stack in `battlement::PerThread`, whose clones are
+//! pointer copies and whose calls go through the calling thread's own clone of the stack.
+//!
 //! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
 //! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared
 //! breaker handle; tower's `ConcurrencyLimit` clones share one semaphore.
@@ -312,7 +318,59 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
             .layer(common::tr_timeout())
             .service(common::bare()),
     ));
+    v.push(subject(
+        rt,
+        "full stack, cloned per call",
+        "battlement",
+        ClonePerCall(common::ours_stack().layer(common::bare())),
+    ));
+    v.push(subject(
+        rt,
+        "full stack, cloned per call",
+        "battlement, PerThread",
+        ClonePerCall(battlement::PerThread::leak(
+            common::ours_stack().layer(common::bare()),
+        )),
+    ));
+    v.push(subject(
+        rt,
+        "full stack, cloned per call",
+        "tower-resilience",
+        ClonePerCall(
+            tower::ServiceBuilder::new()
+                .layer(common::tr_retry(true))
+                .layer(common::tr_breaker(Window::Count))
+                .layer(common::tr_bulkhead())
+                .layer(common::tr_timeout())
+                .service(common::bare()),
+        ),
+    ));
     v
+}
+
+/// Each call clones the service and sends the request through the clone (`oneshot`), as
+/// hyper-util's `TowerToHyperService` and axum's routes do per request.
+#[derive(Clone)]
+struct ClonePerCall<S>(S);
+
+impl<S, Req> Service<Req> for ClonePerCall<S>
+where
+    S: Service<Req> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tower::util::Oneshot<S, Req>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        self.0.clone().oneshot(req)
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -459,6 +517,18 @@ fn main() {
             "Target: shared {kind}, 2 tasks >= 1.5x 1 task: {:.2}x -> {}",
             two / one,
             if ok { "met" } else { "MISSED" }
+        );
+    }
+    // Not a target of the issue: how the stack scales when a server clones it per request.
+    let ratio = |name: &str| {
+        let i = subjects
+            .iter()
+            .position(|s| s.kind == "full stack, cloned per call" && s.name == name)?;
+        Some(median(samples[i][1].clone()) / median(samples[i][0].clone()))
+    };
+    if let (Some(plain), Some(per_thread)) = (ratio("battlement"), ratio("battlement, PerThread")) {
+        println!(
+            "Full stack cloned per call, 2 tasks vs 1: {plain:.2}x as it is, {per_thread:.2}x behind PerThread"
         );
     }
 }
