@@ -13,8 +13,9 @@ use tower::{Service, ServiceExt};
 use battlement_core::stripe::{CachePadded, Stripes, MAX_STRIPES};
 
 /// A service that keeps one clone of `S` per thread and sends each call through the calling
-/// thread's, so that cloning it, as hyper's `TowerToHyperService` and tonic's clients do for
-/// every request, copies a pointer instead of cloning `S`.
+/// thread's, so that cloning it, as hyper-util's `TowerToHyperService` (and so `axum::serve`)
+/// does for every request and as tasks sharing a client do, copies a pointer instead of
+/// cloning `S`.
 ///
 /// Cloning a battlement stack clones each layer's handle (the breaker's, the bulkhead's, the
 /// retry's, the timeout's): an increment and a decrement of reference counts that every core's
