@@ -64,6 +64,7 @@ pub mod event;
 pub mod export;
 #[cfg(feature = "grpc")]
 mod grpc;
+pub mod handle;
 #[cfg(feature = "http")]
 mod http;
 pub mod observe;

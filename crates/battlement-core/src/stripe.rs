@@ -398,6 +398,129 @@ impl fmt::Debug for StripedCounter {
     }
 }
 
+/// A shared value's per-thread handles, as a circuit breaker or a bulkhead keeps them: one
+/// [`Arc`] per stripe of threads, so that a call takes its thread's handle (a reference count on
+/// a cache line no other core writes) instead of the value's own.
+///
+/// The list of shards is itself shared by every clone of the handle: cloning a handle counts
+/// a reference on it, a word every core's clones write. [`leak`](Self::leak) keeps the list
+/// for the rest of the program, and clones of a leaked `Shards` copy a pointer instead.
+///
+/// ```
+/// use battlement_core::stripe::Shards;
+///
+/// let shards = Shards::new(|index| index * 10);
+/// let call = shards.local(); // the calling thread's shard, counted on its own line
+/// assert_eq!(**call % 10, 0);
+/// assert!(shards.is_shared());
+/// drop(call);
+/// assert!(!shards.is_shared());
+///
+/// let leaked = shards.leak();
+/// let references = leaked.references();
+/// let clone = leaked.clone(); // a pointer copy
+/// assert_eq!(leaked.references(), references);
+/// assert!(clone.is_leaked() && clone.is_shared());
+/// ```
+pub struct Shards<T: 'static>(ShardsRepr<T>);
+
+enum ShardsRepr<T: 'static> {
+    Counted(Arc<[Arc<CachePadded<T>>]>),
+    Leaked(&'static [Arc<CachePadded<T>>]),
+}
+
+impl<T> Shards<T> {
+    /// [`stripe_count`] shards, shard `i` made by `init(i)`.
+    pub fn new(init: impl FnMut(usize) -> T) -> Self {
+        Self::with_count(stripe_count(), init)
+    }
+
+    /// `count` shards (at least one), shard `i` made by `init(i)`.
+    pub fn with_count(count: usize, mut init: impl FnMut(usize) -> T) -> Self {
+        Shards(ShardsRepr::Counted(
+            (0..count.max(1))
+                .map(|i| Arc::new(CachePadded::new(init(i))))
+                .collect(),
+        ))
+    }
+
+    /// Every shard, in index order.
+    #[inline]
+    pub fn all(&self) -> &[Arc<CachePadded<T>>] {
+        match &self.0 {
+            ShardsRepr::Counted(shards) => shards,
+            ShardsRepr::Leaked(shards) => shards,
+        }
+    }
+
+    /// A reference to the calling thread's shard, for a call's future to keep.
+    #[inline]
+    pub fn local(&self) -> Arc<CachePadded<T>> {
+        local(self.all()).clone()
+    }
+
+    /// These shards' list kept for the rest of the program (never freed): a handle whose
+    /// clones copy a pointer. The shards themselves are still counted per call, each on its
+    /// own line.
+    pub fn leak(&self) -> Self {
+        match &self.0 {
+            ShardsRepr::Counted(shards) => {
+                let kept: &'static Arc<[Arc<CachePadded<T>>]> = Box::leak(Box::new(shards.clone()));
+                Shards(ShardsRepr::Leaked(kept))
+            }
+            ShardsRepr::Leaked(shards) => Shards(ShardsRepr::Leaked(shards)),
+        }
+    }
+
+    /// Whether these shards were [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        matches!(self.0, ShardsRepr::Leaked(_))
+    }
+
+    /// Whether anything but this handle holds the shards: a clone of it, a call's reference,
+    /// or (always, once leaked) the program.
+    pub fn is_shared(&self) -> bool {
+        match &self.0 {
+            ShardsRepr::Counted(shards) => {
+                Arc::strong_count(shards) > 1
+                    || shards.iter().any(|shard| Arc::strong_count(shard) > 1)
+            }
+            ShardsRepr::Leaked(_) => true,
+        }
+    }
+
+    /// The reference counts on the list of shards (none once leaked: the list is not counted
+    /// any more) and on the shards, summed: what clones of a handle and calls add to (for tests
+    /// and diagnostics).
+    pub fn references(&self) -> usize {
+        let list = match &self.0 {
+            ShardsRepr::Counted(shards) => Arc::strong_count(shards),
+            ShardsRepr::Leaked(_) => 0,
+        };
+        list + self.all().iter().map(Arc::strong_count).sum::<usize>()
+    }
+}
+
+/// A clone of a leaked `Shards` copies the pointer; of another, counts a reference.
+impl<T> Clone for Shards<T> {
+    #[inline]
+    fn clone(&self) -> Self {
+        match &self.0 {
+            ShardsRepr::Counted(shards) => Shards(ShardsRepr::Counted(shards.clone())),
+            ShardsRepr::Leaked(shards) => Shards(ShardsRepr::Leaked(shards)),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Shards<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shards")
+            .field("count", &self.all().len())
+            .field("leaked", &self.is_leaked())
+            .finish()
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -1,0 +1,88 @@
+//! [`Handle`]: a shared value's handle that can be leaked, so that its clones copy a pointer.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A handle on a value that every clone shares: an [`Arc`], or once [leaked](Self::leak) a
+/// `&'static` reference, whose clones copy a pointer instead of counting a reference on a word
+/// that every core's clones write.
+///
+/// Layers keep their shared state in one (a timeout's limit and counters), so that a service
+/// cloned for every request (hyper, axum's router) writes nothing shared once the layer was
+/// leaked.
+///
+/// ```
+/// use battlement_core::handle::Handle;
+/// use std::sync::Arc;
+///
+/// let shared = Arc::new(7);
+/// let counted = Handle::from(shared.clone());
+/// let clone = counted.clone();
+/// assert_eq!(Arc::strong_count(&shared), 3);
+///
+/// let leaked = counted.leak(); // keeps one reference for good
+/// let copies: Vec<_> = (0..10).map(|_| leaked.clone()).collect();
+/// assert_eq!(Arc::strong_count(&shared), 4); // one for good, none per copy
+/// assert!(leaked.is_leaked() && *copies[9] == 7 && *clone == 7);
+/// ```
+pub struct Handle<T: 'static>(Repr<T>);
+
+enum Repr<T: 'static> {
+    Counted(Arc<T>),
+    Leaked(&'static T),
+}
+
+impl<T> Handle<T> {
+    /// The same value kept for the rest of the program (never freed), as a handle whose clones
+    /// copy a pointer. Leaking a handle that is not leaked yet keeps one reference for good.
+    pub fn leak(&self) -> Self {
+        match &self.0 {
+            Repr::Counted(value) => {
+                let kept: &'static Arc<T> = Box::leak(Box::new(value.clone()));
+                Handle(Repr::Leaked(kept))
+            }
+            Repr::Leaked(value) => Handle(Repr::Leaked(value)),
+        }
+    }
+
+    /// Whether this handle was [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        matches!(self.0, Repr::Leaked(_))
+    }
+}
+
+impl<T> From<Arc<T>> for Handle<T> {
+    fn from(value: Arc<T>) -> Self {
+        Handle(Repr::Counted(value))
+    }
+}
+
+impl<T> Deref for Handle<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Repr::Counted(value) => value,
+            Repr::Leaked(value) => value,
+        }
+    }
+}
+
+/// A clone of a leaked handle copies the pointer; of another, counts a reference.
+impl<T> Clone for Handle<T> {
+    #[inline]
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Repr::Counted(value) => Handle(Repr::Counted(value.clone())),
+            Repr::Leaked(value) => Handle(Repr::Leaked(value)),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
