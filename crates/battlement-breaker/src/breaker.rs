@@ -10,7 +10,7 @@ use crate::State;
 use battlement_core::error::BreakerOpen;
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
-use battlement_core::stripe::{self, stripe_count, CachePadded};
+use battlement_core::stripe::{CachePadded, Shards};
 use battlement_core::{ConfigError, FailureKind, Outcome};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -36,7 +36,7 @@ use tokio::time::Instant;
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
-    shards: Arc<[Arc<CachePadded<Shard>>]>,
+    shards: Shards<Shard>,
 }
 
 /// What a call's future holds: its own cache-line-padded reference to the shared state, so
@@ -181,26 +181,22 @@ impl CircuitBreaker {
             events: v.events,
         });
         shared.apply(b, &v.settings);
-        let shards = (0..stripe_count())
-            .map(|index| {
-                Arc::new(CachePadded::new(Shard {
-                    shared: shared.clone(),
-                    index,
-                }))
-            })
-            .collect();
+        let shards = Shards::new(|index| Shard {
+            shared: shared.clone(),
+            index,
+        });
         CircuitBreaker { shards }
     }
 
     #[inline]
     pub(crate) fn shared(&self) -> &Shared {
-        &self.shards[0].shared
+        &self.shards.all()[0].shared
     }
 
     /// A reference for one call's future, from the calling thread's shard.
     #[inline]
     pub(crate) fn shard(&self) -> Arc<CachePadded<Shard>> {
-        stripe::local(&self.shards).clone()
+        self.shards.local()
     }
 
     /// Admits one call, as a [`CircuitBreakerService`](crate::CircuitBreakerService) does: a
@@ -239,8 +235,38 @@ impl CircuitBreaker {
     /// assert!(!breaker.is_shared());
     /// ```
     pub fn is_shared(&self) -> bool {
-        Arc::strong_count(&self.shards) > 1
-            || self.shards.iter().any(|shard| Arc::strong_count(shard) > 1)
+        self.shards.is_shared()
+    }
+
+    /// This breaker kept for the rest of the program (never freed), as a handle whose clones
+    /// copy a pointer: cloning it, or a layer or service made from it, writes no reference
+    /// count that other cores' clones share. For services cloned for every request, as axum's
+    /// router clones the matched route (and hyper the service it serves): on several cores
+    /// those clones would otherwise write one word from every core, per request. It is the
+    /// same breaker: state, metrics and health are those of this handle. A call still counts a
+    /// reference on its thread's shard, a line only that thread writes.
+    ///
+    /// For breakers made once, at start, that live as long as the program: each call of `leak`
+    /// on a handle that is not leaked yet keeps one more reference for good.
+    ///
+    /// ```
+    /// use battlement_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("payments").build().unwrap().leak();
+    /// let clone = breaker.clone(); // a pointer copy
+    /// clone.force_open("maintenance");
+    /// assert_eq!(breaker.state(), State::ForcedOpen);
+    /// ```
+    pub fn leak(self) -> Self {
+        CircuitBreaker {
+            shards: self.shards.leak(),
+        }
+    }
+
+    /// The reference counts on the breaker's shards (see `Shards::references`).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn references(&self) -> usize {
+        self.shards.references()
     }
 
     /// How many stripes the window records into.

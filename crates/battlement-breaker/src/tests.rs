@@ -996,3 +996,40 @@ async fn trip_opens_for_the_breakers_own_growing_wait() {
     assert_eq!(breaker.retry_after(), Some(Duration::from_secs(2)));
     assert_eq!(breaker.metrics().trips, 2);
 }
+
+/// Clones of a handle that is not leaked count a reference on the breaker's list of shards,
+/// which every core's clones share; clones of a leaked handle copy a pointer. A call counts one
+/// on its thread's shard either way. Both handles are the same breaker.
+#[tokio::test]
+async fn a_leaked_breaker_counts_no_reference_for_its_clones() {
+    let counted = CircuitBreaker::builder("leak").build().unwrap();
+    let leaked = counted.clone().leak();
+    for (breaker, service) in [(&counted, 1), (&leaked, 0)] {
+        let before = breaker.references();
+        let (gate, open) = oneshot::channel::<()>();
+        let svc = CircuitBreakerLayer::new(breaker).layer(service_fn(
+            |rx: oneshot::Receiver<()>| async { rx.await.map_err(BoxError::from) },
+        ));
+        assert_eq!(
+            breaker.references(),
+            before + service,
+            "the service's handle"
+        );
+        let mut call = Box::pin(svc.clone().oneshot(open));
+        assert!(futures::poll!(&mut call).is_pending());
+        assert_eq!(
+            breaker.references(),
+            before + service + 1,
+            "and the call's shard"
+        );
+        gate.send(()).unwrap();
+        assert!(matches!(
+            futures::poll!(&mut call),
+            std::task::Poll::Ready(Ok(()))
+        ));
+        drop((call, svc));
+        assert_eq!(breaker.references(), before);
+    }
+    assert_eq!(counted.metrics().successes, 2);
+    assert_eq!(leaked.metrics().successes, 2);
+}

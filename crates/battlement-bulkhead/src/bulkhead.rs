@@ -7,7 +7,7 @@ use crate::{BulkheadBuilder, BulkheadEvent, Priority};
 use battlement_core::error::{BoxError, BulkheadFull};
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
-use battlement_core::stripe::{self, CachePadded, StripedCounter};
+use battlement_core::stripe::{self, CachePadded, Shards, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
@@ -66,7 +66,7 @@ use tokio::time::Instant;
 pub struct Bulkhead {
     /// One shard per stripe: a call's permit holds its thread's, so taking and dropping it
     /// writes a reference count no other core writes.
-    shards: Arc<[Arc<CachePadded<Shard>>]>,
+    shards: Shards<Shard>,
 }
 
 impl Bulkhead {
@@ -122,22 +122,18 @@ impl Bulkhead {
             adaptive,
         });
         Bulkhead {
-            shards: (0..shared.stripes.len())
-                .map(|index| {
-                    Arc::new(CachePadded::new(Shard {
-                        shared: shared.clone(),
-                        free: shared.stripes[index].clone(),
-                        index,
-                    }))
-                })
-                .collect(),
+            shards: Shards::with_count(shared.stripes.len(), |index| Shard {
+                shared: shared.clone(),
+                free: shared.stripes[index].clone(),
+                index,
+            }),
         }
     }
 
     /// The state every clone shares.
     #[inline]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shards[0].shared
+        &self.shards.all()[0].shared
     }
 
     /// The bulkhead's name.
@@ -324,7 +320,7 @@ impl Bulkhead {
     /// `priority` is asked only past the fast path.
     #[inline]
     pub(crate) fn admit(&self, priority: impl FnOnce() -> Priority) -> Admission {
-        Self::admit_on(stripe::local(&self.shards), priority)
+        Self::admit_on(stripe::local(self.shards.all()), priority)
     }
 
     /// [`admit`](Self::admit) through `shard` (the calling thread's, but for the loom models).
@@ -441,7 +437,7 @@ impl Bulkhead {
     /// `admit_slow` does it: a free permit elsewhere, or the shared word (then, queued, the
     /// sweep of the stripes).
     pub(crate) fn loom_enter_on(&self, stripe: usize, class: usize) -> (Entry, Option<Permit>) {
-        let shard = &self.shards[stripe];
+        let shard = &self.shards.all()[stripe];
         let s = self.shared();
         let permit = || {
             Some(Permit {
@@ -469,7 +465,7 @@ impl Bulkhead {
 
     /// A call on stripe `stripe`, fast path first, then as [`loom_enter_on`](Self::loom_enter_on).
     pub(crate) fn loom_call_on(&self, stripe: usize) -> (Entry, Option<Permit>) {
-        match Self::admit_on(&self.shards[stripe], || crate::Priority::Normal) {
+        match Self::admit_on(&self.shards.all()[stripe], || crate::Priority::Normal) {
             Admission::Now(permit) => (Entry::Admitted, Some(permit)),
             Admission::Rejected(_) => (Entry::Full, None),
             Admission::Wait(_) => unreachable!("the loom models queue through loom_enter_on"),
@@ -487,7 +483,7 @@ impl Bulkhead {
         s.queues[class].try_acquire().then(|| {
             s.leave_queue(class);
             Permit {
-                shard: self.shards[0].clone(),
+                shard: self.shards.all()[0].clone(),
             }
         })
     }
@@ -629,9 +625,38 @@ impl Bulkhead {
     pub fn is_shared(&self) -> bool {
         // The table is this handle's and its clones'; each shard is held by the table and by
         // the permits and queue places taken through it; the shared state by the shards alone.
-        Arc::strong_count(&self.shards) > 1
-            || self.shards.iter().any(|shard| Arc::strong_count(shard) > 1)
-            || Arc::strong_count(self.shared()) > self.shards.len()
+        self.shards.is_shared() || Arc::strong_count(self.shared()) > self.shards.all().len()
+    }
+
+    /// This bulkhead kept for the rest of the program (never freed), as a handle whose clones
+    /// copy a pointer: cloning it, or a layer or service made from it, writes no reference
+    /// count that other cores' clones share. For services cloned for every request, as axum's
+    /// router clones the matched route (and hyper the service it serves): on several cores
+    /// those clones would otherwise write one word from every core, per request. It is the
+    /// same bulkhead: permits, queue, metrics and health are those of this handle. A permit
+    /// still counts a reference on its thread's shard, a line only that thread writes.
+    ///
+    /// For bulkheads made once, at start, that live as long as the program: each call of
+    /// `leak` on a handle that is not leaked yet keeps one more reference for good.
+    ///
+    /// ```
+    /// use battlement_bulkhead::Bulkhead;
+    ///
+    /// let pool = Bulkhead::builder("pool").max_concurrent(1).build().unwrap().leak();
+    /// let clone = pool.clone(); // a pointer copy
+    /// let _permit = clone.try_call();
+    /// assert_eq!(pool.in_flight(), 1);
+    /// ```
+    pub fn leak(self) -> Self {
+        Bulkhead {
+            shards: self.shards.leak(),
+        }
+    }
+
+    /// The reference counts on the bulkhead's shards (see `Shards::references`).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn references(&self) -> usize {
+        self.shards.references()
     }
 }
 

@@ -54,7 +54,7 @@ impl<P> TimeoutLayer<P> {
         let mut shared = Shared::new(intern(name.as_ref()), self.limit());
         shared.scope = self.shared.scope;
         TimeoutLayer {
-            shared: Arc::new(shared),
+            shared: Arc::new(shared).into(),
             policy: self.policy,
         }
     }
@@ -85,7 +85,33 @@ impl<P> TimeoutLayer<P> {
         let mut shared = Shared::new(self.shared.named, self.limit());
         shared.scope = scope;
         TimeoutLayer {
-            shared: Arc::new(shared),
+            shared: Arc::new(shared).into(),
+            policy: self.policy,
+        }
+    }
+
+    /// This layer kept for the rest of the program (never freed), as a layer whose clones, and
+    /// the services it makes and their clones, copy a pointer to its shared state instead of
+    /// counting a reference on it: a service cloned for every request (hyper, axum's router)
+    /// then writes nothing that other cores' clones share. The limit, its reloads and the
+    /// counters are this layer's.
+    ///
+    /// For layers made once, at start, that live as long as the program: each call of `leak`
+    /// on a layer that is not leaked yet keeps one more reference for good.
+    ///
+    /// ```
+    /// use battlement_timeout::TimeoutLayer;
+    /// use std::time::Duration;
+    ///
+    /// let layer = TimeoutLayer::builder("search").limit(Duration::from_secs(2)).build().unwrap();
+    /// let layer = layer.leak();
+    /// let clone = layer.clone(); // a pointer copy
+    /// layer.reload(&TimeoutLayer::builder("search").limit(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(clone.limit(), Duration::from_secs(1));
+    /// ```
+    pub fn leak(self) -> Self {
+        TimeoutLayer {
+            shared: self.shared.leak(),
             policy: self.policy,
         }
     }
@@ -187,7 +213,7 @@ impl TimeoutBuilder {
         let shared = Arc::new(Shared::new(intern(self.registration.name()), self.limit));
         self.registration.register(shared.clone())?;
         Ok(TimeoutLayer {
-            shared,
+            shared: shared.into(),
             policy: DefaultOnly,
         })
     }

@@ -3,6 +3,7 @@
 use crate::config::{intern, Named};
 use crate::{DefaultOnly, TimeoutService};
 use battlement_core::error::TimeoutScope;
+use battlement_core::handle::Handle;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,7 @@ use tower_layer::Layer;
 /// [`reload`](Self::reload) changes it for every call that starts after it.
 #[derive(Debug, Clone)]
 pub struct TimeoutLayer<P = DefaultOnly> {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Handle<Shared>,
     pub(crate) policy: P,
 }
 
@@ -91,7 +92,7 @@ impl TimeoutLayer {
     /// [`try_new`](Self::try_new) to refuse it).
     pub fn new(limit: Duration) -> Self {
         TimeoutLayer {
-            shared: Arc::new(Shared::new(intern("timeout"), limit)),
+            shared: Arc::new(Shared::new(intern("timeout"), limit)).into(),
             policy: DefaultOnly,
         }
     }

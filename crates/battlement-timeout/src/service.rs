@@ -3,6 +3,7 @@
 use crate::config::Named;
 use crate::future::ResponseFuture;
 use crate::{TimeoutLayer, TimeoutPolicy};
+use battlement_core::error::TimeoutScope;
 use battlement_core::BoxError;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -27,16 +28,20 @@ pub struct TimeoutService<S, P> {
     /// The layer's name and counters, copied out of its shared state so that a call reaches
     /// them without going through it.
     named: &'static Named,
+    /// The layer's scope, copied out too.
+    scope: TimeoutScope,
 }
 
 impl<S, P> TimeoutService<S, P> {
     /// Limits `inner`'s calls as `layer` says.
     pub fn new(inner: S, layer: TimeoutLayer<P>) -> Self {
         let named = layer.shared.named;
+        let scope = layer.shared.scope;
         TimeoutService {
             inner,
             layer,
             named,
+            scope,
         }
     }
 
@@ -63,11 +68,6 @@ where
         let default = self.layer.shared.limit_nanos();
         let limit = self.layer.policy.limit_nanos(&mut req, default);
         self.named.calls.increment();
-        ResponseFuture::new(
-            self.inner.call(req),
-            limit,
-            self.named,
-            self.layer.shared.scope,
-        )
+        ResponseFuture::new(self.inner.call(req), limit, self.named, self.scope)
     }
 }

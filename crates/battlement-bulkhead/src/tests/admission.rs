@@ -256,3 +256,30 @@ async fn inner_errors_pass_through_and_release_the_permit() {
     let m = b.metrics();
     assert_eq!((m.accepted, m.in_flight, m.rejected()), (3, 0, 0));
 }
+
+/// Clones of a handle that is not leaked count a reference on the bulkhead's list of shards,
+/// which every core's clones share; clones of a leaked handle copy a pointer. A permit counts
+/// one on its thread's shard either way. Both handles are the same bulkhead.
+#[tokio::test(start_paused = true)]
+async fn a_leaked_bulkhead_counts_no_reference_for_its_clones() {
+    let counted = bulkhead(4, 0, None);
+    let leaked = counted.clone().leak();
+    for (b, service) in [(&counted, 1), (&leaked, 0)] {
+        let before = b.references();
+        let gate = Gate::default();
+        let mut svc = guarded(b, &gate);
+        assert_eq!(b.references(), before + service, "the service's handle");
+        let call = spawn_call(&mut svc, 1).await;
+        assert_eq!(
+            b.references(),
+            before + service + 1,
+            "and the call's permit"
+        );
+        assert_eq!((counted.in_flight(), leaked.in_flight()), (1, 1));
+        gate.finish(1);
+        assert_eq!(call.await.unwrap().unwrap(), 1);
+        drop(svc);
+        assert_eq!(b.references(), before);
+    }
+    assert_eq!(leaked.metrics().accepted, 2);
+}
