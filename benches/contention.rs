@@ -37,7 +37,10 @@
 //! axum's routes do: each call clones the service and `oneshot`s the clone, so every handle the
 //! service holds (a breaker's, a bulkhead's, a retry's) is cloned and dropped once per call. The
 //! `battlement, PerThread` row wraps our stack in `battlement::PerThread`, whose clones are
-//! pointer copies and whose calls go through the calling thread's own clone of the stack.
+//! pointer copies and whose calls go through the calling thread's own clone of the stack; the
+//! `battlement, leaked` row builds a server stack (breaker, bulkhead, timeout) from leaked
+//! handles (`CircuitBreaker::leak`, `Bulkhead::leak`, `TimeoutLayer::leak`), whose clones are
+//! pointer copies too.
 //!
 //! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
 //! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared
@@ -332,6 +335,37 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
             common::ours_stack().layer(common::bare()),
         )),
     ));
+    // What a server stack inside axum's router is (no retry), cloned per call: with the
+    // components' handles as they are, and leaked (`leak()`), whose clones copy a pointer.
+    let server = |leak: bool| {
+        let breaker = common::ours_breaker(Window::Count);
+        let bulkhead = common::ours_bulkhead();
+        let timeout = battlement_timeout::TimeoutLayer::new(common::TIMEOUT);
+        let (breaker, bulkhead, timeout) = if leak {
+            (breaker.leak(), bulkhead.leak(), timeout.leak())
+        } else {
+            (breaker, bulkhead, timeout)
+        };
+        ClonePerCall(
+            tower::ServiceBuilder::new()
+                .layer(battlement_breaker::CircuitBreakerLayer::new(&breaker))
+                .layer(battlement_bulkhead::BulkheadLayer::new(&bulkhead))
+                .layer(timeout)
+                .service(common::bare()),
+        )
+    };
+    v.push(subject(
+        rt,
+        "breaker → bulkhead → timeout, cloned per call",
+        "battlement",
+        server(false),
+    ));
+    v.push(subject(
+        rt,
+        "breaker → bulkhead → timeout, cloned per call",
+        "battlement, leaked",
+        server(true),
+    ));
     v.push(subject(
         rt,
         "full stack, cloned per call",
@@ -526,6 +560,17 @@ fn main() {
             .position(|s| s.kind == "full stack, cloned per call" && s.name == name)?;
         Some(median(samples[i][1].clone()) / median(samples[i][0].clone()))
     };
+    let server = |name: &str| {
+        let i = subjects.iter().position(|s| {
+            s.kind == "breaker → bulkhead → timeout, cloned per call" && s.name == name
+        })?;
+        Some(median(samples[i][1].clone()) / median(samples[i][0].clone()))
+    };
+    if let (Some(plain), Some(leaked)) = (server("battlement"), server("battlement, leaked")) {
+        println!(
+            "Breaker, bulkhead and timeout cloned per call, 2 tasks vs 1: {plain:.2}x as they are, {leaked:.2}x leaked"
+        );
+    }
     if let (Some(plain), Some(per_thread)) = (ratio("battlement"), ratio("battlement, PerThread")) {
         println!(
             "Full stack cloned per call, 2 tasks vs 1: {plain:.2}x as it is, {per_thread:.2}x behind PerThread"
