@@ -310,17 +310,15 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
         "battlement",
         common::ours_stack().layer(common::bare()),
     ));
-    v.push(subject(
-        rt,
-        "full stack",
-        "tower-resilience",
+    let tr_stack = || {
         tower::ServiceBuilder::new()
             .layer(common::tr_retry(true))
             .layer(common::tr_breaker(Window::Count))
             .layer(common::tr_bulkhead())
             .layer(common::tr_timeout())
-            .service(common::bare()),
-    ));
+            .service(common::bare())
+    };
+    v.push(subject(rt, "full stack", "tower-resilience", tr_stack()));
     v.push(subject(
         rt,
         "full stack, cloned per call",
@@ -370,14 +368,7 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
         rt,
         "full stack, cloned per call",
         "tower-resilience",
-        ClonePerCall(
-            tower::ServiceBuilder::new()
-                .layer(common::tr_retry(true))
-                .layer(common::tr_breaker(Window::Count))
-                .layer(common::tr_bulkhead())
-                .layer(common::tr_timeout())
-                .service(common::bare()),
-        ),
+        ClonePerCall(tr_stack()),
     ));
     v
 }

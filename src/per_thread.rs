@@ -244,9 +244,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    /// A service that counts its clones and answers `x + 1`.
+    /// A service that counts its clones and calls and answers `x + 1`; with `panics`, its
+    /// first call panics.
     struct Counted {
         clones: Arc<AtomicUsize>,
+        calls: Arc<AtomicUsize>,
+        panics: bool,
+    }
+
+    impl Counted {
+        fn new(clones: &Arc<AtomicUsize>) -> Self {
+            Counted {
+                clones: clones.clone(),
+                calls: Arc::default(),
+                panics: false,
+            }
+        }
     }
 
     impl Clone for Counted {
@@ -254,6 +267,8 @@ mod tests {
             self.clones.fetch_add(1, SeqCst);
             Counted {
                 clones: self.clones.clone(),
+                calls: self.calls.clone(),
+                panics: self.panics,
             }
         }
     }
@@ -268,6 +283,8 @@ mod tests {
         }
 
         fn call(&mut self, x: u32) -> Self::Future {
+            let first = self.calls.fetch_add(1, SeqCst) == 0;
+            assert!(!(self.panics && first), "the first call panics");
             std::future::ready(Ok(x + 1))
         }
     }
@@ -275,9 +292,7 @@ mod tests {
     #[tokio::test]
     async fn a_thread_clones_the_service_once_and_calls_through_that_clone() {
         let clones = Arc::new(AtomicUsize::new(0));
-        let svc = PerThread::leak(Counted {
-            clones: clones.clone(),
-        });
+        let svc = PerThread::leak(Counted::new(&clones));
         assert_eq!(clones.load(SeqCst), 0, "leak clones nothing");
         for x in 0..100 {
             // A server's per-request clone, called once.
@@ -293,9 +308,7 @@ mod tests {
     #[test]
     fn each_thread_has_a_clone_of_its_own() {
         let clones = Arc::new(AtomicUsize::new(0));
-        let svc = PerThread::leak(Counted {
-            clones: clones.clone(),
-        });
+        let svc = PerThread::leak(Counted::new(&clones));
         let threads = 4;
         let answered = AtomicUsize::new(0);
         // All alive at once: a thread that exits gives its index (and its clone) to the next.
@@ -398,25 +411,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_that_panicked_leaves_the_next_call_a_working_clone() {
-        #[derive(Clone)]
-        struct PanicsOnce(Arc<AtomicUsize>);
-        impl Service<u32> for PanicsOnce {
-            type Response = u32;
-            type Error = std::io::Error;
-            type Future = std::future::Ready<Result<u32, std::io::Error>>;
-            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-                Poll::Ready(Ok(()))
-            }
-            fn call(&mut self, x: u32) -> Self::Future {
-                assert!(self.0.fetch_add(1, SeqCst) > 0, "the first call panics");
-                std::future::ready(Ok(x))
-            }
-        }
-        let svc = PerThread::leak(PanicsOnce(Arc::new(AtomicUsize::new(0))));
+        let svc = PerThread::leak(Counted {
+            panics: true,
+            ..Counted::new(&Arc::default())
+        });
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             drop(svc.clone().call(1));
         }));
         assert!(panicked.is_err());
-        assert_eq!(svc.clone().oneshot(2).await.unwrap(), 2);
+        assert_eq!(svc.clone().oneshot(2).await.unwrap(), 3);
     }
 }
