@@ -227,7 +227,18 @@ async fn a_reload_changes_the_configured_total_timeout() {
         ))
         .unwrap()
     };
-    let resilience = Resilience::new(config("3s"));
+    let health = battlement::health::HealthRegistry::new();
+    let resilience = Resilience::builder(config("3s")).registry(&health).build();
+    // What health reports as the total timeout's limit, in milliseconds.
+    let reported = || {
+        let report = health.report();
+        let total = report
+            .components
+            .iter()
+            .find(|c| c.snapshot.name == "search-total")
+            .expect("the total timeout is registered");
+        total.snapshot.metric("limit")
+    };
     let svc = ResilienceStack::from_config(&resilience, "search")
         .unwrap()
         .build()
@@ -237,6 +248,7 @@ async fn a_reload_changes_the_configured_total_timeout() {
         }));
     let total = resilience.total_timeout("search").unwrap();
     assert_eq!(total.limit(), Duration::from_secs(3));
+    assert_eq!(reported(), Some(3000.0));
 
     let report = resilience.reload(config("5s")).unwrap();
     assert!(
@@ -246,6 +258,11 @@ async fn a_reload_changes_the_configured_total_timeout() {
         "{report:?}"
     );
     assert_eq!(total.limit(), Duration::from_secs(5));
+    assert_eq!(
+        reported(),
+        Some(5000.0),
+        "health reports the reloaded limit"
+    );
     let start = Instant::now();
     let err = svc.oneshot(http::Request::new(())).await.unwrap_err();
     assert_eq!(elapsed(&err), (TimeoutScope::Total, Duration::from_secs(5)));

@@ -570,12 +570,15 @@ impl Resilience {
     pub fn total_timeout(&self, name: &str) -> Result<TimeoutLayer, ResilienceError> {
         get_or_create(&self.inner.total_timeouts, name, || {
             let s = self.settings(ComponentKind::Timeout, name, |i| i.total_timeout.as_ref())?;
-            let mut b = s.builder(&format!("{name}-total"))?;
+            let mut b = s
+                .builder(&format!("{name}-total"))?
+                .scope(battlement_core::error::TimeoutScope::Total);
             if let Some(health) = &self.inner.health {
                 b = b.registry(health);
             }
-            Ok(b.build()?
-                .scope(battlement_core::error::TimeoutScope::Total))
+            // The scope set on the builder: the layer that registers is the one returned, so
+            // health reports the limit a reload sets.
+            Ok(b.build()?)
         })
     }
 

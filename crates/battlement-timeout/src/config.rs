@@ -64,7 +64,8 @@ impl<P> TimeoutLayer<P> {
     /// timeout inside a retry bounds one attempt; [`Total`](TimeoutScope::Total) for a timeout
     /// outside the retry that bounds all attempts and their waits (the facade's
     /// `ResilienceStack::total_timeout` sets it). Like [`name`](Self::name), the layer gets a
-    /// limit of its own.
+    /// limit of its own, which a health registry the original joined does not see: for a
+    /// registered layer, set the scope on the builder ([`TimeoutBuilder::scope`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -174,6 +175,7 @@ impl<P> TimeoutLayer<P> {
 pub struct TimeoutBuilder {
     registration: Registration,
     limit: Duration,
+    scope: TimeoutScope,
 }
 
 impl TimeoutLayer {
@@ -182,6 +184,7 @@ impl TimeoutLayer {
         TimeoutBuilder {
             registration: Registration::new(ComponentKind::Timeout, name.as_ref()),
             limit: Duration::from_secs(10),
+            scope: TimeoutScope::Attempt,
         }
     }
 }
@@ -190,6 +193,13 @@ impl TimeoutBuilder {
     /// The limit of every call (above zero; default 10 s).
     pub fn limit(mut self, limit: Duration) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// Which limit the layer's errors name (default [`Attempt`](TimeoutScope::Attempt)), as
+    /// [`TimeoutLayer::scope`] sets it; set here, the layer that registers is the one built.
+    pub fn scope(mut self, scope: TimeoutScope) -> Self {
+        self.scope = scope;
         self
     }
 
@@ -210,7 +220,9 @@ impl TimeoutBuilder {
     /// Validates the settings and builds the layer, registering it with the registries given.
     pub fn build(self) -> Result<TimeoutLayer, ConfigError> {
         self.validate()?;
-        let shared = Arc::new(Shared::new(intern(self.registration.name()), self.limit));
+        let mut shared = Shared::new(intern(self.registration.name()), self.limit);
+        shared.scope = self.scope;
+        let shared = Arc::new(shared);
         self.registration.register(shared.clone())?;
         Ok(TimeoutLayer {
             shared: shared.into(),
