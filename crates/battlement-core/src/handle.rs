@@ -26,14 +26,14 @@ use std::sync::Arc;
 /// assert_eq!(Arc::strong_count(&shared), 4); // one for good, none per copy
 /// assert!(leaked.is_leaked() && *copies[9] == 7 && *clone == 7);
 /// ```
-pub struct Handle<T: 'static>(Repr<T>);
+pub struct Handle<T: ?Sized + 'static>(Repr<T>);
 
-enum Repr<T: 'static> {
+enum Repr<T: ?Sized + 'static> {
     Counted(Arc<T>),
     Leaked(&'static T),
 }
 
-impl<T> Handle<T> {
+impl<T: ?Sized> Handle<T> {
     /// The same value kept for the rest of the program (never freed), as a handle whose clones
     /// copy a pointer. Leaking a handle that is not leaked yet keeps one reference for good.
     pub fn leak(&self) -> Self {
@@ -50,15 +50,23 @@ impl<T> Handle<T> {
     pub fn is_leaked(&self) -> bool {
         matches!(self.0, Repr::Leaked(_))
     }
+
+    /// The value's reference count, `None` once leaked (no longer counted per handle).
+    pub fn strong_count(&self) -> Option<usize> {
+        match &self.0 {
+            Repr::Counted(value) => Some(Arc::strong_count(value)),
+            Repr::Leaked(_) => None,
+        }
+    }
 }
 
-impl<T> From<Arc<T>> for Handle<T> {
+impl<T: ?Sized> From<Arc<T>> for Handle<T> {
     fn from(value: Arc<T>) -> Self {
         Handle(Repr::Counted(value))
     }
 }
 
-impl<T> Deref for Handle<T> {
+impl<T: ?Sized> Deref for Handle<T> {
     type Target = T;
 
     #[inline]
@@ -71,7 +79,7 @@ impl<T> Deref for Handle<T> {
 }
 
 /// A clone of a leaked handle copies the pointer; of another, counts a reference.
-impl<T> Clone for Handle<T> {
+impl<T: ?Sized> Clone for Handle<T> {
     #[inline]
     fn clone(&self) -> Self {
         match &self.0 {
@@ -81,7 +89,7 @@ impl<T> Clone for Handle<T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Handle<T> {
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Handle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

@@ -35,6 +35,7 @@
 //! least [`MAX_STRIPES`]: [`Stripes::local`] maps shared indices onto the cells round-robin, like
 //! any other, and [`Stripes::owned`] gives such a thread no cell.
 
+use crate::handle::Handle;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 use std::fmt;
 use std::sync::Arc;
@@ -422,12 +423,7 @@ impl fmt::Debug for StripedCounter {
 /// assert_eq!(leaked.references(), references);
 /// assert!(clone.is_leaked() && clone.is_shared());
 /// ```
-pub struct Shards<T: 'static>(ShardsRepr<T>);
-
-enum ShardsRepr<T: 'static> {
-    Counted(Arc<[Arc<CachePadded<T>>]>),
-    Leaked(&'static [Arc<CachePadded<T>>]),
-}
+pub struct Shards<T: 'static>(Handle<[Arc<CachePadded<T>>]>);
 
 impl<T> Shards<T> {
     /// [`stripe_count`] shards, shard `i` made by `init(i)`.
@@ -437,20 +433,16 @@ impl<T> Shards<T> {
 
     /// `count` shards (at least one), shard `i` made by `init(i)`.
     pub fn with_count(count: usize, mut init: impl FnMut(usize) -> T) -> Self {
-        Shards(ShardsRepr::Counted(
-            (0..count.max(1))
-                .map(|i| Arc::new(CachePadded::new(init(i))))
-                .collect(),
-        ))
+        let shards: Arc<[Arc<CachePadded<T>>]> = (0..count.max(1))
+            .map(|i| Arc::new(CachePadded::new(init(i))))
+            .collect();
+        Shards(shards.into())
     }
 
     /// Every shard, in index order.
     #[inline]
     pub fn all(&self) -> &[Arc<CachePadded<T>>] {
-        match &self.0 {
-            ShardsRepr::Counted(shards) => shards,
-            ShardsRepr::Leaked(shards) => shards,
-        }
+        &self.0
     }
 
     /// A reference to the calling thread's shard, for a call's future to keep.
@@ -463,29 +455,20 @@ impl<T> Shards<T> {
     /// clones copy a pointer. The shards themselves are still counted per call, each on its
     /// own line.
     pub fn leak(&self) -> Self {
-        match &self.0 {
-            ShardsRepr::Counted(shards) => {
-                let kept: &'static Arc<[Arc<CachePadded<T>>]> = Box::leak(Box::new(shards.clone()));
-                Shards(ShardsRepr::Leaked(kept))
-            }
-            ShardsRepr::Leaked(shards) => Shards(ShardsRepr::Leaked(shards)),
-        }
+        Shards(self.0.leak())
     }
 
     /// Whether these shards were [leaked](Self::leak).
     pub fn is_leaked(&self) -> bool {
-        matches!(self.0, ShardsRepr::Leaked(_))
+        self.0.is_leaked()
     }
 
     /// Whether anything but this handle holds the shards: a clone of it, a call's reference,
     /// or (always, once leaked) the program.
     pub fn is_shared(&self) -> bool {
-        match &self.0 {
-            ShardsRepr::Counted(shards) => {
-                Arc::strong_count(shards) > 1
-                    || shards.iter().any(|shard| Arc::strong_count(shard) > 1)
-            }
-            ShardsRepr::Leaked(_) => true,
+        match self.0.strong_count() {
+            Some(list) => list > 1 || self.all().iter().any(|s| Arc::strong_count(s) > 1),
+            None => true,
         }
     }
 
@@ -493,10 +476,7 @@ impl<T> Shards<T> {
     /// any more) and on the shards, summed: what clones of a handle and calls add to (for tests
     /// and diagnostics).
     pub fn references(&self) -> usize {
-        let list = match &self.0 {
-            ShardsRepr::Counted(shards) => Arc::strong_count(shards),
-            ShardsRepr::Leaked(_) => 0,
-        };
+        let list = self.0.strong_count().unwrap_or(0);
         list + self.all().iter().map(Arc::strong_count).sum::<usize>()
     }
 }
@@ -505,10 +485,7 @@ impl<T> Shards<T> {
 impl<T> Clone for Shards<T> {
     #[inline]
     fn clone(&self) -> Self {
-        match &self.0 {
-            ShardsRepr::Counted(shards) => Shards(ShardsRepr::Counted(shards.clone())),
-            ShardsRepr::Leaked(shards) => Shards(ShardsRepr::Leaked(shards)),
-        }
+        Shards(self.0.clone())
     }
 }
 
