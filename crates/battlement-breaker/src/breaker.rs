@@ -263,6 +263,11 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether this handle was [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        self.shards.is_leaked()
+    }
+
     /// The reference counts on the breaker's shards (see `Shards::references`).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn references(&self) -> usize {

@@ -653,6 +653,11 @@ impl Bulkhead {
         }
     }
 
+    /// Whether this handle was [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        self.shards.is_leaked()
+    }
+
     /// The reference counts on the bulkhead's shards (see `Shards::references`).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn references(&self) -> usize {

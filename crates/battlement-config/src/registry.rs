@@ -99,6 +99,8 @@ pub(crate) struct Inner {
     config: RwLock<Arc<Configuration>>,
     health: Option<HealthRegistry>,
     unknown_from_defaults: bool,
+    /// Whether breakers, bulkheads and timeouts are leaked as they are built.
+    leak: bool,
     reloads: Arc<ReloadCounts>,
     /// Serialises reloads (never taken by a lookup).
     reloading: Mutex<()>,
@@ -250,6 +252,7 @@ pub struct ResilienceBuilder {
     config: Configuration,
     health: Option<HealthRegistry>,
     unknown_from_defaults: bool,
+    leak: bool,
     name: String,
 }
 
@@ -259,6 +262,7 @@ impl fmt::Debug for ResilienceBuilder {
             .field("config", &self.config)
             .field("health", &self.health.is_some())
             .field("unknown_from_defaults", &self.unknown_from_defaults)
+            .field("leak", &self.leak)
             .field("name", &self.name)
             .finish()
     }
@@ -276,6 +280,25 @@ impl ResilienceBuilder {
     /// not a component with default settings).
     pub fn unknown_names_from_defaults(mut self, allow: bool) -> Self {
         self.unknown_from_defaults = allow;
+        self
+    }
+
+    /// Whether the breakers, bulkheads and timeouts (per try and total) the registry builds are
+    /// leaked as they are built (default `false`): kept for the rest of the program, as handles
+    /// whose clones, and the clones of the layers and services made from them (a stack from
+    /// `ResilienceStack::from_config` inside axum's router, cloned for every request), copy a
+    /// pointer instead of writing a reference count every core's clones share. See
+    /// `CircuitBreaker::leak`. For a registry that lives as long as the program, as most do.
+    ///
+    /// ```
+    /// use battlement_config::{Configuration, Resilience};
+    ///
+    /// let config = Configuration::from_toml("[instances.db]\nbreaker = {}\n").unwrap();
+    /// let resilience = Resilience::builder(config).leak(true).build();
+    /// assert!(resilience.breaker("db").unwrap().is_leaked());
+    /// ```
+    pub fn leak(mut self, leak: bool) -> Self {
+        self.leak = leak;
         self
     }
 
@@ -307,6 +330,7 @@ impl ResilienceBuilder {
                 config: RwLock::new(Arc::new(self.config)),
                 health: self.health,
                 unknown_from_defaults: self.unknown_from_defaults,
+                leak: self.leak,
                 reloads,
                 reloading: Mutex::new(()),
                 breakers: RwLock::default(),
@@ -380,6 +404,7 @@ impl Resilience {
             config,
             health: None,
             unknown_from_defaults: false,
+            leak: false,
             name: "config".to_owned(),
         }
     }
@@ -460,6 +485,15 @@ impl Resilience {
         }
     }
 
+    /// `layer`, leaked if the registry leaks what it builds.
+    fn kept(&self, layer: TimeoutLayer) -> TimeoutLayer {
+        if self.inner.leak {
+            layer.leak()
+        } else {
+            layer
+        }
+    }
+
     /// The settings of `kind` for `name` in the configuration serving now.
     fn settings<T: Clone + Default>(
         &self,
@@ -488,7 +522,12 @@ impl Resilience {
             if let Some(health) = &self.inner.health {
                 b = b.registry(health);
             }
-            Ok(b.build()?)
+            let breaker = b.build()?;
+            Ok(if self.inner.leak {
+                breaker.leak()
+            } else {
+                breaker
+            })
         })
     }
 
@@ -504,7 +543,12 @@ impl Resilience {
             if let Some(health) = &self.inner.health {
                 b = b.registry(health);
             }
-            Ok(b.build()?)
+            let bulkhead = b.build()?;
+            Ok(if self.inner.leak {
+                bulkhead.leak()
+            } else {
+                bulkhead
+            })
         })
     }
 
@@ -536,7 +580,7 @@ impl Resilience {
             if let Some(health) = &self.inner.health {
                 b = b.registry(health);
             }
-            Ok(b.build()?)
+            Ok(self.kept(b.build()?))
         })
     }
 
@@ -578,7 +622,7 @@ impl Resilience {
             }
             // The scope set on the builder: the layer that registers is the one returned, so
             // health reports the limit a reload sets.
-            Ok(b.build()?)
+            Ok(self.kept(b.build()?))
         })
     }
 

@@ -236,3 +236,45 @@ async fn a_keyed_rate_limit_reloads_and_refuses_another_extractor() {
         .unwrap();
     assert_eq!(keyed.quota(), 7);
 }
+
+/// With `leak(true)` the breakers, bulkheads and timeouts the registry builds are leaked (their
+/// clones copy a pointer); without, none is. A reload still changes them in place.
+#[test]
+fn a_leaking_registry_leaks_its_breakers_bulkheads_and_timeouts_and_reloads_them() {
+    let toml = |limit: &str| {
+        Configuration::from_toml(&format!(
+            r#"
+            [instances.db]
+            breaker = {{}}
+            bulkhead = {{ max_concurrent = 4 }}
+            timeout = {{ limit = "{limit}" }}
+            total_timeout = {{ limit = "10s" }}
+            "#
+        ))
+        .unwrap()
+    };
+    for leak in [false, true] {
+        let resilience = Resilience::builder(toml("1s")).leak(leak).build();
+        let (breaker, bulkhead) = (
+            resilience.breaker("db").unwrap(),
+            resilience.bulkhead("db").unwrap(),
+        );
+        let (timeout, total) = (
+            resilience.timeout("db").unwrap(),
+            resilience.total_timeout("db").unwrap(),
+        );
+        assert_eq!(
+            [
+                breaker.is_leaked(),
+                bulkhead.is_leaked(),
+                timeout.is_leaked(),
+                total.is_leaked()
+            ],
+            [leak; 4]
+        );
+        // The handles the registry keeps are the ones it hands out: a reload reaches them.
+        resilience.reload(toml("2s")).unwrap();
+        assert_eq!(timeout.limit(), Duration::from_secs(2));
+        assert!(resilience.breaker("db").unwrap().is_leaked() == leak);
+    }
+}

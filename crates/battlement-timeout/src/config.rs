@@ -117,6 +117,11 @@ impl<P> TimeoutLayer<P> {
         }
     }
 
+    /// Whether this layer was [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        self.shared.is_leaked()
+    }
+
     /// Decides per-request limits with `policy`.
     pub fn policy<P2>(self, policy: P2) -> TimeoutLayer<P2> {
         TimeoutLayer {
