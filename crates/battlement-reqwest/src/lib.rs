@@ -158,7 +158,10 @@ impl Middleware for BattlementMiddleware {
             extensions: &*extensions,
         };
         let svc = ServiceBuilder::new()
-            .option_layer(self.retry.clone().map(RetryPolicy::into_layer))
+            // tower's `Retry`, which clones the policy for this one request: battlement's keeps
+            // state per stripe of threads for a service that serves many requests, which this
+            // one, made for each request around its borrowed chain, does not.
+            .option_layer(self.retry.clone().map(tower::retry::RetryLayer::new))
             .option_layer(
                 self.breaker
                     .as_ref()
