@@ -182,6 +182,19 @@ fn retries(c: &mut Criterion, rt: &Runtime) {
     let svc = common::ours_retry(true).into_layer().layer(common::bare());
     bench(c, rt, "retry_budget", "battlement", svc);
 
+    // Leaked (`RetryLayer::leak`): a request copies a pointer to its stripe instead of counting
+    // a reference on it.
+    let svc = common::ours_retry(false)
+        .into_layer()
+        .leak()
+        .layer(common::bare());
+    bench(c, rt, "retry", "battlement-leaked", svc);
+    let svc = common::ours_retry(true)
+        .into_layer()
+        .leak()
+        .layer(common::bare());
+    bench(c, rt, "retry_budget", "battlement-leaked", svc);
+
     let svc = common::tr_retry(true).layer(common::bare());
     bench(c, rt, "retry_budget", "tower-resilience", svc);
 }
@@ -409,7 +422,11 @@ fn print_table() {
     println!("|---|---|---:|---:|");
     for row in ROWS {
         let base = read_ns(&results, "baseline", row.base);
-        for id in std::iter::once(&"battlement").chain(row.peers.iter()) {
+        // "battlement-leaked": the same layer leaked, for the rows that measure it.
+        for id in ["battlement", "battlement-leaked"]
+            .iter()
+            .chain(row.peers.iter())
+        {
             if let Some(ns) = read_ns(&results, row.group, id) {
                 let over = base.map_or_else(|| "-".to_owned(), |b| format!("{:+.1}", ns - b));
                 println!("| {} | {} | {:.1} | {} |", row.label, id, ns, over);
@@ -487,12 +504,14 @@ fn print_targets(results: &BTreeMap<(String, String), f64>, bare: Option<f64>) {
     }
     // Issue 17: a first attempt's cost over the bare service, without and with a budget.
     for (group, limit) in [("retry", 3.0), ("retry_budget", 15.0)] {
-        if let (Some(ours), Some(b)) = (get(group, "battlement"), bare) {
-            println!(
-                "- {group}, first attempt ok, <= {limit} ns over bare: {:+.1} ns -> {}",
-                ours - b,
-                verdict(ours - b <= limit)
-            );
+        for id in ["battlement", "battlement-leaked"] {
+            if let (Some(ours), Some(b)) = (get(group, id), bare) {
+                println!(
+                    "- {group} ({id}), first attempt ok, <= {limit} ns over bare: {:+.1} ns -> {}",
+                    ours - b,
+                    verdict(ours - b <= limit)
+                );
+            }
         }
     }
     if let (Some(ours), Some(b)) = (get("stack", "battlement"), bare) {

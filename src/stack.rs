@@ -695,7 +695,14 @@ impl ResilienceStack {
             None => None,
         };
         let retry = match instance.retry {
-            Some(_) => Some(crate::retry::RetryLayer::new(resilience.retry(name)?)),
+            Some(_) => {
+                let layer = crate::retry::RetryLayer::new(resilience.retry(name)?);
+                Some(if resilience.leaks() {
+                    layer.leak()
+                } else {
+                    layer
+                })
+            }
             None => None,
         };
         let hedge = match instance.hedge {
@@ -1011,5 +1018,23 @@ mod tests {
             after.requests - after.discarded,
             m.requests - m.discarded + (after.throttled - m.throttled)
         );
+    }
+
+    /// A registry that leaks what it builds gives `from_config` stacks leaked retry services.
+    #[cfg(feature = "config")]
+    #[test]
+    fn a_leaking_registrys_stack_leaks_its_retry_layer() {
+        use crate::config::{Configuration, Resilience};
+        let config =
+            Configuration::from_toml("[instances.db]\nretry = { max_attempts = 2 }\n").unwrap();
+        for leak in [false, true] {
+            let resilience = Resilience::builder(config.clone()).leak(leak).build();
+            assert_eq!(resilience.leaks(), leak);
+            let stack = ResilienceStack::from_config(&resilience, "db").unwrap();
+            match &stack.retry {
+                tower::util::Either::Left(layer) => assert_eq!(layer.is_leaked(), leak),
+                tower::util::Either::Right(_) => panic!("the instance has a retry"),
+            }
+        }
     }
 }

@@ -119,6 +119,14 @@ mod retry {
             0
         );
     }
+
+    #[test]
+    fn leaked_with_a_budget_first_attempt_ok_allocates_nothing() {
+        let policy = RetryPolicy::builder().budget(0.2, 10).build().unwrap();
+        let svc = policy.into_layer().leak().layer(bare());
+        assert!(svc.is_leaked());
+        assert_eq!(allocations_per_steady_calls(svc), 0);
+    }
 }
 
 mod timeout {

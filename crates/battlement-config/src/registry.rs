@@ -288,7 +288,10 @@ impl ResilienceBuilder {
     /// whose clones, and the clones of the layers and services made from them (a stack from
     /// `ResilienceStack::from_config` inside axum's router, cloned for every request), copy a
     /// pointer instead of writing a reference count every core's clones share. See
-    /// `CircuitBreaker::leak`. For a registry that lives as long as the program, as most do.
+    /// `CircuitBreaker::leak`. `ResilienceStack::from_config` also leaks the retry services it
+    /// makes from such a registry (`RetryLayer::leak`), so that a request copies a pointer
+    /// instead of counting a reference. For a registry that lives as long as the program, as most
+    /// do, and stacks made once.
     ///
     /// ```
     /// use battlement_config::{Configuration, Resilience};
@@ -407,6 +410,12 @@ impl Resilience {
             leak: false,
             name: "config".to_owned(),
         }
+    }
+
+    /// Whether the registry leaks what it builds ([`ResilienceBuilder::leak`]); stacks made
+    /// from it then leak their retry services too.
+    pub fn leaks(&self) -> bool {
+        self.inner.leak
     }
 
     /// The configuration the registry builds from now (the last one a

@@ -318,6 +318,23 @@ impl<T> Stripes<T> {
     pub fn iter(&self) -> std::slice::Iter<'_, T> {
         self.cells.iter()
     }
+
+    /// As many cells, each made by `f` from the cell at the same index.
+    ///
+    /// ```
+    /// use battlement_core::stripe::Stripes;
+    ///
+    /// let stripes = Stripes::new(|i| i);
+    /// let doubled = stripes.map(|cell| **cell * 2);
+    /// assert_eq!(doubled.len(), stripes.len());
+    /// assert!(doubled.iter().enumerate().all(|(i, cell)| *cell == 2 * i));
+    /// ```
+    pub fn map<U>(&self, f: impl FnMut(&T) -> U) -> Stripes<U> {
+        Stripes {
+            cells: self.cells.iter().map(f).collect(),
+            mask: self.mask,
+        }
+    }
 }
 
 impl<'a, T> IntoIterator for &'a Stripes<T> {

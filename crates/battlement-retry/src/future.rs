@@ -81,7 +81,7 @@ impl Future for RetryDelay {
 
 /// What a request keeps for its next attempt: its thread's handle (the policy and a clone of the
 /// inner service), its own state, and the copy of the request to send next.
-pub(crate) struct Session<S, Req, K, P> {
+pub(crate) struct Session<S: 'static, Req, K: 'static, P: 'static> {
     handle: Handle<S, K, P>,
     state: RequestState,
     request: Option<Req>,
@@ -93,6 +93,9 @@ pin_project! {
     pub struct ResponseFuture<S, Req, K, P>
     where
         S: Service<Req>,
+        S: 'static,
+        K: 'static,
+        P: 'static,
     {
         #[pin]
         state: State<S::Future, S>,
@@ -115,7 +118,9 @@ pin_project! {
 
 impl<S, Req, K, P> ResponseFuture<S, Req, K, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + 'static,
+    K: 'static,
+    P: 'static,
 {
     pub(crate) fn new(
         future: S::Future,
@@ -134,7 +139,9 @@ where
 
 impl<S, Req, K, P> fmt::Debug for ResponseFuture<S, Req, K, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + 'static,
+    K: 'static,
+    P: 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
@@ -154,7 +161,9 @@ where
 
 impl<S, Req, K, P> Future for ResponseFuture<S, Req, K, P>
 where
-    S: Service<Req> + Clone,
+    S: Service<Req> + Clone + 'static,
+    K: 'static,
+    P: 'static,
     K: RetryRules<Req, S::Response, S::Error>,
     P: RetryPredicate<Req, S::Response, S::Error>,
 {

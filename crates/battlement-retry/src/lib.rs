@@ -3,7 +3,7 @@
 //! [`RetryPolicy`] holds the settings; stack it with `.layer(policy.into_layer())` (a
 //! [`RetryLayer`], whose [`Retry`] service keeps each request's state in its response future and
 //! reaches the policy through a handle of the calling thread's own, so a request writes no word
-//! that other cores share), or plug it into tower's own [`tower::retry::Retry`] with
+//! that other cores share; [`RetryLayer::leak`] makes that handle a pointer copy), or plug it into tower's own [`tower::retry::Retry`] with
 //! `ServiceBuilder::retry(policy)`: it implements [`tower::retry::Policy`], and decides the same
 //! way there, but tower's service clones the policy (one shared reference count) for every
 //! request.

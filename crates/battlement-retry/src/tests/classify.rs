@@ -5,8 +5,8 @@ use super::*;
 
 async fn calls_for<K, P>(policy: RetryPolicy<K, P>, err: fn() -> BoxError) -> (usize, BoxError)
 where
-    K: RetryRules<(), (), BoxError>,
-    P: RetryPredicate<(), (), BoxError>,
+    K: RetryRules<(), (), BoxError> + 'static,
+    P: RetryPredicate<(), (), BoxError> + 'static,
 {
     let log = Log::default();
     let inner = log.clone();

@@ -32,6 +32,43 @@ async fn a_request_leaves_the_policys_shared_count_alone() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_leaked_retry_counts_no_reference_for_its_clones_or_its_requests() {
+    // Counted, each request in flight holds its stripe's reference and each clone of the
+    // service the stripes' list; leaked, neither is counted.
+    for leak in [false, true] {
+        let layer = crate::RetryLayer::new(RetryPolicy::builder().build().unwrap());
+        let layer = if leak { layer.leak() } else { layer };
+        let mut svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|_: u32| std::future::pending::<Result<u32, BoxError>>());
+        let counts = |svc: &crate::Retry<_>| {
+            let list = svc.locals.strong_count();
+            let stripes: Option<usize> = svc
+                .locals
+                .stripes
+                .iter()
+                .map(|stripe| stripe.strong_count())
+                .sum();
+            (list, stripes)
+        };
+        let (list, stripes) = counts(&svc);
+        let mut in_flight = Vec::new();
+        for i in 0..8 {
+            in_flight.push(svc.ready().await.unwrap().call(i));
+        }
+        let clones: Vec<_> = (0..3).map(|_| svc.clone()).collect();
+        if leak {
+            assert_eq!(counts(&svc), (None, None));
+            assert!(clones.iter().all(crate::Retry::is_leaked));
+        } else {
+            assert_eq!(counts(&svc), (list.map(|n| n + 3), stripes.map(|n| n + 8)));
+        }
+        drop((in_flight, clones));
+        assert_eq!(counts(&svc), (list, stripes));
+    }
+}
+
 /// Runs `failures` failing attempts then an answer through `svc`, returning the result and
 /// the waits between attempts.
 async fn scripted<S>(svc: impl FnOnce(Log) -> S) -> (Result<usize, BoxError>, Vec<Duration>)
@@ -54,12 +91,23 @@ async fn the_layer_decides_as_towers_retry_does_with_the_same_policy() {
             .build()
             .unwrap()
     };
-    for failures in [0, 2, 9] {
+    for (failures, leak) in [
+        (0, false),
+        (2, false),
+        (9, false),
+        (0, true),
+        (2, true),
+        (9, true),
+    ] {
         let (ours, theirs) = (build(), build());
         let (a, gaps_a) = scripted(|log| {
-            ServiceBuilder::new()
-                .layer(ours.clone().into_layer())
-                .service(flaky(&log, failures))
+            let layer = ours.clone().into_layer();
+            let layer = if leak { layer.leak() } else { layer };
+            let svc = ServiceBuilder::new()
+                .layer(layer)
+                .service(flaky(&log, failures));
+            assert_eq!(svc.is_leaked(), leak);
+            svc
         })
         .await;
         let (b, gaps_b) = scripted(|log| {
