@@ -38,9 +38,9 @@
 //! service holds (a breaker's, a bulkhead's, a retry's) is cloned and dropped once per call. The
 //! `battlement, PerThread` row wraps our stack in `battlement::PerThread`, whose clones are
 //! pointer copies and whose calls go through the calling thread's own clone of the stack; the
-//! `battlement, leaked` row builds a server stack (breaker, bulkhead, timeout) from leaked
-//! handles (`CircuitBreaker::leak`, `Bulkhead::leak`, `TimeoutLayer::leak`), whose clones are
-//! pointer copies too.
+//! `battlement, leaked` rows build the stack from leaked handles (`RetryLayer::leak`,
+//! `CircuitBreaker::leak`, `Bulkhead::leak`, `TimeoutLayer::leak`), whose clones are pointer
+//! copies too: the full stack, and a server stack inside a router (breaker, bulkhead, timeout).
 //!
 //! Peers: `tower-resilience` services are cloned (the clones share the breaker's mutex or the
 //! bulkhead's semaphore); failsafe and recloser are wrapped in a `service_fn` around a shared
@@ -333,6 +333,23 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
             common::ours_stack().layer(common::bare()),
         )),
     ));
+    v.push(subject(
+        rt,
+        "full stack, cloned per call",
+        "battlement, leaked",
+        ClonePerCall(
+            tower::ServiceBuilder::new()
+                .layer(common::ours_retry(true).into_layer().leak())
+                .layer(battlement_breaker::CircuitBreakerLayer::new(
+                    &common::ours_breaker(Window::Count).leak(),
+                ))
+                .layer(battlement_bulkhead::BulkheadLayer::new(
+                    &common::ours_bulkhead().leak(),
+                ))
+                .layer(battlement_timeout::TimeoutLayer::new(common::TIMEOUT).leak())
+                .service(common::bare()),
+        ),
+    ));
     // What a server stack inside axum's router is (no retry), cloned per call: with the
     // components' handles as they are, and leaked (`leak()`), whose clones copy a pointer.
     let server = |leak: bool| {
@@ -562,9 +579,13 @@ fn main() {
             "Breaker, bulkhead and timeout cloned per call, 2 tasks vs 1: {plain:.2}x as they are, {leaked:.2}x leaked"
         );
     }
-    if let (Some(plain), Some(per_thread)) = (ratio("battlement"), ratio("battlement, PerThread")) {
+    if let (Some(plain), Some(per_thread), Some(leaked)) = (
+        ratio("battlement"),
+        ratio("battlement, PerThread"),
+        ratio("battlement, leaked"),
+    ) {
         println!(
-            "Full stack cloned per call, 2 tasks vs 1: {plain:.2}x as it is, {per_thread:.2}x behind PerThread"
+            "Full stack cloned per call, 2 tasks vs 1: {plain:.2}x as it is, {per_thread:.2}x behind PerThread, {leaked:.2}x leaked"
         );
     }
 }
