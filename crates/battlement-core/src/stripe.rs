@@ -123,6 +123,25 @@ fn raw_index() -> usize {
     MAX_STRIPES
 }
 
+/// Whether the calling thread holds index `index` (one of [`stripe_count`]'s, below
+/// [`MAX_STRIPES`]): one thread-local read. A per-thread value kept for a later call (a call's
+/// future holds its thread's cell) asks this to know whether the thread finishing the call
+/// still owns the cell, and may write it with a plain load and store, as [`Stripes::owned`]
+/// allows.
+///
+/// ```
+/// use battlement_core::stripe::{owns, thread_index, MAX_STRIPES};
+///
+/// let index = thread_index();
+/// assert_eq!(owns(index), index < MAX_STRIPES);
+/// let other = std::thread::scope(|s| s.spawn(move || owns(index)).join().unwrap());
+/// assert!(!other, "another live thread never holds it");
+/// ```
+#[inline(always)]
+pub fn owns(index: usize) -> bool {
+    index < MAX_STRIPES && raw_index() == index
+}
+
 /// The calling thread's element of `cells`: `cells[thread_index() % cells.len()]`, on the fast
 /// path (a thread whose index is below the length) one thread-local read and one comparison.
 /// For a slice of per-thread handles that is not a [`Stripes`] (it must not be empty).

@@ -181,11 +181,12 @@ where
                     let Some(req) = session.request.as_mut() else {
                         return Poll::Ready(result);
                     };
-                    match session
-                        .handle
-                        .shared
-                        .decide(&mut session.state, req, &mut result)
-                    {
+                    match session.handle.shared.decide(
+                        &mut session.state,
+                        req,
+                        &mut result,
+                        Some(&session.handle.counts),
+                    ) {
                         Some(delay) if delay.is_now() => {
                             let service = session.handle.service.clone();
                             this.state.set(State::Checking { service });

@@ -5,7 +5,7 @@ use crate::config::{Callback, RetryPolicyBuilder};
 use crate::event::{DelaySource, RetryEvent};
 use crate::future::RetryDelay;
 use crate::layer::RetryLayer;
-use crate::metrics::{Core, Count, GiveUp};
+use crate::metrics::{Core, Count, GiveUp, StripeCounts};
 use crate::rules::{DefaultPredicate, RetryContext, RetryPredicate, RetryRules, Rules};
 use crate::settings::Settings;
 use battlement_core::event::EventChannel;
@@ -267,6 +267,7 @@ impl<K, P> Shared<K, P> {
         state: &mut RequestState,
         req: &mut Req,
         result: &mut Result<Res, E>,
+        counts: Option<&StripeCounts>,
     ) -> Option<RetryDelay>
     where
         K: RetryRules<Req, Res, E>,
@@ -288,7 +289,10 @@ impl<K, P> Shared<K, P> {
             if verdict.outcome().is_failure() {
                 core.gave_up(attempt, GiveUp::NotRetryable);
             } else {
-                core.succeeded(attempt);
+                match counts {
+                    Some(counts) => counts.succeeded(core, attempt),
+                    None => core.succeeded(attempt),
+                }
             }
             return None;
         }
@@ -368,7 +372,7 @@ where
 
     #[inline]
     fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<RetryDelay> {
-        self.shared.decide(&mut self.state, req, result)
+        self.shared.decide(&mut self.state, req, result, None)
     }
 
     #[inline]

@@ -1,6 +1,7 @@
 //! The service: retries with a [`RetryPolicy`], without cloning the policy for each request.
 
 use crate::future::ResponseFuture;
+use crate::metrics::StripeCounts;
 use crate::policy::{RequestState, RetryPolicy, Shared};
 use crate::rules::{DefaultPredicate, RetryPredicate, RetryRules, Rules};
 use battlement_core::handle;
@@ -18,6 +19,8 @@ use tower::Service;
 pub(crate) struct Local<S, K, P> {
     pub(crate) shared: Arc<Shared<K, P>>,
     pub(crate) service: S,
+    /// The stripe's cell of the policy's counters.
+    pub(crate) counts: StripeCounts,
 }
 
 /// A request's handle on its thread's [`Local`]: a reference counted on the stripe's own line,
@@ -84,9 +87,10 @@ impl<S: Clone + 'static, K: 'static, P: 'static> Retry<S, K, P> {
     /// Retries `inner`'s calls with `policy`.
     pub fn new(policy: RetryPolicy<K, P>, inner: S) -> Self {
         let shared = policy.shared().clone();
-        let stripes = Stripes::new_shared(|_| Local {
+        let stripes = Stripes::new_shared(|index| Local {
             shared: shared.clone(),
             service: inner.clone(),
+            counts: shared.core.counts.stripe(index),
         })
         .map(|local| Handle::from(local.clone()));
         Retry {

@@ -233,3 +233,52 @@ async fn a_registered_policy_is_in_the_health_report_and_warns_while_its_budget_
         .unwrap_err();
     assert_eq!(err.setting(), "name");
 }
+
+/// A request's success is counted in its stripe's cell beside the service's state when the
+/// thread that finishes it owns that cell, and through the policy otherwise: none is lost
+/// either way, with calls started on several threads and finished on others.
+#[test]
+fn successes_finished_on_other_threads_are_all_counted() {
+    use futures_util::FutureExt;
+    for leak in [false, true] {
+        let policy = RetryPolicy::builder().build().unwrap();
+        let layer = crate::RetryLayer::new(policy.clone());
+        let layer = if leak { layer.leak() } else { layer };
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|x: u32| async move { Ok::<_, BoxError>(x) });
+        const THREADS: u32 = 4;
+        const CALLS: u32 = 500;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            for _ in 0..THREADS {
+                let (tx, mut svc) = (tx.clone(), svc.clone());
+                scope.spawn(move || {
+                    for i in 0..CALLS {
+                        let svc = svc.ready().now_or_never().unwrap().unwrap();
+                        let future = svc.call(i);
+                        if i % 2 == 0 {
+                            // Finished on this thread.
+                            assert_eq!(future.now_or_never().unwrap().unwrap(), i);
+                        } else {
+                            tx.send((i, future)).unwrap();
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // Finished on this thread, which owns no cell the callers used.
+            scope.spawn(move || {
+                for (i, future) in rx {
+                    assert_eq!(future.now_or_never().unwrap().unwrap(), i);
+                }
+            });
+        });
+        let m = policy.metrics();
+        assert_eq!(
+            (m.succeeded_without_retry, m.calls()),
+            (u64::from(THREADS * CALLS), u64::from(THREADS * CALLS)),
+            "leaked: {leak}"
+        );
+    }
+}
