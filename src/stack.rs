@@ -393,6 +393,29 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
         self.set_retry(crate::retry::RetryLayer::new(policy))
     }
 
+    /// Retries with a retry layer made beforehand: a [leaked](crate::retry::RetryLayer::leak)
+    /// one, whose services' requests copy a pointer instead of counting a reference.
+    ///
+    /// ```
+    /// use battlement::retry::{RetryLayer, RetryPolicy};
+    /// use battlement::ResilienceStack;
+    ///
+    /// let policy = RetryPolicy::builder().max_attempts(3).build().unwrap();
+    /// let layer = ResilienceStack::new()
+    ///     .retry_layer(RetryLayer::new(policy).leak())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    #[cfg(feature = "retry")]
+    pub fn retry_layer<K, P>(
+        self,
+        layer: crate::retry::RetryLayer<K, P>,
+    ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, crate::retry::RetryLayer<K, P>, He, Th, Br, Bu, Ti, Ch>
+    {
+        self.set_retry(layer)
+    }
+
     /// Limits each attempt to `limit` (inside the retry: each attempt has its own deadline,
     /// and a timed-out attempt is a failure the breaker sees and the retry may retry). Its
     /// [`Elapsed`](crate::core::error::Elapsed) has the scope
@@ -1018,6 +1041,36 @@ mod tests {
             after.requests - after.discarded,
             m.requests - m.discarded + (after.throttled - m.throttled)
         );
+    }
+
+    /// `retry_layer` keeps the layer it is given (a leaked one stays leaked), where
+    /// `retry_policy` makes a counted one; both retry.
+    #[tokio::test(start_paused = true)]
+    async fn retry_layer_keeps_a_leaked_layer() {
+        let policy = || RetryPolicy::builder().max_attempts(2).build().unwrap();
+        let given =
+            ResilienceStack::new().retry_layer(crate::retry::RetryLayer::new(policy()).leak());
+        let made = ResilienceStack::new().retry_policy(policy());
+        assert!(given.retry.is_leaked() && !made.retry.is_leaked());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = given.build().unwrap();
+        let counter = calls.clone();
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(move |x: u32| {
+                let n = counter.fetch_add(1, SeqCst);
+                async move {
+                    if n == 0 {
+                        Err::<u32, BoxError>(Box::new(std::io::Error::from(
+                            std::io::ErrorKind::ConnectionReset,
+                        )))
+                    } else {
+                        Ok(x)
+                    }
+                }
+            }));
+        assert_eq!(svc.oneshot(7).await.unwrap(), 7);
+        assert_eq!(calls.load(SeqCst), 2, "retried once");
     }
 
     /// A registry that leaks what it builds gives `from_config` stacks leaked retry services.

@@ -50,6 +50,12 @@ pub(crate) struct Locals<S: 'static, K: 'static, P: 'static> {
 /// taken when this service was made (one per stripe of threads). So a change made through
 /// [`get_mut`](Self::get_mut) applies to first attempts only.
 ///
+/// Making one sets up that state per stripe, so it suits a service made once and kept, as a
+/// server's or a client's stack is. The inner service, the rules and the predicate must be
+/// `'static` (a [leaked](Self::leak) service keeps them for good). For a stack made for one
+/// request around a borrowed service, plug the policy into tower's `Retry` instead
+/// (`ServiceBuilder::retry(policy)`), as the reqwest middleware does.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
