@@ -47,6 +47,7 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 
+    #[inline]
     pub(crate) fn admitted(future: F, guard: CallGuard, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Admitted {

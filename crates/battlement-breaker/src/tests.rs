@@ -1033,3 +1033,41 @@ async fn a_leaked_breaker_counts_no_reference_for_its_clones() {
     assert_eq!(counted.metrics().successes, 2);
     assert_eq!(leaked.metrics().successes, 2);
 }
+
+/// An inner service whose `call` panics gives back the half-open trial permit its call was
+/// admitted with: the call's guard is made before the inner call and dropped as the panic
+/// unwinds. Made after the call, it was never made, the permit was lost and the breaker refused
+/// every call until it was reset.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_inner_call_gives_back_its_trial_permit() {
+    let b = count_breaker(10, 2).half_open_calls(1, 1).build().unwrap();
+    let up = Upstream::new();
+    let svc = guarded(&b, &up);
+    call(&svc, Call::Fail).await.unwrap_err();
+    call(&svc, Call::Fail).await.unwrap_err();
+    assert_eq!(b.state(), State::Open);
+    tokio::time::advance(Duration::from_secs(1)).await;
+
+    let mut panicking = CircuitBreakerLayer::new(&b)
+        .classifier(classifier())
+        .layer(service_fn(
+            |_: Call| -> std::future::Ready<Result<Res, std::io::Error>> {
+                panic!("the inner call panics")
+            },
+        ));
+    panicking.ready().await.unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(panicking.call(Call::Ok));
+    }));
+    assert!(unwound.is_err(), "the inner call panicked");
+    assert_eq!(
+        b.state(),
+        State::HalfOpen,
+        "the panicking call was the trial"
+    );
+
+    // The permit is back: the next call is the trial, and closes the breaker.
+    call(&svc, Call::Ok).await.unwrap();
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(up.hits(), 3);
+}
