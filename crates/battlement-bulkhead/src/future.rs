@@ -65,6 +65,7 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
         }
     }
 
+    #[inline]
     pub(crate) fn admitted(future: F, permit: Permit) -> Self {
         ResponseFuture {
             kind: Kind::Admitted {

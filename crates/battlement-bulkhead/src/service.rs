@@ -1,5 +1,6 @@
 //! The bulkhead's `tower::Service`.
 
+use crate::bulkhead::Admission;
 use crate::future::ResponseFuture;
 use crate::{Bulkhead, BulkheadAdmission, Prioritize};
 use battlement_core::BoxError;
@@ -103,7 +104,13 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let priority = &self.priority;
-        let admission = BulkheadAdmission(self.bulkhead.admit(|| priority.priority(&req)));
-        ResponseFuture::new(admission, &mut self.inner, req)
+        match self.bulkhead.admit(|| priority.priority(&req)) {
+            // Called here, not in `ResponseFuture::new`: the request is moved once, straight
+            // into the inner call (through `new` it was copied twice more on this path).
+            Admission::Now(permit) => ResponseFuture::admitted(self.inner.call(req), permit),
+            queued_or_rejected => {
+                ResponseFuture::new(BulkheadAdmission(queued_or_rejected), &mut self.inner, req)
+            }
+        }
     }
 }
