@@ -1043,8 +1043,7 @@ async fn a_panicking_inner_call_gives_back_its_trial_permit() {
     let b = count_breaker(10, 2).half_open_calls(1, 1).build().unwrap();
     let up = Upstream::new();
     let svc = guarded(&b, &up);
-    call(&svc, Call::Fail).await.unwrap_err();
-    call(&svc, Call::Fail).await.unwrap_err();
+    trip(&b, &svc).await;
     assert_eq!(b.state(), State::Open);
     tokio::time::advance(Duration::from_secs(1)).await;
 
