@@ -16,7 +16,8 @@
 //! - Live reload: [`CircuitBreaker::reload`] applies new settings from the next decision, keeping
 //!   the state and the calls in flight ([`CircuitBreakerBuilder::validate`] checks them first).
 //! - Calls that started in an earlier state (generation) do not count toward the current one; a
-//!   call whose future is dropped counts as nothing and returns its half-open permit.
+//!   call whose future is dropped, or whose inner service panics in `call`, counts as nothing
+//!   and returns its half-open permit.
 //! - Metrics ([`CircuitBreaker::metrics`]), `tracing` events, typed [`BreakerEvent`]s through
 //!   [`CircuitBreaker::subscribe`], and a [`HealthSnapshot`](battlement_core::HealthSnapshot) for the health
 //!   registry ([`battlement_core::HealthSource`]), and metrics for exporters through
