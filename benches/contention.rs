@@ -1,5 +1,5 @@
-//! Throughput of one shared breaker and one shared bulkhead hit by N = 1, 2, 4, 8 tasks on a
-//! multi-thread tokio runtime with 2 workers, ours beside the peers'.
+//! Throughput of one shared breaker, bulkhead, retry, timeout or stack hit by N = 1, 2, 4, 8
+//! tasks on a multi-thread tokio runtime with 2 workers, ours beside the peers'.
 //!
 //! Not a criterion bench: criterion times one routine on one thread, while this measures calls
 //! per second summed over tasks. Each measurement builds nothing: the service (and so the shared
@@ -32,6 +32,13 @@
 //! reference count only that thread writes, and clones the inner service again only for an
 //! actual retry. The `retry` rows show the retry alone over the bare service, and
 //! `retry→breaker` ours in front of our breaker (the start of the recommended stack).
+//!
+//! Timeout rows: in front of the bare service, ours arms no timer (a call that answers on its
+//! first poll reads no clock), while tower's `Timeout` builds a tokio `Sleep` in every call,
+//! which clones and drops the runtime's handle: a reference count that every worker writes. The
+//! `timeout, timer armed` rows put both in front of a service whose calls are pending once (they
+//! wake themselves), so both arm a `Sleep` on every call; the `none` row there is that service
+//! alone.
 //!
 //! Rows marked `cloned per call` drive the service as hyper-util's `TowerToHyperService` and
 //! axum's routes do: each call clones the service and `oneshot`s the clone, so every handle the
@@ -304,6 +311,47 @@ fn subjects(rt: &Runtime) -> Vec<Subject<'_>> {
         common::tr_bulkhead().layer(common::bare()),
     ));
 
+    // A timeout in front of a service that answers at once: ours arms no timer then; tower's
+    // builds a `Sleep` in every call, which clones (and drops) the runtime's handle, a
+    // reference count that every worker writes.
+    v.push(subject(
+        rt,
+        "timeout",
+        "battlement",
+        battlement_timeout::TimeoutLayer::new(common::TIMEOUT).layer(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "timeout",
+        "tower",
+        tower::timeout::TimeoutLayer::new(common::TIMEOUT).layer(common::bare()),
+    ));
+    v.push(subject(
+        rt,
+        "timeout",
+        "tower-resilience",
+        common::tr_timeout().layer(common::bare()),
+    ));
+    // The same in front of a service whose calls are pending once: both arm a tokio `Sleep`,
+    // so both clone the runtime's handle and take the timer wheel's lock on every call.
+    v.push(subject(
+        rt,
+        "timeout, timer armed",
+        "none (pending once, no timeout)",
+        common::pending_once(),
+    ));
+    v.push(subject(
+        rt,
+        "timeout, timer armed",
+        "battlement",
+        battlement_timeout::TimeoutLayer::new(common::TIMEOUT).layer(common::pending_once()),
+    ));
+    v.push(subject(
+        rt,
+        "timeout, timer armed",
+        "tower",
+        tower::timeout::TimeoutLayer::new(common::TIMEOUT).layer(common::pending_once()),
+    ));
     v.push(subject(
         rt,
         "full stack",
@@ -544,8 +592,9 @@ fn main() {
          load average before: {load_before}, after: {})",
         load_average()
     );
-    // Issue 13's target for the breaker, issue 17's for the bulkhead and the full stack.
-    for kind in ["breaker", "bulkhead", "full stack"] {
+    // Issue 13's target for the breaker, issue 17's for the bulkhead and the full stack (the
+    // timeout's 1.5x is not a target of either; it is printed beside them).
+    for kind in ["breaker", "bulkhead", "timeout", "full stack"] {
         let Some(i) = subjects
             .iter()
             .position(|s| s.kind == kind && s.name == "battlement")
