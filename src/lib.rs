@@ -66,6 +66,7 @@ mod direct;
 pub mod grpc_error;
 #[cfg(feature = "http")]
 pub mod http_error;
+mod leak;
 pub mod per_thread;
 #[cfg(all(
     feature = "breaker",
@@ -82,6 +83,7 @@ mod stack;
 
 pub use builder_ext::ServiceBuilderExt;
 pub use direct::{CallFn, DirectStack};
+pub use leak::Leak;
 pub use per_thread::PerThread;
 #[cfg(feature = "config")]
 pub use stack::ConfiguredStack;

@@ -1,5 +1,6 @@
 //! A stack builder that composes battlement's layers in the recommended order.
 
+use crate::Leak;
 use battlement_core::{register_all_with, ConfigError, HealthSink, HealthSource};
 use std::fmt;
 use std::sync::Arc;
@@ -82,6 +83,9 @@ pub struct ResilienceStack<
     components: Vec<(Arc<dyn HealthSource>, bool)>,
     registries: Vec<Box<dyn HealthSink + Send + Sync>>,
     limits: Limits,
+    /// Set by [`leak`](ResilienceStack::leak): the breaker, bulkhead, timeout and retry layers
+    /// given afterwards are leaked too.
+    leak: bool,
 }
 
 /// The limits of the stack's timeouts, as configured, for validation at build.
@@ -148,6 +152,7 @@ impl ResilienceStack {
             components: Vec::new(),
             registries: Vec::new(),
             limits: Limits::default(),
+            leak: false,
         }
     }
 }
@@ -336,8 +341,9 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
         Ti,
         Ch,
     > {
-        self.part(Arc::new(breaker.clone()))
-            .set_breaker(crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier))
+        let layer = crate::breaker::CircuitBreakerLayer::new(breaker).classifier(classifier);
+        let layer = if self.leak { layer.leak() } else { layer };
+        self.part(Arc::new(breaker.clone())).set_breaker(layer)
     }
 
     /// Limits concurrent calls with a bulkhead; registered as non-critical (a bulkhead's
@@ -348,8 +354,9 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
         bulkhead: &crate::bulkhead::Bulkhead,
     ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, crate::bulkhead::BulkheadLayer, Ti, Ch>
     {
-        self.part(Arc::new(bulkhead.clone()))
-            .bulkhead_layer(crate::bulkhead::BulkheadLayer::new(bulkhead))
+        let layer = crate::bulkhead::BulkheadLayer::new(bulkhead);
+        let layer = if self.leak { layer.leak() } else { layer };
+        self.part(Arc::new(bulkhead.clone())).bulkhead_layer(layer)
     }
 
     /// Limits concurrent calls with an adaptive limit, in the bulkhead slot (it is a bulkhead
@@ -390,7 +397,7 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
         policy: crate::retry::RetryPolicy<K, P>,
     ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, crate::retry::RetryLayer<K, P>, He, Th, Br, Bu, Ti, Ch>
     {
-        self.set_retry(crate::retry::RetryLayer::new(policy))
+        self.retry_layer(crate::retry::RetryLayer::new(policy))
     }
 
     /// Retries with a retry layer made beforehand: a [leaked](crate::retry::RetryLayer::leak)
@@ -413,6 +420,7 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
         layer: crate::retry::RetryLayer<K, P>,
     ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, crate::retry::RetryLayer<K, P>, He, Th, Br, Bu, Ti, Ch>
     {
+        let layer = if self.leak { layer.leak() } else { layer };
         self.set_retry(layer)
     }
 
@@ -439,6 +447,7 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
     ) -> ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, crate::timeout::TimeoutLayer<P>, Ch>
     {
         self.limits.attempt = Some(layer.limit());
+        let layer = if self.leak { layer.leak() } else { layer };
         self.set_timeout(layer)
     }
 
@@ -507,7 +516,9 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
     ) -> ResilienceStack<Pr, Ha, Rl, Fa, crate::timeout::TimeoutLayer<P>, Re, He, Th, Br, Bu, Ti, Ch>
     {
         self.limits.total = Some(layer.limit());
-        self.set_total_timeout(layer.scope(crate::core::error::TimeoutScope::Total))
+        let layer = layer.scope(crate::core::error::TimeoutScope::Total);
+        let layer = if self.leak { layer.leak() } else { layer };
+        self.set_total_timeout(layer)
     }
 
     /// Rejects every call while the kill switch is halted; registered as critical (a kill
@@ -610,11 +621,70 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
 
 /// Defines `fn $setter<L>(self, layer: L)`: the stack with `layer` in slot `$slot` and every
 /// other slot and the registration carried over (the slot's type parameter becomes `L`).
+impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
+    ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
+where
+    Tt: Leak,
+    Re: Leak,
+    Br: Leak,
+    Bu: Leak,
+    Ti: Leak,
+{
+    /// Leaks the stack's breaker, bulkhead, timeouts and retry, those given before and those
+    /// given after: the same components (state, metrics, health, reloads), kept for the rest of
+    /// the program, so that the stack's services and their clones copy pointers instead of
+    /// counting references that every core's clones share. One call instead of
+    /// [`CircuitBreaker::leak`](crate::breaker::CircuitBreaker::leak),
+    /// [`Bulkhead::leak`](crate::bulkhead::Bulkhead::leak),
+    /// [`TimeoutLayer::leak`](crate::timeout::TimeoutLayer::leak) and
+    /// [`RetryLayer::leak`](crate::retry::RetryLayer::leak) on each part.
+    ///
+    /// For a stack made once, at start, and applied where services are cloned for every request
+    /// (axum's `Router::layer`, see the README's "Serving on many cores"): every `leak` keeps
+    /// one more reference on each part for good. The handles given to the stack are not changed
+    /// (a breaker passed by reference stays counted), and layers of other kinds (an adaptive
+    /// limit, a hedge, a fallback) are kept as they are; with an adaptive limit in the bulkhead
+    /// slot, call `leak` before [`adaptive_limit`](Self::adaptive_limit).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), battlement::core::BoxError> {
+    /// use battlement::prelude::*;
+    /// use battlement::ResilienceStack;
+    /// use std::time::Duration;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// let breaker = CircuitBreaker::builder("catalog").build()?;
+    /// let bulkhead = Bulkhead::builder("catalog").max_concurrent(32).build()?;
+    /// let stack = ResilienceStack::new()
+    ///     .circuit_breaker(&breaker)
+    ///     .bulkhead(&bulkhead)
+    ///     .leak() // the parts above, and those below
+    ///     .timeout_per_try(Duration::from_secs(2))
+    ///     .build()?;
+    /// let svc = stack.layer(tower::service_fn(|x: u32| async move { Ok::<_, BoxError>(x) }));
+    /// assert_eq!(svc.clone().oneshot(7).await?, 7); // a clone copies pointers
+    /// assert_eq!(breaker.metrics().successes, 1); // the same breaker
+    /// assert!(!breaker.is_leaked());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn leak(mut self) -> Self {
+        self.leak = true;
+        self.total_timeout = self.total_timeout.leak();
+        self.retry = self.retry.leak();
+        self.breaker = self.breaker.leak();
+        self.bulkhead = self.bulkhead.leak();
+        self.timeout = self.timeout.leak();
+        self
+    }
+}
+
 macro_rules! slot_setter {
     ($setter:ident, $slot:ident, [$($other:ident),*], <$($ty:ident),*>) => {
         pub(crate) fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
-            let ResilienceStack { $($other,)* components, registries, limits, .. } = self;
-            ResilienceStack { $slot: layer, $($other,)* components, registries, limits }
+            let ResilienceStack { $($other,)* components, registries, limits, leak, .. } = self;
+            ResilienceStack { $slot: layer, $($other,)* components, registries, limits, leak }
         }
     };
 }
@@ -771,6 +841,7 @@ impl ResilienceStack {
             chaos: Identity::new(),
             components: Vec::new(),
             registries: Vec::new(),
+            leak: resilience.leaks(),
         })
     }
 }
@@ -1089,5 +1160,90 @@ mod tests {
                 tower::util::Either::Right(_) => panic!("the instance has a retry"),
             }
         }
+    }
+
+    /// `leak` on a `from_config` stack of a registry that does not leak leaks every slot the
+    /// instance fills (the `Either`s' left sides) and leaves the empty ones passing through.
+    #[cfg(feature = "config")]
+    #[test]
+    fn leak_on_a_configured_stack_leaks_the_instances_parts() {
+        use crate::config::{Configuration, Resilience};
+        use tower::util::Either;
+        let config = Configuration::from_toml(
+            "[instances.db]\nretry = { max_attempts = 2 }\nbreaker = {}\nbulkhead = {}\ntimeout = { limit = \"1s\" }\n",
+        )
+        .unwrap();
+        let resilience = Resilience::new(config);
+        let stack = ResilienceStack::from_config(&resilience, "db").unwrap();
+        fn is_left<A, B>(e: &Either<A, B>, f: impl Fn(&A) -> bool) -> bool {
+            matches!(e, Either::Left(a) if f(a))
+        }
+        assert!(!is_left(&stack.breaker, |b| b.is_leaked()));
+        let stack = stack.leak();
+        assert!(is_left(&stack.retry, |r| r.is_leaked()), "retry");
+        assert!(is_left(&stack.breaker, |b| b.is_leaked()), "breaker");
+        assert!(is_left(&stack.bulkhead, |b| b.is_leaked()), "bulkhead");
+        assert!(is_left(&stack.timeout, |t| t.is_leaked()), "timeout");
+        assert!(matches!(stack.total_timeout, Either::Right(_)));
+        // The registry's own breaker is the same component, and stays counted.
+        assert!(!resilience.breaker("db").unwrap().is_leaked());
+        assert!(stack.build().is_ok());
+    }
+
+    #[cfg(feature = "bulkhead")]
+    #[tokio::test(start_paused = true)]
+    async fn leak_leaks_the_parts_given_before_and_after_it_and_they_are_the_same_components() {
+        use crate::bulkhead::Bulkhead;
+        let breaker = CircuitBreaker::builder("leaked-breaker").build().unwrap();
+        let bulkhead = Bulkhead::builder("leaked-bulkhead")
+            .max_concurrent(4)
+            .build()
+            .unwrap();
+        let names = Names::default();
+        let stack = ResilienceStack::new()
+            .circuit_breaker(&breaker)
+            .total_timeout(Duration::from_secs(5))
+            .leak()
+            .bulkhead(&bulkhead)
+            .timeout_per_try(Duration::from_secs(1))
+            .retry_policy(RetryPolicy::builder().max_attempts(2).build().unwrap())
+            .registry(&names);
+        assert!(stack.breaker.is_leaked() && stack.total_timeout.is_leaked());
+        assert!(stack.bulkhead.is_leaked() && stack.timeout.is_leaked());
+        assert!(stack.retry.is_leaked());
+        // The handles given stay counted; the layers' are new handles on the same state.
+        assert!(!breaker.is_leaked() && !bulkhead.is_leaked());
+        let layer = stack.build().unwrap();
+        assert_eq!(
+            *names.0.lock().unwrap(),
+            vec![
+                ("leaked-breaker".to_owned(), true),
+                ("leaked-bulkhead".to_owned(), false)
+            ]
+        );
+        let svc = tower::Layer::layer(
+            &layer,
+            service_fn(|x: u32| async move { Ok::<_, BoxError>(x) }),
+        );
+        for i in 0..3 {
+            assert_eq!(svc.clone().oneshot(i).await.unwrap(), i);
+        }
+        assert_eq!(breaker.metrics().successes, 3);
+        assert_eq!(bulkhead.metrics().accepted, 3);
+        // Forced open through the handle given, the leaked layer's breaker refuses.
+        breaker.force_open("test");
+        let err = svc.oneshot(9).await.unwrap_err();
+        assert!(err.is::<crate::breaker::BreakerOpen>(), "{err}");
+    }
+
+    #[test]
+    fn a_stack_not_leaked_keeps_its_parts_counted() {
+        let breaker = CircuitBreaker::builder("counted").build().unwrap();
+        let stack = ResilienceStack::new()
+            .circuit_breaker(&breaker)
+            .timeout_per_try(Duration::from_secs(1))
+            .retry_policy(RetryPolicy::builder().build().unwrap());
+        assert!(!stack.breaker.is_leaked() && !stack.timeout.is_leaked());
+        assert!(!stack.retry.is_leaked());
     }
 }

@@ -61,6 +61,33 @@ impl<C> CircuitBreakerLayer<C> {
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
     }
+
+    /// This layer with its breaker [leaked](CircuitBreaker::leak): the same breaker (state,
+    /// metrics, health, reloads), kept for the rest of the program, so that the layer's clones,
+    /// the services it makes and their clones copy a pointer instead of counting a reference
+    /// that every core's clones share. For a layer made once, at start, and applied where
+    /// services are cloned per request (axum's `Router::layer`).
+    ///
+    /// ```
+    /// use battlement_breaker::{CircuitBreaker, CircuitBreakerLayer};
+    ///
+    /// let breaker = CircuitBreaker::builder("catalog").build().unwrap();
+    /// let layer = CircuitBreakerLayer::new(&breaker).leak();
+    /// assert!(layer.is_leaked() && !breaker.is_leaked());
+    /// layer.breaker().force_open("maintenance"); // the same breaker
+    /// assert_eq!(breaker.state(), battlement_breaker::State::ForcedOpen);
+    /// ```
+    pub fn leak(self) -> Self {
+        CircuitBreakerLayer {
+            breaker: self.breaker.leak(),
+            classifier: self.classifier,
+        }
+    }
+
+    /// Whether this layer's breaker is [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        self.breaker.is_leaked()
+    }
 }
 
 impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {

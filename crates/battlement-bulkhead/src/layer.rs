@@ -43,6 +43,33 @@ impl<P> BulkheadLayer<P> {
         &self.bulkhead
     }
 
+    /// This layer with its bulkhead [leaked](Bulkhead::leak): the same bulkhead (permits,
+    /// queue, metrics, health, reloads), kept for the rest of the program, so that the layer's
+    /// clones, the services it makes and their clones copy a pointer instead of counting a
+    /// reference that every core's clones share. For a layer made once, at start, and applied
+    /// where services are cloned per request (axum's `Router::layer`).
+    ///
+    /// ```
+    /// use battlement_bulkhead::{Bulkhead, BulkheadLayer};
+    ///
+    /// let pool = Bulkhead::builder("pool").max_concurrent(1).build().unwrap();
+    /// let layer = BulkheadLayer::new(&pool).leak();
+    /// assert!(layer.is_leaked() && !pool.is_leaked());
+    /// let _permit = layer.bulkhead().try_call(); // the same bulkhead
+    /// assert_eq!(pool.in_flight(), 1);
+    /// ```
+    pub fn leak(self) -> Self {
+        BulkheadLayer {
+            bulkhead: self.bulkhead.leak(),
+            priority: self.priority,
+        }
+    }
+
+    /// Whether this layer's bulkhead is [leaked](Self::leak).
+    pub fn is_leaked(&self) -> bool {
+        self.bulkhead.is_leaked()
+    }
+
     /// Gives each request a [`Priority`](crate::Priority) with `f`, asked only when no permit is free (see
     /// [`Priority`](crate::Priority) for what it changes). Without it every call is `Normal`.
     ///
