@@ -2,7 +2,8 @@
 //! (with and without their export histograms), an adaptive limit's admitted call, the
 //! timeout layer, the retry policy whose first attempt succeeds, an adaptive throttle's admitted
 //! call, an outlier detector's watched endpoint, and the full recommended stack
-//! composed by the facade's `ResilienceStack` (also behind `PerThread`, cloned per call).
+//! composed by the facade's `ResilienceStack` (also behind `PerThread` and leaked, cloned per
+//! call).
 //!
 //! Each service is driven by hand with `battlement_test_util::calls` (no executor), and after a
 //! warm-up (thread-locals, lazy statics) `CALLS` calls are counted with
@@ -418,6 +419,47 @@ mod stack {
         clone_per_call(); // warm-up: this thread's clone of the stack
         assert_eq!(allocations(clone_per_call), 0);
         assert_eq!(breaker.metrics().successes, 2 * CALLS);
+    }
+
+    /// A leaked stack (`ResilienceStack::leak`), cloned for every call as axum's router does:
+    /// each clone copies pointers, and neither the clone nor the call allocates.
+    #[test]
+    fn a_leaked_stack_cloned_per_call_allocates_nothing() {
+        use battlement::ResilienceStack;
+
+        let rt = runtime();
+        let _enter = rt.enter();
+        let breaker = battlement_breaker::CircuitBreaker::builder("alloc-leaked")
+            .build()
+            .unwrap();
+        let bulkhead = battlement_bulkhead::Bulkhead::builder("alloc-leaked")
+            .build()
+            .unwrap();
+        let stack = ResilienceStack::new()
+            .leak()
+            .retry_policy(
+                battlement_retry::RetryPolicy::builder()
+                    .budget(0.2, 10)
+                    .build()
+                    .unwrap(),
+            )
+            .circuit_breaker(&breaker)
+            .bulkhead(&bulkhead)
+            .timeout_per_try(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let svc = stack.layer(bare());
+        let clone_per_call = || {
+            let mut answered = 0;
+            for _ in 0..CALLS {
+                answered += calls(&mut svc.clone(), 1, |_| ()).0;
+            }
+            assert_eq!(answered, CALLS);
+        };
+        clone_per_call(); // warm-up
+        assert_eq!(allocations(clone_per_call), 0);
+        assert_eq!(breaker.metrics().successes, 2 * CALLS);
+        assert_eq!(bulkhead.metrics().accepted, 2 * CALLS);
     }
 }
 
