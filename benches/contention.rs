@@ -38,7 +38,9 @@
 //! which clones and drops the runtime's handle: a reference count that every worker writes. The
 //! `timeout, timer armed` rows put both in front of a service whose calls are pending once (they
 //! wake themselves), so both arm a `Sleep` on every call; the `none` row there is that service
-//! alone.
+//! alone. Built with `RUSTFLAGS="--cfg tokio_unstable"` and run with `BATTLEMENT_ALT_TIMER=1`,
+//! the runtime uses tokio's unstable alternative timer (`Builder::enable_alt_timer`, a timer
+//! wheel per worker) instead of the one behind a mutex.
 //!
 //! Rows marked `cloned per call` drive the service as hyper-util's `TowerToHyperService` and
 //! axum's routes do: each call clones the service and `oneshot`s the clone, so every handle the
@@ -510,11 +512,16 @@ fn load_average() -> String {
 fn main() {
     let settings = settings();
     let load_before = load_average();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_all();
+    // Tokio's unstable per-worker timer, for the armed-timer rows: built with
+    // `RUSTFLAGS="--cfg tokio_unstable"` and run with `BATTLEMENT_ALT_TIMER=1`.
+    #[cfg(tokio_unstable)]
+    if std::env::var("BATTLEMENT_ALT_TIMER").as_deref() == Ok("1") {
+        builder.enable_alt_timer();
+        eprintln!("contention: tokio's alternative timer");
+    }
+    let rt = builder.build().expect("runtime");
     let subjects: Vec<_> = subjects(&rt)
         .into_iter()
         .filter(|s| {
