@@ -619,8 +619,6 @@ impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
     }
 }
 
-/// Defines `fn $setter<L>(self, layer: L)`: the stack with `layer` in slot `$slot` and every
-/// other slot and the registration carried over (the slot's type parameter becomes `L`).
 impl<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
     ResilienceStack<Pr, Ha, Rl, Fa, Tt, Re, He, Th, Br, Bu, Ti, Ch>
 where
@@ -680,6 +678,8 @@ where
     }
 }
 
+/// Defines `fn $setter<L>(self, layer: L)`: the stack with `layer` in slot `$slot` and every
+/// other slot and the registration carried over (the slot's type parameter becomes `L`).
 macro_rules! slot_setter {
     ($setter:ident, $slot:ident, [$($other:ident),*], <$($ty:ident),*>) => {
         pub(crate) fn $setter<L>(self, layer: L) -> ResilienceStack<$($ty),*> {
