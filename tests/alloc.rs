@@ -22,6 +22,21 @@ fn allocations_per_steady_calls<S: Service<()>>(mut svc: S) -> u64 {
     allocations(|| assert_eq!(calls(&mut svc, CALLS, |_| ()), (CALLS, 0)))
 }
 
+/// Heap allocations made by `CALLS` calls, each through a fresh clone of `svc` as a server
+/// clones its service per request, after as many calls to warm up (thread-locals, a
+/// `PerThread`'s clone for this thread).
+fn allocations_cloned_per_call<S: Service<()> + Clone>(svc: &S) -> u64 {
+    let clone_per_call = || {
+        let mut answered = 0;
+        for _ in 0..CALLS {
+            answered += calls(&mut svc.clone(), 1, |_| ()).0;
+        }
+        assert_eq!(answered, CALLS);
+    };
+    clone_per_call();
+    allocations(clone_per_call)
+}
+
 /// A current-thread runtime to enter: the timeout layer's timer needs a time driver in scope.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -408,16 +423,7 @@ mod stack {
             .build()
             .unwrap();
         let svc = PerThread::leak(stack.layer(bare()));
-        let per_call = |_| ();
-        let clone_per_call = || {
-            let mut answered = 0;
-            for _ in 0..CALLS {
-                answered += calls(&mut svc.clone(), 1, per_call).0;
-            }
-            assert_eq!(answered, CALLS);
-        };
-        clone_per_call(); // warm-up: this thread's clone of the stack
-        assert_eq!(allocations(clone_per_call), 0);
+        assert_eq!(allocations_cloned_per_call(&svc), 0);
         assert_eq!(breaker.metrics().successes, 2 * CALLS);
     }
 
@@ -448,16 +454,7 @@ mod stack {
             .timeout_per_try(Duration::from_secs(10))
             .build()
             .unwrap();
-        let svc = stack.layer(bare());
-        let clone_per_call = || {
-            let mut answered = 0;
-            for _ in 0..CALLS {
-                answered += calls(&mut svc.clone(), 1, |_| ()).0;
-            }
-            assert_eq!(answered, CALLS);
-        };
-        clone_per_call(); // warm-up
-        assert_eq!(allocations(clone_per_call), 0);
+        assert_eq!(allocations_cloned_per_call(&stack.layer(bare())), 0);
         assert_eq!(breaker.metrics().successes, 2 * CALLS);
         assert_eq!(bulkhead.metrics().accepted, 2 * CALLS);
     }
