@@ -1,6 +1,7 @@
 //! The timeout's response future.
 
 use crate::config::Named;
+use crate::timer::Entry;
 use battlement_core::error::{Elapsed, TimeoutScope};
 use battlement_core::BoxError;
 use pin_project_lite::pin_project;
@@ -12,7 +13,8 @@ use tokio::time::Sleep;
 
 pin_project! {
     /// The future of a call through a [`TimeoutService`](crate::TimeoutService): the inner
-    /// future raced against a timer, no boxing. Dropping it drops both.
+    /// future raced against a timer, no boxing. Dropping it drops both (and takes the timer
+    /// out of its thread's shard).
     ///
     /// The timer is armed lazily: the first poll polls the inner future, and only when it is
     /// still pending does the timer start, `limit` from that first poll. A call that completes
@@ -24,6 +26,9 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
+        // The timer once armed: an entry in this thread's shard, or (when the shard has no
+        // lane for this limit) tokio's `Sleep`.
+        entry: Option<Entry>,
         #[pin]
         sleep: Option<Sleep>,
         // In nanoseconds: made a `Duration` only when the timer is armed.
@@ -37,6 +42,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, limit: u64, named: &'static Named, scope: TimeoutScope) -> Self {
         ResponseFuture {
             inner,
+            entry: None,
             sleep: None,
             limit,
             named,
@@ -58,18 +64,41 @@ where
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        if this.sleep.is_none() {
-            this.sleep
-                .set(Some(tokio::time::sleep(Duration::from_nanos(*this.limit))));
-        }
-        let sleep = this.sleep.as_pin_mut().expect("armed above");
-        match sleep.poll(cx) {
+        let fired = if let Some(entry) = this.entry {
+            entry.poll(cx)
+        } else if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+            sleep.poll(cx)
+        } else {
+            arm(this.entry, this.sleep, *this.limit, cx)
+        };
+        match fired {
             Poll::Ready(()) => Poll::Ready(Err(elapsed(
                 this.named,
                 Duration::from_nanos(*this.limit),
                 *this.scope,
             ))),
             Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Arms the timer of a call still pending after its first poll: an entry in the thread's
+/// shard (which has registered `cx`'s waker), or tokio's `Sleep` when the shard refuses it.
+fn arm(
+    entry: &mut Option<Entry>,
+    mut sleep: Pin<&mut Option<Sleep>>,
+    limit: u64,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let limit = Duration::from_nanos(limit);
+    match Entry::arm(limit, cx) {
+        Some(armed) => {
+            *entry = Some(armed);
+            Poll::Pending
+        }
+        None => {
+            sleep.set(Some(tokio::time::sleep(limit)));
+            sleep.as_pin_mut().expect("armed above").poll(cx)
         }
     }
 }

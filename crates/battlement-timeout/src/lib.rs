@@ -22,15 +22,28 @@
 //! # Why not `tower::timeout`?
 //!
 //! `tower::timeout::Timeout` has a fixed limit and returns tower's untyped `Elapsed`, which names
-//! neither the layer nor the limit. This layer is the same racing future (the inner future
-//! against a `tokio::time::Sleep`, pinned in place, no boxing, no allocation per call) with those
-//! two things added, and one thing taken away: it arms its timer only when the inner call is
-//! still pending after its first poll. A call that answers at once (a cache hit, a handler that
-//! needs no I/O) reads no clock and touches no timer (what that saves is in the README's
-//! Performance section); a call that waits costs the same as tower's, the timer's registration being most of it. The limit
-//! therefore counts from the response future's first poll rather than from `call`, which is the
-//! same instant whenever the future is awaited as soon as it is made. [`HttpTimeouts`] adds its
-//! extension and header lookups.
+//! neither the layer nor the limit. This layer adds those two things and changes how the timer
+//! is kept:
+//!
+//! - **It arms its timer only when the inner call is still pending after its first poll.** A
+//!   call that answers at once (a cache hit, a handler that needs no I/O) reads no clock and
+//!   touches no timer. The limit therefore counts from the response future's first poll rather
+//!   than from `call`, which is the same instant whenever the future is awaited as soon as it
+//!   is made.
+//! - **An armed timer is an entry in a timer shard of the calling thread**, not a
+//!   `tokio::time::Sleep` per call. Tokio's timer wheel sits behind one mutex for the whole
+//!   runtime, taken when a `Sleep` is first polled and again when it is dropped before firing,
+//!   so on a multi-threaded server every call that waits on I/O takes it twice, on every worker.
+//!   A shard's lock is its own thread's. Each shard has a driver task that sleeps (on one tokio
+//!   `Sleep`) until the shard's earliest deadline. Deadlines follow tokio's clock, so
+//!   `tokio::time::pause()` drives these timers like tokio's own. A shard keeps up to 16 distinct
+//!   limits waiting at once; a call with yet another one (per-request `grpc-timeout`s can make
+//!   many) falls back to tokio's `Sleep`.
+//!
+//! Either way the future is the inner future and its timer in one struct, no boxing, no
+//! allocation per call (a shard's storage grows to the most calls it has held at once and is
+//! then reused). What each saves is in the README's Performance section. [`HttpTimeouts`] adds
+//! its extension and header lookups.
 //!
 //! # Example
 //!
@@ -75,6 +88,7 @@ mod layer;
 mod metrics;
 mod policy;
 mod service;
+mod timer;
 
 pub use battlement_core::error::{Elapsed, TimeoutScope};
 pub use battlement_core::ConfigError;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
+mod timer;
+
 /// A service that answers after the delay given in the request, and counts dropped futures.
 fn sleeper(
     dropped: Arc<AtomicUsize>,
