@@ -26,11 +26,8 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        // The timer once armed: an entry in this thread's shard, or (when the shard has no
-        // lane for this limit) tokio's `Sleep`.
-        entry: Option<Entry>,
         #[pin]
-        sleep: Option<Sleep>,
+        timer: Timer,
         // In nanoseconds: made a `Duration` only when the timer is armed.
         limit: u64,
         named: &'static Named,
@@ -38,12 +35,28 @@ pin_project! {
     }
 }
 
+pin_project! {
+    /// A call's timer.
+    #[project = TimerProj]
+    #[derive(Debug)]
+    enum Timer {
+        /// Not armed: the inner call has not been pending yet.
+        Unarmed,
+        /// An entry in the calling thread's timer shard.
+        Shard { entry: Entry },
+        /// Tokio's `Sleep`, when the shard has no lane for the limit.
+        Tokio {
+            #[pin]
+            sleep: Sleep,
+        },
+    }
+}
+
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, limit: u64, named: &'static Named, scope: TimeoutScope) -> Self {
         ResponseFuture {
             inner,
-            entry: None,
-            sleep: None,
+            timer: Timer::Unarmed,
             limit,
             named,
             scope,
@@ -64,12 +77,10 @@ where
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        let fired = if let Some(entry) = this.entry {
-            entry.poll(cx)
-        } else if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-            sleep.poll(cx)
-        } else {
-            arm(this.entry, this.sleep, *this.limit, cx)
+        let fired = match this.timer.as_mut().project() {
+            TimerProj::Shard { entry } => entry.poll(cx),
+            TimerProj::Tokio { sleep } => sleep.poll(cx),
+            TimerProj::Unarmed => arm(this.timer, *this.limit, cx),
         };
         match fired {
             Poll::Ready(()) => Poll::Ready(Err(elapsed(
@@ -84,21 +95,21 @@ where
 
 /// Arms the timer of a call still pending after its first poll: an entry in the thread's
 /// shard (which has registered `cx`'s waker), or tokio's `Sleep` when the shard refuses it.
-fn arm(
-    entry: &mut Option<Entry>,
-    mut sleep: Pin<&mut Option<Sleep>>,
-    limit: u64,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
+fn arm(mut timer: Pin<&mut Timer>, limit: u64, cx: &mut Context<'_>) -> Poll<()> {
     let limit = Duration::from_nanos(limit);
     match Entry::arm(limit, cx) {
-        Some(armed) => {
-            *entry = Some(armed);
+        Some(entry) => {
+            timer.set(Timer::Shard { entry });
             Poll::Pending
         }
         None => {
-            sleep.set(Some(tokio::time::sleep(limit)));
-            sleep.as_pin_mut().expect("armed above").poll(cx)
+            timer.set(Timer::Tokio {
+                sleep: tokio::time::sleep(limit),
+            });
+            match timer.project() {
+                TimerProj::Tokio { sleep } => sleep.poll(cx),
+                _ => unreachable!("armed above"),
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::timer::{armed_here, LANES};
 use crate::*;
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
@@ -177,4 +178,50 @@ fn calls_moved_between_workers_still_time_out() {
             assert_eq!(result.is_err(), forever);
         }
     });
+}
+
+/// A waker that does nothing, for polling by hand.
+fn noop_waker() -> std::task::Waker {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    std::task::Waker::from(std::sync::Arc::new(Noop))
+}
+
+#[test]
+fn a_shard_whose_thread_ended_still_fires_then_its_driver_ends() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    // Armed on a thread of its own, which then ends: its shard is orphaned with one timer in it.
+    let call = std::thread::spawn(move || {
+        let _runtime = handle.enter();
+        let svc = TimeoutLayer::new(ms(30)).layer(service_fn(|_: ()| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::io::Error>(())
+        }));
+        let mut call = Box::pin(svc.oneshot(()));
+        let waker = noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+        call
+    })
+    .join()
+    .unwrap();
+    assert_eq!(rt.metrics().num_alive_tasks(), 1, "the shard's driver");
+    // The driver still fires the call's timer ...
+    let err = rt.block_on(call).unwrap_err();
+    assert_eq!(err.downcast_ref::<Elapsed>().unwrap().limit(), ms(30));
+    // ... and, its last timer gone, ends.
+    for _ in 0..100_000 {
+        if rt.metrics().num_alive_tasks() == 0 {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("the orphaned shard's driver is still alive");
 }
