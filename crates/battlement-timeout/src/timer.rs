@@ -242,11 +242,18 @@ impl Inner {
 }
 
 /// The shard of the thread it lives in; orphans it when the thread ends.
-struct Home(Arc<Shard>);
+struct Home {
+    shard: Arc<Shard>,
+    /// The last task seen to arm a timer here under the shard's runtime. A task belongs to
+    /// one runtime for good and tokio's task ids are unique across runtimes, so the same task
+    /// again needs no look-up of the runtime (which clones and drops the runtime's handle, a
+    /// reference count every worker writes).
+    task: Option<tokio::task::Id>,
+}
 
 impl Drop for Home {
     fn drop(&mut self) {
-        if let Some(driver) = self.0.orphan() {
+        if let Some(driver) = self.shard.orphan() {
             driver.wake();
         }
     }
@@ -257,22 +264,39 @@ thread_local! {
 }
 
 /// This thread's shard for the current runtime (a new one if the thread has none for it yet).
-fn shard(runtime: Id) -> Arc<Shard> {
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+fn shard() -> Arc<Shard> {
+    let task = tokio::task::try_id();
     HOME.try_with(|home| {
         let mut home = home.borrow_mut();
-        match &*home {
-            Some(h) if h.0.runtime == runtime => h.0.clone(),
+        if let Some(h) = &mut *home {
+            if task.is_some() && h.task == task {
+                return h.shard.clone();
+            }
+        }
+        let runtime = Handle::current().id();
+        match &mut *home {
+            Some(h) if h.shard.runtime == runtime => {
+                h.task = task;
+                h.shard.clone()
+            }
             _ => {
                 // The thread's first timer, or its first under this runtime: the old shard (if
                 // any) is orphaned as `Home`'s drop says.
                 let shard = Arc::new(Shard::new(runtime, false));
-                *home = Some(Home(shard.clone()));
+                *home = Some(Home {
+                    shard: shard.clone(),
+                    task,
+                });
                 shard
             }
         }
     })
     // The thread is ending: a shard of its own for this call, orphaned from the start.
-    .unwrap_or_else(|_| Arc::new(Shard::new(runtime, true)))
+    .unwrap_or_else(|_| Arc::new(Shard::new(Handle::current().id(), true)))
 }
 
 /// An armed call's timer; dropping it cancels it.
@@ -296,10 +320,9 @@ impl Entry {
     ///
     /// Outside a tokio runtime, or in one built without timers, as `tokio::time::sleep` does.
     pub(crate) fn arm(limit: Duration, cx: &Context<'_>) -> Option<Entry> {
-        let handle = Handle::current();
+        let shard = shard();
         let deadline = Instant::now().checked_add(limit)?;
         let millis = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-        let shard = shard(handle.id());
         let (key, wake, spawn) = {
             let mut inner = shard.lock();
             let key = inner.insert(deadline, millis, cx.waker())?;
@@ -317,7 +340,7 @@ impl Entry {
             driver.wake();
         }
         if spawn {
-            Driver::spawn(&entry.shard, &handle);
+            Driver::spawn(&entry.shard, &Handle::current());
         }
         Some(entry)
     }
@@ -445,7 +468,7 @@ impl Future for Driver {
 pub(crate) fn armed_here() -> usize {
     let runtime = Handle::current().id();
     HOME.with(|home| match &*home.borrow() {
-        Some(h) if h.0.runtime == runtime => h.0.lock().linked,
+        Some(h) if h.shard.runtime == runtime => h.shard.lock().linked,
         _ => 0,
     })
 }
