@@ -120,6 +120,12 @@ fn runtimes_driven_in_turn_on_one_thread_each_fire_their_own_timers() {
             (ms(30), true),
             "round {round}"
         );
+        // The same from tasks, which a shard remembers to skip looking up the runtime: a task
+        // of the other runtime must not be taken for one of its own.
+        for (rt, limit) in [(&a, ms(25)), (&b, ms(35)), (&a, ms(45))] {
+            let ran = rt.block_on(async move { tokio::spawn(run(limit, None)).await.unwrap() });
+            assert_eq!(ran, (limit, true), "round {round}");
+        }
     }
     // A runtime dropped and another built on the same thread.
     drop(a);
