@@ -399,8 +399,10 @@ pin_project_lite::pin_project! {
     /// A shard's driver: sleeps until the shard's earliest deadline and fires what is due.
     struct Driver {
         running: Running,
+        // `None` once the driver has found the shard empty, so that it keeps no deadline
+        // registered with tokio's timer while it waits for entries.
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
     }
 }
 
@@ -410,7 +412,7 @@ impl Driver {
         // Made first: if it panics (a runtime without timers), `running` is cleared again and
         // the panic reaches the call, as tokio's own `sleep` would.
         let running = Running(shard.clone());
-        let sleep = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+        let sleep = Some(tokio::time::sleep(Duration::from_secs(86_400 * 365)));
         drop(handle.spawn(Driver { running, sleep }));
     }
 }
@@ -449,12 +451,16 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             let Some(next) = next else {
+                this.sleep.set(None);
                 return Poll::Pending;
             };
-            if this.sleep.deadline() != next {
-                this.sleep.as_mut().reset(next);
+            match this.sleep.as_mut().as_pin_mut() {
+                Some(sleep) if sleep.deadline() == next => {}
+                Some(sleep) => sleep.reset(next),
+                None => this.sleep.set(Some(tokio::time::sleep_until(next))),
             }
-            if this.sleep.as_mut().poll(cx).is_pending() {
+            let sleep = this.sleep.as_mut().as_pin_mut().expect("set above");
+            if sleep.poll(cx).is_pending() {
                 return Poll::Pending;
             }
         }
