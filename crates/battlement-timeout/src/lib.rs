@@ -40,17 +40,19 @@
 //!   limits waiting at once; a call with yet another one (per-request `grpc-timeout`s can make
 //!   many) falls back to tokio's `Sleep`.
 //!
-//! With a paused clock (`tokio::time::pause()`), these timers fire at the same instants as
+//! Either way the future is the inner future and its timer in one struct, no boxing, no
+//! allocation per call (a shard's storage grows to the most calls it has held at once and is
+//! then reused). What each saves is in the README's Performance section. [`HttpTimeouts`] adds
+//! its extension and header lookups.
+//!
+//! # Testing with a paused clock
+//!
+//! Under `tokio::time::pause()` these timers fire at the same instants as
 //! tokio's. One difference: a shard's driver does not cancel its own sleep when the calls it
 //! was timing end early, so an idle paused runtime may auto-advance its clock once more, to the
 //! deadline of a call that has already ended. A test that waits on something other than a
 //! timer (a socket, another thread) after its timed calls have ended can see that jump; with
 //! calls still armed, tokio's own timers make the same jump to theirs.
-//!
-//! Either way the future is the inner future and its timer in one struct, no boxing, no
-//! allocation per call (a shard's storage grows to the most calls it has held at once and is
-//! then reused). What each saves is in the README's Performance section. [`HttpTimeouts`] adds
-//! its extension and header lookups.
 //!
 //! # Example
 //!
