@@ -37,10 +37,12 @@
 //! first poll reads no clock), while tower's `Timeout` builds a tokio `Sleep` in every call,
 //! which clones and drops the runtime's handle: a reference count that every worker writes. The
 //! `timeout, timer armed` rows put both in front of a service whose calls are pending once (they
-//! wake themselves), so both arm a `Sleep` on every call; the `none` row there is that service
-//! alone. Built with `RUSTFLAGS="--cfg tokio_unstable"` and run with `BATTLEMENT_ALT_TIMER=1`,
-//! the runtime uses tokio's unstable alternative timer (`Builder::enable_alt_timer`, a timer
-//! wheel per worker) instead of the one behind a mutex.
+//! wake themselves), so both arm a timer on every call: tower's a tokio `Sleep` (registered
+//! behind the runtime's one timer mutex, and cancelled behind it again), ours an entry in the
+//! calling thread's timer shard. The `none` row there is that service alone. Built with
+//! `RUSTFLAGS="--cfg tokio_unstable"` and run with `BATTLEMENT_ALT_TIMER=1`, the runtime uses
+//! tokio's unstable alternative timer (`Builder::enable_alt_timer`, a timer wheel per worker)
+//! instead of the one behind a mutex.
 //!
 //! Rows marked `cloned per call` drive the service as hyper-util's `TowerToHyperService` and
 //! axum's routes do: each call clones the service and `oneshot`s the clone, so every handle the
