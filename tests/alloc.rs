@@ -1,6 +1,6 @@
 //! No heap allocation per call in steady state: through a closed breaker and a free bulkhead
 //! (with and without their export histograms), an adaptive limit's admitted call, the
-//! timeout layer, the retry policy whose first attempt succeeds, an adaptive throttle's admitted
+//! timeout layer (a call that answers at once, and one that arms its timer), the retry policy whose first attempt succeeds, an adaptive throttle's admitted
 //! call, an outlier detector's watched endpoint, and the full recommended stack
 //! composed by the facade's `ResilienceStack` (also behind `PerThread` and leaked, cloned per
 //! call).
@@ -155,6 +155,46 @@ mod timeout {
         let _enter = rt.enter();
         let svc = TimeoutLayer::new(Duration::from_secs(10)).layer(bare());
         assert_eq!(allocations_per_steady_calls(svc), 0);
+    }
+
+    /// Answers on its second poll: a call that waits once, so the timeout arms its timer.
+    struct PendingOnce(bool);
+
+    impl std::future::Future for PendingOnce {
+        type Output = Result<(), std::convert::Infallible>;
+
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            if std::mem::replace(&mut self.0, true) {
+                std::task::Poll::Ready(Ok(()))
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    #[test]
+    fn a_call_that_arms_the_timer_allocates_nothing() {
+        use std::future::Future;
+        // The first armed call spawns the thread's timer driver and sizes its shard; after
+        // that an armed call takes an entry and gives it back.
+        let rt = runtime();
+        let _enter = rt.enter();
+        let mut svc = TimeoutLayer::new(Duration::from_secs(10))
+            .layer(tower::service_fn(|_: ()| PendingOnce(false)));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut armed_calls = |n: u64| {
+            for _ in 0..n {
+                let mut call = std::pin::pin!(svc.call(()));
+                assert!(call.as_mut().poll(&mut cx).is_pending());
+                assert!(matches!(call.poll(&mut cx), std::task::Poll::Ready(Ok(()))));
+            }
+        };
+        armed_calls(WARM_UP);
+        assert_eq!(allocations(|| armed_calls(CALLS)), 0);
     }
 }
 
