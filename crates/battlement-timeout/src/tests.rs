@@ -34,6 +34,17 @@ impl Drop for DropCount {
     }
 }
 
+/// Polls `fut` once: its output if ready, else `None`.
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
 fn elapsed(err: &BoxError) -> &Elapsed {
     err.downcast_ref::<Elapsed>().expect("Elapsed")
 }
@@ -307,17 +318,6 @@ mod http_overrides {
             .oneshot(());
         tokio::pin!(call);
         assert!(futures_poll_once(call.as_mut()).await.is_none());
-    }
-
-    /// Polls `fut` once: its output if ready, else `None`.
-    async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
-        std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
-                std::task::Poll::Ready(out) => Some(out),
-                std::task::Poll::Pending => None,
-            })
-        })
-        .await
     }
 
     #[tokio::test(start_paused = true)]

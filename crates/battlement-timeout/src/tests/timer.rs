@@ -1,5 +1,6 @@
 //! Armed timers: the thread's shard, its driver, the fallback to tokio's `Sleep`, runtimes.
 
+use super::futures_poll_once;
 use crate::timer::{armed_here, LANES};
 use crate::*;
 use std::future::Future;
@@ -82,16 +83,6 @@ async fn calls_that_end_in_time_or_are_dropped_leave_nothing_armed() {
     assert_eq!(armed_here(), 1);
     drop(pending);
     assert_eq!(armed_here(), 0);
-}
-
-async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
-            std::task::Poll::Ready(out) => Some(out),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
