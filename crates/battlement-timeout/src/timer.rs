@@ -479,5 +479,15 @@ pub(crate) fn armed_here() -> usize {
     })
 }
 
+/// Whether this thread's shard for the current runtime has a driver that has run and waits.
+#[cfg(test)]
+pub(crate) fn driver_waits_here() -> bool {
+    let runtime = Handle::current().id();
+    HOME.with(|home| match &*home.borrow() {
+        Some(h) if h.shard.runtime == runtime => h.shard.lock().driver.is_some(),
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Armed timers: the thread's shard, its driver, the fallback to tokio's `Sleep`, runtimes.
 
 use super::futures_poll_once;
-use crate::timer::{armed_here, LANES};
+use crate::timer::{armed_here, driver_waits_here, LANES};
 use crate::*;
 use std::future::Future;
 use std::time::Duration;
@@ -177,6 +177,19 @@ fn calls_moved_between_workers_still_time_out() {
     });
 }
 
+/// Waits (yielding, for at most 10 s of real time on a loaded machine) until `rt` has no task
+/// left: whether the one timer driver there has ended.
+fn driver_ends(rt: &tokio::runtime::Runtime) -> bool {
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < give_up {
+        if rt.metrics().num_alive_tasks() == 0 {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
+}
+
 /// A waker that does nothing, for polling by hand.
 fn noop_waker() -> std::task::Waker {
     struct Noop;
@@ -213,11 +226,44 @@ fn a_shard_whose_thread_ended_still_fires_then_its_driver_ends() {
     let err = rt.block_on(call).unwrap_err();
     assert_eq!(err.downcast_ref::<Elapsed>().unwrap().limit(), ms(30));
     // ... and, its last timer gone, ends.
-    for _ in 0..100_000 {
-        if rt.metrics().num_alive_tasks() == 0 {
-            return;
+    assert!(
+        driver_ends(&rt),
+        "the orphaned shard's driver is still alive"
+    );
+}
+
+#[test]
+fn a_shard_whose_thread_ends_empty_stops_its_driver() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    // Armed, then cancelled, on a thread that then ends: its shard is orphaned empty, and the
+    // thread's end (not a call) must wake the driver to end it.
+    std::thread::spawn(move || {
+        let _runtime = handle.enter();
+        let svc = TimeoutLayer::new(Duration::from_secs(3600)).layer(service_fn(|_: ()| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::io::Error>(())
+        }));
+        let mut call = Box::pin(svc.oneshot(()));
+        let waker = noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+        // Once the driver has run and sleeps on the call's deadline, only a wake ends it.
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while !driver_waits_here() {
+            assert!(std::time::Instant::now() < give_up, "the driver never ran");
+            std::thread::yield_now();
         }
-        std::thread::yield_now();
-    }
-    panic!("the orphaned shard's driver is still alive");
+        drop(call);
+    })
+    .join()
+    .unwrap();
+    assert!(
+        driver_ends(&rt),
+        "the orphaned shard's driver is still alive"
+    );
 }
