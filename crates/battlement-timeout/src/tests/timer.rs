@@ -199,29 +199,41 @@ fn noop_waker() -> std::task::Waker {
     std::task::Waker::from(std::sync::Arc::new(Noop))
 }
 
-#[test]
-fn a_shard_whose_thread_ended_still_fires_then_its_driver_ends() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// A multi-threaded runtime with one worker, on which the only task is a timer driver.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_time()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A call limited to `limit` whose inner call never answers, polled once by hand (so that its
+/// timer is armed) in `handle`'s runtime.
+fn armed_call(
+    limit: Duration,
+    handle: &tokio::runtime::Handle,
+) -> std::pin::Pin<Box<impl Future<Output = Result<(), battlement_core::BoxError>>>> {
+    let _runtime = handle.enter();
+    let svc = TimeoutLayer::new(limit).layer(service_fn(|_: ()| async {
+        std::future::pending::<()>().await;
+        Ok::<_, std::io::Error>(())
+    }));
+    let mut call = Box::pin(svc.oneshot(()));
+    let waker = noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(call.as_mut().poll(&mut cx).is_pending());
+    call
+}
+
+#[test]
+fn a_shard_whose_thread_ended_still_fires_then_its_driver_ends() {
+    let rt = one_worker();
     let handle = rt.handle().clone();
     // Armed on a thread of its own, which then ends: its shard is orphaned with one timer in it.
-    let call = std::thread::spawn(move || {
-        let _runtime = handle.enter();
-        let svc = TimeoutLayer::new(ms(30)).layer(service_fn(|_: ()| async {
-            std::future::pending::<()>().await;
-            Ok::<_, std::io::Error>(())
-        }));
-        let mut call = Box::pin(svc.oneshot(()));
-        let waker = noop_waker();
-        let mut cx = std::task::Context::from_waker(&waker);
-        assert!(call.as_mut().poll(&mut cx).is_pending());
-        call
-    })
-    .join()
-    .unwrap();
+    let call = std::thread::spawn(move || armed_call(ms(30), &handle))
+        .join()
+        .unwrap();
     // The shard's driver (the only task on the runtime) still fires the call's timer ...
     let err = rt.block_on(call).unwrap_err();
     assert_eq!(err.downcast_ref::<Elapsed>().unwrap().limit(), ms(30));
@@ -234,25 +246,14 @@ fn a_shard_whose_thread_ended_still_fires_then_its_driver_ends() {
 
 #[test]
 fn a_shard_whose_thread_ends_empty_stops_its_driver() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = one_worker();
     let handle = rt.handle().clone();
     // Armed, then cancelled, on a thread that then ends: its shard is orphaned empty, and the
     // thread's end (not a call) must wake the driver to end it.
     std::thread::spawn(move || {
-        let _runtime = handle.enter();
-        let svc = TimeoutLayer::new(Duration::from_secs(3600)).layer(service_fn(|_: ()| async {
-            std::future::pending::<()>().await;
-            Ok::<_, std::io::Error>(())
-        }));
-        let mut call = Box::pin(svc.oneshot(()));
-        let waker = noop_waker();
-        let mut cx = std::task::Context::from_waker(&waker);
-        assert!(call.as_mut().poll(&mut cx).is_pending());
+        let call = armed_call(Duration::from_secs(3600), &handle);
         // Once the driver has run and sleeps on the call's deadline, only a wake ends it.
+        let _runtime = handle.enter();
         let give_up = std::time::Instant::now() + Duration::from_secs(10);
         while !driver_waits_here() {
             assert!(std::time::Instant::now() < give_up, "the driver never ran");
