@@ -38,7 +38,9 @@
 //!   `Sleep`) until the shard's earliest deadline. Deadlines follow tokio's clock, so
 //!   `tokio::time::pause()` drives these timers like tokio's own. A shard keeps up to 16 distinct
 //!   limits waiting at once; a call with yet another one (per-request `grpc-timeout`s can make
-//!   many) falls back to tokio's `Sleep`.
+//!   many) falls back to tokio's `Sleep`. Each thread that arms a timer under a runtime adds
+//!   one driver task to it, which runtime metrics and tokio-console show; it ends with its
+//!   thread.
 //!
 //! Either way the future is the inner future and its timer in one struct, no boxing, no
 //! allocation per call (a shard's storage grows to the most calls it has held at once and is
