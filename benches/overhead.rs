@@ -44,11 +44,12 @@
 
 mod common;
 
-use common::{Window, PERMITS, TIMEOUT};
+use common::{callgrind, Window, PERMITS, TIMEOUT};
 use criterion::Criterion;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 use tokio::runtime::Runtime;
@@ -70,12 +71,33 @@ where
     }
 }
 
-/// Times [`drive`] through `svc`.
+/// [`drive`] through `svc`, in the one function callgrind counts (see [`print_instructions`]).
+#[inline(never)]
+fn counted<S>(rt: &Runtime, svc: &mut S, calls: u64)
+where
+    S: Service<()>,
+    S::Error: std::fmt::Debug,
+{
+    rt.block_on(drive(svc, calls));
+}
+
+/// Times [`drive`] through `svc`; in a child run under callgrind, drives it in [`counted`]
+/// instead if it is the row asked for, then exits.
 fn bench<S>(c: &mut Criterion, rt: &Runtime, group: &str, id: &str, mut svc: S)
 where
     S: Service<()>,
     S::Error: std::fmt::Debug,
 {
+    if let Some((row, calls)) = callgrind::child() {
+        if row == LIST_ROWS {
+            println!("{group}/{id}");
+        } else if row == format!("{group}/{id}") {
+            rt.block_on(drive(&mut svc, 1000));
+            counted(rt, &mut svc, calls);
+            COUNTED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        return;
+    }
     // Sanity: the call path under test is the success path (`drive` panics otherwise).
     rt.block_on(drive(&mut svc, 1000));
     let mut g = c.benchmark_group(group);
@@ -562,7 +584,97 @@ fn print_targets(results: &BTreeMap<(String, String), f64>, bare: Option<f64>) {
     }
 }
 
-fn main() {
+/// The row name that makes a child list every row instead of driving one.
+const LIST_ROWS: &str = "?";
+
+/// Set in a child once it has driven the row it was asked for.
+static COUNTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Instructions per call of every row (`-- --instructions`): each row run twice under
+/// callgrind by [`callgrind::per_call`], counted inside [`counted`].
+fn print_instructions() -> ExitCode {
+    if let Err(e) = callgrind::check() {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let listed = std::process::Command::new(exe)
+        .env(callgrind::ENV, format!("{LIST_ROWS}=0"))
+        .output()
+        .expect("list the rows");
+    assert!(listed.status.success(), "listing the rows failed");
+    let rows: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| l.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    let mut counts: BTreeMap<String, f64> = BTreeMap::new();
+    for row in &rows {
+        eprintln!("counting {row}...");
+        match callgrind::per_call(row, "overhead::counted*") {
+            Ok(Some(n)) => {
+                counts.insert(row.clone(), n);
+            }
+            Ok(None) => eprintln!("{row}: no such row"),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!();
+    println!(
+        "## Instructions per call (callgrind; the difference between {} and {} calls of the rows above, driven as criterion drives them)",
+        callgrind::CALLS,
+        2 * callgrind::CALLS
+    );
+    println!();
+    println!("| layer | implementation | instructions | over its baseline |");
+    println!("|---|---|---:|---:|");
+    let groups = std::iter::once(("baseline", "baseline", None))
+        .chain(ROWS.iter().map(|r| (r.group, r.label, Some(r.base))));
+    for (group, label, base) in groups {
+        for row in rows
+            .iter()
+            .filter(|r| r.split_once('/').map(|(g, _)| g) == Some(group))
+        {
+            let Some(n) = counts.get(row) else { continue };
+            let id = &row[group.len() + 1..];
+            let over = base
+                .and_then(|b| counts.get(&format!("baseline/{b}")))
+                .map_or_else(|| "-".to_owned(), |b| format!("{:+.0}", n - b));
+            println!("| {label} | {id} | {n:.0} | {over} |");
+        }
+    }
+    // Issue 17's targets in instructions.
+    let get = |row: &str| counts.get(row).copied();
+    println!();
+    println!("Targets (instructions):");
+    for (what, ours, peer) in [
+        (
+            "closed breaker, count window, at most recloser's",
+            "breaker_count/battlement",
+            "breaker_count/recloser",
+        ),
+        (
+            "timeout with the timer armed, at most tower's",
+            "timeout_armed/battlement",
+            "timeout_armed/tower",
+        ),
+    ] {
+        if let (Some(a), Some(b)) = (get(ours), get(peer)) {
+            let verdict = if a <= b { "met" } else { "MISSED" };
+            println!("- {what}: {a:.0} vs {b:.0} -> {verdict}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    if callgrind::asked() {
+        return print_instructions();
+    }
+    let child = callgrind::child().is_some();
     let mut c = Criterion::default()
         .output_directory(&criterion_dir())
         .configure_from_args();
@@ -579,7 +691,9 @@ fn main() {
         "pending-once",
         common::pending_once(),
     );
-    clocks(&mut c);
+    if !child {
+        clocks(&mut c);
+    }
     breakers(&mut c, &rt);
     bulkheads(&mut c, &rt);
     timeouts(&mut c, &rt);
@@ -587,6 +701,15 @@ fn main() {
     exported(&mut c, &rt);
     stacks(&mut c, &rt);
 
+    if let Some((row, _)) = callgrind::child() {
+        // Listed every row, drove the one asked for, or did not find it.
+        return if row == LIST_ROWS || COUNTED.load(std::sync::atomic::Ordering::Relaxed) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(callgrind::NO_SUCH_ROW)
+        };
+    }
     c.final_summary();
     print_table();
+    ExitCode::SUCCESS
 }

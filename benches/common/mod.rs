@@ -17,6 +17,8 @@
 //! Every call in the benches succeeds, so the breakers stay closed: this measures the closed path.
 #![allow(dead_code)] // each bench binary uses a different subset
 
+pub(crate) mod callgrind;
+
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::time::Duration;
