@@ -49,12 +49,15 @@
 //! Run: `cargo bench -p battlement --bench e2e` (60 rounds of eight 0.25 s slices, about 125 s),
 //! or `-- --quick` (20 rounds of eight 0.15 s slices, about 25 s).
 
+#[path = "common/callgrind.rs"]
+mod callgrind;
+
 use axum::routing::get;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 const TARGETS_ENV: &str = "BATTLEMENT_E2E_TARGETS";
@@ -130,10 +133,13 @@ fn stack_as_router_layer(
 }
 
 /// The stack wrapped around the whole router (a `tower::Service` served as is): no extra box.
+/// The router's `with_state(())` turns its handlers into routes once, as `axum::serve` does for
+/// a router it is given directly (the other servers here); a router served inside layers
+/// without it builds the matched handler's route on every request, about 170 instructions.
 fn stack_around_router(
     listener: tokio::net::TcpListener,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    let svc = stack!().service(hello());
+    let svc = stack!().service(hello().with_state(()));
     Box::pin(async move {
         axum::serve(nodelay(listener), tower::make::Shared::new(svc))
             .await
@@ -141,7 +147,118 @@ fn stack_around_router(
     })
 }
 
-fn main() {
+// ---------------------------------------------------------------------------------------------
+// In process: instructions per request under callgrind (`-- --instructions`).
+
+/// The servers' services as `axum::serve` runs them (the router given `with_state(())` once),
+/// by row name; each `(row, label)`.
+const IN_PROCESS: [(&str, &str); 4] = [
+    ("bare", "bare"),
+    ("noop-layer", "no-op layer (Router::layer)"),
+    ("stack-layer", "full stack (Router::layer)"),
+    ("stack-around", "full stack around the Router"),
+];
+
+/// `calls` requests through `svc` as hyper drives a service: a clone per request, `oneshot`.
+async fn drive<S>(svc: &S, calls: u64)
+where
+    S: tower::Service<http::Request<axum::body::Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    use tower::ServiceExt;
+    for _ in 0..calls {
+        let req = http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let res = svc.clone().oneshot(req).await.expect("response");
+        assert!(std::hint::black_box(res.status()).is_success());
+    }
+}
+
+/// [`drive`], in the one function callgrind counts.
+#[inline(never)]
+fn counted<S>(rt: &tokio::runtime::Runtime, svc: &S, calls: u64)
+where
+    S: tower::Service<http::Request<axum::body::Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    rt.block_on(drive(svc, calls));
+}
+
+/// In a child under callgrind: builds `row`'s service, warms it up and drives `calls` requests.
+fn count_child(row: &str, calls: u64) -> ExitCode {
+    fn run<S>(rt: &tokio::runtime::Runtime, svc: S, calls: u64)
+    where
+        S: tower::Service<http::Request<axum::body::Body>, Response = axum::response::Response>
+            + Clone,
+        S::Error: std::fmt::Debug,
+    {
+        rt.block_on(drive(&svc, 1000));
+        counted(rt, &svc, calls);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rt = &rt;
+    match row {
+        "bare" => run(rt, hello().with_state::<()>(()), calls),
+        "noop-layer" => run(
+            rt,
+            hello()
+                .layer(tower::layer::util::Identity::new())
+                .with_state::<()>(()),
+            calls,
+        ),
+        "stack-layer" => run(rt, hello().layer(stack!()).with_state::<()>(()), calls),
+        "stack-around" => run(rt, stack!().service(hello().with_state(())), calls),
+        _ => return ExitCode::from(callgrind::NO_SUCH_ROW),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Instructions per request of each server's service, in process.
+fn print_instructions() -> ExitCode {
+    if let Err(e) = callgrind::check() {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let mut counts = Vec::new();
+    for (row, label) in IN_PROCESS {
+        eprintln!("counting {row}...");
+        match callgrind::per_call(row, "e2e::counted*") {
+            Ok(Some(n)) => counts.push((label, n)),
+            Ok(None) => eprintln!("{row}: no such row"),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!();
+    println!(
+        "## End to end in process: instructions per request (callgrind; {} and {} requests through each server's service, cloned per request and `oneshot` as hyper does)",
+        callgrind::CALLS,
+        2 * callgrind::CALLS
+    );
+    println!();
+    println!("| server | instructions per request | over bare |");
+    println!("|---|---:|---:|");
+    let bare = counts.first().map(|c| c.1);
+    for (label, n) in &counts {
+        let over = bare.map_or_else(|| "-".to_owned(), |b| format!("{:+.0}", n - b));
+        println!("| {label} | {n:.0} | {over} |");
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    if let Some((row, calls)) = callgrind::child() {
+        return count_child(&row, calls);
+    }
+    if callgrind::asked() {
+        return print_instructions();
+    }
     if let Ok(targets) = std::env::var(TARGETS_ENV) {
         let targets: Vec<SocketAddr> = targets
             .split(',')
@@ -154,7 +271,7 @@ fn main() {
             rounds.parse().expect("rounds"),
             Duration::from_millis(millis.parse().expect("millis")),
         );
-        return;
+        return ExitCode::SUCCESS;
     }
     let pinned = pin_to_cpu(0);
     PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
@@ -290,6 +407,7 @@ fn main() {
             if ratio >= target { "met" } else { "MISSED" }
         );
     }
+    ExitCode::SUCCESS
 }
 
 /// `v` as a list; `scale` > 0 prints `v * scale` with one decimal (percentages).
