@@ -152,11 +152,19 @@ fn stack_around_router(
 
 /// The servers' services as `axum::serve` runs them (the router given `with_state(())` once),
 /// by row name; each `(row, label)`.
-const IN_PROCESS: [(&str, &str); 4] = [
+const IN_PROCESS: [(&str, &str); 8] = [
     ("bare", "bare"),
     ("noop-layer", "no-op layer (Router::layer)"),
     ("stack-layer", "full stack (Router::layer)"),
     ("stack-around", "full stack around the Router"),
+    // Each of the stack's layers alone around the router, configured as in the stack.
+    ("errors-around", "error mapping alone around the Router"),
+    (
+        "breaker-around",
+        "breaker (HTTP classifier) alone around the Router",
+    ),
+    ("bulkhead-around", "bulkhead alone around the Router"),
+    ("timeout-around", "timeout alone around the Router"),
 ];
 
 /// `calls` requests through `svc` as hyper drives a service: a clone per request, `oneshot`.
@@ -212,6 +220,48 @@ fn count_child(row: &str, calls: u64) -> ExitCode {
         ),
         "stack-layer" => run(rt, hello().layer(stack!()).with_state::<()>(()), calls),
         "stack-around" => run(rt, stack!().service(hello().with_state(())), calls),
+        "errors-around" => {
+            let layer = battlement::http_error::HttpErrorLayer::<axum::body::Body>::new();
+            run(
+                rt,
+                tower::Layer::layer(&layer, hello().with_state(())),
+                calls,
+            );
+        }
+        "breaker-around" => {
+            let breaker = battlement_breaker::CircuitBreaker::builder("e2e")
+                .build()
+                .expect("breaker");
+            let layer = battlement_breaker::CircuitBreakerLayer::new(&breaker)
+                .classifier(battlement_core::HttpClassifier::new());
+            run(
+                rt,
+                tower::Layer::layer(&layer, hello().with_state(())),
+                calls,
+            );
+        }
+        "bulkhead-around" => {
+            let bulkhead = battlement_bulkhead::Bulkhead::builder("e2e")
+                .max_concurrent(1024)
+                .max_queued(1024)
+                .max_wait(Duration::from_secs(10))
+                .build()
+                .expect("bulkhead");
+            let layer = battlement_bulkhead::BulkheadLayer::new(&bulkhead);
+            run(
+                rt,
+                tower::Layer::layer(&layer, hello().with_state(())),
+                calls,
+            );
+        }
+        "timeout-around" => {
+            let layer = battlement_timeout::TimeoutLayer::new(Duration::from_secs(10));
+            run(
+                rt,
+                tower::Layer::layer(&layer, hello().with_state(())),
+                calls,
+            );
+        }
         _ => return ExitCode::from(callgrind::NO_SUCH_ROW),
     }
     ExitCode::SUCCESS
