@@ -20,7 +20,10 @@
 //! earlier closed period.
 
 use battlement_core::stripe::{CachePadded, Stripes};
-use battlement_core::sync::{AtomicU64, Ordering::Relaxed};
+use battlement_core::sync::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use battlement_core::FailureKind;
 
 /// Count windows up to this size keep one slot per call.
@@ -74,10 +77,63 @@ impl Slot {
     }
 }
 
+/// A stripe's ring cursor, and how many of its positions stand for calls.
+///
+/// Every recorded outcome takes the next position. [`Window::clear`] moves the cursor on to a
+/// slot boundary ([`skip_to`](Self::skip_to)), so that a bucketed ring restarts with whole
+/// slots; the positions it skips stand for no call, so they are counted apart and taken off the
+/// count of calls made (which the breaker's metrics report as calls and successes).
+#[derive(Debug)]
+struct Cursor {
+    /// Positions taken, ever: one per recorded outcome, plus the skipped ones.
+    next: AtomicU64,
+    /// Positions skipped by [`skip_to`](Self::skip_to).
+    skipped: AtomicU64,
+}
+
+impl Cursor {
+    fn new() -> Self {
+        Cursor {
+            next: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the next position, for an outcome.
+    #[inline]
+    fn take(&self) -> u64 {
+        self.next.fetch_add(1, Relaxed)
+    }
+
+    /// The next position to be taken.
+    #[inline]
+    fn peek(&self) -> u64 {
+        self.next.load(Relaxed)
+    }
+
+    /// Moves the cursor on to the next multiple of `per_slot` (if it is not on one).
+    fn skip_to(&self, per_slot: u64) {
+        let rem = self.next.load(Relaxed) % per_slot;
+        if rem != 0 {
+            // Counted as skipped before the cursor moves, and the move released: a reader that
+            // sees the moved cursor sees the skip.
+            self.skipped.fetch_add(per_slot - rem, Relaxed);
+            self.next.fetch_add(per_slot - rem, Release);
+        }
+    }
+
+    /// Outcomes recorded, ever. While a [`skip_to`](Self::skip_to) runs it may come out low,
+    /// never high: the cursor is read first, with acquire, then the skips.
+    fn made(&self) -> u64 {
+        let next = self.next.load(Acquire);
+        next.saturating_sub(self.skipped.load(Relaxed))
+    }
+}
+
 #[derive(Debug)]
 struct Stripe {
-    /// Outcomes recorded into the window on this stripe, ever (successes + failures).
-    recorded: AtomicU64,
+    /// The ring's cursor (see [`Cursor`]).
+    recorded: Cursor,
     slots: Box<[Slot]>,
     failures: [AtomicU64; 6],
     slow: AtomicU64,
@@ -90,7 +146,7 @@ struct Stripe {
 impl Stripe {
     fn new(slots: usize) -> Self {
         Stripe {
-            recorded: AtomicU64::new(0),
+            recorded: Cursor::new(),
             slots: (0..slots).map(|_| Slot::new()).collect(),
             failures: std::array::from_fn(|_| AtomicU64::new(0)),
             slow: AtomicU64::new(0),
@@ -284,7 +340,7 @@ impl Window {
     #[inline]
     pub(crate) fn record(&self, stripe: usize, rec: Record, now: impl FnOnce() -> u64) -> u64 {
         let stripe = self.stripe_at(stripe);
-        let pos = stripe.recorded.fetch_add(1, Relaxed);
+        let pos = stripe.recorded.take();
         let bad = match rec.failure {
             Some(kind) => {
                 stripe.failures[kind.index()].fetch_add(1, Relaxed);
@@ -360,7 +416,7 @@ impl Window {
         match self.kind() {
             Kind::Count { shift, slots, mask } => {
                 for stripe in self.stripes.iter() {
-                    let recorded = stripe.recorded.load(Relaxed);
+                    let recorded = stripe.recorded.peek();
                     if recorded == 0 {
                         continue;
                     }
@@ -399,11 +455,7 @@ impl Window {
                 Kind::Count { shift, .. } => 1 << shift,
                 Kind::Time { .. } => 1,
             };
-            let pos = stripe.recorded.load(Relaxed);
-            let rem = pos % per_slot;
-            if rem != 0 {
-                stripe.recorded.fetch_add(per_slot - rem, Relaxed);
-            }
+            stripe.recorded.skip_to(per_slot);
             for slot in stripe.slots.iter() {
                 slot.clear();
             }
@@ -429,7 +481,7 @@ impl Window {
     pub(crate) fn cumulative(&self) -> Cumulative {
         let mut c = Cumulative::default();
         for s in self.stripes.iter() {
-            c.recorded += s.recorded.load(Relaxed);
+            c.recorded += s.recorded.made();
             for (acc, f) in c.failures.iter_mut().zip(s.failures.iter()) {
                 *acc += f.load(Relaxed);
             }
@@ -493,6 +545,23 @@ mod tests {
     }
 
     #[test]
+    fn clear_does_not_count_the_calls_it_skips() {
+        // 300 calls in buckets of 4: clearing after 5 calls moves the cursor on to the next
+        // bucket boundary (8); the 3 calls skipped were never made.
+        let w = Window::count(300);
+        for r in [ok(), ok(), fail(), ok(), ok()] {
+            w.record(0, r, || 0);
+        }
+        w.clear();
+        let c = w.cumulative();
+        assert_eq!(c.recorded, 5);
+        assert_eq!(c.failures[FailureKind::ServerError.index()], 1);
+        w.record(0, ok(), || 0);
+        assert_eq!(w.cumulative().recorded, 6);
+        assert_eq!(w.totals(0).calls, 1);
+    }
+
+    #[test]
     fn time_window_ages_out() {
         // 10 s window in 10 buckets of 1 s.
         let sec = 1_000_000_000u64;
@@ -539,5 +608,45 @@ mod tests {
             prop_assert!(calls <= size + per_slot);
             prop_assert!(calls + per_slot >= n.min(size), "calls {} n {} size {}", calls, n, size);
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::Cursor;
+    use loom::thread;
+    use std::sync::Arc;
+
+    /// A clear skipping positions while another thread reads the calls made: the read never
+    /// counts a skipped position as a call.
+    #[test]
+    fn loom_cursor_skips_are_never_calls() {
+        loom::model(|| {
+            let cursor = Arc::new(Cursor::new());
+            for _ in 0..5 {
+                cursor.take();
+            }
+            let clear = {
+                let cursor = cursor.clone();
+                thread::spawn(move || cursor.skip_to(4))
+            };
+            let record = {
+                let cursor = cursor.clone();
+                thread::spawn(move || {
+                    cursor.take();
+                })
+            };
+            let made = cursor.made();
+            assert!(made <= 6, "read {made} calls, 6 at most were made");
+            clear.join().unwrap();
+            record.join().unwrap();
+            assert_eq!(cursor.made(), 6);
+            // On the boundary, or one past it if the call took its position mid-skip.
+            assert!(
+                matches!(cursor.peek(), 8 | 9),
+                "cursor at {}",
+                cursor.peek()
+            );
+        });
     }
 }
