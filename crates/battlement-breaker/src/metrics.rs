@@ -134,7 +134,7 @@ impl Shared {
             forced_reason: facts.forced_reason.map(|r| r.to_string()),
             calls_permitted: c.recorded + c.ignored + c.cancelled + c.stale,
             calls_rejected: c.rejected,
-            successes: c.recorded - failures.min(c.recorded),
+            successes: c.successes,
             failures,
             failures_by_kind: std::array::from_fn(|i| (FailureKind::ALL[i], c.failures[i])),
             slow_calls: c.slow,

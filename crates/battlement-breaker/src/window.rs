@@ -77,32 +77,47 @@ impl Slot {
     }
 }
 
-/// A stripe's ring cursor, and how many of its positions stand for calls.
+/// A stripe's ring cursor, and the counts of calls it stands for: outcomes recorded and
+/// failures by kind, ever.
 ///
 /// Every recorded outcome takes the next position. [`Window::clear`] moves the cursor on to a
 /// slot boundary ([`skip_to`](Self::skip_to)), so that a bucketed ring restarts with whole
 /// slots; the positions it skips stand for no call, so they are counted apart and taken off the
-/// count of calls made (which the breaker's metrics report as calls and successes).
+/// count of calls made.
+///
+/// The breaker's metrics report calls and successes (calls less failures) from these, as
+/// counters that must never go down, while calls record. So a failure is counted before its
+/// position is taken, the take and the skip are released, and [`read`](Self::read) acquires the
+/// cursor before it reads the rest: a read never counts more calls, or more successes, than were
+/// made (it may count fewer: a failure or a skip under way). [`Seen`] makes the reads monotonic.
 #[derive(Debug)]
-struct Cursor {
+struct Tally {
     /// Positions taken, ever: one per recorded outcome, plus the skipped ones.
     next: AtomicU64,
     /// Positions skipped by [`skip_to`](Self::skip_to).
     skipped: AtomicU64,
+    /// Failures recorded, by kind.
+    failures: [AtomicU64; 6],
 }
 
-impl Cursor {
+impl Tally {
     fn new() -> Self {
-        Cursor {
+        Tally {
             next: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            failures: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
-    /// Takes the next position, for an outcome.
+    /// Counts an outcome (a failure of `failure`'s kind, or not) and takes its position.
     #[inline]
-    fn take(&self) -> u64 {
-        self.next.fetch_add(1, Relaxed)
+    fn take(&self, failure: Option<FailureKind>) -> u64 {
+        if let Some(kind) = failure {
+            self.failures[kind.index()].fetch_add(1, Relaxed);
+        }
+        // Release: a reader that sees this position sees its failure. (A locked add orders
+        // as much on x86 whatever the ordering; elsewhere this is one barrier.)
+        self.next.fetch_add(1, Release)
     }
 
     /// The next position to be taken.
@@ -122,20 +137,39 @@ impl Cursor {
         }
     }
 
-    /// Outcomes recorded, ever. While a [`skip_to`](Self::skip_to) runs it may come out low,
-    /// never high: the cursor is read first, with acquire, then the skips.
-    fn made(&self) -> u64 {
+    /// Outcomes recorded and failures by kind, ever: never more than were made, and so never
+    /// more successes (outcomes less failures) either.
+    fn read(&self) -> (u64, [u64; 6]) {
         let next = self.next.load(Acquire);
-        next.saturating_sub(self.skipped.load(Relaxed))
+        let made = next.saturating_sub(self.skipped.load(Relaxed));
+        (
+            made,
+            std::array::from_fn(|i| self.failures[i].load(Relaxed)),
+        )
+    }
+}
+
+/// The most a derived count has been read as: a read that comes out lower than an earlier one
+/// (a failure or a skip under way, see [`Tally`]) reports the earlier one, so the count never
+/// goes down; a read is never above what was made, so neither is the count.
+#[derive(Debug)]
+struct Seen(AtomicU64);
+
+impl Seen {
+    fn new() -> Self {
+        Seen(AtomicU64::new(0))
+    }
+
+    fn at_least(&self, read: u64) -> u64 {
+        self.0.fetch_max(read, Relaxed).max(read)
     }
 }
 
 #[derive(Debug)]
 struct Stripe {
-    /// The ring's cursor (see [`Cursor`]).
-    recorded: Cursor,
+    /// The ring's cursor and the counts of outcomes (see [`Tally`]).
+    recorded: Tally,
     slots: Box<[Slot]>,
-    failures: [AtomicU64; 6],
     slow: AtomicU64,
     ignored: AtomicU64,
     cancelled: AtomicU64,
@@ -146,9 +180,8 @@ struct Stripe {
 impl Stripe {
     fn new(slots: usize) -> Self {
         Stripe {
-            recorded: Cursor::new(),
+            recorded: Tally::new(),
             slots: (0..slots).map(|_| Slot::new()).collect(),
-            failures: std::array::from_fn(|_| AtomicU64::new(0)),
             slow: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
@@ -239,6 +272,8 @@ pub(crate) struct Totals {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Cumulative {
     pub(crate) recorded: u64,
+    /// Recorded outcomes that were not failures.
+    pub(crate) successes: u64,
     pub(crate) failures: [u64; 6],
     pub(crate) slow: u64,
     pub(crate) ignored: u64,
@@ -263,6 +298,8 @@ pub(crate) struct Window {
     extra: AtomicU64,
     /// Slots per stripe.
     capacity: u64,
+    /// The most outcomes, and successes, [`cumulative`](Self::cumulative) has read.
+    seen: [Seen; 2],
 }
 
 impl Window {
@@ -285,6 +322,7 @@ impl Window {
             shape: AtomicU64::new(packed),
             extra: AtomicU64::new(extra),
             capacity,
+            seen: [Seen::new(), Seen::new()],
         }
     }
 
@@ -340,13 +378,11 @@ impl Window {
     #[inline]
     pub(crate) fn record(&self, stripe: usize, rec: Record, now: impl FnOnce() -> u64) -> u64 {
         let stripe = self.stripe_at(stripe);
-        let pos = stripe.recorded.take();
-        let bad = match rec.failure {
-            Some(kind) => {
-                stripe.failures[kind.index()].fetch_add(1, Relaxed);
-                1u64 << FAIL_SHIFT
-            }
-            None => 0,
+        let pos = stripe.recorded.take(rec.failure);
+        let bad = if rec.failure.is_some() {
+            1u64 << FAIL_SHIFT
+        } else {
+            0
         } | u64::from(rec.slow);
         if rec.slow {
             stripe.slow.fetch_add(1, Relaxed);
@@ -481,9 +517,10 @@ impl Window {
     pub(crate) fn cumulative(&self) -> Cumulative {
         let mut c = Cumulative::default();
         for s in self.stripes.iter() {
-            c.recorded += s.recorded.made();
-            for (acc, f) in c.failures.iter_mut().zip(s.failures.iter()) {
-                *acc += f.load(Relaxed);
+            let (made, failures) = s.recorded.read();
+            c.recorded += made;
+            for (acc, f) in c.failures.iter_mut().zip(failures) {
+                *acc += f;
             }
             c.slow += s.slow.load(Relaxed);
             c.ignored += s.ignored.load(Relaxed);
@@ -491,6 +528,9 @@ impl Window {
             c.rejected += s.rejected.load(Relaxed);
             c.stale += s.stale.load(Relaxed);
         }
+        let failures: u64 = c.failures.iter().sum();
+        c.successes = self.seen[1].at_least(c.recorded.saturating_sub(failures));
+        c.recorded = self.seen[0].at_least(c.recorded);
         c
     }
 }
@@ -554,7 +594,7 @@ mod tests {
         }
         w.clear();
         let c = w.cumulative();
-        assert_eq!(c.recorded, 5);
+        assert_eq!((c.recorded, c.successes), (5, 4));
         assert_eq!(c.failures[FailureKind::ServerError.index()], 1);
         w.record(0, ok(), || 0);
         assert_eq!(w.cumulative().recorded, 6);
@@ -613,40 +653,53 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
-    use super::Cursor;
+    use super::{Seen, Tally};
+    use battlement_core::FailureKind;
     use loom::thread;
     use std::sync::Arc;
 
-    /// A clear skipping positions while another thread reads the calls made: the read never
-    /// counts a skipped position as a call.
+    /// What the metrics read while a failure records and a clear skips positions: never more
+    /// calls, or successes, than were made (and, through `Seen`, never fewer than read before).
     #[test]
-    fn loom_cursor_skips_are_never_calls() {
+    fn loom_tally_reads_never_exceed_what_was_made() {
         loom::model(|| {
-            let cursor = Arc::new(Cursor::new());
-            for _ in 0..5 {
-                cursor.take();
+            let tally = Arc::new(Tally::new());
+            // Four successes and a failure before the threads start.
+            for failure in [None, None, Some(FailureKind::ServerError), None, None] {
+                tally.take(failure);
             }
             let clear = {
-                let cursor = cursor.clone();
-                thread::spawn(move || cursor.skip_to(4))
+                let tally = tally.clone();
+                thread::spawn(move || tally.skip_to(4))
             };
-            let record = {
-                let cursor = cursor.clone();
+            let failure = {
+                let tally = tally.clone();
                 thread::spawn(move || {
-                    cursor.take();
+                    tally.take(Some(FailureKind::Timeout));
                 })
             };
-            let made = cursor.made();
-            assert!(made <= 6, "read {made} calls, 6 at most were made");
-            clear.join().unwrap();
-            record.join().unwrap();
-            assert_eq!(cursor.made(), 6);
-            // On the boundary, or one past it if the call took its position mid-skip.
+            let seen = [Seen::new(), Seen::new()];
+            let read = || {
+                let (made, failures) = tally.read();
+                let failed: u64 = failures.iter().sum();
+                (
+                    seen[0].at_least(made),
+                    seen[1].at_least(made.saturating_sub(failed)),
+                )
+            };
+            let (calls, successes) = read();
+            assert!(calls <= 6, "read {calls} calls, 6 at most were made");
+            assert!(successes <= 4, "read {successes} successes, 4 were made");
+            let again = read();
             assert!(
-                matches!(cursor.peek(), 8 | 9),
-                "cursor at {}",
-                cursor.peek()
+                again.0 >= calls && again.1 >= successes,
+                "a count went down"
             );
+            clear.join().unwrap();
+            failure.join().unwrap();
+            assert_eq!(read(), (6, 4));
+            // On the boundary, or one past it if the failure took its position mid-skip.
+            assert!(matches!(tally.peek(), 8 | 9), "cursor at {}", tally.peek());
         });
     }
 }
