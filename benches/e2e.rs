@@ -48,6 +48,10 @@
 //!
 //! Run: `cargo bench -p battlement --bench e2e` (60 rounds of eight 0.25 s slices, about 125 s),
 //! or `-- --quick` (20 rounds of eight 0.15 s slices, about 25 s).
+//!
+//! `-- --instructions` serves nothing over the network: it counts, with callgrind (valgrind must
+//! be installed), the instructions one request costs in process through each server's service
+//! (and through each of the stack's layers alone around the router), driven as hyper drives it.
 
 #[path = "common/callgrind.rs"]
 mod callgrind;

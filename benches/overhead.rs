@@ -41,6 +41,10 @@
 //! Run: `cargo bench -p battlement --bench overhead` (criterion's flags apply: `-- --quick`,
 //! `-- breaker`, `-- --measurement-time 2`). After criterion's own output it prints the summary
 //! table, read back from criterion's `estimates.json` of the rows run in this process.
+//!
+//! `-- --instructions` times nothing: it counts each row's instructions per call with callgrind
+//! (valgrind must be installed), running this binary once per row and call count with the same
+//! services and the same drive loop (see `common/callgrind.rs`), and prints one table.
 
 mod common;
 
@@ -81,8 +85,8 @@ where
     rt.block_on(drive(svc, calls));
 }
 
-/// Times [`drive`] through `svc`; in a child run under callgrind, drives it in [`counted`]
-/// instead if it is the row asked for, then exits.
+/// Times [`drive`] through `svc`. In a child run under callgrind it times nothing: it drives
+/// `svc` in [`counted`] if it is the row asked for, and lists it if asked for the rows.
 fn bench<S>(c: &mut Criterion, rt: &Runtime, group: &str, id: &str, mut svc: S)
 where
     S: Service<()>,
