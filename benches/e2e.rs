@@ -273,22 +273,13 @@ fn count_child(row: &str, calls: u64) -> ExitCode {
 
 /// Instructions per request of each server's service, in process.
 fn print_instructions() -> ExitCode {
-    if let Err(e) = callgrind::check() {
-        eprintln!("{e}");
-        return ExitCode::FAILURE;
-    }
-    let mut counts = Vec::new();
-    for (row, label) in IN_PROCESS {
-        eprintln!("counting {row}...");
-        match callgrind::per_call(row, "e2e::counted*") {
-            Ok(Some(n)) => counts.push((label, n)),
-            Ok(None) => eprintln!("{row}: no such row"),
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
+    let counts = match callgrind::count_rows(IN_PROCESS.iter().map(|r| r.0), "e2e::counted*") {
+        Ok(counts) => counts,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
     println!();
     println!(
         "## End to end in process: instructions per request (callgrind; {} and {} requests through each server's service, cloned per request and `oneshot` as hyper does)",
@@ -299,7 +290,11 @@ fn print_instructions() -> ExitCode {
     println!("| server | instructions per request | over bare |");
     println!("|---|---:|---:|");
     let bare = counts.first().map(|c| c.1);
-    for (label, n) in &counts {
+    for (row, n) in &counts {
+        let label = IN_PROCESS
+            .iter()
+            .find(|r| r.0 == *row)
+            .map_or(*row, |r| r.1);
         let over = bare.map_or_else(|| "-".to_owned(), |b| format!("{:+.0}", n - b));
         println!("| {label} | {n:.0} | {over} |");
     }

@@ -597,10 +597,6 @@ static COUNTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// Instructions per call of every row (`-- --instructions`): each row run twice under
 /// callgrind by [`callgrind::per_call`], counted inside [`counted`].
 fn print_instructions() -> ExitCode {
-    if let Err(e) = callgrind::check() {
-        eprintln!("{e}");
-        return ExitCode::FAILURE;
-    }
     let exe = std::env::current_exe().expect("current_exe");
     let listed = std::process::Command::new(exe)
         .env(callgrind::ENV, format!("{LIST_ROWS}=0"))
@@ -612,20 +608,14 @@ fn print_instructions() -> ExitCode {
         .filter(|l| l.contains('/'))
         .map(str::to_owned)
         .collect();
-    let mut counts: BTreeMap<String, f64> = BTreeMap::new();
-    for row in &rows {
-        eprintln!("counting {row}...");
-        match callgrind::per_call(row, "overhead::counted*") {
-            Ok(Some(n)) => {
-                counts.insert(row.clone(), n);
-            }
-            Ok(None) => eprintln!("{row}: no such row"),
+    let counts: BTreeMap<String, f64> =
+        match callgrind::count_rows(rows.iter().map(String::as_str), "overhead::counted*") {
+            Ok(counts) => counts.into_iter().map(|(r, n)| (r.to_owned(), n)).collect(),
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
-        }
-    }
+        };
     println!();
     println!(
         "## Instructions per call (callgrind; the difference between {} and {} calls of the rows above, driven as criterion drives them)",

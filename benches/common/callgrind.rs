@@ -46,6 +46,24 @@ pub(crate) fn check() -> Result<(), String> {
     }
 }
 
+/// Instructions per call of each of `rows` (see [`per_call`]), in order, with progress on
+/// standard error; a row the executable does not have is left out. Checks for valgrind first.
+pub(crate) fn count_rows<'a>(
+    rows: impl IntoIterator<Item = &'a str>,
+    toggle: &str,
+) -> Result<Vec<(&'a str, f64)>, String> {
+    check()?;
+    let mut counts = Vec::new();
+    for row in rows {
+        eprintln!("counting {row}...");
+        match per_call(row, toggle)? {
+            Some(n) => counts.push((row, n)),
+            None => eprintln!("{row}: no such row"),
+        }
+    }
+    Ok(counts)
+}
+
 /// Instructions one call of `row` costs in this executable, counted inside `toggle` (a function
 /// name pattern, e.g. `overhead::counted*`); `None` when the executable has no such row.
 pub(crate) fn per_call(row: &str, toggle: &str) -> Result<Option<f64>, String> {
