@@ -159,7 +159,7 @@ where
     }
 }
 
-impl<S, Req, K, P> Future for ResponseFuture<S, Req, K, P>
+impl<S, Req, K, P> ResponseFuture<S, Req, K, P>
 where
     S: Service<Req> + Clone + 'static,
     K: 'static,
@@ -167,51 +167,68 @@ where
     K: RetryRules<Req, S::Response, S::Error>,
     P: RetryPredicate<Req, S::Response, S::Error>,
 {
-    type Output = Result<S::Response, S::Error>;
+    /// Judges an attempt's result: `Some` to return it, or `None` with the next attempt (or the
+    /// wait before it) set up in `state`.
+    #[inline]
+    fn judge(
+        mut state: Pin<&mut State<S::Future, S>>,
+        session: &mut Option<Session<S, Req, K, P>>,
+        mut result: Result<S::Response, S::Error>,
+    ) -> Option<Result<S::Response, S::Error>> {
+        let Some(session) = session.as_mut() else {
+            return Some(result);
+        };
+        let Some(req) = session.request.as_mut() else {
+            return Some(result);
+        };
+        match session.handle.shared.decide(
+            &mut session.state,
+            req,
+            &mut result,
+            Some(&session.handle.counts),
+        ) {
+            Some(delay) if delay.is_now() => {
+                let service = session.handle.service.clone();
+                state.set(State::Checking { service });
+            }
+            Some(delay) => state.set(State::Waiting {
+                delay: Box::pin(delay),
+            }),
+            None => return Some(result),
+        }
+        None
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+    /// Drives the request from any state until it is pending or done: the path of a request
+    /// whose first attempt is not its last (or is not ready when first polled), kept out of line
+    /// so that the first attempt's path stays short where it is inlined.
+    #[inline(never)]
+    fn drive(
+        mut state: Pin<&mut State<S::Future, S>>,
+        session: &mut Option<Session<S, Req, K, P>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, S::Error>> {
         loop {
-            match this.state.as_mut().project() {
+            match state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let mut result = ready!(future.poll(cx));
-                    let Some(session) = this.session.as_mut() else {
+                    let result = ready!(future.poll(cx));
+                    if let Some(result) = Self::judge(state.as_mut(), session, result) {
                         return Poll::Ready(result);
-                    };
-                    let Some(req) = session.request.as_mut() else {
-                        return Poll::Ready(result);
-                    };
-                    match session.handle.shared.decide(
-                        &mut session.state,
-                        req,
-                        &mut result,
-                        Some(&session.handle.counts),
-                    ) {
-                        Some(delay) if delay.is_now() => {
-                            let service = session.handle.service.clone();
-                            this.state.set(State::Checking { service });
-                        }
-                        Some(delay) => this.state.set(State::Waiting {
-                            delay: Box::pin(delay),
-                        }),
-                        None => return Poll::Ready(result),
                     }
                 }
                 StateProj::Waiting { delay } => {
                     ready!(delay.as_mut().poll(cx));
-                    let session = this
-                        .session
+                    let session = session
                         .as_ref()
                         .expect("only a request with a session waits for a retry");
                     let service = session.handle.service.clone();
-                    this.state.set(State::Checking { service });
+                    state.set(State::Checking { service });
                 }
                 StateProj::Checking { service } => {
                     if let Err(e) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(e));
                     }
-                    let session = this
-                        .session
+                    let session = session
                         .as_mut()
                         .expect("only a request with a session waits for a retry");
                     let req = session
@@ -223,9 +240,33 @@ where
                         &req,
                     );
                     let future = service.call(req);
-                    this.state.set(State::Called { future });
+                    state.set(State::Called { future });
                 }
             }
         }
+    }
+}
+
+impl<S, Req, K, P> Future for ResponseFuture<S, Req, K, P>
+where
+    S: Service<Req> + Clone + 'static,
+    K: 'static,
+    P: 'static,
+    K: RetryRules<Req, S::Response, S::Error>,
+    P: RetryPredicate<Req, S::Response, S::Error>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    /// The first attempt's path inline; anything after it out of line.
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let StateProj::Called { future } = this.state.as_mut().project() {
+            let result = ready!(future.poll(cx));
+            if let Some(result) = Self::judge(this.state.as_mut(), this.session, result) {
+                return Poll::Ready(result);
+            }
+        }
+        Self::drive(this.state, this.session, cx)
     }
 }
