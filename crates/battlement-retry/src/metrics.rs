@@ -136,6 +136,15 @@ impl Core {
         }
     }
 
+    /// Nanoseconds since this core was made, plus one (never 0): a request's start, for its
+    /// time limit.
+    pub(crate) fn clock(&self) -> u64 {
+        let nanos = Instant::now()
+            .saturating_duration_since(self.created)
+            .as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+    }
+
     /// Counts a call that ends with a result that is not a failure, after `attempt` attempts.
     #[inline]
     pub(crate) fn succeeded(&self, attempt: u32) {

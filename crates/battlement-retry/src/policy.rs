@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
 /// Settings and shared state of a policy (one per built policy, shared by its clones).
 pub(crate) struct Shared<K, P> {
@@ -48,8 +47,10 @@ pub(crate) struct RequestState {
     prev: u64,
     /// This request's random stream: the generator's state, once `has_rng`.
     rng: u64,
-    /// When the first attempt started (only kept with a time limit).
-    started: Option<Instant>,
+    /// When the first attempt started, as [`Core::clock`] reads it (0: not kept, as without a
+    /// time limit). A word rather than an `Option<Instant>`, whose padding made the state's
+    /// initial copy into the response future a byte-wise copy through the stack.
+    started: u64,
 }
 
 /// A retry policy for [`tower::retry::Retry`]: backoff with jitter and bounds, an attempt limit,
@@ -250,7 +251,7 @@ impl<K, P> Shared<K, P> {
         core.budget.deposit();
         // A time limit set by a reload applies to requests that start after it.
         if core.settings.has_time_limit() {
-            state.started = Some(Instant::now());
+            state.started = core.clock();
         }
         let copy = self.rules.clone_request(req);
         if copy.is_none() {
@@ -321,11 +322,9 @@ impl<K, P> Shared<K, P> {
             }
         }
         let (delay, source) = next_delay(shared, &settings, state, attempt, retry_after);
-        if let (Some(limit), Some(started)) = (settings.time_limit, state.started) {
-            let too_late = match Instant::now().checked_add(delay) {
-                Some(at) => at.saturating_duration_since(started) >= limit,
-                None => true,
-            };
+        if let (Some(limit), 1..) = (settings.time_limit, state.started) {
+            let elapsed = Duration::from_nanos(core.clock().saturating_sub(state.started));
+            let too_late = elapsed.checked_add(delay).map_or(true, |at| at >= limit);
             if too_late {
                 tracing::debug!(retry = name, attempt, %outcome, ?delay, ?limit, "giving up: time limit");
                 core.gave_up(attempt, GiveUp::TimeLimit);
