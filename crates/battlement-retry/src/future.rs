@@ -87,6 +87,17 @@ pub(crate) struct Session<S: 'static, Req, K: 'static, P: 'static> {
     request: Option<Req>,
 }
 
+impl<S: 'static, Req, K: 'static, P: 'static> Session<S, Req, K, P> {
+    #[inline]
+    pub(crate) fn new(handle: Handle<S, K, P>, state: RequestState, request: Req) -> Self {
+        Session {
+            handle,
+            state,
+            request: Some(request),
+        }
+    }
+}
+
 pin_project! {
     /// The response future of a [`Retry`](crate::Retry) service: the current attempt, the wait
     /// before the next one, or the wait for the inner service to be ready for it.
@@ -122,17 +133,22 @@ where
     K: 'static,
     P: 'static,
 {
-    pub(crate) fn new(
-        future: S::Future,
-        session: Option<(Handle<S, K, P>, RequestState, Req)>,
-    ) -> Self {
+    /// The future of a request that may be retried: its first attempt, and what a retry
+    /// needs. The attempt's future is taken last, straight into place.
+    #[inline]
+    pub(crate) fn new(session: Session<S, Req, K, P>, future: S::Future) -> Self {
         ResponseFuture {
             state: State::Called { future },
-            session: session.map(|(handle, state, request)| Session {
-                handle,
-                state,
-                request: Some(request),
-            }),
+            session: Some(session),
+        }
+    }
+
+    /// The future of a request sent once.
+    #[inline]
+    pub(crate) fn once(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Called { future },
+            session: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The service: retries with a [`RetryPolicy`], without cloning the policy for each request.
 
-use crate::future::ResponseFuture;
+use crate::future::{ResponseFuture, Session};
 use crate::metrics::StripeCounts;
 use crate::policy::{RequestState, RetryPolicy, Shared};
 use crate::rules::{DefaultPredicate, RetryPredicate, RetryRules, Rules};
@@ -223,11 +223,10 @@ where
             .begin::<Req, S::Response, S::Error>(&mut state, &req)
         {
             Some(copy) => {
-                let handle = locals.stripes.local().clone();
-                let future = self.inner.call(req);
-                ResponseFuture::new(future, Some((handle, state, copy)))
+                let session = Session::new(locals.stripes.local().clone(), state, copy);
+                ResponseFuture::new(session, self.inner.call(req))
             }
-            None => ResponseFuture::new(self.inner.call(req), None),
+            None => ResponseFuture::once(self.inner.call(req)),
         }
     }
 }
