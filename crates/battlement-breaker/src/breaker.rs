@@ -758,11 +758,12 @@ impl Shared {
     }
 
     /// [`record`](Self::record) for an untimed success: the same effect, with the outcome and
-    /// latency known. Left for the compiler to inline (its rare branches are out of line): in
-    /// the call's future it saves the call and the six registers it saved (155 → 143
-    /// instructions a closed call in `benches/overhead.rs -- --instructions`); forced inline
-    /// everywhere, it made the futures of other stacks larger to poll.
-    #[inline]
+    /// latency known. Always inlined, with the window's `record` (their rare branches are out
+    /// of line): in the call's future that saves a call and the registers it saves. Left to the
+    /// compiler, whether it inlined them changed with unrelated code in the same binary (143
+    /// and 154 instructions a closed call in `benches/overhead.rs -- --instructions` for the
+    /// same breaker); forced, 139, and no more in the stacks behind an axum router.
+    #[inline(always)]
     pub(crate) fn record_success(&self, stripe: usize, adm: Admission) {
         let word = self.machine.current();
         if word.gen() != adm.gen() {

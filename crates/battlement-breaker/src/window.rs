@@ -375,7 +375,8 @@ impl Window {
 
     /// Records a finished call into stripe `stripe` (any index; it is masked), and returns the
     /// time it was recorded at: `now()`, which only time windows call (0 for count windows).
-    #[inline]
+    /// Always inlined: see `Shared::record_success`.
+    #[inline(always)]
     pub(crate) fn record(&self, stripe: usize, rec: Record, now: impl FnOnce() -> u64) -> u64 {
         let stripe = self.stripe_at(stripe);
         let pos = stripe.recorded.take(rec.failure);

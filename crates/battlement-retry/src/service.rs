@@ -111,8 +111,9 @@ impl<S: 'static, K: 'static, P: 'static> Retry<S, K, P> {
     /// the rest of the program (never freed), so that neither a clone of the service nor a
     /// request counts a reference: a clone copies a pointer (and clones the inner service), and
     /// a request that may be retried copies a pointer to its thread's stripe instead of
-    /// counting a reference on it: two locked instructions fewer per request, about 40 % of
-    /// what the retry adds to a call whose first attempt succeeds.
+    /// counting a reference on it: two locked instructions fewer per request, most of what the
+    /// retry adds to a call whose first attempt succeeds (on a 2-vCPU Xeon, about 5 ns over a
+    /// bare call instead of about 20).
     ///
     /// For a service made once and kept, as a server's stack is: every service leaked this way
     /// stays in memory, with one clone of the inner service per stripe of threads. A policy's
