@@ -11,10 +11,10 @@
 #                 this script installs with apt-get when it is missing).
 #
 # Usage: benches/report.sh [--quick]
-#   full:    about 11 minutes on 2 cores (criterion: 1 s warm-up + 2 s measurement per row;
-#            contention: 5 rounds of 0.6 s; e2e: 60 rounds of eight 0.25 s slices, bare between
+#   full:    about 14 minutes on 2 cores (criterion: 1 s warm-up + 2 s measurement per row;
+#            contention: 5 rounds of 0.6 s; e2e: 60 rounds of twelve 0.25 s slices, bare between
 #            the others; instruction counts: about 2.5 minutes, the same in both modes)
-#   --quick: about 1 minute (criterion --quick; 3 rounds of 0.12 s; 20 rounds of eight 0.15 s slices)
+#   --quick: about 1 minute (criterion --quick; 3 rounds of 0.12 s; 20 rounds of twelve 0.15 s slices)
 # Compiling the benches first is not counted. Full criterion output goes to target/bench-report/.
 # The numbers are only as quiet as the machine: run it when nothing else is compiling.
 set -euo pipefail
