@@ -145,6 +145,14 @@ fn breakers(c: &mut Criterion, rt: &Runtime) {
         if window == Window::Count {
             let svc = common::recloser_service(common::recloser_breaker());
             bench(c, rt, group, "recloser", svc);
+
+            // Leaked (`CircuitBreaker::leak`): a call's guard copies a pointer to its thread's
+            // shard instead of counting a reference on it.
+            let leaked = common::ours_breaker(window).leak();
+            let svc = ServiceBuilder::new()
+                .layer(battlement_breaker::CircuitBreakerLayer::new(&leaked))
+                .service(common::bare());
+            bench(c, rt, group, "battlement-leaked", svc);
         }
     }
 }
@@ -175,6 +183,12 @@ fn bulkheads(c: &mut Criterion, rt: &Runtime) {
     let ours = common::ours_bulkhead();
     let svc = battlement_bulkhead::BulkheadLayer::new(&ours).layer(common::bare());
     bench(c, rt, "bulkhead", "battlement", svc);
+
+    // Leaked (`Bulkhead::leak`): a permit copies a pointer to its thread's shard instead of
+    // counting a reference on it.
+    let leaked = common::ours_bulkhead().leak();
+    let svc = battlement_bulkhead::BulkheadLayer::new(&leaked).layer(common::bare());
+    bench(c, rt, "bulkhead", "battlement-leaked", svc);
 
     // The adaptive limit (Vegas) on the same permits: it also times each call and records the
     // sample (every call is sampled: `min_rtt` zero). Target: at most 1.5x the fixed row.

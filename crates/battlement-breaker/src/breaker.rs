@@ -10,6 +10,7 @@ use crate::State;
 use battlement_core::error::BreakerOpen;
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
+use battlement_core::handle::Handle;
 use battlement_core::stripe::{CachePadded, Shards};
 use battlement_core::{ConfigError, FailureKind, Outcome};
 use std::fmt;
@@ -195,7 +196,7 @@ impl CircuitBreaker {
 
     /// A reference for one call's future, from the calling thread's shard.
     #[inline]
-    pub(crate) fn shard(&self) -> Arc<CachePadded<Shard>> {
+    pub(crate) fn shard(&self) -> Handle<CachePadded<Shard>> {
         self.shards.local()
     }
 
@@ -243,8 +244,10 @@ impl CircuitBreaker {
     /// count that other cores' clones share. For services cloned for every request, as axum's
     /// router clones the matched route (and hyper the service it serves): on several cores
     /// those clones would otherwise write one word from every core, per request. It is the
-    /// same breaker: state, metrics and health are those of this handle. A call still counts a
-    /// reference on its thread's shard, a line only that thread writes.
+    /// same breaker: state, metrics and health are those of this handle. A call's guard copies
+    /// a pointer to its thread's shard too, where a breaker that is not leaked counts a
+    /// reference on it (two locked instructions a call, on a line only that thread writes:
+    /// about half of what a closed call costs on a 2-vCPU Xeon).
     ///
     /// For breakers made once, at start, that live as long as the program: each call of `leak`
     /// on a handle that is not leaked yet keeps one more reference for good.

@@ -2,10 +2,10 @@
 //! counts the call as cancelled.
 
 use crate::breaker::{Admission, Shard, UNTIMED};
+use battlement_core::handle::Handle;
 use battlement_core::stripe::CachePadded;
 use battlement_core::{Finish, Outcome};
 use std::fmt;
-use std::sync::Arc;
 
 /// An admitted call of a [`CircuitBreaker`](crate::CircuitBreaker), until its outcome is
 /// recorded.
@@ -42,7 +42,7 @@ use std::sync::Arc;
 /// # }
 /// ```
 pub struct CallGuard {
-    shard: Arc<CachePadded<Shard>>,
+    shard: Handle<CachePadded<Shard>>,
     admission: Admission,
     /// When the call started ([`UNTIMED`] when calls are not timed); once deferred, the time
     /// to the response's head.
@@ -54,8 +54,19 @@ pub struct CallGuard {
 impl CallGuard {
     /// Guards a call admitted as `admission`, starting its clock.
     #[inline]
-    pub(crate) fn new(shard: Arc<CachePadded<Shard>>, admission: Admission) -> Self {
+    pub(crate) fn new(shard: Handle<CachePadded<Shard>>, admission: Admission) -> Self {
         let time = shard.shared.start_timer();
+        Self::started(shard, admission, time)
+    }
+
+    /// Guards a call admitted as `admission` whose clock started at `time` (the breaker's
+    /// `start_timer`).
+    #[inline]
+    pub(crate) fn started(
+        shard: Handle<CachePadded<Shard>>,
+        admission: Admission,
+        time: u64,
+    ) -> Self {
         CallGuard {
             shard,
             admission,

@@ -82,10 +82,13 @@ where
         //   added per request;
         // - a `call` that panics drops the guard as it unwinds, which gives back the call's
         //   permit (a half-open trial's too) instead of losing it.
-        let shard = self.breaker.shard();
-        match shard.shared.admit() {
+        // Through the breaker's own handle, not the call's: the call's handle on its shard is
+        // a counted `Arc` or a leaked pointer, which each use would tell apart again.
+        let shared = self.breaker.shared();
+        match shared.admit() {
             Ok(admission) => {
-                let guard = CallGuard::new(shard, admission);
+                let time = shared.start_timer();
+                let guard = CallGuard::started(self.breaker.shard(), admission, time);
                 let classifier = self.classifier.clone();
                 ResponseFuture::admitted(self.inner.call(req), guard, classifier)
             }

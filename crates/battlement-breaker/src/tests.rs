@@ -998,8 +998,9 @@ async fn trip_opens_for_the_breakers_own_growing_wait() {
 }
 
 /// Clones of a handle that is not leaked count a reference on the breaker's list of shards,
-/// which every core's clones share; clones of a leaked handle copy a pointer. A call counts one
-/// on its thread's shard either way. Both handles are the same breaker.
+/// which every core's clones share, and a call counts one on its thread's shard; clones of a
+/// leaked handle, and its calls' handles on their shards, copy a pointer. Both handles are the
+/// same breaker.
 #[tokio::test]
 async fn a_leaked_breaker_counts_no_reference_for_its_clones() {
     let counted = CircuitBreaker::builder("leak").build().unwrap();
@@ -1019,7 +1020,7 @@ async fn a_leaked_breaker_counts_no_reference_for_its_clones() {
         assert!(futures::poll!(&mut call).is_pending());
         assert_eq!(
             breaker.references(),
-            before + service + 1,
+            before + service + service,
             "and the call's shard"
         );
         gate.send(()).unwrap();

@@ -7,6 +7,7 @@ use crate::semaphore::Semaphore;
 use crate::BulkheadEvent;
 use battlement_core::event::EventChannel;
 use battlement_core::export::Histogram;
+use battlement_core::handle::Handle;
 use battlement_core::stripe::{CachePadded, StripedCounter};
 use battlement_core::sync::{
     AtomicU64, AtomicUsize, Mutex,
@@ -178,7 +179,7 @@ fn handshake() {
 /// A bulkhead permit held by an admitted call; dropping it releases the permit (or, after a
 /// shrink, retires it) into the stripe of its shard.
 pub(crate) struct Permit {
-    pub(crate) shard: Arc<CachePadded<Shard>>,
+    pub(crate) shard: Handle<CachePadded<Shard>>,
 }
 
 impl Permit {

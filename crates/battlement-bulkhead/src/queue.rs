@@ -3,6 +3,7 @@
 
 use crate::permit::{Permit, Shard, Shared};
 use battlement_core::error::{BoxError, BulkheadFull, BulkheadTimeout};
+use battlement_core::handle::Handle;
 use battlement_core::stripe::CachePadded;
 use battlement_core::sync::Ordering::Relaxed;
 use std::future::Future;
@@ -65,7 +66,10 @@ pub(crate) fn wait_for_permit(
 /// wait).
 /// The first field is the shard of the thread the call queued on (its permit returns to that
 /// stripe); the second is the call's priority class.
-pub(crate) struct QueueSlot(pub(crate) Option<Arc<CachePadded<Shard>>>, pub(crate) usize);
+pub(crate) struct QueueSlot(
+    pub(crate) Option<Handle<CachePadded<Shard>>>,
+    pub(crate) usize,
+);
 
 impl QueueSlot {
     fn shared(&self) -> &Shared {
@@ -73,7 +77,7 @@ impl QueueSlot {
     }
 
     /// Leaves the queue, with the permit it was waiting for or without (a timeout).
-    fn leave(mut self) -> Arc<CachePadded<Shard>> {
+    fn leave(mut self) -> Handle<CachePadded<Shard>> {
         let shard = self.0.take().expect("queue slot already left");
         shard.shared.leave_queue(self.1);
         shard

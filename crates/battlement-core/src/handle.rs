@@ -51,6 +51,40 @@ impl<T: ?Sized> Handle<T> {
         matches!(self.0, Repr::Leaked(_))
     }
 
+    /// A handle on a value kept for the rest of the program: its clones copy the pointer, as
+    /// a [leaked](Self::leak) handle's do.
+    ///
+    /// ```
+    /// use battlement_core::handle::Handle;
+    ///
+    /// static LIMIT: u32 = 7;
+    /// let handle = Handle::from_static(&LIMIT);
+    /// assert!(handle.is_leaked() && *handle.clone() == 7);
+    /// ```
+    pub fn from_static(value: &'static T) -> Self {
+        Handle(Repr::Leaked(value))
+    }
+
+    /// The value, for the rest of the program, if this handle was [leaked](Self::leak) (or
+    /// made [`from_static`](Self::from_static)): what a handle on a part of it can borrow
+    /// without counting a reference.
+    ///
+    /// ```
+    /// use battlement_core::handle::Handle;
+    /// use std::sync::Arc;
+    ///
+    /// let counted = Handle::from(Arc::new([1, 2, 3]));
+    /// assert!(counted.as_static().is_none());
+    /// let second: &'static i32 = &counted.leak().as_static().unwrap()[1];
+    /// assert_eq!(*second, 2);
+    /// ```
+    pub fn as_static(&self) -> Option<&'static T> {
+        match self.0 {
+            Repr::Counted(_) => None,
+            Repr::Leaked(value) => Some(value),
+        }
+    }
+
     /// The value's reference count, `None` once leaked (no longer counted per handle).
     pub fn strong_count(&self) -> Option<usize> {
         match &self.0 {

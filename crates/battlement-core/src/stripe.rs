@@ -456,8 +456,9 @@ impl fmt::Debug for StripedCounter {
 /// let leaked = shards.leak();
 /// let references = leaked.references();
 /// let clone = leaked.clone(); // a pointer copy
+/// let call = leaked.local(); // a pointer copy too
 /// assert_eq!(leaked.references(), references);
-/// assert!(clone.is_leaked() && clone.is_shared());
+/// assert!(clone.is_leaked() && clone.is_shared() && call.is_leaked());
 /// ```
 pub struct Shards<T: 'static>(Handle<[Arc<CachePadded<T>>]>);
 
@@ -481,15 +482,19 @@ impl<T> Shards<T> {
         &self.0
     }
 
-    /// A reference to the calling thread's shard, for a call's future to keep.
+    /// A handle on the calling thread's shard, for a call's future to keep: a reference
+    /// counted on the shard's own line, or once these shards are [leaked](Self::leak) a
+    /// pointer (the leaked list keeps every shard for good), which counts nothing.
     #[inline]
-    pub fn local(&self) -> Arc<CachePadded<T>> {
-        local(self.all()).clone()
+    pub fn local(&self) -> Handle<CachePadded<T>> {
+        match self.0.as_static() {
+            Some(all) => Handle::from_static(&**local(all)),
+            None => Handle::from(local(self.all()).clone()),
+        }
     }
 
     /// These shards' list kept for the rest of the program (never freed): a handle whose
-    /// clones copy a pointer. The shards themselves are still counted per call, each on its
-    /// own line.
+    /// clones copy a pointer, and whose calls' handles on their shards copy a pointer too.
     pub fn leak(&self) -> Self {
         Shards(self.0.leak())
     }
@@ -510,7 +515,7 @@ impl<T> Shards<T> {
 
     /// The reference counts on the list of shards (none once leaked: the list is not counted
     /// any more) and on the shards, summed: what clones of a handle and calls add to (for tests
-    /// and diagnostics).
+    /// and diagnostics; once leaked, neither adds to it).
     pub fn references(&self) -> usize {
         let list = self.0.strong_count().unwrap_or(0);
         list + self.all().iter().map(Arc::strong_count).sum::<usize>()

@@ -258,8 +258,9 @@ async fn inner_errors_pass_through_and_release_the_permit() {
 }
 
 /// Clones of a handle that is not leaked count a reference on the bulkhead's list of shards,
-/// which every core's clones share; clones of a leaked handle copy a pointer. A permit counts
-/// one on its thread's shard either way. Both handles are the same bulkhead.
+/// which every core's clones share, and a permit counts one on its thread's shard; clones of a
+/// leaked handle, and its permits' handles on their shards, copy a pointer. Both handles are
+/// the same bulkhead.
 #[tokio::test(start_paused = true)]
 async fn a_leaked_bulkhead_counts_no_reference_for_its_clones() {
     let counted = bulkhead(4, 0, None);
@@ -272,7 +273,7 @@ async fn a_leaked_bulkhead_counts_no_reference_for_its_clones() {
         let call = spawn_call(&mut svc, 1).await;
         assert_eq!(
             b.references(),
-            before + service + 1,
+            before + service + service,
             "and the call's permit"
         );
         assert_eq!((counted.in_flight(), leaked.in_flight()), (1, 1));
