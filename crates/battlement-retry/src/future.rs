@@ -216,8 +216,8 @@ where
     }
 
     /// Drives the request from any state until it is pending or done: the path of a request
-    /// whose first attempt is not its last (or is not ready when first polled), kept out of line
-    /// so that the first attempt's path stays short where it is inlined.
+    /// whose first attempt is not its last, kept out of line so that the first attempt's path
+    /// (every poll until that attempt's result is judged) stays short where it is inlined.
     #[inline(never)]
     fn drive(
         mut state: Pin<&mut State<S::Future, S>>,
