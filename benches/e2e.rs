@@ -237,6 +237,8 @@ where
 
 /// In a child under callgrind: builds `row`'s service, warms it up and drives `calls` requests.
 fn count_child(row: &str, calls: u64) -> ExitCode {
+    use tower::Layer;
+
     fn run<S>(rt: &tokio::runtime::Runtime, svc: S, calls: u64)
     where
         S: tower::Service<http::Request<axum::body::Body>, Response = axum::response::Response>
@@ -270,11 +272,7 @@ fn count_child(row: &str, calls: u64) -> ExitCode {
         "leaked-around" => run(rt, stack!(leaked).service(hello().with_state(())), calls),
         "errors-around" => {
             let layer = battlement::http_error::HttpErrorLayer::<axum::body::Body>::new();
-            run(
-                rt,
-                tower::Layer::layer(&layer, hello().with_state(())),
-                calls,
-            );
+            run(rt, layer.layer(hello().with_state(())), calls);
         }
         "breaker-around" => {
             let breaker = battlement_breaker::CircuitBreaker::builder("e2e")
@@ -282,11 +280,7 @@ fn count_child(row: &str, calls: u64) -> ExitCode {
                 .expect("breaker");
             let layer = battlement_breaker::CircuitBreakerLayer::new(&breaker)
                 .classifier(battlement_core::HttpClassifier::new());
-            run(
-                rt,
-                tower::Layer::layer(&layer, hello().with_state(())),
-                calls,
-            );
+            run(rt, layer.layer(hello().with_state(())), calls);
         }
         "bulkhead-around" => {
             let bulkhead = battlement_bulkhead::Bulkhead::builder("e2e")
@@ -296,19 +290,11 @@ fn count_child(row: &str, calls: u64) -> ExitCode {
                 .build()
                 .expect("bulkhead");
             let layer = battlement_bulkhead::BulkheadLayer::new(&bulkhead);
-            run(
-                rt,
-                tower::Layer::layer(&layer, hello().with_state(())),
-                calls,
-            );
+            run(rt, layer.layer(hello().with_state(())), calls);
         }
         "timeout-around" => {
             let layer = battlement_timeout::TimeoutLayer::new(Duration::from_secs(10));
-            run(
-                rt,
-                tower::Layer::layer(&layer, hello().with_state(())),
-                calls,
-            );
+            run(rt, layer.layer(hello().with_state(())), calls);
         }
         _ => return ExitCode::from(callgrind::NO_SUCH_ROW),
     }
