@@ -142,6 +142,41 @@ pub fn owns(index: usize) -> bool {
     index < MAX_STRIPES && raw_index() == index
 }
 
+/// An index below [`MAX_STRIPES`], kept by a per-thread value (a call's future holding its
+/// thread's cell) to ask later, as [`owns`] does, whether the calling thread still holds it:
+/// checked once when made, so that each question is one thread-local read and one comparison.
+///
+/// ```
+/// use battlement_core::stripe::{thread_index, Owner, MAX_STRIPES};
+///
+/// assert!(Owner::new(MAX_STRIPES).is_none());
+/// if let Some(owner) = Owner::new(thread_index()) {
+///     assert!(owner.is_current());
+///     let other = std::thread::scope(|s| s.spawn(move || owner.is_current()).join().unwrap());
+///     assert!(!other, "another live thread never holds it");
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner(usize);
+
+impl Owner {
+    /// `index` as an owner, if it is below [`MAX_STRIPES`] (a cell's index always is).
+    pub fn new(index: usize) -> Option<Self> {
+        (index < MAX_STRIPES).then_some(Owner(index))
+    }
+
+    /// The index.
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// Whether the calling thread holds this index: [`owns`] without the bound check.
+    #[inline(always)]
+    pub fn is_current(self) -> bool {
+        raw_index() == self.0
+    }
+}
+
 /// The calling thread's element of `cells`: `cells[thread_index() % cells.len()]`, on the fast
 /// path (a thread whose index is below the length) one thread-local read and one comparison.
 /// For a slice of per-thread handles that is not a [`Stripes`] (it must not be empty).

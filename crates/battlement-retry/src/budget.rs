@@ -423,6 +423,14 @@ impl BudgetSlot {
         }
     }
 
+    /// Whether requests deposit: a custom budget, or the own one while it is on.
+    pub(crate) fn deposits(&self) -> bool {
+        match self {
+            BudgetSlot::Own { on, .. } => on.load(Relaxed),
+            BudgetSlot::Custom(_) => true,
+        }
+    }
+
     /// Withdraws for a retry: `true` if allowed (always, with no budget on).
     pub(crate) fn withdraw(&self) -> bool {
         match self {

@@ -581,6 +581,7 @@ impl<K, P> RetryPolicy<K, P> {
         if let Some(budget) = budget {
             core.budget.set(budget);
         }
+        core.refresh();
         tracing::info!(retry = &*core.name, "settings reloaded");
         Ok(())
     }

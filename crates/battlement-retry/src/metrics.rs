@@ -7,7 +7,7 @@ use crate::RetryPolicy;
 use battlement_core::export::{Family, MetricsVisitor};
 use battlement_core::stripe::{self, CachePadded, Stripes};
 use battlement_core::{ComponentKind, HealthSnapshot, HealthSource, HealthStatus, Metric};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -53,7 +53,7 @@ pub(crate) struct Counts(Stripes<Cell>, CachePadded<[AtomicU64; COUNTS]>);
 /// a retry service's per-stripe state) instead of through the policy, its counters and the
 /// thread's index, a chain of dependent loads that cost a first attempt about 6 ns.
 pub(crate) struct StripeCounts {
-    index: usize,
+    owner: stripe::Owner,
     cell: Cell,
 }
 
@@ -62,7 +62,7 @@ impl StripeCounts {
     /// thread owns it (a plain load and store), through `core` otherwise.
     #[inline]
     pub(crate) fn succeeded(&self, core: &Core, attempt: u32) {
-        if stripe::owns(self.index) {
+        if self.owner.is_current() {
             let count = &self.cell[usize::from(attempt > 1)];
             count.store(count.load(Relaxed) + 1, Relaxed);
         } else {
@@ -82,7 +82,8 @@ impl Counts {
     /// The cell of stripe `index` (taken modulo the count, as [`Stripes::get`] does).
     pub(crate) fn stripe(&self, index: usize) -> StripeCounts {
         StripeCounts {
-            index: index & (self.0.len() - 1),
+            owner: stripe::Owner::new(index & (self.0.len() - 1))
+                .expect("a striped value has at most MAX_STRIPES cells"),
             cell: self.0.get(index).clone(),
         }
     }
@@ -122,18 +123,49 @@ pub(crate) struct Core {
     /// When the budget last refused a retry: nanoseconds since `created`, plus one (0: never).
     /// Written by refusals only.
     last_refusal: AtomicU64,
+    /// What a request's first attempt has to do before it is sent, as [`Core::first`] tells.
+    first: AtomicU8,
 }
+
+/// A [`Core::first`] bit: the first attempt deposits in the budget.
+pub(crate) const DEPOSITS: u8 = 1;
+/// A [`Core::first`] bit: the first attempt notes when it started, for the time limit.
+pub(crate) const TIMED: u8 = 2;
 
 impl Core {
     pub(crate) fn new(name: Arc<str>, settings: LiveSettings, budget: BudgetSlot) -> Self {
-        Core {
+        let core = Core {
             name,
             settings,
             budget,
             counts: Counts::new(),
             created: Instant::now(),
             last_refusal: AtomicU64::new(0),
-        }
+            first: AtomicU8::new(0),
+        };
+        core.refresh();
+        core
+    }
+
+    /// What a request's first attempt has to do before it is sent: [`DEPOSITS`], [`TIMED`],
+    /// both or (without a budget or a time limit) neither, read in one load instead of the
+    /// budget's and the settings' own words. A request that starts while a reload changes them
+    /// may see either side of the change.
+    #[inline(always)]
+    pub(crate) fn first(&self) -> u8 {
+        self.first.load(Relaxed)
+    }
+
+    /// Sets [`first`](Self::first) from the budget and the settings as they stand (at build,
+    /// and after each reload).
+    pub(crate) fn refresh(&self) {
+        let deposits = if self.budget.deposits() { DEPOSITS } else { 0 };
+        let timed = if self.settings.has_time_limit() {
+            TIMED
+        } else {
+            0
+        };
+        self.first.store(deposits | timed, Relaxed);
     }
 
     /// Nanoseconds since this core was made, plus one (never 0): a request's start, for its

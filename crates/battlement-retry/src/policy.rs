@@ -5,7 +5,7 @@ use crate::config::{Callback, RetryPolicyBuilder};
 use crate::event::{DelaySource, RetryEvent};
 use crate::future::RetryDelay;
 use crate::layer::RetryLayer;
-use crate::metrics::{Core, Count, GiveUp, StripeCounts};
+use crate::metrics::{Core, Count, GiveUp, StripeCounts, DEPOSITS, TIMED};
 use crate::rules::{DefaultPredicate, RetryContext, RetryPredicate, RetryRules, Rules};
 use crate::settings::Settings;
 use battlement_core::event::EventChannel;
@@ -247,19 +247,41 @@ impl<K, P> Shared<K, P> {
     where
         K: RetryRules<Req, Res, E>,
     {
-        let core = &*self.core;
-        core.budget.deposit();
-        // A time limit set by a reload applies to requests that start after it.
-        if core.settings.has_time_limit() {
+        begin::<K, Req, Res, E>(&self.core, &self.rules, state, req)
+    }
+}
+
+/// [`Shared::begin`] with the policy's core and rules given apart (a retry service keeps its
+/// core one load nearer than the policy's).
+#[inline]
+pub(crate) fn begin<K, Req, Res, E>(
+    core: &Core,
+    rules: &K,
+    state: &mut RequestState,
+    req: &Req,
+) -> Option<Req>
+where
+    K: RetryRules<Req, Res, E>,
+{
+    // One load and one branch for a policy without a budget or a time limit. A time limit
+    // set by a reload applies to requests that start after it.
+    let first = core.first();
+    if first != 0 {
+        if first & DEPOSITS != 0 {
+            core.budget.deposit();
+        }
+        if first & TIMED != 0 {
             state.started = core.clock();
         }
-        let copy = self.rules.clone_request(req);
-        if copy.is_none() {
-            core.counts.add(Count::SentOnce as usize);
-        }
-        copy
     }
+    let copy = rules.clone_request(req);
+    if copy.is_none() {
+        core.counts.add(Count::SentOnce as usize);
+    }
+    copy
+}
 
+impl<K, P> Shared<K, P> {
     /// Judges the result of a request's latest attempt: `None` to return it (counted as a
     /// success or a give-up), or the wait before the next attempt.
     #[inline]
@@ -274,7 +296,9 @@ impl<K, P> Shared<K, P> {
         K: RetryRules<Req, Res, E>,
         P: RetryPredicate<Req, Res, E>,
     {
-        state.attempts = state.attempts.saturating_add(1);
+        // No overflow: a decision that lets another attempt follow was made below
+        // `max_attempts`, a `u32`.
+        state.attempts = state.attempts.wrapping_add(1);
         let attempt = state.attempts;
         let shared = self;
         let result = result.as_ref();

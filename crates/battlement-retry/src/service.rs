@@ -1,8 +1,9 @@
 //! The service: retries with a [`RetryPolicy`], without cloning the policy for each request.
 
 use crate::future::{ResponseFuture, Session};
+use crate::metrics::Core;
 use crate::metrics::StripeCounts;
-use crate::policy::{RequestState, RetryPolicy, Shared};
+use crate::policy::{begin, RequestState, RetryPolicy, Shared};
 use crate::rules::{DefaultPredicate, RetryPredicate, RetryRules, Rules};
 use battlement_core::handle;
 use battlement_core::stripe::{CachePadded, Stripes};
@@ -30,6 +31,8 @@ pub(crate) type Handle<S, K, P> = handle::Handle<CachePadded<Local<S, K, P>>>;
 /// The policy and each stripe's [`Local`] (made once per service the layer makes; clones of the
 /// service share them).
 pub(crate) struct Locals<S: 'static, K: 'static, P: 'static> {
+    /// The policy's core, one load nearer than through the policy.
+    core: Arc<Core>,
     policy: RetryPolicy<K, P>,
     pub(crate) stripes: Stripes<Handle<S, K, P>>,
 }
@@ -100,7 +103,12 @@ impl<S: Clone + 'static, K: 'static, P: 'static> Retry<S, K, P> {
         })
         .map(|local| Handle::from(local.clone()));
         Retry {
-            locals: Arc::new(Locals { policy, stripes }).into(),
+            locals: Arc::new(Locals {
+                core: shared.core.clone(),
+                policy,
+                stripes,
+            })
+            .into(),
             inner,
         }
     }
@@ -139,6 +147,7 @@ impl<S: 'static, K: 'static, P: 'static> Retry<S, K, P> {
             return self;
         }
         let locals = Locals {
+            core: self.locals.core.clone(),
             policy: self.locals.policy.clone(),
             stripes: self.locals.stripes.map(handle::Handle::leak),
         };
@@ -217,12 +226,9 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let locals = &*self.locals;
         let mut state = RequestState::default();
-        // Through the policy, not the stripe: a shorter chain of loads.
-        match locals
-            .policy
-            .shared()
-            .begin::<Req, S::Response, S::Error>(&mut state, &req)
-        {
+        // Through the service's own pointers, not the stripe: a shorter chain of loads.
+        let rules = &locals.policy.shared().rules;
+        match begin::<K, Req, S::Response, S::Error>(&locals.core, rules, &mut state, &req) {
             Some(copy) => {
                 let session = Session::new(locals.stripes.local().clone(), state, copy);
                 ResponseFuture::new(session, self.inner.call(req))

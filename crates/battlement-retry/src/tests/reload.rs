@@ -128,6 +128,36 @@ async fn reload_turns_the_budget_on_and_off() {
     assert_eq!(attempts(&svc).await, 2);
 }
 
+/// A policy built with neither a budget nor a time limit skips both on a first attempt (one
+/// flag says so); a reload that sets them sets the flag, so the requests after it deposit and
+/// are timed, and one that clears them clears it.
+#[tokio::test(start_paused = true)]
+async fn reload_that_adds_a_time_limit_and_a_budget_reaches_first_attempts() {
+    let plain = || always_failing(10).backoff(Backoff::fixed(ms(100)));
+    let policy = plain().build().unwrap();
+    let log = Log::default();
+    let svc = ServiceBuilder::new()
+        .layer(crate::RetryLayer::new(policy.clone()))
+        .service(flaky(&log, usize::MAX));
+    let attempts = |svc: &crate::Retry<_>| {
+        let (svc, log) = (svc.clone(), log.clone());
+        async move {
+            let before = log.calls();
+            let _ = svc.oneshot("x").await;
+            log.calls() - before
+        }
+    };
+    assert_eq!(attempts(&svc).await, 10);
+    // Attempts at 0, 100 and 200 ms; a fourth at 300 would pass the 250 ms limit.
+    policy.reload(&plain().time_limit(ms(250))).unwrap();
+    assert_eq!(attempts(&svc).await, 3, "timed from its first attempt");
+    // Each request deposits one retry (ratio 1, no reserve): its own first retry.
+    policy.reload(&plain().budget(1.0, 0)).unwrap();
+    assert_eq!(attempts(&svc).await, 2, "its first attempt deposited");
+    policy.reload(&plain()).unwrap();
+    assert_eq!(attempts(&svc).await, 10);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_custom_budget_is_not_replaced_by_a_reload() {
     let budget = Arc::new(RetryBudget::new(Duration::from_secs(1), 1, 0.1).unwrap());
