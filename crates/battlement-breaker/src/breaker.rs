@@ -811,8 +811,10 @@ impl Shared {
         }
     }
 
-    /// Applies the trip rules after a call finished in the closed state.
-    #[inline]
+    /// Applies the trip rules after a call finished in the closed state: in line (a success's
+    /// path through it is a few loads), so that a call's future does not hold its response
+    /// across a call here.
+    #[inline(always)]
     fn judge(&self, word: Word, failure: Option<FailureKind>, slow: bool, now: u64) {
         let rules = self.rules.load(Relaxed);
         if rules > RATE_RULES {
