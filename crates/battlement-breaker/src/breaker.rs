@@ -745,7 +745,6 @@ impl Shared {
         };
         // Window time is the call-path clock's, as in `metrics` (only time windows read it).
         let now = self.window.record(
-            stripe,
             Record {
                 failure,
                 slow,
@@ -774,7 +773,6 @@ impl Shared {
             return;
         }
         let now = self.window.record(
-            stripe,
             Record {
                 failure: None,
                 slow: false,

@@ -27,13 +27,15 @@ pub const MAX_TIME_BUCKETS: u32 = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlidingWindow {
     /// The last N calls (exact up to 128 calls; larger windows are kept in 128 buckets) **of
-    /// each stripe**: calls record into the calling thread's stripe, so with calls on several
-    /// threads the window holds up to N × S calls, S being the number of stripes (the machine's
-    /// available parallelism rounded up to a power of two, at most 64; threads share stripes
-    /// round robin). `minimum_calls` and the rates are judged over that union. This is chosen:
-    /// one ring of exactly N calls across threads needs a cursor that every call writes, one
-    /// contended cache line that would stop the breaker scaling with cores. On one thread, or
-    /// with all calls on one worker, the window is exactly the last N calls.
+    /// each ring**: a call records into the ring of the thread that finishes it, one ring per
+    /// stripe (S stripes: the machine's available parallelism rounded up to a power of two, at
+    /// most 64), written only by the thread that holds that stripe, and one ring shared by the
+    /// threads that hold none (more threads than stripes). So with calls on several threads
+    /// the window holds up to N × (S + 1) calls; `minimum_calls` and the rates are judged over
+    /// that union. This is chosen: one ring of exactly N calls across threads needs a cursor
+    /// that every call writes, one contended cache line that would stop the breaker scaling
+    /// with cores. On one thread, or with all calls on one worker, the window is exactly the
+    /// last N calls.
     Count(u64),
     /// The calls of the last `length`, kept in `buckets` buckets so memory is constant and old
     /// buckets age out.
@@ -136,8 +138,9 @@ impl CircuitBreakerBuilder {
     }
 
     /// The window the failure and slow-call rates are computed over. A count window holds the
-    /// last N calls of each thread stripe, so up to N × S calls with calls on several threads
-    /// (see [`SlidingWindow::Count`]); a time window holds every call of its span.
+    /// last N calls of each ring (one per stripe of threads, and one shared), so up to
+    /// N × (S + 1) calls with calls on several threads (see [`SlidingWindow::Count`]); a time
+    /// window holds every call of its span.
     pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
         self.window = window;
         self

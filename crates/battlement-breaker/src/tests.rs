@@ -795,13 +795,20 @@ impl Drop for Parked {
     }
 }
 
+/// Which of the window's rings the calling thread's calls record into: its stripe's if it holds
+/// one (an index below `stripes`), else the shared ring, numbered `stripes`.
+fn thread_ring(stripes: usize) -> usize {
+    battlement_core::stripe::thread_index().min(stripes)
+}
+
 /// Runs `calls` (true = success) through `svc` on a new thread, unless that thread's window
-/// stripe is `avoid` (then the thread waits in `parked`); returns the thread's stripe and
-/// whether it ran them.
+/// ring is in `avoid` (then the thread waits in `parked`, holding its stripe index, if `park`;
+/// else it ends); returns the thread's ring and whether it ran them.
 fn on_new_thread<S>(
     svc: &S,
     stripes: usize,
-    avoid: Option<usize>,
+    avoid: &[usize],
+    park: bool,
     calls: &[bool],
     parked: &mut Parked,
 ) -> (usize, bool)
@@ -811,13 +818,16 @@ where
 {
     let svc = svc.clone();
     let calls = calls.to_vec();
+    let avoid = avoid.to_vec();
     let (result, answer) = std::sync::mpsc::channel();
     let (release, wait) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let stripe = battlement_core::stripe::thread_index() & (stripes - 1);
-        if avoid == Some(stripe) {
-            result.send((stripe, false)).unwrap();
-            let _ = wait.recv();
+        let ring = thread_ring(stripes);
+        if avoid.contains(&ring) {
+            result.send((ring, false)).unwrap();
+            if park {
+                let _ = wait.recv();
+            }
             return;
         }
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -827,10 +837,10 @@ where
             let c = if ok { Call::Ok } else { Call::Fail };
             let _ = rt.block_on(svc.clone().oneshot(c));
         }
-        result.send((stripe, true)).unwrap();
+        result.send((ring, true)).unwrap();
     });
     let answer = answer.recv().unwrap();
-    if answer.1 {
+    if answer.1 || !park {
         thread.join().unwrap();
     } else {
         parked.0.push((release, thread));
@@ -838,60 +848,57 @@ where
     answer
 }
 
-/// The chosen bound of a count window across threads: the last N calls of each stripe, so up to
-/// N × stripes calls, and never more.
+/// The chosen bound of a count window across threads: the last N calls of each ring (one per
+/// stripe, and one for threads that hold none), so up to N × (stripes + 1) calls, and never
+/// more.
 #[test]
-fn a_count_window_holds_the_last_n_calls_of_each_thread_stripe() {
+fn a_count_window_holds_the_last_n_calls_of_each_ring() {
     let b = count_breaker(4, 4).build().unwrap();
     let stripes = b.window_stripes();
     let svc = guarded(&b, &Upstream::new());
     let mut used = std::collections::HashSet::new();
     let mut parked = Parked::default();
     for _ in 0..8 {
-        let (stripe, ran) = on_new_thread(&svc, stripes, None, &[true; 6], &mut parked);
+        let (ring, ran) = on_new_thread(&svc, stripes, &[], false, &[true; 6], &mut parked);
         assert!(ran);
-        used.insert(stripe);
+        used.insert(ring);
     }
     let m = b.metrics();
     assert_eq!(m.calls_permitted, 48);
     assert_eq!(m.window_calls, 4 * used.len() as u64);
-    assert!(m.window_calls <= 4 * stripes as u64);
+    assert!(m.window_calls <= 4 * (stripes as u64 + 1));
 }
 
-/// Decisions use that union: failures on one thread's stripe are judged against the last N calls
-/// of every stripe, not only the last N calls overall.
+/// Decisions use that union: failures on one thread's ring are judged against the last N calls
+/// of every ring, not only the last N calls overall.
 #[test]
-fn a_count_window_judges_the_union_of_the_stripes() {
+fn a_count_window_judges_the_union_of_the_rings() {
     let b = count_breaker(4, 4).build().unwrap();
     let stripes = b.window_stripes();
     let svc = guarded(&b, &Upstream::new());
     let mut parked = Parked::default();
-    let (first, _) = on_new_thread(&svc, stripes, None, &[true; 4], &mut parked);
-    if stripes == 1 {
-        // One stripe: the window is exactly the last four calls (ok, fail, fail, fail).
-        on_new_thread(&svc, stripes, None, &[false; 3], &mut parked);
-        assert_eq!(b.state(), State::Open);
-        return;
-    }
-    // Three failures on another stripe: 3 of the union's 7 calls fail (43 %), below the 50 %
-    // threshold, though three of the last four calls overall failed.
-    let mut ran = false;
-    for _ in 0..64 {
-        if on_new_thread(&svc, stripes, Some(first), &[false; 3], &mut parked).1 {
-            ran = true;
-            break;
-        }
-    }
-    assert!(ran, "no thread landed on a second stripe");
+    // Four successes on a stripe's ring. A thread that lands on the shared ring (every stripe
+    // index held by other tests' threads) ends at once; the next one tries again.
+    let first = (0..10_000)
+        .find_map(|_| {
+            let (ring, ran) =
+                on_new_thread(&svc, stripes, &[stripes], false, &[true; 4], &mut parked);
+            ran.then_some(ring)
+        })
+        .expect("a thread that holds a stripe");
+    // Three failures on another ring: threads that land on the first one wait, holding its
+    // index, so the next thread takes another. 3 of the union's 7 calls fail (43 %), below the
+    // 50 % threshold, though three of the last four calls overall failed.
+    let ran =
+        (0..64).any(|_| on_new_thread(&svc, stripes, &[first], true, &[false; 3], &mut parked).1);
+    assert!(ran, "no thread landed on a second ring");
     let m = b.metrics();
     assert_eq!((m.window_calls, m.window_failures), (7, 3));
     assert_eq!(b.state(), State::Closed);
-    // A fourth failure on that stripe: 4 of 8 fail, and the breaker opens.
-    for _ in 0..64 {
-        if on_new_thread(&svc, stripes, Some(first), &[false], &mut parked).1 {
-            break;
-        }
-    }
+    // A fourth failure on a ring other than the first: 4 of 8 fail, and the breaker opens.
+    let ran =
+        (0..64).any(|_| on_new_thread(&svc, stripes, &[first], true, &[false], &mut parked).1);
+    assert!(ran, "no thread landed on a second ring");
     assert_eq!(b.state(), State::Open);
 }
 

@@ -1,8 +1,12 @@
 //! The sliding window of recent outcomes, striped so concurrent calls write different cache lines.
 //!
-//! Each stripe (one per core, chosen by the calling thread) holds its own ring of slots; a
-//! decision (trip or not) sums the stripes. On the success path a call does one `fetch_add` on its
-//! stripe's cursor and two plain stores into its slot, all on lines no other core writes.
+//! Each stripe (one per core) holds its own ring of slots, and a call records into the ring of
+//! the thread that finishes it; a decision (trip or not) sums the rings. The calling thread owns
+//! its stripe ([`Stripes::owned`]): no other live thread writes its cursor, so on the success
+//! path of a count window of up to [`EXACT_COUNT_SLOTS`] calls a call makes a plain load and
+//! store of the cursor and two plain stores into its slot, and no locked instruction. A thread
+//! that owns no stripe (more threads than stripes) records into one shared ring, whose cursor it
+//! moves with a `fetch_add`.
 //!
 //! - Count-based windows of up to [`EXACT_COUNT_SLOTS`] calls keep one slot per call: each
 //!   stripe's ring holds exactly its last `size` outcomes. Larger windows group calls into
@@ -13,11 +17,11 @@
 //!   with its epoch, so a stale bucket is recognised and reused: memory is constant and old
 //!   buckets age out.
 //!
-//! With several stripes, a count window is the union of each stripe's last `size` calls, so it
-//! holds up to `size` × stripes calls (documented on `SlidingWindow::Count`): an exact window of
-//! the last `size` calls across threads needs one cursor that every call writes. The window is
-//! cleared when the breaker closes, so a stripe that went quiet cannot carry outcomes from an
-//! earlier closed period.
+//! With several rings, a count window is the union of each ring's last `size` calls, so it
+//! holds up to `size` × (stripes + 1) calls (documented on `SlidingWindow::Count`): an exact
+//! window of the last `size` calls across threads needs one cursor that every call writes. The
+//! window is cleared when the breaker closes, so a ring that went quiet cannot carry outcomes
+//! from an earlier closed period.
 
 use battlement_core::stripe::{CachePadded, Stripes};
 use battlement_core::sync::{
@@ -80,22 +84,18 @@ impl Slot {
 /// A stripe's ring cursor, and the counts of calls it stands for: outcomes recorded and
 /// failures by kind, ever.
 ///
-/// Every recorded outcome takes the next position. [`Window::clear`] moves the cursor on to a
-/// slot boundary ([`skip_to`](Self::skip_to)), so that a bucketed ring restarts with whole
-/// slots; the positions it skips stand for no call, so they are counted apart and taken off the
-/// count of calls made.
+/// Every recorded outcome takes the next position; only recording moves the cursor
+/// ([`Window::clear`] empties the slots and leaves it where it is).
 ///
 /// The breaker's metrics report calls and successes (calls less failures) from these, as
 /// counters that must never go down, while calls record. So a failure is counted before its
-/// position is taken, the take and the skip are released, and [`read`](Self::read) acquires the
-/// cursor before it reads the rest: a read never counts more calls, or more successes, than were
-/// made (it may count fewer: a failure or a skip under way). [`Seen`] makes the reads monotonic.
+/// position is taken, the take is released, and [`read`](Self::read) acquires the cursor before
+/// it reads the rest: a read never counts more calls, or more successes, than were made (it may
+/// count fewer: a failure under way). [`Seen`] makes the reads monotonic.
 #[derive(Debug)]
 struct Tally {
-    /// Positions taken, ever: one per recorded outcome, plus the skipped ones.
+    /// Positions taken, ever: one per recorded outcome.
     next: AtomicU64,
-    /// Positions skipped by [`skip_to`](Self::skip_to).
-    skipped: AtomicU64,
     /// Failures recorded, by kind.
     failures: [AtomicU64; 6],
 }
@@ -104,12 +104,12 @@ impl Tally {
     fn new() -> Self {
         Tally {
             next: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
             failures: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
-    /// Counts an outcome (a failure of `failure`'s kind, or not) and takes its position.
+    /// Counts an outcome (a failure of `failure`'s kind, or not) and takes its position, on a
+    /// tally any thread may write.
     #[inline]
     fn take(&self, failure: Option<FailureKind>) -> u64 {
         if let Some(kind) = failure {
@@ -120,28 +120,30 @@ impl Tally {
         self.next.fetch_add(1, Release)
     }
 
+    /// [`take`](Self::take) on a tally that only the calling thread writes (its stripe's, see
+    /// [`Stripes::owned`]): plain loads and stores, no locked instruction. The release store
+    /// orders the failure's count before the position, as `take` does.
+    #[inline(always)]
+    fn take_owned(&self, failure: Option<FailureKind>) -> u64 {
+        if let Some(kind) = failure {
+            let count = &self.failures[kind.index()];
+            count.store(count.load(Relaxed) + 1, Relaxed);
+        }
+        let next = self.next.load(Relaxed);
+        self.next.store(next + 1, Release);
+        next
+    }
+
     /// The next position to be taken.
     #[inline]
     fn peek(&self) -> u64 {
         self.next.load(Relaxed)
     }
 
-    /// Moves the cursor on to the next multiple of `per_slot` (if it is not on one).
-    fn skip_to(&self, per_slot: u64) {
-        let rem = self.next.load(Relaxed) % per_slot;
-        if rem != 0 {
-            // Counted as skipped before the cursor moves, and the move released: a reader that
-            // sees the moved cursor sees the skip.
-            self.skipped.fetch_add(per_slot - rem, Relaxed);
-            self.next.fetch_add(per_slot - rem, Release);
-        }
-    }
-
     /// Outcomes recorded and failures by kind, ever: never more than were made, and so never
     /// more successes (outcomes less failures) either.
     fn read(&self) -> (u64, [u64; 6]) {
-        let next = self.next.load(Acquire);
-        let made = next.saturating_sub(self.skipped.load(Relaxed));
+        let made = self.next.load(Acquire);
         (
             made,
             std::array::from_fn(|i| self.failures[i].load(Relaxed)),
@@ -291,7 +293,10 @@ pub(crate) struct Cumulative {
 /// capacity, and at worst one of its outcomes lands in the new window.
 #[derive(Debug)]
 pub(crate) struct Window {
+    /// A ring per stripe, written by the thread that owns the stripe.
     stripes: Stripes<CachePadded<Stripe>>,
+    /// The ring of threads that own no stripe.
+    shared: CachePadded<Stripe>,
     /// The shape, packed (see [`TIME`]).
     shape: AtomicU64,
     /// Count windows: the slots summed; time windows: nanoseconds per bucket.
@@ -319,6 +324,7 @@ impl Window {
         let (packed, extra) = kind(capacity).pack();
         Window {
             stripes: Stripes::new(|_| Stripe::new(capacity as usize)),
+            shared: CachePadded::new(Stripe::new(capacity as usize)),
             shape: AtomicU64::new(packed),
             extra: AtomicU64::new(extra),
             capacity,
@@ -373,13 +379,23 @@ impl Window {
         self.stripes.get(index)
     }
 
-    /// Records a finished call into stripe `stripe` (any index; it is masked), and returns the
-    /// time it was recorded at: `now()`, which only time windows call (0 for count windows).
-    /// Always inlined: see `Shared::record_success`.
+    /// Every ring: the stripes' and the shared one.
+    fn rings(&self) -> impl Iterator<Item = &Stripe> {
+        self.stripes
+            .iter()
+            .map(|stripe| &**stripe)
+            .chain(std::iter::once(&*self.shared))
+    }
+
+    /// Records a finished call into the calling thread's ring (its stripe's if it owns one,
+    /// else the shared one), and returns the time it was recorded at: `now()`, which only time
+    /// windows call (0 for count windows). Always inlined: see `Shared::record_success`.
     #[inline(always)]
-    pub(crate) fn record(&self, stripe: usize, rec: Record, now: impl FnOnce() -> u64) -> u64 {
-        let stripe = self.stripe_at(stripe);
-        let pos = stripe.recorded.take(rec.failure);
+    pub(crate) fn record(&self, rec: Record, now: impl FnOnce() -> u64) -> u64 {
+        let (stripe, pos) = match self.stripes.owned() {
+            Some(stripe) => (&**stripe, stripe.recorded.take_owned(rec.failure)),
+            None => (&*self.shared, self.shared.recorded.take(rec.failure)),
+        };
         let bad = if rec.failure.is_some() {
             1u64 << FAIL_SHIFT
         } else {
@@ -452,7 +468,7 @@ impl Window {
         };
         match self.kind() {
             Kind::Count { shift, slots, mask } => {
-                for stripe in self.stripes.iter() {
+                for stripe in self.rings() {
                     let recorded = stripe.recorded.peek();
                     if recorded == 0 {
                         continue;
@@ -470,7 +486,7 @@ impl Window {
             } => {
                 let current = now / slot_nanos;
                 let oldest = current.saturating_sub(buckets - 1);
-                for stripe in self.stripes.iter() {
+                for stripe in self.rings() {
                     for slot in stripe.slots[..buckets as usize].iter() {
                         let e = slot.epoch.load(Relaxed);
                         if e != NO_EPOCH && e >= oldest {
@@ -483,16 +499,12 @@ impl Window {
         t
     }
 
-    /// Empties the window (cumulative counters stay).
+    /// Empties the window (cumulative counters stay). The cursors stay where they are (their
+    /// owners alone move them): in a bucketed count window the bucket under way when it cleared
+    /// counts only the calls after the clear, so the window covers its size give or take one
+    /// bucket, as it does anyway.
     pub(crate) fn clear(&self) {
-        let kind = self.kind();
-        for stripe in self.stripes.iter() {
-            // Restart count rings at a slot boundary.
-            let per_slot = match kind {
-                Kind::Count { shift, .. } => 1 << shift,
-                Kind::Time { .. } => 1,
-            };
-            stripe.recorded.skip_to(per_slot);
+        for stripe in self.rings() {
             for slot in stripe.slots.iter() {
                 slot.clear();
             }
@@ -517,7 +529,7 @@ impl Window {
 
     pub(crate) fn cumulative(&self) -> Cumulative {
         let mut c = Cumulative::default();
-        for s in self.stripes.iter() {
+        for s in self.rings() {
             let (made, failures) = s.recorded.read();
             c.recorded += made;
             for (acc, f) in c.failures.iter_mut().zip(failures) {
@@ -560,14 +572,14 @@ mod tests {
     fn count_window_slides_exactly() {
         let w = Window::count(4);
         for r in [ok(), ok(), ok(), ok(), fail(), fail()] {
-            w.record(0, r, || 0);
+            w.record(r, || 0);
         }
         // Last four: ok ok fail fail.
         let t = w.totals(0);
         assert_eq!((t.calls, t.failures), (4, 2));
-        w.record(0, ok(), || 0);
-        w.record(0, ok(), || 0);
-        w.record(0, ok(), || 0);
+        w.record(ok(), || 0);
+        w.record(ok(), || 0);
+        w.record(ok(), || 0);
         let t = w.totals(0);
         assert_eq!((t.calls, t.failures), (4, 1));
     }
@@ -576,30 +588,71 @@ mod tests {
     fn clear_empties_window_but_keeps_cumulative() {
         let w = Window::count(300);
         for _ in 0..5 {
-            w.record(0, fail(), || 0);
+            w.record(fail(), || 0);
         }
         w.clear();
         assert_eq!(w.totals(0), Totals::default());
         assert_eq!(w.cumulative().failures[FailureKind::ServerError.index()], 5);
-        w.record(0, fail(), || 0);
+        w.record(fail(), || 0);
         assert_eq!(w.totals(0).calls, 1);
     }
 
     #[test]
-    fn clear_does_not_count_the_calls_it_skips() {
-        // 300 calls in buckets of 4: clearing after 5 calls moves the cursor on to the next
-        // bucket boundary (8); the 3 calls skipped were never made.
+    fn clear_empties_a_bucketed_window_mid_bucket() {
+        // 300 calls in buckets of 4: cleared after 5 calls, mid-bucket; the cursor stays, and
+        // the bucket under way counts only the calls after the clear.
         let w = Window::count(300);
         for r in [ok(), ok(), fail(), ok(), ok()] {
-            w.record(0, r, || 0);
+            w.record(r, || 0);
         }
         w.clear();
         let c = w.cumulative();
         assert_eq!((c.recorded, c.successes), (5, 4));
         assert_eq!(c.failures[FailureKind::ServerError.index()], 1);
-        w.record(0, ok(), || 0);
+        assert_eq!(w.totals(0), Totals::default());
+        w.record(fail(), || 0);
         assert_eq!(w.cumulative().recorded, 6);
-        assert_eq!(w.totals(0).calls, 1);
+        let t = w.totals(0);
+        assert_eq!((t.calls, t.failures), (1, 1));
+        // The next bucket starts whole.
+        for _ in 0..4 {
+            w.record(ok(), || 0);
+        }
+        assert_eq!(w.totals(0).calls, 5);
+    }
+
+    /// A thread that owns no stripe records into the shared ring: both rings count toward the
+    /// window and the cumulative counts, and a clear empties both.
+    #[test]
+    fn threads_without_a_stripe_record_into_the_shared_ring() {
+        use battlement_core::stripe::{stripe_count, MAX_STRIPES};
+        let w = std::sync::Arc::new(Window::count(10));
+        w.record(fail(), || 0);
+        // More threads at once than there are indices: the last ones own no stripe.
+        let n = MAX_STRIPES + stripe_count();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let (w, barrier) = (w.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    w.record(ok(), || 0);
+                    barrier.wait();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(
+            w.shared.recorded.peek() > 0,
+            "some thread owned no stripe and recorded into the shared ring"
+        );
+        let c = w.cumulative();
+        assert_eq!((c.recorded, c.successes), (n as u64 + 1, n as u64));
+        let t = w.totals(0);
+        assert!(t.calls >= 10 && t.failures == 1, "{t:?}");
+        w.clear();
+        assert_eq!(w.totals(0), Totals::default());
     }
 
     #[test]
@@ -607,9 +660,9 @@ mod tests {
         // 10 s window in 10 buckets of 1 s.
         let sec = 1_000_000_000u64;
         let w = Window::time(10 * sec, 10);
-        w.record(0, fail(), || 0);
-        w.record(0, ok(), || sec / 2);
-        w.record(0, ok(), || 3 * sec);
+        w.record(fail(), || 0);
+        w.record(ok(), || sec / 2);
+        w.record(ok(), || 3 * sec);
         assert_eq!(w.totals(3 * sec).calls, 3);
         assert_eq!(w.totals(9 * sec + sec / 2).calls, 3);
         // At 10 s the bucket [0, 1) s has left the window.
@@ -617,7 +670,7 @@ mod tests {
         assert_eq!((t.calls, t.failures), (1, 0));
         assert_eq!(w.totals(13 * sec).calls, 0);
         // A reused bucket starts from zero.
-        w.record(0, fail(), || 20 * sec);
+        w.record(fail(), || 20 * sec);
         let t = w.totals(20 * sec);
         assert_eq!((t.calls, t.failures), (1, 1));
     }
@@ -629,7 +682,7 @@ mod tests {
             let w = Window::count(size);
             let mut model = std::collections::VecDeque::new();
             for failed in outcomes {
-                w.record(0, if failed { fail() } else { ok() }, || 0);
+                w.record(if failed { fail() } else { ok() }, || 0);
                 model.push_back(failed);
                 if model.len() as u64 > size { model.pop_front(); }
                 let t = w.totals(0);
@@ -642,7 +695,7 @@ mod tests {
         #[test]
         fn bucketed_count_window_bounds(size in 129u64..5000, n in 0u64..12000) {
             let w = Window::count(size);
-            for _ in 0..n { w.record(0, ok(), || 0); }
+            for _ in 0..n { w.record(ok(), || 0); }
             let per_slot = size.div_ceil(EXACT_COUNT_SLOTS).next_power_of_two();
             let calls = w.totals(0).calls;
             prop_assert!(calls <= n);
@@ -659,24 +712,22 @@ mod loom_tests {
     use loom::thread;
     use std::sync::Arc;
 
-    /// What the metrics read while a failure records and a clear skips positions: never more
-    /// calls, or successes, than were made (and, through `Seen`, never fewer than read before).
+    /// What the metrics read while a stripe's owner records with plain loads and stores: never
+    /// more calls, or successes, than were made (and, through `Seen`, never fewer than read
+    /// before).
     #[test]
     fn loom_tally_reads_never_exceed_what_was_made() {
         loom::model(|| {
             let tally = Arc::new(Tally::new());
-            // Four successes and a failure before the threads start.
+            // Four successes and a failure before the owner's thread starts.
             for failure in [None, None, Some(FailureKind::ServerError), None, None] {
-                tally.take(failure);
+                tally.take_owned(failure);
             }
-            let clear = {
-                let tally = tally.clone();
-                thread::spawn(move || tally.skip_to(4))
-            };
-            let failure = {
+            let owner = {
                 let tally = tally.clone();
                 thread::spawn(move || {
-                    tally.take(Some(FailureKind::Timeout));
+                    tally.take_owned(Some(FailureKind::Timeout));
+                    tally.take_owned(None);
                 })
             };
             let seen = [Seen::new(), Seen::new()];
@@ -689,18 +740,35 @@ mod loom_tests {
                 )
             };
             let (calls, successes) = read();
-            assert!(calls <= 6, "read {calls} calls, 6 at most were made");
-            assert!(successes <= 4, "read {successes} successes, 4 were made");
+            assert!(calls <= 7, "read {calls} calls, 7 at most were made");
+            assert!(
+                successes <= 5,
+                "read {successes} successes, 5 at most were made"
+            );
             let again = read();
             assert!(
                 again.0 >= calls && again.1 >= successes,
                 "a count went down"
             );
-            clear.join().unwrap();
-            failure.join().unwrap();
-            assert_eq!(read(), (6, 4));
-            // On the boundary, or one past it if the failure took its position mid-skip.
-            assert!(matches!(tally.peek(), 8 | 9), "cursor at {}", tally.peek());
+            owner.join().unwrap();
+            assert_eq!(read(), (7, 5));
+            assert_eq!(tally.peek(), 7);
+        });
+    }
+
+    /// The shared ring's tally, taken by two threads at once: every position once.
+    #[test]
+    fn loom_shared_tally_gives_each_call_its_own_position() {
+        loom::model(|| {
+            let tally = Arc::new(Tally::new());
+            let other = {
+                let tally = tally.clone();
+                thread::spawn(move || tally.take(None))
+            };
+            let mine = tally.take(Some(FailureKind::Timeout));
+            let theirs = other.join().unwrap();
+            assert_ne!(mine, theirs);
+            assert_eq!(tally.read().0, 2);
         });
     }
 }

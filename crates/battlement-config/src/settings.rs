@@ -63,7 +63,7 @@ pub(crate) use set_fields;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
-    /// The last N calls (of each stripe; see the breaker's `SlidingWindow::Count`).
+    /// The last N calls (of each ring; see the breaker's `SlidingWindow::Count`).
     Calls(u64),
     /// The calls of the last span of time.
     Time(Duration),
