@@ -541,6 +541,10 @@ impl Shared {
         let consecutive = b.consecutive_failures.unwrap_or(0).min(u64::MAX >> 1);
         self.rules
             .store(consecutive << 1 | u64::from(rates), Relaxed);
+        if !rates {
+            // Set only while a rate rule is on: a success reads it without the rules.
+            self.eval_pending.store(false, Relaxed);
+        }
         self.max_half_open
             .store(v.max_half_open.unwrap_or(OFF), Relaxed);
         self.count_rejections.store(b.count_rejections, Relaxed);
@@ -827,13 +831,16 @@ impl Shared {
                 self.consecutive.store(0, Relaxed);
             }
         }
-        if rules & RATE_RULES == 0 {
-            return;
-        }
         let bad = failure.is_some() || slow;
-        // Successes only lower the rates; they need a look only when a failure was seen before
-        // the window held enough calls.
-        if !bad && !self.eval_pending.load(Relaxed) {
+        if bad {
+            if rules & RATE_RULES == 0 {
+                return;
+            }
+        } else if !self.eval_pending.load(Relaxed) {
+            // Successes only lower the rates; they need a look only when a failure was seen
+            // before the window held enough calls. (That flag is set only while a rate rule is
+            // on, so a success need not read the rules for it: a success that races a reload
+            // turning the rates off evaluates once and finds nothing to trip.)
             return;
         }
         self.evaluate(word, bad, now);
