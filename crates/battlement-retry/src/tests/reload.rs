@@ -86,6 +86,16 @@ async fn invalid_reload_changes_nothing() {
     assert_eq!(gaps, [ms(100), ms(100)]);
 }
 
+/// How many attempts one request through a clone of `svc` makes, as `log` counts them.
+async fn attempts<S>(svc: &S, log: &Log) -> usize
+where
+    S: Service<&'static str> + Clone,
+{
+    let before = log.calls();
+    let _ = svc.clone().oneshot("x").await;
+    log.calls() - before
+}
+
 #[tokio::test(start_paused = true)]
 async fn reload_turns_the_budget_on_and_off() {
     let policy = always_failing(5)
@@ -96,36 +106,28 @@ async fn reload_turns_the_budget_on_and_off() {
     let svc = ServiceBuilder::new()
         .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, usize::MAX));
-    let attempts = |svc: &crate::Retry<_>| {
-        let (svc, log) = (svc.clone(), log.clone());
-        async move {
-            let before = log.calls();
-            let _ = svc.oneshot("x").await;
-            log.calls() - before
-        }
-    };
-    assert_eq!(attempts(&svc).await, 5);
+    assert_eq!(attempts(&svc, &log).await, 5);
     // On, with no ratio and no reserve: nothing is ever allowed.
     let spent = always_failing(5)
         .backoff(Backoff::fixed(Duration::ZERO))
         .budget(0.0, 0);
     policy.reload(&spent).unwrap();
-    assert_eq!(attempts(&svc).await, 1);
+    assert_eq!(attempts(&svc, &log).await, 1);
     // Off again.
     policy
         .reload(&always_failing(5).backoff(Backoff::fixed(Duration::ZERO)))
         .unwrap();
-    assert_eq!(attempts(&svc).await, 5);
+    assert_eq!(attempts(&svc, &log).await, 5);
     // A reserve of one retry per second over a 1 s ttl.
     let one = always_failing(5)
         .backoff(Backoff::fixed(Duration::ZERO))
         .budget(0.0, 1)
         .budget_ttl(Duration::from_secs(1));
     policy.reload(&one).unwrap();
-    assert_eq!(attempts(&svc).await, 2);
-    assert_eq!(attempts(&svc).await, 1);
+    assert_eq!(attempts(&svc, &log).await, 2);
+    assert_eq!(attempts(&svc, &log).await, 1);
     tokio::time::advance(ms(1100)).await;
-    assert_eq!(attempts(&svc).await, 2);
+    assert_eq!(attempts(&svc, &log).await, 2);
 }
 
 /// A policy built with neither a budget nor a time limit skips both on a first attempt (one
@@ -139,23 +141,15 @@ async fn reload_that_adds_a_time_limit_and_a_budget_reaches_first_attempts() {
     let svc = ServiceBuilder::new()
         .layer(crate::RetryLayer::new(policy.clone()))
         .service(flaky(&log, usize::MAX));
-    let attempts = |svc: &crate::Retry<_>| {
-        let (svc, log) = (svc.clone(), log.clone());
-        async move {
-            let before = log.calls();
-            let _ = svc.oneshot("x").await;
-            log.calls() - before
-        }
-    };
-    assert_eq!(attempts(&svc).await, 10);
+    assert_eq!(attempts(&svc, &log).await, 10);
     // Attempts at 0, 100 and 200 ms; a fourth at 300 would pass the 250 ms limit.
     policy.reload(&plain().time_limit(ms(250))).unwrap();
-    assert_eq!(attempts(&svc).await, 3, "timed from its first attempt");
+    assert_eq!(attempts(&svc, &log).await, 3, "timed from its first attempt");
     // Each request deposits one retry (ratio 1, no reserve): its own first retry.
     policy.reload(&plain().budget(1.0, 0)).unwrap();
-    assert_eq!(attempts(&svc).await, 2, "its first attempt deposited");
+    assert_eq!(attempts(&svc, &log).await, 2, "its first attempt deposited");
     policy.reload(&plain()).unwrap();
-    assert_eq!(attempts(&svc).await, 10);
+    assert_eq!(attempts(&svc, &log).await, 10);
 }
 
 #[tokio::test(start_paused = true)]
