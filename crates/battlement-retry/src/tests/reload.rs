@@ -144,7 +144,11 @@ async fn reload_that_adds_a_time_limit_and_a_budget_reaches_first_attempts() {
     assert_eq!(attempts(&svc, &log).await, 10);
     // Attempts at 0, 100 and 200 ms; a fourth at 300 would pass the 250 ms limit.
     policy.reload(&plain().time_limit(ms(250))).unwrap();
-    assert_eq!(attempts(&svc, &log).await, 3, "timed from its first attempt");
+    assert_eq!(
+        attempts(&svc, &log).await,
+        3,
+        "timed from its first attempt"
+    );
     // Each request deposits one retry (ratio 1, no reserve): its own first retry.
     policy.reload(&plain().budget(1.0, 0)).unwrap();
     assert_eq!(attempts(&svc, &log).await, 2, "its first attempt deposited");
