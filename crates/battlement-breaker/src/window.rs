@@ -503,9 +503,17 @@ impl Window {
     /// owners alone move them): in a bucketed count window the bucket under way when it cleared
     /// counts only the calls after the clear, so the window covers its size give or take one
     /// bucket, as it does anyway.
+    ///
+    /// A ring no call has recorded into (its cursor never moved) is left alone, and only the
+    /// slots the shape uses are emptied (a reshape empties the window under its new shape, and
+    /// no shape reads slots beyond its own).
     pub(crate) fn clear(&self) {
+        let used = self.kind().slots_used() as usize;
         for stripe in self.rings() {
-            for slot in stripe.slots.iter() {
+            if stripe.recorded.peek() == 0 {
+                continue;
+            }
+            for slot in stripe.slots.iter().take(used) {
                 slot.clear();
             }
         }
