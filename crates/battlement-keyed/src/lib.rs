@@ -71,6 +71,7 @@
 
 mod component;
 mod config;
+mod future;
 mod handoff;
 mod key;
 mod keyed;
@@ -80,6 +81,7 @@ mod service;
 
 pub use component::{BulkheadState, Component, Guard};
 pub use config::{KeyedBuilder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_KEYS, MAX_KEYS};
+pub use future::ResponseFuture;
 pub use key::{key_fn, Authority, Extension, ExtractKey, Header, KeyFn};
 pub use keyed::Keyed;
 pub use layer::{KeyedBulkheadLayer, KeyedCircuitBreakerLayer, KeyedLayer};

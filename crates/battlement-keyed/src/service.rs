@@ -2,6 +2,7 @@
 //! path (its future and errors are the component's own, so there is no future type here).
 
 use crate::component::{Component, Guard};
+use crate::future::ResponseFuture;
 use crate::key::ExtractKey;
 use crate::keyed::Keyed;
 use battlement_core::BoxError;
@@ -88,7 +89,7 @@ where
 {
     type Response = C::Response;
     type Error = BoxError;
-    type Future = C::Future;
+    type Future = ResponseFuture<C, S, Req, E>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
