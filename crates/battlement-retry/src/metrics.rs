@@ -58,16 +58,17 @@ pub(crate) struct StripeCounts {
 }
 
 impl StripeCounts {
-    /// Counts a call that ends with a result that is not a failure: in this cell if the calling
-    /// thread owns it (a plain load and store), through `core` otherwise.
+    /// Counts a call that ends with a result that is not a failure, after `attempt` attempts,
+    /// in this cell if the calling thread owns it (a plain load and store): `false` if it does
+    /// not, for the caller to count it through the policy's core ([`Core::succeeded`]).
     #[inline]
-    pub(crate) fn succeeded(&self, core: &Core, attempt: u32) {
-        if self.owner.is_current() {
-            let count = &self.cell[usize::from(attempt > 1)];
-            count.store(count.load(Relaxed) + 1, Relaxed);
-        } else {
-            core.succeeded(attempt);
+    pub(crate) fn succeeded(&self, attempt: u32) -> bool {
+        if !self.owner.is_current() {
+            return false;
         }
+        let count = &self.cell[usize::from(attempt > 1)];
+        count.store(count.load(Relaxed) + 1, Relaxed);
+        true
     }
 }
 

@@ -297,9 +297,9 @@ impl<K, P> Shared<K, P> {
         P: RetryPredicate<Req, Res, E>,
     {
         // No overflow: a decision that lets another attempt follow was made below
-        // `max_attempts`, a `u32`.
-        state.attempts = state.attempts.wrapping_add(1);
-        let attempt = state.attempts;
+        // `max_attempts`, a `u32`. Kept in `state` only for a retry (below): a request that
+        // ends here is not judged again.
+        let attempt = state.attempts.wrapping_add(1);
         let shared = self;
         let result = result.as_ref();
         let verdict = shared.rules.judge(req, result);
@@ -314,9 +314,8 @@ impl<K, P> Shared<K, P> {
             if verdict.outcome().is_failure() {
                 core.gave_up(attempt, GiveUp::NotRetryable);
             } else {
-                match counts {
-                    Some(counts) => counts.succeeded(core, attempt),
-                    None => core.succeeded(attempt),
+                if !counts.is_some_and(|counts| counts.succeeded(attempt)) {
+                    succeeded_elsewhere(shared, attempt);
                 }
             }
             return None;
@@ -360,6 +359,7 @@ impl<K, P> Shared<K, P> {
             core.gave_up(attempt, GiveUp::Budget);
             return None;
         }
+        state.attempts = attempt;
         core.counts.add(Count::Retries as usize);
         let event = RetryEvent {
             name: core.name.clone(),
@@ -384,6 +384,15 @@ impl<K, P> Shared<K, P> {
         shared.events.send(event);
         Some(RetryDelay::new(delay))
     }
+}
+
+/// Counts a success through the policy's core: for a thread that does not own the stripe of
+/// the request's handle, or a request of tower's `Retry`. Out of line, so that the first
+/// attempt's path does not load the core.
+#[cold]
+#[inline(never)]
+fn succeeded_elsewhere<K, P>(shared: &Shared<K, P>, attempt: u32) {
+    shared.core.succeeded(attempt);
 }
 
 impl<Req, Res, E, K, P> tower::retry::Policy<Req, Res, E> for RetryPolicy<K, P>

@@ -6,7 +6,7 @@ use crate::metrics::StripeCounts;
 use crate::policy::{begin, RequestState, RetryPolicy, Shared};
 use crate::rules::{DefaultPredicate, RetryPredicate, RetryRules, Rules};
 use battlement_core::handle;
-use battlement_core::stripe::{CachePadded, Stripes};
+use battlement_core::stripe::{self, CachePadded, Stripes, MAX_STRIPES};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,7 +34,11 @@ pub(crate) struct Locals<S: 'static, K: 'static, P: 'static> {
     /// The policy's core, one load nearer than through the policy.
     core: Arc<Core>,
     policy: RetryPolicy<K, P>,
-    pub(crate) stripes: Stripes<Handle<S, K, P>>,
+    /// Each thread index's handle, for every index a thread can hold below [`MAX_STRIPES`]:
+    /// index `i` holds stripe `i` modulo the stripe count. Kept inline, so that a request finds
+    /// its thread's handle at a fixed offset from this, with one comparison against a constant
+    /// (no load of a slice's pointer and length).
+    pub(crate) stripes: [Handle<S, K, P>; MAX_STRIPES],
 }
 
 /// Retries a service's failed calls with a [`RetryPolicy`]; what a
@@ -96,12 +100,12 @@ impl<S: Clone + 'static, K: 'static, P: 'static> Retry<S, K, P> {
     /// Retries `inner`'s calls with `policy`.
     pub fn new(policy: RetryPolicy<K, P>, inner: S) -> Self {
         let shared = policy.shared().clone();
-        let stripes = Stripes::new_shared(|index| Local {
+        let cells = Stripes::new_shared(|index| Local {
             shared: shared.clone(),
             service: inner.clone(),
             counts: shared.core.counts.stripe(index),
-        })
-        .map(|local| Handle::from(local.clone()));
+        });
+        let stripes = std::array::from_fn(|index| Handle::from(cells.get(index).clone()));
         Retry {
             locals: Arc::new(Locals {
                 core: shared.core.clone(),
@@ -149,7 +153,7 @@ impl<S: 'static, K: 'static, P: 'static> Retry<S, K, P> {
         let locals = Locals {
             core: self.locals.core.clone(),
             policy: self.locals.policy.clone(),
-            stripes: self.locals.stripes.map(handle::Handle::leak),
+            stripes: std::array::from_fn(|index| self.locals.stripes[index].leak()),
         };
         Retry {
             locals: handle::Handle::from(Arc::new(locals)).leak(),
@@ -230,7 +234,7 @@ where
         let rules = &locals.policy.shared().rules;
         match begin::<K, Req, S::Response, S::Error>(&locals.core, rules, &mut state, &req) {
             Some(copy) => {
-                let session = Session::new(locals.stripes.local().clone(), state, copy);
+                let session = Session::new(stripe::local(&locals.stripes).clone(), state, copy);
                 ResponseFuture::new(session, self.inner.call(req))
             }
             None => ResponseFuture::once(self.inner.call(req)),
